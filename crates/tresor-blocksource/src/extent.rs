@@ -1,0 +1,24 @@
+//! Extents: contiguous byte ranges of a disk with one kind.
+
+/// What a range of a disk holds, as far as its source knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtentKind {
+    /// Allocated; may hold any bytes (including zeros).
+    Data,
+    /// Known to read as zeros (a hole, an unallocated or zeroed cluster).
+    Zero,
+}
+
+/// A contiguous range `offset .. offset + len` of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub offset: u64,
+    pub len: u64,
+    pub kind: ExtentKind,
+}
+
+impl Extent {
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
