@@ -12,12 +12,16 @@ pub enum ExtentKind {
 /// A contiguous range `offset .. offset + len` of one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Extent {
+    /// First byte of the range.
     pub offset: u64,
+    /// Length in bytes; extents returned by a [`crate::BlockSource`] are never empty.
     pub len: u64,
+    /// What the range holds.
     pub kind: ExtentKind,
 }
 
 impl Extent {
+    /// One past the last byte (`offset + len`), where the next extent starts.
     pub fn end(&self) -> u64 {
         self.offset + self.len
     }

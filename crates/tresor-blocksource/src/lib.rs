@@ -23,18 +23,63 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A disk or an input file could not be opened (or its size determined).
     #[error("cannot open {path}: {source}")]
-    Open { path: String, source: io::Error },
+    Open {
+        /// The path as given.
+        path: String,
+        /// Why the operating system refused.
+        source: io::Error,
+    },
+    /// An I/O error while reading a disk or querying its layout.
     #[error("cannot read {what} at offset {offset}: {source}")]
-    Read { what: String, offset: u64, source: io::Error },
-    #[error("{what}: read past the end of the disk (offset {offset}, length {len}, disk size {size})")]
-    OutOfRange { what: String, offset: u64, len: u64, size: u64 },
+    Read {
+        /// What was being read ([`BlockSource::describe`] and, if needed, which part).
+        what: String,
+        /// Where the read or query started.
+        offset: u64,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// A read reached past the disk size: a caller bug, never silently padded.
+    #[error(
+        "{what}: read past the end of the disk (offset {offset}, length {len}, disk size {size})"
+    )]
+    OutOfRange {
+        /// The disk ([`BlockSource::describe`]).
+        what: String,
+        /// Start of the requested read.
+        offset: u64,
+        /// Length of the requested read.
+        len: u64,
+        /// The disk size it exceeds.
+        size: u64,
+    },
+    /// The path is neither a regular file nor a block device (a directory, a FIFO, ...).
     #[error("{path} is not a regular file or a block device")]
-    NotADisk { path: String },
+    NotADisk {
+        /// The path as given.
+        path: String,
+    },
+    /// A dirty extents file could not be parsed; `reason` names the line or entry.
     #[error("dirty extents file {path}: {reason}. Expected one extent per line as `OFFSET LENGTH` (bytes, decimal or 0x-hex), or a JSON array of {{\"start\":N,\"length\":N}}")]
-    DirtyExtentsFile { path: String, reason: String },
+    DirtyExtentsFile {
+        /// The file as given.
+        path: String,
+        /// What is wrong, starting with the line (`line N:`) or JSON entry (`entry N`).
+        reason: String,
+    },
+    /// An output file (such as a saved dirty extents file) could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file as given.
+        path: String,
+        /// Why the operating system refused.
+        source: io::Error,
+    },
 }
 
+/// The result type of this crate, defaulting to its [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A disk that a backup can read.

@@ -1,14 +1,88 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The on-disk formats of a Tresor repository, byte by byte. `FORMAT.md` at the top of
+//! the repository describes the same layouts in prose; the golden files under
+//! `tests/golden/` pin them.
+//!
+//! One module per format:
+//! - [`config`]: the repository's `config` object (JSON).
+//! - [`key_file`]: a wrapped master key under `keys/` (JSON).
+//! - [`blob`]: a sealed blob (a data chunk or a tree node) inside a pack.
+//! - [`pack`]: a pack file: header, sealed blobs, sealed trailer listing them, footer.
+//! - [`index`]: an index file: which blob is in which pack, at which offset.
+//! - [`tree`]: a disk tree node: the map from disk regions to chunk ids.
+//! - [`manifest`]: a recovery point.
+//! - [`gc_state`]: blobs condemned by garbage collection.
+//!
+//! **Architecture invariant:** this crate does no I/O. It turns values into bytes and
+//! bytes into values, and refuses bytes it does not understand.
+
+pub mod blob;
+pub mod config;
+pub mod gc_state;
+pub mod index;
+pub mod key_file;
+pub mod magic;
+pub mod manifest;
+pub mod pack;
+pub mod tree;
+
+pub use tresor_crypto::ChunkId;
+
+/// Errors when decoding stored bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{what}: wrong magic number (not a Tresor {what}, or a newer format version this program does not read)")]
+    BadMagic { what: &'static str },
+    #[error("{what}: unsupported format version {found} (this program reads version {supported}); upgrade tresor")]
+    UnsupportedVersion {
+        what: &'static str,
+        found: u64,
+        supported: u64,
+    },
+    #[error("{what}: truncated ({len} bytes, {needed} needed)")]
+    Truncated {
+        what: &'static str,
+        len: usize,
+        needed: usize,
+    },
+    #[error("{what}: malformed: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error(
+        "{what}: authentication failed: the data was modified, damaged, or sealed with another key"
+    )]
+    Authentication { what: &'static str },
+    #[error("blob {id}: {reason}")]
+    BlobCorrupt { id: ChunkId, reason: String },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Error {
+    Error::Malformed {
+        what,
+        reason: reason.into(),
     }
+}
+
+pub(crate) fn need(what: &'static str, bytes: &[u8], needed: usize) -> Result<()> {
+    if bytes.len() < needed {
+        return Err(Error::Truncated {
+            what,
+            len: bytes.len(),
+            needed,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+pub(crate) fn id_at(b: &[u8], at: usize) -> ChunkId {
+    ChunkId(b[at..at + 32].try_into().expect("32 bytes"))
 }

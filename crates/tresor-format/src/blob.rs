@@ -1,0 +1,137 @@
+//! A sealed blob: one data chunk or one tree node, compressed and encrypted.
+//!
+//! On disk a blob is `nonce (12) || AES-256-GCM(payload) || tag (16)` where the payload is
+//! the plaintext, zstd-compressed when that makes it smaller. The associated data is
+//! `id (32) || kind (1)`, so a blob cannot be passed off under another id or kind. Where
+//! a blob is and how its payload is compressed is recorded in its [`PackEntry`].
+//!
+//! [`PackEntry`]: crate::pack::PackEntry
+
+use tresor_crypto::{ChunkIdKey, Sealer};
+
+use crate::{ChunkId, Error, Result};
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// A chunk of disk data.
+    Data = 1,
+    /// A node of a disk tree.
+    Tree = 2,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<BlobKind> {
+        match v {
+            1 => Some(BlobKind::Data),
+            2 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// How a blob's payload is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Compression {
+    None = 0,
+    Zstd = 1,
+}
+
+impl Compression {
+    pub fn from_u8(v: u8) -> Option<Compression> {
+        match v {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// The associated data of a blob.
+pub fn blob_aad(id: &ChunkId, kind: BlobKind) -> [u8; 33] {
+    let mut aad = [0u8; 33];
+    aad[..32].copy_from_slice(id.as_bytes());
+    aad[32] = kind as u8;
+    aad
+}
+
+/// What [`seal_blob`] produced, besides the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedBlob {
+    pub compression: Compression,
+    pub raw_len: u32,
+    pub sealed_len: u32,
+}
+
+/// Compresses (when it helps) and seals `plain`, appending the sealed bytes to `out`.
+///
+/// `scratch` is reused between calls to hold compressed bytes. Compression is kept only
+/// when it saves at least 1/32 of the size: incompressible data (already compressed
+/// files, encrypted guests) is then stored as it is and restores without a decompression.
+pub fn seal_blob(
+    sealer: &Sealer,
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    scratch: &mut Vec<u8>,
+    kind: BlobKind,
+    id: &ChunkId,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+) -> SealedBlob {
+    scratch.clear();
+    scratch.reserve(zstd::zstd_safe::compress_bound(plain.len()));
+    let compressed = compressor.compress_to_buffer(plain, scratch).is_ok()
+        && scratch.len() + plain.len() / 32 < plain.len();
+    let (payload, compression) = if compressed {
+        (&scratch[..], Compression::Zstd)
+    } else {
+        (plain, Compression::None)
+    };
+    let before = out.len();
+    sealer.seal_into(&blob_aad(id, kind), payload, out);
+    SealedBlob {
+        compression,
+        raw_len: plain.len() as u32,
+        sealed_len: (out.len() - before) as u32,
+    }
+}
+
+/// Opens a sealed blob and checks that its plaintext really has the id it claims.
+///
+/// The AEAD tag proves the key holder wrote these bytes under this id; the recomputed
+/// keyed hash proves they are the bytes that id was computed from. Either failing is
+/// [`Error::BlobCorrupt`] naming the blob: a damaged blob never yields data.
+pub fn open_blob(
+    sealer: &Sealer,
+    id_key: &ChunkIdKey,
+    kind: BlobKind,
+    id: &ChunkId,
+    compression: Compression,
+    raw_len: u32,
+    sealed: &mut [u8],
+) -> Result<Vec<u8>> {
+    let corrupt = |reason: &str| Error::BlobCorrupt {
+        id: *id,
+        reason: reason.to_string(),
+    };
+    let payload = sealer
+        .open_in_place(&blob_aad(id, kind), sealed)
+        .map_err(|_| corrupt("authentication failed (damaged or tampered)"))?;
+    let plain = match compression {
+        Compression::None => payload.to_vec(),
+        Compression::Zstd => zstd::bulk::decompress(payload, raw_len as usize)
+            .map_err(|e| corrupt(&format!("zstd decompression failed: {e}")))?,
+    };
+    if plain.len() != raw_len as usize {
+        return Err(corrupt(&format!(
+            "length {} differs from the recorded {}",
+            plain.len(),
+            raw_len
+        )));
+    }
+    if id_key.id_of(&plain) != *id {
+        return Err(corrupt("content does not match its id"));
+    }
+    Ok(plain)
+}

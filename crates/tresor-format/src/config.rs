@@ -1,0 +1,72 @@
+//! The repository's `config` object: plain JSON, readable without a key.
+//!
+//! ```json
+//! {"format":"tresor-repository","version":1,"id":"<32 hex>","chunk_size":65536,
+//!  "tree_fanout":64,"pack_size":16777216,"created":"2026-11-26T01:00:00Z"}
+//! ```
+//! The chunk size and fan-out here are what new backups use; every disk of every
+//! manifest records its own, so changing them never breaks old points.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{malformed, Error, Result};
+
+pub const REPOSITORY_FORMAT: &str = "tresor-repository";
+pub const REPOSITORY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub format: String,
+    pub version: u32,
+    pub id: String,
+    pub chunk_size: u32,
+    pub tree_fanout: u32,
+    /// Target size of a pack file in bytes.
+    pub pack_size: u32,
+    pub created: Timestamp,
+}
+
+impl RepoConfig {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("config serializes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<RepoConfig> {
+        const WHAT: &str = "repository config";
+        let c: RepoConfig =
+            serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
+        if c.format != REPOSITORY_FORMAT {
+            return Err(Error::BadMagic { what: WHAT });
+        }
+        if c.version != REPOSITORY_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: WHAT,
+                found: c.version as u64,
+                supported: REPOSITORY_VERSION as u64,
+            });
+        }
+        if !c.chunk_size.is_power_of_two() || !(4096..=(4 << 20)).contains(&c.chunk_size) {
+            return Err(malformed(
+                WHAT,
+                format!(
+                    "chunk size {} is not a power of two in 4 KiB ..= 4 MiB",
+                    c.chunk_size
+                ),
+            ));
+        }
+        if !(2..=4096).contains(&c.tree_fanout) {
+            return Err(malformed(
+                WHAT,
+                format!("tree fan-out {} outside 2..=4096", c.tree_fanout),
+            ));
+        }
+        if !((1 << 20)..=(1 << 30)).contains(&c.pack_size) {
+            return Err(malformed(
+                WHAT,
+                format!("pack size {} outside 1 MiB ..= 1 GiB", c.pack_size),
+            ));
+        }
+        Ok(c)
+    }
+}
