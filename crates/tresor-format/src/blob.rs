@@ -79,6 +79,49 @@ pub fn seal_blob(
     plain: &[u8],
     out: &mut Vec<u8>,
 ) -> SealedBlob {
+    seal_blob_with(
+        compressor,
+        scratch,
+        kind,
+        id,
+        plain,
+        out,
+        |aad, payload, out| sealer.seal_into(aad, payload, out),
+    )
+}
+
+/// [`seal_blob`] with a fixed nonce, for golden files. Never use a nonce twice with one key.
+#[allow(clippy::too_many_arguments)]
+pub fn seal_blob_with_nonce(
+    sealer: &Sealer,
+    nonce: [u8; 12],
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    scratch: &mut Vec<u8>,
+    kind: BlobKind,
+    id: &ChunkId,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+) -> SealedBlob {
+    seal_blob_with(
+        compressor,
+        scratch,
+        kind,
+        id,
+        plain,
+        out,
+        |aad, payload, out| sealer.seal_into_with_nonce(nonce, aad, payload, out),
+    )
+}
+
+fn seal_blob_with(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    scratch: &mut Vec<u8>,
+    kind: BlobKind,
+    id: &ChunkId,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+    seal: impl FnOnce(&[u8], &[u8], &mut Vec<u8>),
+) -> SealedBlob {
     scratch.clear();
     scratch.reserve(zstd::zstd_safe::compress_bound(plain.len()));
     let compressed = compressor.compress_to_buffer(plain, scratch).is_ok()
@@ -89,7 +132,7 @@ pub fn seal_blob(
         (plain, Compression::None)
     };
     let before = out.len();
-    sealer.seal_into(&blob_aad(id, kind), payload, out);
+    seal(&blob_aad(id, kind), payload, out);
     SealedBlob {
         compression,
         raw_len: plain.len() as u32,

@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{malformed, Error, Result};
+use crate::{malformed, Error, FormatHeader, Result};
 
 pub const REPOSITORY_FORMAT: &str = "tresor-repository";
 pub const REPOSITORY_VERSION: u32 = 1;
@@ -34,18 +34,21 @@ impl RepoConfig {
 
     pub fn decode(bytes: &[u8]) -> Result<RepoConfig> {
         const WHAT: &str = "repository config";
-        let c: RepoConfig =
+        // Format and version first: a later version may change the other fields.
+        let h: FormatHeader =
             serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
-        if c.format != REPOSITORY_FORMAT {
+        if h.format != REPOSITORY_FORMAT {
             return Err(Error::BadMagic { what: WHAT });
         }
-        if c.version != REPOSITORY_VERSION {
+        if h.version != REPOSITORY_VERSION as u64 {
             return Err(Error::UnsupportedVersion {
                 what: WHAT,
-                found: c.version as u64,
+                found: h.version,
                 supported: REPOSITORY_VERSION as u64,
             });
         }
+        let c: RepoConfig =
+            serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
         if !c.chunk_size.is_power_of_two() || !(4096..=(4 << 20)).contains(&c.chunk_size) {
             return Err(malformed(
                 WHAT,

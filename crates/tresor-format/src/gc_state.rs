@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tresor_crypto::Sealer;
 
 use crate::magic::{GC_AAD, GC_MAGIC_V1};
-use crate::{malformed, ChunkId, Error, Result};
+use crate::{malformed, ChunkId, Error, FormatHeader, Result};
 
 pub const GC_STATE_NAME: &str = "condemned";
 
@@ -44,15 +44,16 @@ impl GcState {
         if plain.len() < 8 || plain[..8] != GC_MAGIC_V1 {
             return Err(Error::BadMagic { what: WHAT });
         }
-        let s: GcState =
+        // The version first: a later version may change the other fields.
+        let h: FormatHeader =
             serde_json::from_slice(&plain[8..]).map_err(|e| malformed(WHAT, e.to_string()))?;
-        if s.version != 1 {
+        if h.version != 1 {
             return Err(Error::UnsupportedVersion {
                 what: WHAT,
-                found: s.version as u64,
+                found: h.version,
                 supported: 1,
             });
         }
-        Ok(s)
+        serde_json::from_slice(&plain[8..]).map_err(|e| malformed(WHAT, e.to_string()))
     }
 }

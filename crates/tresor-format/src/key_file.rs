@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tresor_crypto::{KdfParams, WrappedKey};
 
-use crate::{malformed, Error, Result};
+use crate::{malformed, Error, FormatHeader, Result};
 
 pub const KEY_FORMAT: &str = "tresor-key";
 pub const KEY_VERSION: u32 = 1;
@@ -68,18 +68,21 @@ impl KeyFile {
 
     pub fn decode(bytes: &[u8]) -> Result<KeyFile> {
         const WHAT: &str = "key file";
-        let k: KeyFile =
+        // Format and version first: a later version may change the other fields.
+        let h: FormatHeader =
             serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
-        if k.format != KEY_FORMAT {
+        if h.format != KEY_FORMAT {
             return Err(Error::BadMagic { what: WHAT });
         }
-        if k.version != KEY_VERSION {
+        if h.version != KEY_VERSION as u64 {
             return Err(Error::UnsupportedVersion {
                 what: WHAT,
-                found: k.version as u64,
+                found: h.version,
                 supported: KEY_VERSION as u64,
             });
         }
+        let k: KeyFile =
+            serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
         if k.kdf.algorithm != "argon2id" {
             return Err(malformed(
                 WHAT,

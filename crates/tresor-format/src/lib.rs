@@ -75,12 +75,18 @@ pub(crate) fn need(what: &'static str, bytes: &[u8], needed: usize) -> Result<()
     Ok(())
 }
 
-pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+/// The fields of a JSON object that say what it is, read before the rest: a later
+/// version may change every other field, and must then be refused as a newer version,
+/// not as malformed. (Objects without a `format` field read it as empty.)
+#[derive(serde::Deserialize)]
+pub(crate) struct FormatHeader {
+    #[serde(default)]
+    pub format: String,
+    pub version: u64,
 }
 
-pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
 pub(crate) fn id_at(b: &[u8], at: usize) -> ChunkId {

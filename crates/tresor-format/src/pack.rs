@@ -190,6 +190,9 @@ pub fn check_header(b: &[u8]) -> Result<()> {
     if b[..8] != PACK_MAGIC_V1 {
         return Err(Error::BadMagic { what: "pack" });
     }
+    if b[8..16] != [0u8; 8] {
+        return Err(malformed("pack header", "reserved bytes are not zero"));
+    }
     Ok(())
 }
 
@@ -200,6 +203,9 @@ pub fn decode_footer(b: &[u8]) -> Result<u32> {
         return Err(Error::BadMagic {
             what: "pack footer",
         });
+    }
+    if b[4..8] != [0u8; 4] {
+        return Err(malformed("pack footer", "reserved bytes are not zero"));
     }
     Ok(u32_at(b, 0))
 }

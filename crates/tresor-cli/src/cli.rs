@@ -1,0 +1,178 @@
+//! The command line, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "tresor", version, about = "Tresor: backups of QEMU/KVM virtual machines into deduplicated, encrypted vaults")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Work on a repository directly, without a server (scripts, disaster recovery).
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Measure hashing, compression, encryption and the whole backup pipeline here.
+    Benchmark(BenchmarkArgs),
+}
+
+#[derive(Args)]
+pub struct RepoDir {
+    /// The repository's folder.
+    pub dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum RepoCommand {
+    /// Create a repository in an empty folder (passphrase from TRESOR_PASSWORD or a prompt).
+    Init {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Bytes per chunk (power of two, 4K..4M; suffixes K and M).
+        #[arg(long, default_value = "64K", value_parser = parse_size)]
+        chunk_size: u64,
+    },
+    /// Back up disk images (raw files or block devices) as one recovery point.
+    Backup {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Name of what is backed up (the VM); points of one name form its history.
+        #[arg(long)]
+        name: String,
+        /// The point this backup follows: an id, or `latest` for the newest point of --name.
+        #[arg(long)]
+        parent: Option<String>,
+        /// Changed extents since the parent, one file per image in order (`OFFSET LENGTH`
+        /// lines or qemu-img map JSON). Without it every image is read whole.
+        #[arg(long = "dirty-extents")]
+        dirty_extents: Vec<PathBuf>,
+        /// Consistency to record for this point.
+        #[arg(long, value_enum, default_value_t = ConsistencyArg::CrashConsistent)]
+        consistency: ConsistencyArg,
+        /// Disk images to back up; each disk is named after its file name.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Write a disk of a recovery point to a file or a block device.
+    Restore {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Recovery point id (or an unambiguous prefix of 6 or more digits).
+        point: String,
+        /// The disk to restore (see `tresor repo list`).
+        #[arg(long)]
+        disk: String,
+        /// Where to write it.
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value_t = FormatArg::Raw)]
+        format: FormatArg,
+        /// Replace an existing file at --output.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List recovery points.
+    List {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read and check what recovery points reference; name the damaged ones.
+    Verify {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Only this point (default: the whole repository, every pack read once).
+        point: Option<String>,
+    },
+    /// Delete recovery points (their data is reclaimed by `gc`).
+    Forget {
+        #[command(flatten)]
+        repo: RepoDir,
+        #[arg(required = true)]
+        points: Vec<String>,
+    },
+    /// Reclaim storage that no recovery point references.
+    Gc {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Repack packs with more than this percentage of dead bytes.
+        #[arg(long, default_value_t = 20)]
+        repack_threshold: u8,
+    },
+    /// Rebuild the index files from the packs (after an index file was damaged or lost).
+    RebuildIndex {
+        #[command(flatten)]
+        repo: RepoDir,
+    },
+    /// Manage the repository's keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Write the key that opens the repository (still wrapped by its passphrase) to a file.
+    Export {
+        #[command(flatten)]
+        repo: RepoDir,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Put an exported key back into a repository that lost its key files.
+    Import {
+        #[command(flatten)]
+        repo: RepoDir,
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// Add a passphrase (read from TRESOR_NEW_PASSWORD or a prompt).
+    Add {
+        #[command(flatten)]
+        repo: RepoDir,
+    },
+}
+
+#[derive(Args)]
+pub struct BenchmarkArgs {
+    /// Size of the data the pipeline benchmark backs up and restores, in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub pipeline_mib: u64,
+    /// Folder for the pipeline benchmark's temporary repository.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ConsistencyArg {
+    #[value(name = "AppConsistent")]
+    AppConsistent,
+    #[value(name = "FileSystemConsistent")]
+    FileSystemConsistent,
+    #[value(name = "CrashConsistent")]
+    CrashConsistent,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Raw,
+    Qcow2,
+}
+
+/// Parses `65536`, `64K`, `4M`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1024),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1024 * 1024),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("{text:?} is not a size (examples: 65536, 64K, 1M)"))
+}

@@ -1,0 +1,15 @@
+//! One function per subcommand.
+
+mod benchmark;
+mod repo;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Repo(cmd) => repo::run(cmd),
+        Command::Benchmark(args) => benchmark::run(args),
+    }
+}

@@ -1,0 +1,311 @@
+//! `tresor repo ...`: a repository in a local folder, without a server.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tresor_blocksource::{BlockSource, DirtyExtents, RawFile};
+use tresor_engine::backup::{self, BackupRequest, DiskSource};
+use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
+use tresor_engine::{gc, verify, Consistency, InitOptions, LocalDir, Repository};
+
+use crate::cli::{ConsistencyArg, FormatArg, KeyCommand, RepoCommand};
+use crate::passphrase;
+use crate::progress_bar::with_progress;
+
+pub fn run(cmd: RepoCommand) -> Result<()> {
+    match cmd {
+        RepoCommand::Init { repo, chunk_size } => init(&repo.dir, chunk_size),
+        RepoCommand::Backup {
+            repo,
+            name,
+            parent,
+            dirty_extents,
+            consistency,
+            images,
+        } => backup(&repo.dir, name, parent, dirty_extents, consistency, images),
+        RepoCommand::Restore {
+            repo,
+            point,
+            disk,
+            output,
+            format,
+            force,
+        } => restore(&repo.dir, &point, &disk, &output, format, force),
+        RepoCommand::List { repo, json } => list(&repo.dir, json),
+        RepoCommand::Verify { repo, point } => verify(&repo.dir, point.as_deref()),
+        RepoCommand::Forget { repo, points } => forget(&repo.dir, &points),
+        RepoCommand::Gc { repo, repack_threshold } => gc(&repo.dir, repack_threshold),
+        RepoCommand::RebuildIndex { repo } => {
+            let repo = open(&repo.dir)?;
+            let report = gc::rebuild_index(&repo)?;
+            println!("index rebuilt from {} packs: {} blobs", report.packs, report.blobs);
+            if !report.unreadable.is_empty() {
+                println!("packs that could not be read (their blobs are not indexed):");
+                for p in report.unreadable {
+                    println!("  {p}");
+                }
+            }
+            Ok(())
+        }
+        RepoCommand::Key(cmd) => key(cmd),
+    }
+}
+
+fn open(dir: &Path) -> Result<Repository> {
+    let backend = LocalDir::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let pass = passphrase::get(false)?;
+    Ok(Repository::open(Arc::new(backend), &pass)?)
+}
+
+fn init(dir: &Path, chunk_size: u64) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() && !dir.join("config").exists() {
+        bail!("{} is not empty; a repository needs an empty or new folder", dir.display());
+    }
+    let chunk_size = u32::try_from(chunk_size).context("chunk size too large")?;
+    let pass = passphrase::get(true)?;
+    let backend = LocalDir::create(dir)?;
+    let opts = InitOptions {
+        chunk_size,
+        ..InitOptions::default()
+    };
+    let repo = Repository::init(Arc::new(backend), &pass, &opts)?;
+    println!(
+        "created repository {} in {} (chunk size {} KiB)",
+        repo.config().id,
+        dir.display(),
+        chunk_size / 1024
+    );
+    println!("Keep the passphrase safe: without it the backups cannot be read. `tresor repo key export` saves a copy of the key.");
+    Ok(())
+}
+
+fn backup(
+    dir: &Path,
+    name: String,
+    parent: Option<String>,
+    dirty_files: Vec<std::path::PathBuf>,
+    consistency: ConsistencyArg,
+    images: Vec<std::path::PathBuf>,
+) -> Result<()> {
+    if !dirty_files.is_empty() && dirty_files.len() != images.len() {
+        bail!(
+            "{} --dirty-extents files for {} images: give one per image, in the same order",
+            dirty_files.len(),
+            images.len()
+        );
+    }
+    let repo = open(dir)?;
+    let parent = match parent.as_deref() {
+        None => None,
+        Some("latest") => {
+            let latest = repo.list_points()?.into_iter().rev().find(|p| p.name == name);
+            if latest.is_none() && !dirty_files.is_empty() {
+                bail!("--parent latest: no recovery point named {name:?} yet, so dirty extents cannot be used; back up without them first");
+            }
+            latest
+        }
+        Some(id) => Some(repo.load_point(id)?),
+    };
+    let mut disks = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let source = RawFile::open(image)?;
+        let disk_name = image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{} has no file name", image.display()))?;
+        let dirty = match dirty_files.get(i) {
+            Some(f) => {
+                let mut d = DirtyExtents::load(f)?;
+                d.clamp(source.size());
+                Some(d)
+            }
+            None => None,
+        };
+        disks.push(DiskSource {
+            name: disk_name,
+            source: Arc::new(source) as Arc<dyn BlockSource>,
+            dirty,
+        });
+    }
+    let manifest = with_progress("backup", |progress| {
+        let mut req = BackupRequest::new(name, disks);
+        req.parent = parent;
+        req.consistency = match consistency {
+            ConsistencyArg::AppConsistent => Consistency::AppConsistent,
+            ConsistencyArg::FileSystemConsistent => Consistency::FileSystemConsistent,
+            ConsistencyArg::CrashConsistent => Consistency::CrashConsistent,
+        };
+        req.progress = Some(progress);
+        backup::run(&repo, req)
+    })?;
+    let s = &manifest.stats;
+    println!(
+        "read {} in {:.2} s; stored {} new ({} chunks new, {} reused, {} tree nodes)",
+        human(s.bytes_read),
+        s.duration_ms as f64 / 1000.0,
+        human(s.bytes_added),
+        s.chunks_added,
+        s.chunks_reused,
+        s.tree_nodes_added
+    );
+    println!("{}", manifest.id);
+    Ok(())
+}
+
+fn restore(dir: &Path, point: &str, disk: &str, output: &Path, format: FormatArg, force: bool) -> Result<()> {
+    let repo = open(dir)?;
+    let manifest = repo.load_point(point)?;
+    let stats = with_progress("restore", |progress| {
+        restore::run(
+            &repo,
+            RestoreRequest {
+                point: &manifest,
+                disk,
+                output,
+                format: match format {
+                    FormatArg::Raw => OutputFormat::Raw,
+                    FormatArg::Qcow2 => OutputFormat::Qcow2,
+                },
+                overwrite: force,
+                progress: Some(progress),
+                workers: 0,
+            },
+        )
+    })?;
+    println!(
+        "restored disk {disk} of {} ({}) to {}: {} written, {} zero chunks skipped, {:.2} s",
+        manifest.id,
+        human(stats.disk_size),
+        output.display(),
+        human(stats.bytes_written),
+        stats.zero_chunks,
+        stats.duration.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn list(dir: &Path, json: bool) -> Result<()> {
+    let repo = open(dir)?;
+    let points = repo.list_points()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&points)?);
+        return Ok(());
+    }
+    println!("{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  disks", "ID", "NAME", "CREATED", "CONSISTENCY", "ADDED");
+    for p in &points {
+        let disks: Vec<String> = p.disks.iter().map(|d| format!("{} ({})", d.name, human(d.size))).collect();
+        println!(
+            "{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  {}",
+            p.id,
+            p.name,
+            p.created.strftime("%Y-%m-%d %H:%M:%S"),
+            p.consistency.to_string(),
+            human(p.stats.bytes_added),
+            disks.join(", ")
+        );
+    }
+    println!("{} recovery points", points.len());
+    Ok(())
+}
+
+fn verify(dir: &Path, point: Option<&str>) -> Result<()> {
+    let repo = open(dir)?;
+    let report = with_progress("verify", |progress| verify::run(&repo, point, Some(progress)))?;
+    println!(
+        "checked {} recovery points, {} blobs, {} in {} packs",
+        report.points_checked,
+        report.blobs_checked,
+        human(report.bytes_checked),
+        report.packs_checked
+    );
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    if report.damaged_points.is_empty() && report.problems.is_empty() {
+        println!("no errors found");
+        return Ok(());
+    }
+    for d in &report.damaged_points {
+        println!("DAMAGED recovery point {} ({}, {}):", d.id, d.name, d.created.strftime("%Y-%m-%d %H:%M:%S"));
+        for p in &d.problems {
+            println!("  {p}");
+        }
+    }
+    bail!(
+        "verification failed: {} damaged recovery points, {} storage problems",
+        report.damaged_points.len(),
+        report.problems.len()
+    )
+}
+
+fn forget(dir: &Path, points: &[String]) -> Result<()> {
+    let repo = open(dir)?;
+    for p in points {
+        let m = repo.forget(p)?;
+        println!("forgot recovery point {} ({}, {})", m.id, m.name, m.created.strftime("%Y-%m-%d %H:%M:%S"));
+    }
+    println!("run `tresor repo gc` to reclaim the space");
+    Ok(())
+}
+
+fn gc(dir: &Path, repack_threshold: u8) -> Result<()> {
+    if repack_threshold > 100 {
+        bail!("--repack-threshold is a percentage: 0 to 100");
+    }
+    let repo = open(dir)?;
+    let report = with_progress("gc", |progress| {
+        gc::run(
+            &repo,
+            &gc::GcOptions {
+                repack_threshold: repack_threshold as f64 / 100.0,
+            },
+            Some(progress),
+        )
+    })?;
+    println!("{report}");
+    Ok(())
+}
+
+fn key(cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Export { repo, output } => {
+            let repo = open(&repo.dir)?;
+            if output.exists() {
+                bail!("{} exists; choose another file", output.display());
+            }
+            std::fs::write(&output, repo.export_key()?).with_context(|| format!("writing {}", output.display()))?;
+            println!("wrote the key (wrapped by its passphrase) to {}", output.display());
+        }
+        KeyCommand::Import { repo, input } => {
+            let backend = LocalDir::open(&repo.dir)?;
+            let bytes = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let pass = passphrase::get(false)?;
+            let name = Repository::import_key(&backend, &bytes, &pass)?;
+            println!("imported key as {name}");
+        }
+        KeyCommand::Add { repo } => {
+            let repo = open(&repo.dir)?;
+            let new = passphrase::get_new()?;
+            let name = repo.add_key(&new, Default::default())?;
+            println!("added key {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Bytes for people: 1.5 GiB.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
