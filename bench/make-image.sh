@@ -176,8 +176,11 @@ print(f"  {total / 2**20:9.1f} MiB  total: {count} files, {links} symlinks")
 if total < target * 0.9:
     sys.exit(f"only {total} bytes of files found, wanted {target}")
 EOF
-    # Fixed directory times, so that mkfs sees the same tree each time.
-    find "$STAGING.partial" -type d -exec touch -h -d @1700000000 {} +
+    # Fixed times, so that mkfs sees the same tree each time: directory mtimes fixed,
+    # and every access time set in the future (2100), which relatime never updates on
+    # read (mkfs copies atime into the image too).
+    find "$STAGING.partial" -type d -exec touch -h -m -d @1700000000 {} +
+    find "$STAGING.partial" -exec touch -h -a -d @4102444800 {} +
     touch "$STAGING.partial/.complete"
     mv "$STAGING.partial" "$STAGING"
 fi

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "tresor", version, about = "Tresor: backups of QEMU/KVM virtual machines into deduplicated, encrypted vaults")]
+#[command(
+    name = "tresor",
+    version,
+    about = "Tresor: backups of QEMU/KVM virtual machines into deduplicated, encrypted vaults"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -35,6 +39,12 @@ pub enum RepoCommand {
         /// Bytes per chunk (power of two, 4K..4M; suffixes K and M).
         #[arg(long, default_value = "64K", value_parser = parse_size)]
         chunk_size: u64,
+        /// Memory of the Argon2id key derivation, MiB (8..4096). Lower only on small machines.
+        #[arg(long, default_value_t = 64)]
+        kdf_memory_mib: u32,
+        /// Passes of the Argon2id key derivation.
+        #[arg(long, default_value_t = 3)]
+        kdf_iterations: u32,
     },
     /// Back up disk images (raw files or block devices) as one recovery point.
     Backup {

@@ -21,7 +21,8 @@ fn from_env_or_prompt(var: &str, prompt: &str, confirm: bool) -> Result<Vec<u8>>
     }
     let file_var = format!("{var}_FILE");
     if let Ok(path) = std::env::var(&file_var) {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {file_var}={path}"))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {file_var}={path}"))?;
         return Ok(text.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
     }
     if !std::io::stdin().is_terminal() {

@@ -18,9 +18,11 @@ pub fn with_progress<T>(label: &str, work: impl FnOnce(&Progress) -> T) -> T {
         scope.spawn(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(label.to_string());
             while !finished.load(Ordering::Relaxed) {

@@ -91,7 +91,8 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
-    fn derive(&self, passphrase: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
+    /// Refuses parameters out of the accepted range, without deriving anything.
+    pub fn check(&self) -> Result<()> {
         // Refuse parameters so weak that a stored key file could be a downgrade attack,
         // and so large that opening would exhaust memory.
         if self.m_cost < 8 * 1024 || self.m_cost > 4 * 1024 * 1024 {
@@ -106,6 +107,11 @@ impl KdfParams {
                 self.t_cost, self.p_cost
             )));
         }
+        Ok(())
+    }
+
+    fn derive(&self, passphrase: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
+        self.check()?;
         let params = Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| Error::KdfParams(e.to_string()))?;
         let mut out = [0u8; 32];

@@ -96,12 +96,27 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
     validate(&req)?;
     // Register before reading the index and the condemned list: garbage collection then
     // either sees this backup running, or condemned its blobs before we read the list.
-    let _registration = repo
-        .backend()
-        .writers()
-        .register(&format!("backup of {} by pid {} on {}", req.name, std::process::id(), hostname()))?;
+    let _registration = repo.backend().writers().register(&format!(
+        "backup of {} by pid {} on {}",
+        req.name,
+        std::process::id(),
+        hostname()
+    ))?;
+    // The parent must still exist now that we are registered: if it was forgotten
+    // and collected before, its subtrees may be gone, and reusing them would lie.
+    if let Some(parent) = &req.parent {
+        repo.load_point(&parent.id).map_err(|e| match e {
+            Error::PointNotFound { id } => Error::Invalid(format!(
+                "the parent recovery point {id} was deleted while this backup started; back up again without it"
+            )),
+            other => other,
+        })?;
+    }
     repo.reload_index()?;
-    let condemned: HashSet<ChunkId> = repo.condemned()?.map(|s| s.condemned.into_iter().collect()).unwrap_or_default();
+    let condemned: HashSet<ChunkId> = repo
+        .condemned()?
+        .map(|s| s.condemned.into_iter().collect())
+        .unwrap_or_default();
     let session = Session {
         repo,
         known: repo.index(),
@@ -115,7 +130,9 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
         p.add_total(req.disks.iter().map(|d| d.source.size()).sum());
     }
     let workers = if req.workers == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         req.workers
     };
@@ -205,7 +222,8 @@ fn validate(req: &BackupRequest<'_>) -> Result<()> {
         }
         if d.dirty.is_some() && req.parent.is_none() {
             return Err(Error::Invalid(
-                "dirty extents describe changes since a parent point: give the parent (--parent)".into(),
+                "dirty extents describe changes since a parent point: give the parent (--parent)"
+                    .into(),
             ));
         }
     }
@@ -364,7 +382,9 @@ impl<'r, 'p> Session<'r, 'p> {
                         p.add_done((chunks * chunk_size).min(size));
                     }
                     if !id.is_zero() {
-                        self.stats.chunks_reused.fetch_add(chunks, Ordering::Relaxed);
+                        self.stats
+                            .chunks_reused
+                            .fetch_add(chunks, Ordering::Relaxed);
                     }
                     (level, id)
                 }
@@ -373,19 +393,39 @@ impl<'r, 'p> Session<'r, 'p> {
                     let len = chunk_size.min(size - offset) as usize;
                     let data = &mut buf[..len];
                     disk.source.read_at(offset, data)?;
-                    self.stats.bytes_read.fetch_add(len as u64, Ordering::Relaxed);
+                    self.stats
+                        .bytes_read
+                        .fetch_add(len as u64, Ordering::Relaxed);
                     if let Some(p) = self.progress {
                         p.add_done(len as u64);
                     }
                     let id = if is_zero(data) {
                         ChunkId::ZERO
                     } else {
-                        self.stats.data_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                        self.stats
+                            .data_bytes
+                            .fetch_add(len as u64, Ordering::Relaxed);
                         let id = id_key.id_of(data);
                         if self.claim(&id) {
                             let mut bytes = Vec::with_capacity(len + 64);
-                            let meta = seal_blob(sealer, &mut compressor, &mut scratch, BlobKind::Data, &id, data, &mut bytes);
-                            if pack_tx.send(SealedMsg { kind: BlobKind::Data, id, meta, bytes }).is_err() {
+                            let meta = seal_blob(
+                                sealer,
+                                &mut compressor,
+                                &mut scratch,
+                                BlobKind::Data,
+                                &id,
+                                data,
+                                &mut bytes,
+                            );
+                            if pack_tx
+                                .send(SealedMsg {
+                                    kind: BlobKind::Data,
+                                    id,
+                                    meta,
+                                    bytes,
+                                })
+                                .is_err()
+                            {
                                 return Ok(()); // the pack writer failed; its error is reported
                             }
                         } else {
@@ -396,7 +436,14 @@ impl<'r, 'p> Session<'r, 'p> {
                     (0, id)
                 }
             };
-            if done.send(Done { seq: job.seq, level, id }).is_err() {
+            if done
+                .send(Done {
+                    seq: job.seq,
+                    level,
+                    id,
+                })
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -404,7 +451,12 @@ impl<'r, 'p> Session<'r, 'p> {
     }
 
     /// Puts finished items back in disk order and builds the tree.
-    fn assemble(&self, shape: TreeShape, done: Receiver<Done>, pack_tx: &Sender<SealedMsg>) -> Result<ChunkId> {
+    fn assemble(
+        &self,
+        shape: TreeShape,
+        done: Receiver<Done>,
+        pack_tx: &Sender<SealedMsg>,
+    ) -> Result<ChunkId> {
         let sealer = self.repo.sealer();
         let id_key = self.repo.id_key();
         let mut compressor = zstd::bulk::Compressor::new(1).expect("zstd level 1");
@@ -418,9 +470,22 @@ impl<'r, 'p> Session<'r, 'p> {
             let id = id_key.id_of(&plain);
             if self.claim(&id) {
                 let mut bytes = Vec::with_capacity(plain.len() + 64);
-                let meta = seal_blob(sealer, &mut compressor, &mut scratch, BlobKind::Tree, &id, &plain, &mut bytes);
+                let meta = seal_blob(
+                    sealer,
+                    &mut compressor,
+                    &mut scratch,
+                    BlobKind::Tree,
+                    &id,
+                    &plain,
+                    &mut bytes,
+                );
                 pack_tx
-                    .send(SealedMsg { kind: BlobKind::Tree, id, meta, bytes })
+                    .send(SealedMsg {
+                        kind: BlobKind::Tree,
+                        id,
+                        meta,
+                        bytes,
+                    })
                     .map_err(|_| Error::Invalid("the pack writer stopped".into()))?;
             }
             Ok(id)
@@ -460,7 +525,10 @@ struct Planner<'s, 'r, 'p> {
 
 impl Planner<'_, '_, '_> {
     fn emit(&mut self, work: Work) -> Result<bool> {
-        let job = Job { seq: self.seq, work };
+        let job = Job {
+            seq: self.seq,
+            work,
+        };
         self.seq += 1;
         Ok(self.jobs.send(job).is_ok())
     }
@@ -489,7 +557,11 @@ impl Planner<'_, '_, '_> {
         let start = first * self.chunk_size;
         let end = ((first + chunks) * self.chunk_size).min(self.source.size());
         if self.zeros.all_zero(start, end)? {
-            return self.emit(Work::Known { level, id: ChunkId::ZERO, chunks });
+            return self.emit(Work::Known {
+                level,
+                id: ChunkId::ZERO,
+                chunks,
+            });
         }
         if let (Some(dirty), Some(parent)) = (self.dirty, self.parent.as_mut()) {
             if !dirty.intersects(start, end - start) {
@@ -565,5 +637,7 @@ pub(crate) fn is_zero(buf: &[u8]) -> bool {
         // SAFETY: any byte pattern is a valid u64; align_to only reinterprets the aligned middle.
         buf.align_to::<u64>()
     };
-    prefix.iter().all(|&b| b == 0) && suffix.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0)
+    prefix.iter().all(|&b| b == 0)
+        && suffix.iter().all(|&b| b == 0)
+        && words.iter().all(|&w| w == 0)
 }

@@ -30,7 +30,16 @@ pub struct BenchLine {
 /// zstd-1 compresses about 2:1, near what guest file systems give.
 fn sample_data(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let words: [&[u8]; 8] = [b"backup ", b"vault ", b"recovery ", b"point ", b"disk ", b"chunk ", b"the ", b"qemu "];
+    let words: [&[u8]; 8] = [
+        b"backup ",
+        b"vault ",
+        b"recovery ",
+        b"point ",
+        b"disk ",
+        b"chunk ",
+        b"the ",
+        b"qemu ",
+    ];
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         if rng.gen_bool(0.5) {
@@ -79,7 +88,10 @@ pub fn run(opts: &BenchOptions, report: &mut dyn FnMut(&BenchLine)) -> Result<()
         None,
     ));
     let mut compressor = zstd::bulk::Compressor::new(1).expect("zstd level 1");
-    let compressed: Vec<Vec<u8>> = data.chunks(CHUNK).map(|c| compressor.compress(c).expect("zstd")).collect();
+    let compressed: Vec<Vec<u8>> = data
+        .chunks(CHUNK)
+        .map(|c| compressor.compress(c).expect("zstd"))
+        .collect();
     let ratio = data.len() as f64 / compressed.iter().map(Vec::len).sum::<usize>() as f64;
     report(&line(
         "zstd level 1 compress (64 KiB chunks)",
@@ -140,7 +152,11 @@ fn tempfile_dir(base: &std::path::Path) -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-fn pipeline(opts: &BenchOptions, dir: &std::path::Path, report: &mut dyn FnMut(&BenchLine)) -> Result<()> {
+fn pipeline(
+    opts: &BenchOptions,
+    dir: &std::path::Path,
+    report: &mut dyn FnMut(&BenchLine),
+) -> Result<()> {
     let size = opts.pipeline_bytes.max(1 << 20);
     let disk = Arc::new(MemoryDisk {
         data: sample_data(size as usize, 2),
@@ -171,7 +187,11 @@ fn pipeline(opts: &BenchOptions, dir: &std::path::Path, report: &mut dyn FnMut(&
     report(&BenchLine {
         what: "backup pipeline (read, hash, zstd, seal, store)".into(),
         mb_per_s: size as f64 / secs / 1e6,
-        note: Some(format!("{} MiB, stored {} MiB", size >> 20, point.stats.bytes_added >> 20)),
+        note: Some(format!(
+            "{} MiB, stored {} MiB",
+            size >> 20,
+            point.stats.bytes_added >> 20
+        )),
     });
     let out = dir.join("restored.raw");
     let started = Instant::now();
@@ -224,12 +244,14 @@ impl BlockSource for MemoryDisk {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> tresor_blocksource::Result<()> {
         let start = offset as usize;
-        let src = self.data.get(start..start + buf.len()).ok_or(tresor_blocksource::Error::OutOfRange {
-            what: "memory disk".into(),
-            offset,
-            len: buf.len() as u64,
-            size: self.size(),
-        })?;
+        let src = self.data.get(start..start + buf.len()).ok_or(
+            tresor_blocksource::Error::OutOfRange {
+                what: "memory disk".into(),
+                offset,
+                len: buf.len() as u64,
+                size: self.size(),
+            },
+        )?;
         buf.copy_from_slice(src);
         Ok(())
     }

@@ -28,6 +28,7 @@ pub mod verify;
 
 pub use repository::{InitOptions, Repository};
 pub use tresor_blocksource as blocksource;
+pub use tresor_crypto::KdfParams;
 pub use tresor_format::manifest::{Consistency, DiskEntry, Manifest};
 pub use tresor_format::ChunkId;
 pub use tresor_storage::{Backend, LocalDir};
@@ -44,7 +45,9 @@ pub enum Error {
     Source(#[from] tresor_blocksource::Error),
     #[error("wrong passphrase: none of the repository's keys opens with it")]
     WrongPassphrase,
-    #[error("{path} is not a Tresor repository (no config object); create one with `tresor repo init`")]
+    #[error(
+        "{path} is not a Tresor repository (no config object); create one with `tresor repo init`"
+    )]
     NotARepository { path: String },
     #[error("{path} already holds a Tresor repository; choose an empty folder")]
     AlreadyExists { path: String },

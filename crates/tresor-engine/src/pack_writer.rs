@@ -80,7 +80,9 @@ impl<'r> PackWriter<'r> {
             return Ok(());
         }
         let pack = builder.finish(self.repo.sealer());
-        self.repo.backend().put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
+        self.repo
+            .backend()
+            .put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
         self.stats.packs += 1;
         let mut pack_id = [0u8; 32];
         hex::decode_to_slice(&pack.name, &mut pack_id).expect("pack names are 64 hex digits");

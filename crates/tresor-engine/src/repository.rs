@@ -43,6 +43,27 @@ impl Default for InitOptions {
     }
 }
 
+impl InitOptions {
+    /// Checks the options and returns the configuration they make, with a fresh id.
+    pub fn validate(&self) -> Result<RepoConfig> {
+        let config = RepoConfig {
+            format: REPOSITORY_FORMAT.into(),
+            version: REPOSITORY_VERSION,
+            id: random_hex(16),
+            chunk_size: self.chunk_size,
+            tree_fanout: self.tree_fanout,
+            pack_size: self.pack_size,
+            created: Timestamp::now(),
+        };
+        // Through the same decoder that will read them back.
+        RepoConfig::decode(&config.encode()).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.kdf
+            .check()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(config)
+    }
+}
+
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: RepoConfig,
@@ -68,28 +89,28 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 impl Repository {
     /// Creates a repository in an empty backend, with a fresh master key wrapped by
     /// `passphrase`.
-    pub fn init(backend: Arc<dyn Backend>, passphrase: &[u8], opts: &InitOptions) -> Result<Repository> {
-        if !backend.list(ObjectKind::Config)?.is_empty() || !backend.list(ObjectKind::Key)?.is_empty() {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        passphrase: &[u8],
+        opts: &InitOptions,
+    ) -> Result<Repository> {
+        if !backend.list(ObjectKind::Config)?.is_empty()
+            || !backend.list(ObjectKind::Key)?.is_empty()
+        {
             return Err(Error::AlreadyExists {
                 path: backend.describe(),
             });
         }
         if passphrase.is_empty() {
-            return Err(Error::Invalid("the passphrase is empty; choose one (TRESOR_PASSWORD or the prompt)".into()));
+            return Err(Error::Invalid(
+                "the passphrase is empty; choose one (TRESOR_PASSWORD or the prompt)".into(),
+            ));
         }
-        let config = RepoConfig {
-            format: REPOSITORY_FORMAT.into(),
-            version: REPOSITORY_VERSION,
-            id: random_hex(16),
-            chunk_size: opts.chunk_size,
-            tree_fanout: opts.tree_fanout,
-            pack_size: opts.pack_size,
-            created: Timestamp::now(),
-        };
-        // Validate the options through the same decoder that will read them back.
-        RepoConfig::decode(&config.encode()).map_err(|e| Error::Invalid(e.to_string()))?;
+        let config = opts.validate()?;
         let key = MasterKey::generate();
-        let wrapped = key.wrap(passphrase, opts.kdf).map_err(|e| Error::Invalid(e.to_string()))?;
+        let wrapped = key
+            .wrap(passphrase, opts.kdf)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let key_file = KeyFile::new(&config.id, &hostname(), Timestamp::now(), &wrapped);
         let key_name = random_hex(16);
         // Key first: a config without a key would be an unopenable repository.
@@ -100,6 +121,14 @@ impl Repository {
 
     /// Opens a repository with a passphrase and loads its index.
     pub fn open(backend: Arc<dyn Backend>, passphrase: &[u8]) -> Result<Repository> {
+        let repo = Repository::open_for_repair(backend, passphrase)?;
+        repo.reload_index()?;
+        Ok(repo)
+    }
+
+    /// Opens a repository without reading its index files, for rebuilding them when
+    /// they are damaged. Only [`crate::gc::rebuild_index`] should follow.
+    pub fn open_for_repair(backend: Arc<dyn Backend>, passphrase: &[u8]) -> Result<Repository> {
         let config = match backend.get(ObjectKind::Config, "config") {
             Ok(bytes) => RepoConfig::decode(&bytes)?,
             Err(e) if e.is_not_found() => {
@@ -109,7 +138,11 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut names: Vec<String> = backend.list(ObjectKind::Key)?.into_iter().map(|o| o.name).collect();
+        let mut names: Vec<String> = backend
+            .list(ObjectKind::Key)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
         names.sort();
         let mut opened = None;
         for name in names {
@@ -128,12 +161,15 @@ impl Repository {
             }
         }
         let (key, key_name) = opened.ok_or(Error::WrongPassphrase)?;
-        let repo = Repository::assemble(backend, config, key, key_name);
-        repo.reload_index()?;
-        Ok(repo)
+        Ok(Repository::assemble(backend, config, key, key_name))
     }
 
-    fn assemble(backend: Arc<dyn Backend>, config: RepoConfig, key: MasterKey, key_name: String) -> Repository {
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        config: RepoConfig,
+        key: MasterKey,
+        key_name: String,
+    ) -> Repository {
         Repository {
             backend,
             sealer: key.sealer(),
@@ -173,7 +209,12 @@ impl Repository {
     /// Reads every index file again (after another process added or repacked blobs).
     pub fn reload_index(&self) -> Result<()> {
         let mut index = BlobIndex::default();
-        let mut names: Vec<String> = self.backend.list(ObjectKind::Index)?.into_iter().map(|o| o.name).collect();
+        let mut names: Vec<String> = self
+            .backend
+            .list(ObjectKind::Index)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
         names.sort();
         for name in names {
             let bytes = match self.backend.get(ObjectKind::Index, &name) {
@@ -204,17 +245,24 @@ impl Repository {
         if passphrase.is_empty() {
             return Err(Error::Invalid("the new passphrase is empty".into()));
         }
-        let wrapped = self.key.wrap(passphrase, kdf).map_err(|e| Error::Invalid(e.to_string()))?;
+        let wrapped = self
+            .key
+            .wrap(passphrase, kdf)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let key_file = KeyFile::new(&self.config.id, &hostname(), Timestamp::now(), &wrapped);
         let name = random_hex(16);
-        self.backend.put(ObjectKind::Key, &name, &key_file.encode())?;
+        self.backend
+            .put(ObjectKind::Key, &name, &key_file.encode())?;
         Ok(name)
     }
 
     /// Restores a key file exported earlier (for a repository whose key files were lost).
     pub fn import_key(backend: &dyn Backend, exported: &[u8], passphrase: &[u8]) -> Result<String> {
         let key_file = KeyFile::decode(exported)?;
-        key_file.wrapped()?.unwrap_key(passphrase).map_err(|_| Error::WrongPassphrase)?;
+        key_file
+            .wrapped()?
+            .unwrap_key(passphrase)
+            .map_err(|_| Error::WrongPassphrase)?;
         let name = random_hex(16);
         backend.put(ObjectKind::Key, &name, exported)?;
         Ok(name)
@@ -252,8 +300,11 @@ impl Repository {
             return Ok(id_or_prefix.to_string());
         }
         if id_or_prefix.len() >= 6 {
-            let matches: Vec<String> =
-                self.point_ids()?.into_iter().filter(|id| id.starts_with(id_or_prefix)).collect();
+            let matches: Vec<String> = self
+                .point_ids()?
+                .into_iter()
+                .filter(|id| id.starts_with(id_or_prefix))
+                .collect();
             match matches.len() {
                 1 => return Ok(matches[0].clone()),
                 n if n > 1 => {
@@ -281,7 +332,11 @@ impl Repository {
 
     /// Commits a manifest: the last write of a backup.
     pub(crate) fn put_point(&self, manifest: &Manifest) -> Result<()> {
-        self.backend.put(ObjectKind::Point, &manifest.id, &manifest.seal(&self.sealer))?;
+        self.backend.put(
+            ObjectKind::Point,
+            &manifest.id,
+            &manifest.seal(&self.sealer),
+        )?;
         Ok(())
     }
 
@@ -315,10 +370,21 @@ impl Repository {
             context: format!("a {kind:?} reference"),
         })?;
         let pack = index.pack_name(&loc);
-        let mut sealed = self
-            .backend
-            .get_range(ObjectKind::Pack, &pack, loc.offset as u64, loc.sealed_len as usize)?;
-        Ok(open_blob(&self.sealer, &self.id_key, loc.kind, id, loc.compression, loc.raw_len, &mut sealed)?)
+        let mut sealed = self.backend.get_range(
+            ObjectKind::Pack,
+            &pack,
+            loc.offset as u64,
+            loc.sealed_len as usize,
+        )?;
+        Ok(open_blob(
+            &self.sealer,
+            &self.id_key,
+            loc.kind,
+            id,
+            loc.compression,
+            loc.raw_len,
+            &mut sealed,
+        )?)
     }
 
     pub(crate) fn read_tree_node(&self, id: &ChunkId) -> Result<TreeNode> {

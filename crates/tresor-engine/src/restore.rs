@@ -80,11 +80,20 @@ impl Target {
 }
 
 pub fn find_disk<'m>(point: &'m Manifest, name: &str) -> Result<&'m DiskEntry> {
-    point.disks.iter().find(|d| d.name == name).ok_or_else(|| Error::DiskNotFound {
-        point: point.id.clone(),
-        disk: name.to_string(),
-        available: point.disks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "),
-    })
+    point
+        .disks
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| Error::DiskNotFound {
+            point: point.id.clone(),
+            disk: name.to_string(),
+            available: point
+                .disks
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
@@ -96,7 +105,9 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
         source: e,
     };
     let existing = std::fs::metadata(req.output).ok();
-    let is_device = existing.as_ref().is_some_and(|m| m.file_type().is_block_device());
+    let is_device = existing
+        .as_ref()
+        .is_some_and(|m| m.file_type().is_block_device());
     if existing.is_some() && !is_device && !req.overwrite {
         return Err(Error::Invalid(format!(
             "{} exists; choose another output path, or pass --force to replace it",
@@ -104,11 +115,16 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
         )));
     }
     if is_device && req.format == OutputFormat::Qcow2 {
-        return Err(Error::Invalid("a block device is written raw; drop --format qcow2".into()));
+        return Err(Error::Invalid(
+            "a block device is written raw; drop --format qcow2".into(),
+        ));
     }
     let partial = partial_path(req.output);
     let target = if is_device {
-        let f = OpenOptions::new().write(true).open(req.output).map_err(|e| out_err("open device", e))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(req.output)
+            .map_err(|e| out_err("open device", e))?;
         let dev_size = device_size(&f).map_err(|e| out_err("size of device", e))?;
         if dev_size < disk.size {
             return Err(Error::Invalid(format!(
@@ -133,7 +149,11 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
             OutputFormat::Qcow2 => {
                 let bits = (disk.chunk_size.trailing_zeros()).clamp(12, 21);
                 // qcow2 sizes are whole sectors; a disk of another size is rounded up.
-                Target::Qcow2(Qcow2Writer::create(&partial, disk.size.div_ceil(512) * 512, bits)?)
+                Target::Qcow2(Qcow2Writer::create(
+                    &partial,
+                    disk.size.div_ceil(512) * 512,
+                    bits,
+                )?)
             }
         }
     };
@@ -146,12 +166,14 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
             Target::File(f) => {
                 f.sync_all().map_err(|e| out_err("fsync", e))?;
                 drop(f);
-                std::fs::rename(&partial, req.output).map_err(|e| out_err("rename into place", e))?;
+                std::fs::rename(&partial, req.output)
+                    .map_err(|e| out_err("rename into place", e))?;
             }
             Target::Device(f) => f.sync_all().map_err(|e| out_err("fsync", e))?,
             Target::Qcow2(q) => {
                 q.finish()?;
-                std::fs::rename(&partial, req.output).map_err(|e| out_err("rename into place", e))?;
+                std::fs::rename(&partial, req.output)
+                    .map_err(|e| out_err("rename into place", e))?;
             }
         }
         Ok(stats)
@@ -171,7 +193,10 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
 }
 
 fn partial_path(output: &Path) -> PathBuf {
-    let mut name = output.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tresor-partial");
     output.with_file_name(name)
 }
@@ -191,7 +216,9 @@ fn write_chunks(
     workers: usize,
 ) -> Result<RestoreStats> {
     let workers = if workers == 0 {
-        2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        2 * std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         workers
     };
@@ -215,7 +242,9 @@ fn write_chunks(
                         return Ok(());
                     }
                     let offset = chunk * chunk_size;
-                    let result = repo.read_blob(BlobKind::Data, &id).map_err(|e| damaged(repo, &id, disk, offset, e));
+                    let result = repo
+                        .read_blob(BlobKind::Data, &id)
+                        .map_err(|e| damaged(repo, &id, disk, offset, e));
                     let data = match result {
                         Ok(d) if d.len() as u64 == chunk_len(chunk) => d,
                         Ok(d) => {
@@ -225,7 +254,11 @@ fn write_chunks(
                                 &id,
                                 disk,
                                 offset,
-                                Error::Invalid(format!("chunk holds {} bytes, the disk needs {}", d.len(), chunk_len(chunk))),
+                                Error::Invalid(format!(
+                                    "chunk holds {} bytes, the disk needs {}",
+                                    d.len(),
+                                    chunk_len(chunk)
+                                )),
                             ));
                         }
                         Err(e) => {
@@ -300,7 +333,10 @@ fn damaged(repo: &Repository, id: &ChunkId, disk: &DiskEntry, offset: u64, e: Er
         other => other.to_string(),
     };
     let index = repo.index();
-    let pack = index.get(id).map(|l| index.pack_name(l)).unwrap_or_else(|| "none".into());
+    let pack = index
+        .get(id)
+        .map(|l| index.pack_name(l))
+        .unwrap_or_else(|| "none".into());
     Error::DamagedChunk {
         id: *id,
         disk: disk.name.clone(),

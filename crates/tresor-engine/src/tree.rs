@@ -49,7 +49,9 @@ impl TreeBuilder {
         debug_assert!(self.levels[..item_level as usize].iter().all(Vec::is_empty));
         let mut level = item_level as usize;
         self.levels[level].push(id);
-        while level + 1 < self.levels.len() && self.levels[level].len() == self.shape.fanout as usize {
+        while level + 1 < self.levels.len()
+            && self.levels[level].len() == self.shape.fanout as usize
+        {
             let children = std::mem::take(&mut self.levels[level]);
             let node = store(level as u8, children)?;
             level += 1;
@@ -59,7 +61,10 @@ impl TreeBuilder {
     }
 
     /// Closes the partial nodes at the end of the disk and returns the root.
-    pub fn finish(mut self, store: &mut impl FnMut(u8, Vec<ChunkId>) -> Result<ChunkId>) -> Result<ChunkId> {
+    pub fn finish(
+        mut self,
+        store: &mut impl FnMut(u8, Vec<ChunkId>) -> Result<ChunkId>,
+    ) -> Result<ChunkId> {
         let top = self.levels.len() - 1;
         for level in 0..top {
             if !self.levels[level].is_empty() {
@@ -135,7 +140,9 @@ impl<'r> TreeReader<'r> {
             let ancestor = k / fanout.pow((level - item_level) as u32);
             let slot = ancestor - index * fanout;
             let child = *node.children.get(slot as usize).ok_or_else(|| {
-                crate::Error::Invalid(format!("tree node {current} has no child {slot}: the tree does not cover the disk"))
+                crate::Error::Invalid(format!(
+                    "tree node {current} has no child {slot}: the tree does not cover the disk"
+                ))
             })?;
             if level == item_level {
                 return Ok(child);
@@ -236,14 +243,28 @@ mod tests {
 
     #[test]
     fn shapes() {
-        for (chunks, fanout, expect_nodes) in [(1u64, 4u32, 1usize), (4, 4, 1), (5, 4, 3), (16, 4, 5), (17, 4, 8)] {
+        for (chunks, fanout, expect_nodes) in [
+            (1u64, 4u32, 1usize),
+            (4, 4, 1),
+            (5, 4, 3),
+            (16, 4, 5),
+            (17, 4, 8),
+        ] {
             let ids: Vec<_> = (0..chunks).map(chunk).collect();
             let (_, nodes) = build(chunks, fanout, &ids);
-            assert_eq!(nodes.len(), expect_nodes, "{chunks} chunks, fan-out {fanout}");
+            assert_eq!(
+                nodes.len(),
+                expect_nodes,
+                "{chunks} chunks, fan-out {fanout}"
+            );
             let shape = TreeShape::for_chunks(chunks, fanout);
             let root = nodes.last().unwrap();
             assert_eq!(root.0, shape.depth - 1);
-            let leaves: Vec<ChunkId> = nodes.iter().filter(|n| n.0 == 0).flat_map(|n| n.1.clone()).collect();
+            let leaves: Vec<ChunkId> = nodes
+                .iter()
+                .filter(|n| n.0 == 0)
+                .flat_map(|n| n.1.clone())
+                .collect();
             assert_eq!(leaves, ids);
         }
     }

@@ -44,7 +44,11 @@ pub struct DamagedPoint {
 /// Problems listed per point before "and N more".
 const PROBLEMS_SHOWN: usize = 20;
 
-pub fn run(repo: &Repository, point: Option<&str>, progress: Option<&Progress>) -> Result<VerifyReport> {
+pub fn run(
+    repo: &Repository,
+    point: Option<&str>,
+    progress: Option<&Progress>,
+) -> Result<VerifyReport> {
     repo.reload_index()?;
     let mut report = VerifyReport::default();
     let points = match point {
@@ -72,7 +76,11 @@ pub fn run(repo: &Repository, point: Option<&str>, progress: Option<&Progress>) 
 }
 
 /// Walks a point's trees and lists every reference to a damaged, missing or unreadable blob.
-fn point_problems(repo: &Repository, point: &Manifest, damaged: &HashMap<ChunkId, String>) -> Result<Vec<String>> {
+fn point_problems(
+    repo: &Repository,
+    point: &Manifest,
+    damaged: &HashMap<ChunkId, String>,
+) -> Result<Vec<String>> {
     let index = repo.index();
     let mut problems = Vec::new();
     let mut more = 0usize;
@@ -99,7 +107,11 @@ fn point_problems(repo: &Repository, point: &Manifest, damaged: &HashMap<ChunkId
                     None
                 };
                 if let Some(why) = why {
-                    bad_nodes.push(format!("disk {}: chunk {id} at offset {}: {why}", disk.name, chunk * chunk_size));
+                    bad_nodes.push(format!(
+                        "disk {}: chunk {id} at offset {}: {why}",
+                        disk.name,
+                        chunk * chunk_size
+                    ));
                 }
                 Ok(())
             },
@@ -110,7 +122,10 @@ fn point_problems(repo: &Repository, point: &Manifest, damaged: &HashMap<ChunkId
         }
         if let Err(e) = result {
             // A damaged tree node hides the rest of that disk: the disk cannot be restored.
-            note(&mut problems, format!("disk {}: its tree cannot be read: {e}", disk.name));
+            note(
+                &mut problems,
+                format!("disk {}: its tree cannot be read: {e}", disk.name),
+            );
         }
     }
     if more > 0 {
@@ -142,11 +157,18 @@ fn check_point_blobs(
     }
     if let Some(p) = progress {
         let index = repo.index();
-        p.add_total(ids.iter().filter_map(|id| index.get(id)).map(|l| l.sealed_len as u64).sum());
+        p.add_total(
+            ids.iter()
+                .filter_map(|id| index.get(id))
+                .map(|l| l.sealed_len as u64)
+                .sum(),
+        );
     }
     let damaged = Mutex::new(HashMap::new());
     let (checked, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let (tx, rx) = bounded::<ChunkId>(256);
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -212,19 +234,24 @@ fn check_all_packs(
     let damaged = Mutex::new(HashMap::new());
     let problems = Mutex::new(Vec::new());
     let (checked, bytes, packs) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let (tx, rx) = bounded::<(u32, Vec<ChunkId>)>(workers);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let rx = rx.clone();
-            let (damaged, problems, checked, bytes, packs, index) = (&damaged, &problems, &checked, &bytes, &packs, &index);
+            let (damaged, problems, checked, bytes, packs, index) =
+                (&damaged, &problems, &checked, &bytes, &packs, &index);
             scope.spawn(move || {
                 for (pack, ids) in rx {
                     let name = hex::encode(index.packs[pack as usize]);
                     let bytes_of_pack = match repo.backend().get(ObjectKind::Pack, &name) {
                         Ok(b) => b,
                         Err(e) => {
-                            problems.lock().push(format!("pack {name} cannot be read: {e}"));
+                            problems
+                                .lock()
+                                .push(format!("pack {name} cannot be read: {e}"));
                             let mut d = damaged.lock();
                             for id in ids {
                                 d.insert(id, format!("its pack {name} cannot be read"));
@@ -238,17 +265,28 @@ fn check_all_packs(
                         p.add_done(bytes_of_pack.len() as u64);
                     }
                     if pack_name(&bytes_of_pack) != name {
-                        problems.lock().push(format!("pack {name}: its bytes do not match its name (damaged)"));
+                        problems.lock().push(format!(
+                            "pack {name}: its bytes do not match its name (damaged)"
+                        ));
                     }
                     for id in ids {
                         let loc = *index.get(&id).expect("listed by this index");
-                        let range = loc.offset as usize..loc.offset as usize + loc.sealed_len as usize;
+                        let range =
+                            loc.offset as usize..loc.offset as usize + loc.sealed_len as usize;
                         let result = match bytes_of_pack.get(range) {
                             Some(sealed) => {
                                 let mut sealed = sealed.to_vec();
-                                open_blob(repo.sealer(), repo.id_key(), loc.kind, &id, loc.compression, loc.raw_len, &mut sealed)
-                                    .map(|_| ())
-                                    .map_err(|e| blob_reason(Error::Format(e)))
+                                open_blob(
+                                    repo.sealer(),
+                                    repo.id_key(),
+                                    loc.kind,
+                                    &id,
+                                    loc.compression,
+                                    loc.raw_len,
+                                    &mut sealed,
+                                )
+                                .map(|_| ())
+                                .map_err(|e| blob_reason(Error::Format(e)))
                             }
                             None => Err(format!("lies beyond the end of pack {name}")),
                         };

@@ -10,6 +10,8 @@
 //! several index files (after a repack, or when two backups stored it at once): any
 //! listed copy is valid.
 
+use std::io::Read;
+
 use tresor_crypto::Sealer;
 
 use crate::magic::{INDEX_AAD, INDEX_MAGIC_V1};
@@ -72,11 +74,20 @@ impl IndexFile {
             .open(INDEX_AAD, bytes)
             .map_err(|_| Error::Authentication { what: WHAT })?;
         // An index lists at most a few hundred thousand entries; 1 GiB bounds a hostile size.
-        let plain = zstd::stream::decode_all(&compressed[..])
+        const MAX_PLAIN: u64 = 1 << 30;
+        let mut plain = Vec::new();
+        zstd::stream::read::Decoder::new(&compressed[..])
+            .and_then(|d| d.take(MAX_PLAIN + 1).read_to_end(&mut plain))
             .map_err(|e| malformed(WHAT, format!("zstd: {e}")))?;
+        if plain.len() as u64 > MAX_PLAIN {
+            return Err(malformed(WHAT, "more than 1 GiB uncompressed"));
+        }
         need(WHAT, &plain, 16)?;
         if plain[..8] != INDEX_MAGIC_V1 {
             return Err(Error::BadMagic { what: WHAT });
+        }
+        if plain[12..16] != [0u8; 4] {
+            return Err(malformed(WHAT, "reserved bytes are not zero"));
         }
         let count = u32_at(&plain, 8) as usize;
         let mut at = 16;

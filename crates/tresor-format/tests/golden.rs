@@ -267,10 +267,16 @@ fn golden_path(name: &str) -> PathBuf {
 }
 
 fn write_golden(name: &str, bytes: &[u8]) {
+    static TMP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let path = golden_path(name);
+    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+        return;
+    }
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    // Write and rename, so that a test reading the file at the same time never sees half.
-    let tmp = path.with_extension("tmp");
+    // Tests run in parallel and several encode the same file: write a temp file of this
+    // call's own and rename it, so that no reader ever sees half a file.
+    let n = TMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     eprintln!("rewrote golden file {}", path.display());
@@ -346,6 +352,46 @@ fn tree_golden() -> Vec<u8> {
 
 fn config_golden() -> Vec<u8> {
     golden("config.json", &config().encode())
+}
+
+/// The golden key file (generated once: random salt and nonce).
+fn key_file_golden() -> Vec<u8> {
+    const NAME: &str = "key_file.json";
+    let opens_known_key = |bytes: &[u8]| -> bool {
+        let Ok(k) = KeyFile::decode(bytes) else {
+            return false;
+        };
+        let Ok(w) = k.wrapped() else { return false };
+        let Ok(key) = w.unwrap_key(PASSPHRASE) else {
+            return false;
+        };
+        k.kdf.m_cost == FAST_KDF.m_cost
+            && key.chunk_id_key().id_of(b"x") == master_key().chunk_id_key().id_of(b"x")
+            && key
+                .sealer()
+                .open(b"", &master_key().sealer().seal(b"", b"x"))
+                .is_ok()
+    };
+    golden_random(
+        NAME,
+        || {
+            let wrapped = master_key().wrap(PASSPHRASE, FAST_KDF).unwrap();
+            KeyFile::new(REPO_ID, "kvm1", created(), &wrapped).encode()
+        },
+        opens_known_key,
+    );
+    read_golden(NAME)
+}
+
+/// The golden GC state (generated once: random nonce).
+fn gc_state_golden() -> Vec<u8> {
+    const NAME: &str = "gc_state.bin";
+    golden_random(
+        NAME,
+        || gc_state().seal(&master_key().sealer()),
+        |b| GcState::open(&master_key().sealer(), b).is_ok_and(|s| s == gc_state()),
+    );
+    read_golden(NAME)
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
@@ -440,7 +486,7 @@ fn pack_golden_decodes_and_every_blob_opens() {
     let expect: [(BlobKind, Compression, u32, Vec<u8>); 3] = [
         (BlobKind::Data, Compression::Zstd, 4096, chunk0()),
         (BlobKind::Data, Compression::None, 3000, chunk2()),
-        (BlobKind::Tree, Compression::None, 112, tree_node().encode()),
+        (BlobKind::Tree, Compression::Zstd, 112, tree_node().encode()),
     ];
     let ids = [CHUNK0_ID, CHUNK2_ID, TREE_ID];
     let mut offset = 16;
@@ -598,31 +644,7 @@ fn config_golden_decodes() {
 
 #[test]
 fn key_file_golden_unwraps_to_the_known_key() {
-    const NAME: &str = "key_file.json";
-    let opens_known_key = |bytes: &[u8]| -> bool {
-        let Ok(k) = KeyFile::decode(bytes) else {
-            return false;
-        };
-        let Ok(w) = k.wrapped() else { return false };
-        let Ok(key) = w.unwrap_key(PASSPHRASE) else {
-            return false;
-        };
-        k.kdf.m_cost == FAST_KDF.m_cost
-            && key.chunk_id_key().id_of(b"x") == master_key().chunk_id_key().id_of(b"x")
-            && key
-                .sealer()
-                .open(b"", &master_key().sealer().seal(b"", b"x"))
-                .is_ok()
-    };
-    golden_random(
-        NAME,
-        || {
-            let wrapped = master_key().wrap(PASSPHRASE, FAST_KDF).unwrap();
-            KeyFile::new(REPO_ID, "kvm1", created(), &wrapped).encode()
-        },
-        opens_known_key,
-    );
-    let bytes = read_golden(NAME);
+    let bytes = key_file_golden();
     let k = KeyFile::decode(&bytes).unwrap();
     assert_eq!(k.format, "tresor-key");
     assert_eq!(k.version, 1);
@@ -666,13 +688,7 @@ fn key_file_golden_unwraps_to_the_known_key() {
 
 #[test]
 fn gc_state_golden_decodes() {
-    const NAME: &str = "gc_state.bin";
-    golden_random(
-        NAME,
-        || gc_state().seal(&master_key().sealer()),
-        |b| GcState::open(&master_key().sealer(), b).is_ok_and(|s| s == gc_state()),
-    );
-    let bytes = read_golden(NAME);
+    let bytes = gc_state_golden();
     let sealer = master_key().sealer();
     assert_eq!(GcState::open(&sealer, &bytes).unwrap(), gc_state());
 
@@ -862,7 +878,7 @@ fn wrong_key_is_an_authentication_error() {
         Err(Error::Authentication { .. })
     ));
     assert!(matches!(
-        GcState::open(&wrong, &read_golden("gc_state.bin")),
+        GcState::open(&wrong, &gc_state_golden()),
         Err(Error::Authentication { what: "gc state" })
     ));
 }
@@ -1007,6 +1023,14 @@ fn index_of_another_version_is_refused() {
         IndexFile::open(&sealer, &sealed),
         Err(Error::BadMagic { what: "index file" })
     ));
+    let mut reserved =
+        zstd::stream::decode_all(&sealer.open(INDEX_AAD, &index_golden()).unwrap()[..]).unwrap();
+    reserved[12] = 1;
+    let sealed = sealer.seal(INDEX_AAD, &zstd::bulk::compress(&reserved, 3).unwrap());
+    assert!(matches!(
+        IndexFile::open(&sealer, &sealed),
+        Err(Error::Malformed { .. })
+    ));
     // Sealed with a later version's associated data: refused before anything is read.
     let later = sealer.seal(
         b"tresor index v2",
@@ -1106,6 +1130,19 @@ fn config_of_another_version_is_refused() {
             ..
         })
     ));
+    // A later version may change any other field: still refused as a newer version.
+    let mut v2: serde_json::Value = serde_json::from_slice(&golden).unwrap();
+    v2["version"] = 2.into();
+    v2["chunk_size"] = serde_json::json!({"min": 4096, "max": 65536});
+    v2.as_object_mut().unwrap().remove("tree_fanout");
+    assert!(matches!(
+        RepoConfig::decode(&serde_json::to_vec(&v2).unwrap()),
+        Err(Error::UnsupportedVersion { found: 2, .. })
+    ));
+    assert!(matches!(
+        RepoConfig::decode(br#"{"format":"other","version":1}"#),
+        Err(Error::BadMagic { .. })
+    ));
     assert!(matches!(
         edit("format", "restic".into()),
         Err(Error::BadMagic { .. })
@@ -1132,7 +1169,7 @@ fn config_of_another_version_is_refused() {
 
 #[test]
 fn key_file_of_another_version_is_refused() {
-    let golden = read_golden("key_file.json");
+    let golden = key_file_golden();
     let edit = |path: &[&str], value: serde_json::Value| {
         let mut json: serde_json::Value = serde_json::from_slice(&golden).unwrap();
         let mut at = &mut json;
@@ -1149,6 +1186,13 @@ fn key_file_of_another_version_is_refused() {
             supported: 1,
             ..
         })
+    ));
+    let mut v2: serde_json::Value = serde_json::from_slice(&golden).unwrap();
+    v2["version"] = 2.into();
+    v2["kdf"] = "a field a newer version changed".into();
+    assert!(matches!(
+        KeyFile::decode(&serde_json::to_vec(&v2).unwrap()),
+        Err(Error::UnsupportedVersion { found: 2, .. })
     ));
     assert!(matches!(
         edit(&["format"], "other-key".into()),
@@ -1170,8 +1214,7 @@ fn key_file_of_another_version_is_refused() {
 fn gc_state_of_another_version_is_refused() {
     let sealer = master_key().sealer();
     let plain =
-        zstd::stream::decode_all(&sealer.open(GC_AAD, &read_golden("gc_state.bin")).unwrap()[..])
-            .unwrap();
+        zstd::stream::decode_all(&sealer.open(GC_AAD, &gc_state_golden()).unwrap()[..]).unwrap();
     let reseal = |plain: &[u8]| sealer.seal(GC_AAD, &zstd::bulk::compress(plain, 3).unwrap());
 
     let mut magic = plain.clone();
@@ -1182,6 +1225,7 @@ fn gc_state_of_another_version_is_refused() {
     ));
     let mut json: serde_json::Value = serde_json::from_slice(&plain[8..]).unwrap();
     json["version"] = 2.into();
+    json["condemned"] = "a field a newer version changed".into();
     let v2 = [&GC_MAGIC_V1[..], &serde_json::to_vec(&json).unwrap()].concat();
     assert!(matches!(
         GcState::open(&sealer, &reseal(&v2)),
@@ -1191,4 +1235,53 @@ fn gc_state_of_another_version_is_refused() {
             ..
         })
     ));
+}
+
+#[test]
+fn format_md_states_the_constants_of_the_code() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../FORMAT.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spaced = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (magic, text) in [
+        (PACK_MAGIC_V1, "tresor pack v1"),
+        (INDEX_MAGIC_V1, "tresor index v1"),
+        (TREE_MAGIC_V1, "tresor tree node v1"),
+        (POINT_MAGIC_V1, "tresor recovery point v1"),
+        (GC_MAGIC_V1, "tresor gc state v1"),
+    ] {
+        let row = format!("| `{text}` | `{}` |", spaced(&magic));
+        assert!(doc.contains(&row), "FORMAT.md lacks the row {row}");
+    }
+    for aad in [
+        INDEX_AAD,
+        PACK_TRAILER_AAD,
+        POINT_AAD,
+        GC_AAD,
+        b"tresor master key v1",
+    ] {
+        let text = format!(
+            "`{}` ({} bytes)",
+            std::str::from_utf8(aad).unwrap(),
+            aad.len()
+        );
+        assert!(doc.contains(&text), "FORMAT.md lacks {text}");
+    }
+    // The example pack footer.
+    let pack = pack_golden();
+    let footer = spaced(&pack[pack.len() - 16..]);
+    let footer = format!(
+        "`{}  {}  {}`",
+        &footer[..11],
+        &footer[12..23],
+        &footer[24..]
+    );
+    assert!(
+        doc.contains(&footer),
+        "FORMAT.md lacks the example footer {footer}"
+    );
 }

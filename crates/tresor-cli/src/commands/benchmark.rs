@@ -11,7 +11,23 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
         None => std::env::temp_dir(),
     };
     println!("{:<44} {:>12}", "what", "speed");
-    let mut print = |line: &bench::BenchLine| println!("{:<44} {:>9.0} MB/s{}", line.what, line.mb_per_s, line.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default());
-    bench::run(&bench::BenchOptions { pipeline_bytes: args.pipeline_mib << 20, dir }, &mut print)?;
+    let mut print = |line: &bench::BenchLine| {
+        println!(
+            "{:<44} {:>9.0} MB/s{}",
+            line.what,
+            line.mb_per_s,
+            line.note
+                .as_deref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
+        )
+    };
+    bench::run(
+        &bench::BenchOptions {
+            pipeline_bytes: args.pipeline_mib << 20,
+            dir,
+        },
+        &mut print,
+    )?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use tresor_blocksource::{BlockSource, DirtyExtents, RawFile};
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
-use tresor_engine::{gc, verify, Consistency, InitOptions, LocalDir, Repository};
+use tresor_engine::{gc, verify, Consistency, InitOptions, KdfParams, LocalDir, Repository};
 
 use crate::cli::{ConsistencyArg, FormatArg, KeyCommand, RepoCommand};
 use crate::passphrase;
@@ -15,7 +15,20 @@ use crate::progress_bar::with_progress;
 
 pub fn run(cmd: RepoCommand) -> Result<()> {
     match cmd {
-        RepoCommand::Init { repo, chunk_size } => init(&repo.dir, chunk_size),
+        RepoCommand::Init {
+            repo,
+            chunk_size,
+            kdf_memory_mib,
+            kdf_iterations,
+        } => init(
+            &repo.dir,
+            chunk_size,
+            KdfParams {
+                m_cost: kdf_memory_mib.saturating_mul(1024),
+                t_cost: kdf_iterations,
+                p_cost: 1,
+            },
+        ),
         RepoCommand::Backup {
             repo,
             name,
@@ -35,11 +48,19 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
         RepoCommand::List { repo, json } => list(&repo.dir, json),
         RepoCommand::Verify { repo, point } => verify(&repo.dir, point.as_deref()),
         RepoCommand::Forget { repo, points } => forget(&repo.dir, &points),
-        RepoCommand::Gc { repo, repack_threshold } => gc(&repo.dir, repack_threshold),
+        RepoCommand::Gc {
+            repo,
+            repack_threshold,
+        } => gc(&repo.dir, repack_threshold),
         RepoCommand::RebuildIndex { repo } => {
-            let repo = open(&repo.dir)?;
+            let backend = LocalDir::open(&repo.dir)
+                .with_context(|| format!("opening {}", repo.dir.display()))?;
+            let repo = Repository::open_for_repair(Arc::new(backend), &passphrase::get(false)?)?;
             let report = gc::rebuild_index(&repo)?;
-            println!("index rebuilt from {} packs: {} blobs", report.packs, report.blobs);
+            println!(
+                "index rebuilt from {} packs: {} blobs",
+                report.packs, report.blobs
+            );
             if !report.unreadable.is_empty() {
                 println!("packs that could not be read (their blobs are not indexed):");
                 for p in report.unreadable {
@@ -58,17 +79,22 @@ fn open(dir: &Path) -> Result<Repository> {
     Ok(Repository::open(Arc::new(backend), &pass)?)
 }
 
-fn init(dir: &Path, chunk_size: u64) -> Result<()> {
+fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() && !dir.join("config").exists() {
-        bail!("{} is not empty; a repository needs an empty or new folder", dir.display());
+        bail!(
+            "{} is not empty; a repository needs an empty or new folder",
+            dir.display()
+        );
     }
     let chunk_size = u32::try_from(chunk_size).context("chunk size too large")?;
-    let pass = passphrase::get(true)?;
-    let backend = LocalDir::create(dir)?;
     let opts = InitOptions {
         chunk_size,
+        kdf,
         ..InitOptions::default()
     };
+    opts.validate()?;
+    let pass = passphrase::get(true)?;
+    let backend = LocalDir::create(dir)?;
     let repo = Repository::init(Arc::new(backend), &pass, &opts)?;
     println!(
         "created repository {} in {} (chunk size {} KiB)",
@@ -99,7 +125,11 @@ fn backup(
     let parent = match parent.as_deref() {
         None => None,
         Some("latest") => {
-            let latest = repo.list_points()?.into_iter().rev().find(|p| p.name == name);
+            let latest = repo
+                .list_points()?
+                .into_iter()
+                .rev()
+                .find(|p| p.name == name);
             if latest.is_none() && !dirty_files.is_empty() {
                 bail!("--parent latest: no recovery point named {name:?} yet, so dirty extents cannot be used; back up without them first");
             }
@@ -153,7 +183,14 @@ fn backup(
     Ok(())
 }
 
-fn restore(dir: &Path, point: &str, disk: &str, output: &Path, format: FormatArg, force: bool) -> Result<()> {
+fn restore(
+    dir: &Path,
+    point: &str,
+    disk: &str,
+    output: &Path,
+    format: FormatArg,
+    force: bool,
+) -> Result<()> {
     let repo = open(dir)?;
     let manifest = repo.load_point(point)?;
     let stats = with_progress("restore", |progress| {
@@ -192,9 +229,16 @@ fn list(dir: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&points)?);
         return Ok(());
     }
-    println!("{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  disks", "ID", "NAME", "CREATED", "CONSISTENCY", "ADDED");
+    println!(
+        "{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  disks",
+        "ID", "NAME", "CREATED", "CONSISTENCY", "ADDED"
+    );
     for p in &points {
-        let disks: Vec<String> = p.disks.iter().map(|d| format!("{} ({})", d.name, human(d.size))).collect();
+        let disks: Vec<String> = p
+            .disks
+            .iter()
+            .map(|d| format!("{} ({})", d.name, human(d.size)))
+            .collect();
         println!(
             "{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  {}",
             p.id,
@@ -211,7 +255,9 @@ fn list(dir: &Path, json: bool) -> Result<()> {
 
 fn verify(dir: &Path, point: Option<&str>) -> Result<()> {
     let repo = open(dir)?;
-    let report = with_progress("verify", |progress| verify::run(&repo, point, Some(progress)))?;
+    let report = with_progress("verify", |progress| {
+        verify::run(&repo, point, Some(progress))
+    })?;
     println!(
         "checked {} recovery points, {} blobs, {} in {} packs",
         report.points_checked,
@@ -227,7 +273,12 @@ fn verify(dir: &Path, point: Option<&str>) -> Result<()> {
         return Ok(());
     }
     for d in &report.damaged_points {
-        println!("DAMAGED recovery point {} ({}, {}):", d.id, d.name, d.created.strftime("%Y-%m-%d %H:%M:%S"));
+        println!(
+            "DAMAGED recovery point {} ({}, {}):",
+            d.id,
+            d.name,
+            d.created.strftime("%Y-%m-%d %H:%M:%S")
+        );
         for p in &d.problems {
             println!("  {p}");
         }
@@ -243,7 +294,12 @@ fn forget(dir: &Path, points: &[String]) -> Result<()> {
     let repo = open(dir)?;
     for p in points {
         let m = repo.forget(p)?;
-        println!("forgot recovery point {} ({}, {})", m.id, m.name, m.created.strftime("%Y-%m-%d %H:%M:%S"));
+        println!(
+            "forgot recovery point {} ({}, {})",
+            m.id,
+            m.name,
+            m.created.strftime("%Y-%m-%d %H:%M:%S")
+        );
     }
     println!("run `tresor repo gc` to reclaim the space");
     Ok(())
@@ -274,12 +330,17 @@ fn key(cmd: KeyCommand) -> Result<()> {
             if output.exists() {
                 bail!("{} exists; choose another file", output.display());
             }
-            std::fs::write(&output, repo.export_key()?).with_context(|| format!("writing {}", output.display()))?;
-            println!("wrote the key (wrapped by its passphrase) to {}", output.display());
+            std::fs::write(&output, repo.export_key()?)
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "wrote the key (wrapped by its passphrase) to {}",
+                output.display()
+            );
         }
         KeyCommand::Import { repo, input } => {
             let backend = LocalDir::open(&repo.dir)?;
-            let bytes = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
             let pass = passphrase::get(false)?;
             let name = Repository::import_key(&backend, &bytes, &pass)?;
             println!("imported key as {name}");
