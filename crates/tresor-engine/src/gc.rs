@@ -56,6 +56,8 @@ pub struct GcReport {
     pub packs_repacked: u64,
     pub packs_written: u64,
     pub unindexed_packs_removed: u64,
+    /// Temp files of interrupted writes.
+    pub leftovers_removed: u64,
     pub bytes_freed: u64,
     /// Backups that were running: unreferenced blobs they might reuse are kept until
     /// a later run.
@@ -71,12 +73,13 @@ impl fmt::Display for GcReport {
         )?;
         writeln!(
             f,
-            "removed {} blobs: {} packs deleted, {} repacked into {} new, {} left by crashed backups; {} bytes freed",
+            "removed {} blobs: {} packs deleted, {} repacked into {} new, {} packs and {} temp files left by crashed backups; {} bytes freed",
             self.blobs_removed,
             self.packs_deleted,
             self.packs_repacked,
             self.packs_written,
             self.unindexed_packs_removed,
+            self.leftovers_removed,
             self.bytes_freed
         )?;
         if !self.waited_for.is_empty() {
@@ -291,6 +294,7 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
     // Packs no index lists: only while nobody writes (a running backup's packs are
     // unindexed until it finishes). Compared with an index read after the check.
     if live.is_empty() {
+        report.leftovers_removed = backend.remove_leftovers()?;
         repo.reload_index()?;
         let indexed: HashSet<String> = repo.index().packs.iter().map(hex::encode).collect();
         let deleted: HashSet<&String> = to_delete.iter().collect();

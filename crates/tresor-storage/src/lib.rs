@@ -130,6 +130,12 @@ pub trait Backend: Send + Sync {
     /// The registry of running backups (see [`WriterRegistry`]).
     fn writers(&self) -> &dyn WriterRegistry;
 
+    /// Removes what interrupted `put`s left behind (temp files), returning how many.
+    /// Only safe while no writer runs: a running `put` looks the same.
+    fn remove_leftovers(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// Reads a range into a new buffer.
     fn get_range(&self, kind: ObjectKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];

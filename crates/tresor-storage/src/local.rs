@@ -272,6 +272,10 @@ impl Backend for LocalDir {
     fn writers(&self) -> &dyn WriterRegistry {
         &self.writers
     }
+
+    fn remove_leftovers(&self) -> Result<u64> {
+        self.remove_temp_files()
+    }
 }
 
 /// Makes a rename or unlink in `dir` durable.
