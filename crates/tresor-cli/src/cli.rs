@@ -61,7 +61,7 @@ pub enum RepoCommand {
         #[arg(long = "dirty-extents")]
         dirty_extents: Vec<PathBuf>,
         /// Consistency to record for this point.
-        #[arg(long, value_enum, default_value_t = ConsistencyArg::CrashConsistent)]
+        #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash)]
         consistency: ConsistencyArg,
         /// Disk images to back up; each disk is named after its file name.
         #[arg(required = true)]
@@ -161,11 +161,11 @@ pub struct BenchmarkArgs {
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ConsistencyArg {
     #[value(name = "AppConsistent")]
-    AppConsistent,
+    App,
     #[value(name = "FileSystemConsistent")]
-    FileSystemConsistent,
+    FileSystem,
     #[value(name = "CrashConsistent")]
-    CrashConsistent,
+    Crash,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -162,9 +162,9 @@ fn backup(
         let mut req = BackupRequest::new(name, disks);
         req.parent = parent;
         req.consistency = match consistency {
-            ConsistencyArg::AppConsistent => Consistency::AppConsistent,
-            ConsistencyArg::FileSystemConsistent => Consistency::FileSystemConsistent,
-            ConsistencyArg::CrashConsistent => Consistency::CrashConsistent,
+            ConsistencyArg::App => Consistency::AppConsistent,
+            ConsistencyArg::FileSystem => Consistency::FileSystemConsistent,
+            ConsistencyArg::Crash => Consistency::CrashConsistent,
         };
         req.progress = Some(progress);
         backup::run(&repo, req)
