@@ -94,13 +94,21 @@ trap on_signal INT TERM
 # (max RSS, KiB). The command runs as a background job so that Ctrl-C (the trap) can stop
 # it: `timeout` puts itself and the command in their own process group, and kills that
 # whole group on time-out or when it is sent SIGTERM.
+# Also sets T_CPU (the command's user+sys CPU seconds), T_OTHERS (CPU seconds the rest
+# of the machine used meanwhile) and T_STEAL (seconds the hypervisor gave away): noise.
 T_SEC=
 T_KIB=
+T_CPU=
+T_OTHERS=
+T_STEAL=
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
 timed() {
     local name=$1
     shift
-    local tf=$LOGS/$name.time rc=0
-    timeout -k 30 "$STEP_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" "$@" \
+    local tf=$LOGS/$name.time rc=0 b0 s0 b1 s1 u sy
+    read -r b0 s0 < <(cpu_ticks)
+    timeout -k 30 "$STEP_TIMEOUT" /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" \
         </dev/null >"$LOGS/$name.out" 2>"$LOGS/$name.err" &
     CUR_PID=$!
     wait "$CUR_PID" || rc=$?
@@ -119,7 +127,11 @@ timed() {
         } >&2
         exit 1
     fi
-    read -r T_SEC T_KIB < <(tail -n 1 "$tf")
+    read -r b1 s1 < <(cpu_ticks)
+    read -r T_SEC T_KIB u sy < <(tail -n 1 "$tf")
+    T_CPU=$(calc "$u + $sy")
+    T_OTHERS=$(calc "sprintf(\"%.2f\", ($b1 - $b0) / $HZ - $T_CPU < 0 ? 0 : ($b1 - $b0) / $HZ - $T_CPU)")
+    T_STEAL=$(calc "($s1 - $s0) / $HZ")
 }
 
 # ------------------------------------------------------------------ page cache handling
@@ -187,7 +199,7 @@ meta_bytes() {
     echo "$sum"
 }
 files_in() { if [[ -d $1 ]]; then find "$1" -type f | wc -l; else echo 0; fi; }
-calc() { awk "BEGIN { printf \"%s\", $1 }"; }
+calc() { awk "BEGIN { printf \"%s\", ($1) }"; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 kb() { awk -v b="$1" 'BEGIN { printf "%.1f KB", b / 1e3 }'; }
 secs() { awk -v s="$1" 'BEGIN { printf "%.2f s", s }'; }
@@ -208,16 +220,24 @@ rp_id_from() {
         die "tresor did not print a recovery point id as the last line of stdout (got '$id'; see $1)"
     echo "$id"
 }
-# tresor RSS per command, for the memory table
-declare -a MEM_ROWS=()
+# Every measured step, for the table of commands; peak RSS per tool; noise totals.
+declare -a CMD_ROWS=()
 T_PEAK_KIB=0
-note_mem() { # LABEL (after a timed tresor step)
-    MEM_ROWS+=("$(printf '  %-40s %10s %10s' "$1" "$(secs "$T_SEC")" "$(mib_rss "$T_KIB")")")
-    ((T_KIB > T_PEAK_KIB)) && T_PEAK_KIB=$T_KIB
+R_PEAK_KIB=0
+SUM_SEC=0 SUM_OTHERS=0 SUM_STEAL=0
+note_step() { # TOOL LABEL (after a timed step)
+    CMD_ROWS+=("$(printf '  %-6s %-42s %9s %9s %9s %10s' "$1" "$2" "$(secs "$T_SEC")" \
+        "$(secs "$T_CPU")" "$(secs "$(calc "$T_OTHERS + $T_STEAL")")" "$(mib_rss "$T_KIB")")")
+    if [[ $1 == tresor ]]; then
+        ((T_KIB > T_PEAK_KIB)) && T_PEAK_KIB=$T_KIB
+    else
+        ((T_KIB > R_PEAK_KIB)) && R_PEAK_KIB=$T_KIB
+    fi
+    SUM_SEC=$(calc "$SUM_SEC + $T_SEC")
+    SUM_OTHERS=$(calc "$SUM_OTHERS + $T_OTHERS")
+    SUM_STEAL=$(calc "$SUM_STEAL + $T_STEAL")
     return 0
 }
-R_PEAK_KIB=0
-note_restic_mem() { ((T_KIB > R_PEAK_KIB)) && R_PEAK_KIB=$T_KIB; return 0; }
 
 # ------------------------------------------------------------------------- preflight
 [[ $WORK == /* && $WORK != / && $WORK != "$HOME" && $WORK != "$ROOT" ]] ||
@@ -263,11 +283,16 @@ TRESOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
 [[ -n $(git -C "$ROOT" status --porcelain -- crates 2>/dev/null) ]] && TRESOR_REV+=" + uncommitted changes"
 RESTIC_VER=$(restic version | awk '{print $2}')
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-LOAD=$(cut -d' ' -f1 /proc/loadavg)
 say "work dir $WORK; $CACHE_NOTE"
 say "restic $RESTIC_VER; tresor $TRESOR (commit $TRESOR_REV)"
-if [[ $(calc "$LOAD > 0.5") == 1 ]]; then
-    say "warning: load average $LOAD: something else is running; timings will be noisy"
+# Is the machine idle? CPU the whole machine uses over 2 s (the load average would still
+# remember a previous run).
+read -r b0 s0 < <(cpu_ticks)
+sleep 2
+read -r b1 s1 < <(cpu_ticks)
+busy=$(calc "($b1 - $b0 + $s1 - $s0) / $HZ / 2")
+if [[ $(calc "$busy > 0.1") == 1 ]]; then
+    say "warning: the machine is busy ($(calc "sprintf(\"%.0f\", 100 * $busy)")% of a core used or stolen): timings will be noisy"
 fi
 
 # ----------------------------------------------------------------------------- image
@@ -282,7 +307,7 @@ timed restic-init restic -r "$R_REPO" init
 prepare "$IMAGE"
 timed restic-full restic -r "$R_REPO" backup "$IMAGE"
 R_FULL_SEC=$T_SEC
-note_restic_mem
+note_step restic "backup (full)"
 R_FULL_BYTES=$(bytes_of "$R_REPO")
 say "restic full backup: $(secs "$R_FULL_SEC"), repository $(mb "$R_FULL_BYTES"), max RSS $(mib_rss "$T_KIB")"
 
@@ -290,7 +315,7 @@ say "restic: restore"
 prepare "$R_REPO"
 timed restic-restore restic -r "$R_REPO" restore latest --target "$WORK/restore-restic"
 R_RESTORE_SEC=$T_SEC
-note_restic_mem
+note_step restic "restore (full)"
 R_RESTORED=$WORK/restore-restic$IMAGE # restic recreates the absolute path
 if [[ -f $R_RESTORED ]] && cmp -s "$IMAGE" "$R_RESTORED"; then R_RESTORE_OK=yes; else R_RESTORE_OK=NO; fi
 rm -rf "$WORK/restore-restic"
@@ -301,11 +326,11 @@ T_FULL_SEC="" T_FULL_BYTES="" T_RESTORE_SEC="" T_RESTORE_OK="" RP1=""
 if [[ $SKIP_TRESOR != 1 ]]; then
     say "tresor: init, full backup"
     timed tresor-init "$TRESOR" repo init "$T_REPO"
-    note_mem "repo init"
+    note_step tresor "repo init"
     prepare "$IMAGE"
     timed tresor-full "$TRESOR" repo backup "$T_REPO" --name bench-full "$IMAGE"
     T_FULL_SEC=$T_SEC
-    note_mem "repo backup (full)"
+    note_step tresor "repo backup (full)"
     RP1=$(rp_id_from "$LOGS/tresor-full.out")
     T_FULL_BYTES=$(bytes_of "$T_REPO")
     say "tresor full backup: $(secs "$T_FULL_SEC"), repository $(mb "$T_FULL_BYTES"), point $RP1"
@@ -314,7 +339,7 @@ if [[ $SKIP_TRESOR != 1 ]]; then
     prepare "$T_REPO"
     timed tresor-restore "$TRESOR" repo restore "$T_REPO" "$RP1" --disk "$DISK" --output "$WORK/restore-tresor.raw"
     T_RESTORE_SEC=$T_SEC
-    note_mem "repo restore (full)"
+    note_step tresor "repo restore (full)"
     if cmp -s "$IMAGE" "$WORK/restore-tresor.raw"; then T_RESTORE_OK=yes; else T_RESTORE_OK=NO; fi
     rm -f "$WORK/restore-tresor.raw"
     say "tresor restore: $(secs "$T_RESTORE_SEC"), identical: $T_RESTORE_OK"
@@ -336,7 +361,7 @@ before=$(bytes_of "$R_REPO")
 prepare "$IMAGE"
 timed restic-incr restic -r "$R_REPO" backup "$IMAGE"
 R_INCR_SEC=$T_SEC
-note_restic_mem
+note_step restic "backup (incremental)"
 R_INCR_BYTES=$(($(bytes_of "$R_REPO") - before))
 say "restic incremental: $(secs "$R_INCR_SEC"), new bytes $(mb "$R_INCR_BYTES")"
 
@@ -354,7 +379,7 @@ if [[ $SKIP_TRESOR != 1 ]]; then
     timed tresor-incr-dirty "$TRESOR" repo backup "$T_REPO" --name bench-incr --parent "$RP1" \
         --dirty-extents "$IMAGE.dirty" "$IMAGE"
     T_INCR_SEC=$T_SEC
-    note_mem "repo backup (incremental, dirty extents)"
+    note_step tresor "repo backup (incremental, dirty extents)"
     RP2=$(rp_id_from "$LOGS/tresor-incr-dirty.out")
     T_INCR_BYTES=$(($(bytes_of "$T_REPO") - before))
     T_META_AFTER=$(meta_bytes "$T_REPO")
@@ -368,7 +393,7 @@ if [[ $SKIP_TRESOR != 1 ]]; then
     prepare "$T_REPO"
     timed tresor-restore-incr "$TRESOR" repo restore "$T_REPO" "$RP2" --disk "$DISK" --output "$WORK/restore-tresor-incr.raw"
     T_INCR_RESTORE_SEC=$T_SEC
-    note_mem "repo restore (incremental)"
+    note_step tresor "repo restore (incremental)"
     if cmp -s "$IMAGE" "$WORK/restore-tresor-incr.raw"; then T_INCR_RESTORE_OK=yes; else T_INCR_RESTORE_OK=NO; fi
     rm -f "$WORK/restore-tresor-incr.raw"
     say "tresor restore of the incremental: $(secs "$T_SEC"), identical: $T_INCR_RESTORE_OK"
@@ -378,14 +403,14 @@ if [[ $SKIP_TRESOR != 1 ]]; then
     prepare "$IMAGE"
     timed tresor-incr-full "$TRESOR" repo backup "$T_REPO_B" --name bench-incr-full --parent "$RP1" "$IMAGE"
     T_INCRF_SEC=$T_SEC
-    note_mem "repo backup (incremental, full read)"
+    note_step tresor "repo backup (incremental, full read)"
     rp_id_from "$LOGS/tresor-incr-full.out" >/dev/null
     T_INCRF_BYTES=$(($(bytes_of "$T_REPO_B") - before))
     say "tresor incremental (full read): $(secs "$T_INCRF_SEC"), new bytes $(mb "$T_INCRF_BYTES")"
     rm -rf "$T_REPO_B"
 
     timed tresor-list "$TRESOR" repo list "$T_REPO"
-    note_mem "repo list"
+    note_step tresor "repo list"
 fi
 
 # ------------------------------------------------------ tresor: 1 TiB sparse vs 1 GiB
@@ -414,13 +439,13 @@ EOF
     prepare "$WORK/plain.raw"
     timed tresor-plain "$TRESOR" repo backup "$WORK/tresor-repo-plain" --name bench-plain "$WORK/plain.raw"
     T_PLAIN_SEC=$T_SEC
-    note_mem "repo backup (plain $SPARSE_DATA_MIB MiB image)"
+    note_step tresor "repo backup (plain $SPARSE_DATA_MIB MiB image)"
     rp_id_from "$LOGS/tresor-plain.out" >/dev/null
     T_PLAIN_BYTES=$(bytes_of "$WORK/tresor-repo-plain")
     prepare "$WORK/sparse.raw"
     timed tresor-sparse "$TRESOR" repo backup "$WORK/tresor-repo-sparse" --name bench-sparse "$WORK/sparse.raw"
     T_SPARSE_SEC=$T_SEC
-    note_mem "repo backup ($SPARSE_SIZE sparse image)"
+    note_step tresor "repo backup ($SPARSE_SIZE sparse image)"
     rp_id_from "$LOGS/tresor-sparse.out" >/dev/null
     T_SPARSE_BYTES=$(bytes_of "$WORK/tresor-repo-sparse")
     say "tresor: plain $(secs "$T_PLAIN_SEC") ($(mb "$T_PLAIN_BYTES")), sparse $(secs "$T_SPARSE_SEC") ($(mb "$T_SPARSE_BYTES"))"
@@ -430,7 +455,7 @@ fi
 # --------------------------------------------------------------------------- summary
 dash="-"
 cell() { if [[ -n $1 ]]; then "${@:2}" "$1"; else echo "$dash"; fi; }
-row() { printf '%-38s %13s %13s %14s  %-24s %s\n' "$@"; }
+row() { printf '%-38s %12s %12s %16s  %-26s %s\n' "$@"; }
 {
     echo "Tresor vs restic, $(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname)"
     echo "machine: $(nproc) cores ($CPU), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; $CACHE_NOTE"
@@ -479,11 +504,15 @@ row() { printf '%-38s %13s %13s %14s  %-24s %s\n' "$@"; }
     row "$SPARSE_SIZE sparse, $SPARSE_DATA_MIB MiB data: time" "$(cell "$T_SPARSE_SEC" secs)" "-" "$r_sparse" "~ plain (<= 1.5x + 0.5 s)" "$v_sparse"
     row "plain $SPARSE_DATA_MIB MiB image, same data: time" "$(cell "$T_PLAIN_SEC" secs)" "-" "-" "-" "-"
     row "peak memory (max RSS, all commands)" "$( ((T_PEAK_KIB > 0)) && mib_rss "$T_PEAK_KIB" || echo "$dash")" "$(mib_rss "$R_PEAK_KIB")" "-" "<= 256 MiB (tresor)" "$v_mem"
-    if ((${#MEM_ROWS[@]} > 0)); then
-        echo
-        echo "every tresor command:                        wall time    max RSS"
-        printf '%s\n' "${MEM_ROWS[@]}"
-    fi
+    echo
+    echo "every measured command: wall time, its own CPU time (user+sys), CPU time others used"
+    echo "meanwhile (other processes + hypervisor steal: noise), max RSS"
+    printf '  %-6s %-42s %9s %9s %9s %10s\n' tool command wall cpu noise "max RSS"
+    printf '%s\n' "${CMD_ROWS[@]}"
+    echo "noise over all measured steps: $(secs "$SUM_OTHERS") CPU used by other processes and $(secs "$SUM_STEAL")"
+    echo "stolen by the hypervisor, in $(secs "$SUM_SEC") of wall time ($(nproc) cores).$(
+        [[ $(calc "($SUM_OTHERS + $SUM_STEAL) > 0.05 * $SUM_SEC * $(nproc)") == 1 ]] &&
+            echo " NOISY: rerun on an idle machine before quoting.")"
     if [[ -n $T_META_AFTER ]]; then
         echo
         echo "Tresor repository, incremental point (dirty extents): index/+points/ $(kb "$T_META_BEFORE") -> $(kb "$T_META_AFTER"),"
