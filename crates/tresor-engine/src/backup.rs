@@ -36,7 +36,7 @@ use tresor_format::tree::{TreeNode, TreeShape};
 use tresor_format::ChunkId;
 
 use crate::blob_index::BlobIndex;
-use crate::pack_writer::{PackWriter, SealedMsg};
+use crate::pack_writer::{with_pack_writer, SealedMsg};
 use crate::progress::Progress;
 use crate::repository::{hostname, random_hex};
 use crate::tree::{item_count, item_span, TreeBuilder, TreeReader};
@@ -137,17 +137,8 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
         req.workers
     };
 
-    let (pack_tx, pack_rx) = bounded::<SealedMsg>(64);
-    let (disks, pack_stats) = std::thread::scope(|scope| -> Result<_> {
-        let packer = scope.spawn(|| -> Result<_> {
-            let mut writer = PackWriter::new(repo);
-            for msg in pack_rx {
-                writer.add(msg)?;
-            }
-            writer.finish()
-        });
+    let (disks, pack_stats) = with_pack_writer(repo, |pack_tx| {
         let mut disks = Vec::new();
-        let mut result = Ok(());
         for disk in &req.disks {
             let parent_disk = req
                 .parent
@@ -161,18 +152,9 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
             if disk.dirty.is_some() && parent_disk.is_none() {
                 tracing::warn!(disk = %disk.name, "the parent point has no matching disk (missing, or another size): reading the whole disk");
             }
-            match session.backup_disk(disk, parent_disk, workers, &pack_tx) {
-                Ok(entry) => disks.push(entry),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
+            disks.push(session.backup_disk(disk, parent_disk, workers, &pack_tx)?);
         }
-        drop(pack_tx);
-        let packed = packer.join().expect("pack writer thread panicked");
-        result?;
-        Ok((disks, packed?))
+        Ok(disks)
     })?;
 
     if req.progress.is_some_and(Progress::cancelled) {
