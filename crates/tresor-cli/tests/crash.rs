@@ -4,7 +4,6 @@ mod common;
 
 use std::fs;
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::*;
 use rand::{Rng, SeedableRng};
@@ -54,6 +53,18 @@ fn backups_killed_at_random_moments_leave_no_lying_point() {
     // Which image content each completed backup name stands for.
     let mut completed = std::collections::HashMap::new();
     let mut killed = 0;
+    // How long an uninterrupted backup of this much new data takes here, so that the
+    // kills land inside backups whatever the machine's speed.
+    let started = std::time::Instant::now();
+    ok(&["repo", "backup", s(&repo), "--name", "warmup", s(&image)]);
+    let duration = started.elapsed();
+    ok(&[
+        "repo",
+        "forget",
+        s(&repo),
+        points(&repo)[0]["id"].as_str().unwrap(),
+    ]);
+    ok(&["repo", "gc", s(&repo)]);
     for round in 0..8 {
         // New data every round, so every backup writes packs.
         random_writes(&image, 100, 64 << 10, 100 + round);
@@ -66,7 +77,7 @@ fn backups_killed_at_random_moments_leave_no_lying_point() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(20..1500)));
+        std::thread::sleep(duration.mul_f64(rng.gen_range(0.05..0.9)));
         match child.try_wait().unwrap() {
             Some(status) => assert!(status.success(), "backup failed by itself"),
             None => {
@@ -150,7 +161,7 @@ fn gc_racing_backups_loses_nothing() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(0..400)));
+        std::thread::sleep(std::time::Duration::from_millis(rng.gen_range(0..400)));
         let gc = tresor()
             .args(["repo", "gc", s(&repo), "--repack-threshold", "0"])
             .output()

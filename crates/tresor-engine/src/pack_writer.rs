@@ -54,7 +54,9 @@ struct Stored<'r> {
 
 impl Stored<'_> {
     fn add(&self, pack: FinishedPack) -> Result<()> {
-        self.repo.backend().put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
+        self.repo
+            .backend()
+            .put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
         let mut pack_id = [0u8; 32];
         hex::decode_to_slice(&pack.name, &mut pack_id).expect("pack names are 64 hex digits");
         let full = {
