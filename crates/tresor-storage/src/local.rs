@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -187,10 +187,7 @@ impl Backend for LocalDir {
         rand::thread_rng().fill_bytes(&mut suffix);
         let tmp = folder.join(format!(".tmp-{}", hex::encode(suffix)));
         let result = (|| -> io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            drop(f);
+            write_durably(&tmp, data)?;
             fs::rename(&tmp, folder.join(name))?;
             sync_dir(&folder)
         })();
@@ -278,6 +275,47 @@ impl Backend for LocalDir {
     }
 }
 
+/// Objects at least this large are written with `O_DIRECT`.
+const DIRECT_MIN: usize = 1 << 20;
+/// Alignment `O_DIRECT` needs for buffers, offsets and lengths.
+const DIRECT_ALIGN: usize = 4096;
+/// Staging buffer for direct writes.
+const DIRECT_PIECE: usize = 4 << 20;
+
+/// Creates `path` with `data` and fsyncs it.
+///
+/// Large objects (packs) are written with `O_DIRECT` except for their unaligned tail:
+/// they are fsynced at once anyway, and on many virtual machines allocating page-cache
+/// pages for them costs more CPU than the rest of the write. Where the file system
+/// refuses `O_DIRECT` (tmpfs), the ordinary path is taken.
+fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    let aligned_len = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+    let direct = if data.len() >= DIRECT_MIN {
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()
+    } else {
+        None
+    };
+    match direct {
+        Some(direct) => {
+            let mut staging = vec![0u8; DIRECT_PIECE + DIRECT_ALIGN];
+            let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
+            for (i, piece) in data[..aligned_len].chunks(DIRECT_PIECE).enumerate() {
+                let buf = &mut staging[start..start + piece.len()];
+                buf.copy_from_slice(piece);
+                direct.write_all_at(buf, (i * DIRECT_PIECE) as u64)?;
+            }
+            f.write_all_at(&data[aligned_len..], aligned_len as u64)?;
+        }
+        None => f.write_all(data)?,
+    }
+    f.sync_all()
+}
+
 /// Makes a rename or unlink in `dir` durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -340,6 +378,17 @@ mod tests {
             .map(|o| o.name)
             .collect();
         assert_eq!(names, vec!["p".to_string()]);
+    }
+
+    #[test]
+    fn large_unaligned_objects_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalDir::create(dir.path()).unwrap();
+        for len in [DIRECT_MIN, DIRECT_MIN + 1, 3 * DIRECT_PIECE + 4095, 9 * 1024 * 1024 + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+            b.put(ObjectKind::Pack, "aabbcc", &data).unwrap();
+            assert_eq!(b.get(ObjectKind::Pack, "aabbcc").unwrap(), data, "length {len}");
+        }
     }
 
     #[test]
