@@ -130,9 +130,12 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
         p.add_total(req.disks.iter().map(|d| d.source.size()).sum());
     }
     let workers = if req.workers == 0 {
+        // One more than the cores: a worker waiting on a read or on the pack writer's
+        // queue leaves its core to another.
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
+            + 1
     } else {
         req.workers
     };
@@ -553,6 +556,11 @@ impl Planner<'_, '_, '_> {
         }
         if level == 0 {
             return self.emit(Work::Read { chunk: k });
+        }
+        if level == 1 {
+            // A leaf's worth of reads follows: let the source fetch it while the
+            // workers are still busy with the previous one.
+            self.source.prefetch(start, end - start);
         }
         let fanout = self.shape.fanout as u64;
         let below = item_count(&self.shape, level - 1);
