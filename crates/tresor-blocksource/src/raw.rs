@@ -260,7 +260,12 @@ impl BlockSource for RawFile {
         // SAFETY: posix_fadvise only reads its integer arguments; a failure is harmless
         // (it is a hint), so its result is ignored.
         unsafe {
-            libc::posix_fadvise(self.file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset,
+                len,
+                libc::POSIX_FADV_WILLNEED,
+            );
         }
     }
 }

@@ -463,3 +463,62 @@ fn key_export_and_import() {
         .unwrap();
     assert!(out.status.success() && text(&out).contains(&id));
 }
+
+/// A loop device standing in for a block device; detached when dropped.
+struct LoopDevice(String);
+
+impl LoopDevice {
+    fn attach(file: &Path) -> LoopDevice {
+        let out = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file)
+            .output()
+            .expect("losetup (util-linux) is needed by this test");
+        assert!(
+            out.status.success(),
+            "attaching a loop device failed (the tests run as root): {}",
+            text(&out)
+        );
+        LoopDevice(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn restore_onto_a_block_device_overwrites_old_data_with_zeros_too() {
+    let t = tempfile::tempdir().unwrap();
+    let image = make_ext4_image(t.path(), "disk.raw", 32 << 20, 8 << 20, 13);
+    let repo = init_repo(t.path());
+    let id = backup(&repo, "vm", &[], &[&image]);
+    // A "device" full of old data: every zero region of the disk must be overwritten.
+    let backing = t.path().join("device.img");
+    fs::write(&backing, vec![0xa5u8; 32 << 20]).unwrap();
+    let dev = LoopDevice::attach(&backing);
+    restore(&repo, &id, "disk.raw", Path::new(&dev.0), &[]);
+    assert!(
+        same_content(&image, Path::new(&dev.0)),
+        "device content differs"
+    );
+    // A device too small is refused before anything is written.
+    let small = t.path().join("small.img");
+    fs::write(&small, vec![0u8; 1 << 20]).unwrap();
+    let small_dev = LoopDevice::attach(&small);
+    let err = fails(&[
+        "repo",
+        "restore",
+        s(&repo),
+        &id,
+        "--disk",
+        "disk.raw",
+        "--output",
+        &small_dev.0,
+    ]);
+    assert!(err.contains("holds") && err.contains("needs"), "{err}");
+}

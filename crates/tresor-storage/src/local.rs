@@ -384,10 +384,19 @@ mod tests {
     fn large_unaligned_objects_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalDir::create(dir.path()).unwrap();
-        for len in [DIRECT_MIN, DIRECT_MIN + 1, 3 * DIRECT_PIECE + 4095, 9 * 1024 * 1024 + 17] {
+        for len in [
+            DIRECT_MIN,
+            DIRECT_MIN + 1,
+            3 * DIRECT_PIECE + 4095,
+            9 * 1024 * 1024 + 17,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
             b.put(ObjectKind::Pack, "aabbcc", &data).unwrap();
-            assert_eq!(b.get(ObjectKind::Pack, "aabbcc").unwrap(), data, "length {len}");
+            assert_eq!(
+                b.get(ObjectKind::Pack, "aabbcc").unwrap(),
+                data,
+                "length {len}"
+            );
         }
     }
 
