@@ -378,14 +378,16 @@ fn damaged_index_is_detected_and_rebuilt_from_packs() {
 }
 
 #[test]
-fn tampered_manifest_is_detected() {
+fn tampered_manifest_is_detected_and_the_others_still_listed() {
     let t = tempfile::tempdir().unwrap();
     let image = t.path().join("d.raw");
     fs::write(&image, vec![7u8; 1 << 20]).unwrap();
     let repo = init_repo(t.path());
+    let good = backup(&repo, "vm", &[], &[&image]);
     let id = backup(&repo, "vm", &[], &[&image]);
     let manifest = repo.join("points").join(&id);
     flip_byte(&manifest, 30);
+    let target = t.path().join("o");
     let err = fails(&[
         "repo",
         "restore",
@@ -394,17 +396,38 @@ fn tampered_manifest_is_detected() {
         "--disk",
         "d.raw",
         "--output",
-        s(&t.path().join("o")),
+        s(&target),
     ]);
     assert!(err.contains("authentication failed"), "{err}");
+    let listing = fails(&["repo", "list", s(&repo)]);
+    assert!(
+        listing.contains(&good),
+        "the intact point is not listed: {listing}"
+    );
+    assert!(
+        listing.contains(&format!("DAMAGED recovery point {id}")),
+        "{listing}"
+    );
+    let report = fails(&["repo", "verify", s(&repo)]);
+    assert!(
+        report.contains(&format!("DAMAGED recovery point {id}")),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("DAMAGED recovery point {good}")),
+        "{report}"
+    );
     // A manifest copied under another point's name is refused too.
-    fs::write(
+    fs::copy(
+        repo.join("points").join(&good),
         repo.join("points").join("0123456789abcdef0123456789abcdef"),
-        b"junk",
     )
     .unwrap();
-    let err = fails(&["repo", "list", s(&repo)]);
-    assert!(err.contains("recovery point manifest"), "{err}");
+    let listing = fails(&["repo", "list", s(&repo)]);
+    assert!(
+        listing.contains("DAMAGED recovery point 0123456789abcdef0123456789abcdef"),
+        "{listing}"
+    );
 }
 
 #[test]

@@ -279,19 +279,32 @@ impl Repository {
             .collect())
     }
 
-    /// Every recovery point, oldest first.
+    /// Every recovery point, oldest first. A manifest that cannot be read fails the
+    /// whole listing; [`Repository::scan_points`] lists around it.
     pub fn list_points(&self) -> Result<Vec<Manifest>> {
+        let (points, mut unreadable) = self.scan_points()?;
+        match unreadable.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(points),
+        }
+    }
+
+    /// Every readable recovery point, oldest first, and the ids of those whose
+    /// manifests cannot be read (damaged, tampered with, or of a newer format) with why.
+    pub fn scan_points(&self) -> Result<(Vec<Manifest>, Vec<(String, Error)>)> {
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for id in self.point_ids()? {
             match self.load_point(&id) {
                 Ok(m) => out.push(m),
                 // Forgotten since the listing.
                 Err(Error::PointNotFound { .. }) => continue,
+                Err(e @ (Error::Format(_) | Error::Invalid(_))) => unreadable.push((id, e)),
                 Err(e) => return Err(e),
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// Finds a point by its id or an unambiguous prefix of it (at least 6 digits).

@@ -53,7 +53,19 @@ pub fn run(
     let mut report = VerifyReport::default();
     let points = match point {
         Some(id) => vec![repo.load_point(id)?],
-        None => repo.list_points()?,
+        None => {
+            let (points, unreadable) = repo.scan_points()?;
+            for (id, e) in unreadable {
+                report.points_checked += 1;
+                report.damaged_points.push(DamagedPoint {
+                    id,
+                    name: "?".into(),
+                    created: Timestamp::UNIX_EPOCH,
+                    problems: vec![format!("its manifest cannot be read: {e}")],
+                });
+            }
+            points
+        }
     };
     // Blob id -> why it is bad. For a single point it is filled as its blobs are read.
     let damaged: HashMap<ChunkId, String> = match point {

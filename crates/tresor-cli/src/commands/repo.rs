@@ -224,10 +224,10 @@ fn restore(
 
 fn list(dir: &Path, json: bool) -> Result<()> {
     let repo = open(dir)?;
-    let points = repo.list_points()?;
+    let (points, unreadable) = repo.scan_points()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&points)?);
-        return Ok(());
+        return fail_on_unreadable(&unreadable);
     }
     println!(
         "{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  disks",
@@ -250,6 +250,20 @@ fn list(dir: &Path, json: bool) -> Result<()> {
         );
     }
     println!("{} recovery points", points.len());
+    fail_on_unreadable(&unreadable)
+}
+
+/// Names every manifest that could not be read, after listing the rest.
+fn fail_on_unreadable(unreadable: &[(String, tresor_engine::Error)]) -> Result<()> {
+    for (id, e) in unreadable {
+        eprintln!("DAMAGED recovery point {id}: {e}");
+    }
+    if !unreadable.is_empty() {
+        bail!(
+            "{} recovery point manifests cannot be read; `tresor repo verify` reports every damaged point",
+            unreadable.len()
+        );
+    }
     Ok(())
 }
 
