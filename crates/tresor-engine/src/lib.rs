@@ -26,7 +26,7 @@ pub mod restore;
 mod tree;
 pub mod verify;
 
-pub use repository::{InitOptions, Repository};
+pub use repository::{InitOptions, PointScan, Repository};
 pub use tresor_blocksource as blocksource;
 pub use tresor_crypto::KdfParams;
 pub use tresor_format::manifest::{Consistency, DiskEntry, Manifest};

@@ -64,6 +64,14 @@ impl InitOptions {
     }
 }
 
+/// What [`Repository::scan_points`] found.
+pub struct PointScan {
+    /// Readable points, oldest first.
+    pub points: Vec<Manifest>,
+    /// Ids of manifests that cannot be read, with why.
+    pub unreadable: Vec<(String, Error)>,
+}
+
 pub struct Repository {
     backend: Arc<dyn Backend>,
     config: RepoConfig,
@@ -282,16 +290,16 @@ impl Repository {
     /// Every recovery point, oldest first. A manifest that cannot be read fails the
     /// whole listing; [`Repository::scan_points`] lists around it.
     pub fn list_points(&self) -> Result<Vec<Manifest>> {
-        let (points, mut unreadable) = self.scan_points()?;
-        match unreadable.pop() {
+        let mut scan = self.scan_points()?;
+        match scan.unreadable.pop() {
             Some((_, e)) => Err(e),
-            None => Ok(points),
+            None => Ok(scan.points),
         }
     }
 
     /// Every readable recovery point, oldest first, and the ids of those whose
     /// manifests cannot be read (damaged, tampered with, or of a newer format) with why.
-    pub fn scan_points(&self) -> Result<(Vec<Manifest>, Vec<(String, Error)>)> {
+    pub fn scan_points(&self) -> Result<PointScan> {
         let mut out = Vec::new();
         let mut unreadable = Vec::new();
         for id in self.point_ids()? {
@@ -304,7 +312,10 @@ impl Repository {
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
-        Ok((out, unreadable))
+        Ok(PointScan {
+            points: out,
+            unreadable,
+        })
     }
 
     /// Finds a point by its id or an unambiguous prefix of it (at least 6 digits).

@@ -54,8 +54,8 @@ pub fn run(
     let points = match point {
         Some(id) => vec![repo.load_point(id)?],
         None => {
-            let (points, unreadable) = repo.scan_points()?;
-            for (id, e) in unreadable {
+            let scan = repo.scan_points()?;
+            for (id, e) in scan.unreadable {
                 report.points_checked += 1;
                 report.damaged_points.push(DamagedPoint {
                     id,
@@ -64,7 +64,7 @@ pub fn run(
                     problems: vec![format!("its manifest cannot be read: {e}")],
                 });
             }
-            points
+            scan.points
         }
     };
     // Blob id -> why it is bad. For a single point it is filled as its blobs are read.

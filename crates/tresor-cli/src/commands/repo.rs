@@ -224,16 +224,17 @@ fn restore(
 
 fn list(dir: &Path, json: bool) -> Result<()> {
     let repo = open(dir)?;
-    let (points, unreadable) = repo.scan_points()?;
+    let scan = repo.scan_points()?;
+    let (points, unreadable) = (&scan.points, &scan.unreadable);
     if json {
-        println!("{}", serde_json::to_string_pretty(&points)?);
-        return fail_on_unreadable(&unreadable);
+        println!("{}", serde_json::to_string_pretty(points)?);
+        return fail_on_unreadable(unreadable);
     }
     println!(
         "{:<32}  {:<20}  {:<20}  {:<20}  {:>10}  disks",
         "ID", "NAME", "CREATED", "CONSISTENCY", "ADDED"
     );
-    for p in &points {
+    for p in points {
         let disks: Vec<String> = p
             .disks
             .iter()
@@ -250,7 +251,7 @@ fn list(dir: &Path, json: bool) -> Result<()> {
         );
     }
     println!("{} recovery points", points.len());
-    fail_on_unreadable(&unreadable)
+    fail_on_unreadable(unreadable)
 }
 
 /// Names every manifest that could not be read, after listing the rest.
