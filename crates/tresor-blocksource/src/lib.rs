@@ -100,9 +100,4 @@ pub trait BlockSource: Send + Sync {
 
     /// Fills `buf` with the bytes at `offset`. Reading past [`BlockSource::size`] is an error.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
-
-    /// A hint that `offset .. offset + len` will be read soon, so a source can start
-    /// fetching it (read-ahead across the scattered extents of a sparse disk). Doing
-    /// nothing is correct.
-    fn prefetch(&self, _offset: u64, _len: u64) {}
 }

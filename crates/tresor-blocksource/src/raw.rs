@@ -251,23 +251,6 @@ impl BlockSource for RawFile {
                 source,
             })
     }
-
-    fn prefetch(&self, offset: u64, len: u64) {
-        use std::os::unix::io::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
-        };
-        // SAFETY: posix_fadvise only reads its integer arguments; a failure is harmless
-        // (it is a hint), so its result is ignored.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                offset,
-                len,
-                libc::POSIX_FADV_WILLNEED,
-            );
-        }
-    }
 }
 
 #[cfg(test)]

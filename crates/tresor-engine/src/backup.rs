@@ -557,11 +557,6 @@ impl Planner<'_, '_, '_> {
         if level == 0 {
             return self.emit(Work::Read { chunk: k });
         }
-        if level == 1 {
-            // A leaf's worth of reads follows: let the source fetch it while the
-            // workers are still busy with the previous one.
-            self.source.prefetch(start, end - start);
-        }
         let fanout = self.shape.fanout as u64;
         let below = item_count(&self.shape, level - 1);
         for child in k * fanout..((k + 1) * fanout).min(below) {
