@@ -240,8 +240,10 @@ struct Session<'r, 'p> {
 enum Work {
     /// An item whose id is already known (ZERO, or reused from the parent).
     Known { level: u8, id: ChunkId, chunks: u64 },
-    /// A chunk to read.
-    Read { chunk: u64 },
+    /// Consecutive chunks to read with one call (one result each, numbered from the
+    /// job's `seq`). Large reads let the source read ahead; small ones would interleave
+    /// the workers' requests.
+    Read { chunk: u64, count: u64 },
 }
 
 struct Job {
@@ -296,6 +298,8 @@ impl<'r, 'p> Session<'r, 'p> {
                     zeros: ZeroMap::new(disk.source.as_ref()),
                     jobs: job_tx,
                     seq: 0,
+                    run: None,
+                    run_max: (READ_RUN_BYTES / chunk_size).max(1),
                 };
                 let result = planner.plan_top();
                 if result.is_err() {
@@ -352,11 +356,9 @@ impl<'r, 'p> Session<'r, 'p> {
         done: Sender<Done>,
         pack_tx: Sender<SealedMsg>,
     ) -> Result<()> {
-        let sealer = self.repo.sealer();
-        let id_key = self.repo.id_key();
         let mut compressor = zstd::bulk::Compressor::new(1).expect("zstd level 1");
         let mut scratch = Vec::new();
-        let mut buf = vec![0u8; chunk_size as usize];
+        let mut buf = Vec::new();
         for job in jobs {
             if self.stop_requested() {
                 return Ok(());
@@ -373,52 +375,35 @@ impl<'r, 'p> Session<'r, 'p> {
                     }
                     (level, id)
                 }
-                Work::Read { chunk } => {
+                Work::Read { chunk, count } => {
                     let offset = chunk * chunk_size;
-                    let len = chunk_size.min(size - offset) as usize;
-                    let data = &mut buf[..len];
-                    disk.source.read_at(offset, data)?;
+                    let total = (count * chunk_size).min(size - offset) as usize;
+                    if buf.len() < total {
+                        buf.resize(total, 0);
+                    }
+                    disk.source.read_at(offset, &mut buf[..total])?;
                     self.stats
                         .bytes_read
-                        .fetch_add(len as u64, Ordering::Relaxed);
+                        .fetch_add(total as u64, Ordering::Relaxed);
                     if let Some(p) = self.progress {
-                        p.add_done(len as u64);
+                        p.add_done(total as u64);
                     }
-                    let id = if is_zero(data) {
-                        ChunkId::ZERO
-                    } else {
-                        self.stats
-                            .data_bytes
-                            .fetch_add(len as u64, Ordering::Relaxed);
-                        let id = id_key.id_of(data);
-                        if self.claim(&id) {
-                            let mut bytes = Vec::with_capacity(len + 64);
-                            let meta = seal_blob(
-                                sealer,
-                                &mut compressor,
-                                &mut scratch,
-                                BlobKind::Data,
-                                &id,
-                                data,
-                                &mut bytes,
-                            );
-                            if pack_tx
-                                .send(SealedMsg {
-                                    kind: BlobKind::Data,
-                                    id,
-                                    meta,
-                                    bytes,
-                                })
-                                .is_err()
-                            {
-                                return Ok(()); // the pack writer failed; its error is reported
-                            }
-                        } else {
-                            self.stats.chunks_reused.fetch_add(1, Ordering::Relaxed);
+                    for (i, data) in buf[..total].chunks(chunk_size as usize).enumerate() {
+                        let Some(id) =
+                            self.store_chunk(data, &mut compressor, &mut scratch, &pack_tx)
+                        else {
+                            return Ok(()); // the pack writer failed; its error is reported
+                        };
+                        let result = Done {
+                            seq: job.seq + i as u64,
+                            level: 0,
+                            id,
+                        };
+                        if done.send(result).is_err() {
+                            return Ok(());
                         }
-                        id
-                    };
-                    (0, id)
+                    }
+                    continue;
                 }
             };
             if done
@@ -433,6 +418,45 @@ impl<'r, 'p> Session<'r, 'p> {
             }
         }
         Ok(())
+    }
+
+    /// Zero check, hash, dedup and, for a new chunk, compression and sealing. `None`
+    /// when the pack writer has stopped.
+    fn store_chunk(
+        &self,
+        data: &[u8],
+        compressor: &mut zstd::bulk::Compressor<'_>,
+        scratch: &mut Vec<u8>,
+        pack_tx: &Sender<SealedMsg>,
+    ) -> Option<ChunkId> {
+        if is_zero(data) {
+            return Some(ChunkId::ZERO);
+        }
+        self.stats
+            .data_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let id = self.repo.id_key().id_of(data);
+        if !self.claim(&id) {
+            self.stats.chunks_reused.fetch_add(1, Ordering::Relaxed);
+            return Some(id);
+        }
+        let mut bytes = Vec::with_capacity(data.len() + 64);
+        let meta = seal_blob(
+            self.repo.sealer(),
+            compressor,
+            scratch,
+            BlobKind::Data,
+            &id,
+            data,
+            &mut bytes,
+        );
+        let msg = SealedMsg {
+            kind: BlobKind::Data,
+            id,
+            meta,
+            bytes,
+        };
+        pack_tx.send(msg).ok().map(|_| id)
     }
 
     /// Puts finished items back in disk order and builds the tree.
@@ -506,15 +530,50 @@ struct Planner<'s, 'r, 'p> {
     zeros: ZeroMap<'s>,
     jobs: Sender<Job>,
     seq: u64,
+    /// Chunks to read that are not sent yet: (first chunk, count).
+    run: Option<(u64, u64)>,
+    /// Chunks one read job may cover.
+    run_max: u64,
 }
+
+/// Bytes one read job covers at most.
+const READ_RUN_BYTES: u64 = 1 << 20;
 
 impl Planner<'_, '_, '_> {
     fn emit(&mut self, work: Work) -> Result<bool> {
+        if !self.flush_run()? {
+            return Ok(false);
+        }
         let job = Job {
             seq: self.seq,
             work,
         };
         self.seq += 1;
+        Ok(self.jobs.send(job).is_ok())
+    }
+
+    /// Adds a chunk to the pending read run, sending the run when it cannot grow.
+    fn read(&mut self, chunk: u64) -> Result<bool> {
+        if let Some((first, count)) = self.run.as_mut() {
+            if *first + *count == chunk && *count < self.run_max {
+                *count += 1;
+                return Ok(true);
+            }
+        }
+        let sent = self.flush_run()?;
+        self.run = Some((chunk, 1));
+        Ok(sent)
+    }
+
+    fn flush_run(&mut self) -> Result<bool> {
+        let Some((chunk, count)) = self.run.take() else {
+            return Ok(true);
+        };
+        let job = Job {
+            seq: self.seq,
+            work: Work::Read { chunk, count },
+        };
+        self.seq += count;
         Ok(self.jobs.send(job).is_ok())
     }
 
@@ -525,10 +584,10 @@ impl Planner<'_, '_, '_> {
         let top = self.shape.depth - 1;
         for k in 0..item_count(&self.shape, top) {
             if !self.plan(top, k)? {
-                break;
+                return Ok(());
             }
         }
-        Ok(())
+        self.flush_run().map(|_| ())
     }
 
     /// Plans item `k` of `level`; returns false when the backup is stopping.
@@ -555,7 +614,7 @@ impl Planner<'_, '_, '_> {
             }
         }
         if level == 0 {
-            return self.emit(Work::Read { chunk: k });
+            return self.read(k);
         }
         let fanout = self.shape.fanout as u64;
         let below = item_count(&self.shape, level - 1);
