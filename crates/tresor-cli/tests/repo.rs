@@ -31,6 +31,13 @@ fn restore(repo: &Path, point: &str, disk: &str, out: &Path, extra: &[&str]) {
     ok(&args);
 }
 
+/// Runs a restore that must fail; returns what it said. `repo` is a path as text.
+fn restore_fails(repo: &str, point: &str, disk: &str, out: &str) -> String {
+    fails(&[
+        "repo", "restore", repo, point, "--disk", disk, "--output", out,
+    ])
+}
+
 fn stats(repo: &Path, point: &str) -> serde_json::Value {
     points(repo)
         .into_iter()
@@ -79,16 +86,7 @@ fn full_backup_restores_byte_identical_raw_and_qcow2() {
     assert!(ok(&["repo", "verify", s(&repo), &id]).contains("no errors found"));
 
     // Existing outputs are not overwritten without --force.
-    let err = fails(&[
-        "repo",
-        "restore",
-        s(&repo),
-        &id,
-        "--disk",
-        "disk.raw",
-        "--output",
-        s(&raw),
-    ]);
+    let err = restore_fails(s(&repo), &id, "disk.raw", s(&raw));
     assert!(err.contains("--force"), "{err}");
     restore(&repo, &id, "disk.raw", &raw, &["--force"]);
     assert!(same_content(&image, &raw));
@@ -106,16 +104,7 @@ fn multi_disk_point_and_unknown_disk() {
         restore(&repo, &id, disk, &out, &[]);
         assert!(same_content(src, &out), "{disk} differs");
     }
-    let err = fails(&[
-        "repo",
-        "restore",
-        s(&repo),
-        &id,
-        "--disk",
-        "c.raw",
-        "--output",
-        s(&t.path().join("x")),
-    ]);
+    let err = restore_fails(s(&repo), &id, "c.raw", s(&t.path().join("x")));
     assert!(
         err.contains("no disk \"c.raw\"") && err.contains("a.raw, b.raw"),
         "{err}"
@@ -264,16 +253,12 @@ fn bad_input_gets_errors_that_say_what_to_do() {
         s(&image),
     ]);
     assert!(err.contains("line 1"), "{err}");
-    let err = fails(&[
-        "repo",
-        "restore",
+    let err = restore_fails(
         s(&repo),
         "0123456789abcdef0123456789abcdef",
-        "--disk",
         "d.raw",
-        "--output",
         "/tmp/x",
-    ]);
+    );
     assert!(
         err.contains("not found") && err.contains("repo list"),
         "{err}"
@@ -335,16 +320,7 @@ fn damaged_chunk_is_named_and_never_restored() {
     );
 
     let target = t.path().join("out.raw");
-    let err = fails(&[
-        "repo",
-        "restore",
-        s(&repo),
-        &id,
-        "--disk",
-        "disk.raw",
-        "--output",
-        s(&target),
-    ]);
+    let err = restore_fails(s(&repo), &id, "disk.raw", s(&target));
     assert!(
         err.contains("damaged chunk") && err.contains("offset"),
         "{err}"
@@ -388,16 +364,7 @@ fn tampered_manifest_is_detected_and_the_others_still_listed() {
     let manifest = repo.join("points").join(&id);
     flip_byte(&manifest, 30);
     let target = t.path().join("o");
-    let err = fails(&[
-        "repo",
-        "restore",
-        s(&repo),
-        &id,
-        "--disk",
-        "d.raw",
-        "--output",
-        s(&target),
-    ]);
+    let err = restore_fails(s(&repo), &id, "d.raw", s(&target));
     assert!(err.contains("authentication failed"), "{err}");
     let listing = fails(&["repo", "list", s(&repo)]);
     assert!(
@@ -533,15 +500,6 @@ fn restore_onto_a_block_device_overwrites_old_data_with_zeros_too() {
     let small = t.path().join("small.img");
     fs::write(&small, vec![0u8; 1 << 20]).unwrap();
     let small_dev = LoopDevice::attach(&small);
-    let err = fails(&[
-        "repo",
-        "restore",
-        s(&repo),
-        &id,
-        "--disk",
-        "disk.raw",
-        "--output",
-        &small_dev.0,
-    ]);
+    let err = restore_fails(s(&repo), &id, "disk.raw", &small_dev.0);
     assert!(err.contains("holds") && err.contains("needs"), "{err}");
 }
