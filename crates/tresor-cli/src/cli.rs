@@ -63,6 +63,10 @@ pub enum RepoCommand {
         /// Consistency to record for this point.
         #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash)]
         consistency: ConsistencyArg,
+        /// Worker threads (reading, hashing, compressing); 0 means one more than the cores.
+        /// Fewer leave CPU to the VMs on the host.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
         /// Disk images to back up; each disk is named after its file name.
         #[arg(required = true)]
         images: Vec<PathBuf>,

@@ -35,8 +35,9 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
             parent,
             dirty_extents,
             consistency,
+            threads,
             images,
-        } => backup(&repo.dir, name, parent, dirty_extents, consistency, images),
+        } => backup(&repo.dir, name, parent, dirty_extents, consistency, threads, images),
         RepoCommand::Restore {
             repo,
             point,
@@ -112,6 +113,7 @@ fn backup(
     parent: Option<String>,
     dirty_files: Vec<std::path::PathBuf>,
     consistency: ConsistencyArg,
+    threads: usize,
     images: Vec<std::path::PathBuf>,
 ) -> Result<()> {
     if !dirty_files.is_empty() && dirty_files.len() != images.len() {
@@ -167,6 +169,7 @@ fn backup(
             ConsistencyArg::Crash => Consistency::CrashConsistent,
         };
         req.progress = Some(progress);
+        req.workers = threads;
         backup::run(&repo, req)
     })?;
     let s = &manifest.stats;
