@@ -37,11 +37,6 @@ impl ChunkId {
         hex::encode(self.0)
     }
 
-    /// The first 16 bytes as a number, for compact in-memory indexes.
-    pub fn prefix128(&self) -> u128 {
-        u128::from_le_bytes(self.0[..16].try_into().expect("16 bytes"))
-    }
-
     pub fn from_hex(text: &str) -> crate::Result<ChunkId> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(text, &mut out).map_err(|_| crate::Error::BadHex {

@@ -209,11 +209,6 @@ impl Repository {
         self.index.read().clone()
     }
 
-    /// Number of blobs the index lists.
-    pub fn blob_count(&self) -> usize {
-        self.index.read().len()
-    }
-
     /// Reads every index file again (after another process added or repacked blobs).
     pub fn reload_index(&self) -> Result<()> {
         let mut index = BlobIndex::default();
