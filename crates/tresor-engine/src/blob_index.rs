@@ -95,10 +95,6 @@ impl BlobIndex {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.blobs.len()
-    }
-
     /// The entries of every pack, grouped by pack.
     pub fn by_pack(&self) -> HashMap<u32, Vec<PackEntry>> {
         let mut out: HashMap<u32, Vec<PackEntry>> = HashMap::new();
