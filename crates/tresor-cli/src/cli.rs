@@ -46,31 +46,8 @@ pub enum RepoCommand {
         #[arg(long, default_value_t = 3)]
         kdf_iterations: u32,
     },
-    /// Back up disk images (raw files or block devices) as one recovery point.
-    Backup {
-        #[command(flatten)]
-        repo: RepoDir,
-        /// Name of what is backed up (the VM); points of one name form its history.
-        #[arg(long)]
-        name: String,
-        /// The point this backup follows: an id, or `latest` for the newest point of --name.
-        #[arg(long)]
-        parent: Option<String>,
-        /// Changed extents since the parent, one file per image in order (`OFFSET LENGTH`
-        /// lines or qemu-img map JSON). Without it every image is read whole.
-        #[arg(long = "dirty-extents")]
-        dirty_extents: Vec<PathBuf>,
-        /// Consistency to record for this point.
-        #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash)]
-        consistency: ConsistencyArg,
-        /// Worker threads (reading, hashing, compressing); 0 means one more than the cores.
-        /// Fewer leave CPU to the VMs on the host.
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Disk images to back up; each disk is named after its file name.
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-    },
+    /// Back up disk images (raw or qcow2 files, block devices) as one recovery point.
+    Backup(BackupArgs),
     /// Write a disk of a recovery point to a file or a block device.
     Restore {
         #[command(flatten)]
@@ -150,6 +127,39 @@ pub enum KeyCommand {
         #[command(flatten)]
         repo: RepoDir,
     },
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub repo: RepoDir,
+    /// Name of what is backed up (the VM); points of one name form its history.
+    #[arg(long)]
+    pub name: String,
+    /// The point this backup follows: an id, or `latest` for the newest point of --name.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Changed extents since the parent, one file per image in order (`OFFSET LENGTH`
+    /// lines or qemu-img map JSON). Without it every image is read whole.
+    #[arg(long = "dirty-extents", conflicts_with = "bitmaps")]
+    pub dirty_extents: Vec<PathBuf>,
+    /// Incremental forever for a stopped VM's qcow2 images: with --parent, read only
+    /// what the image's persistent dirty bitmap for that parent marks; after the
+    /// backup, start the bitmap for the new point. Without a valid bitmap for the
+    /// parent (none, inconsistent, another parent) the image is read whole.
+    #[arg(long)]
+    pub bitmaps: bool,
+    /// Consistency to record for this point.
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash)]
+    pub consistency: ConsistencyArg,
+    /// Worker threads (reading, hashing, compressing); 0 means one more than the cores.
+    /// Fewer leave CPU to the VMs on the host.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Disk images to back up; each disk is named after its file name. Images other
+    /// than raw are read through qemu-nbd, which refuses images a running VM holds.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
 }
 
 #[derive(Args)]

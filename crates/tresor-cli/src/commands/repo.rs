@@ -9,7 +9,7 @@ use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
 use tresor_engine::{gc, verify, Consistency, InitOptions, KdfParams, LocalDir, Repository};
 
-use crate::cli::{ConsistencyArg, FormatArg, KeyCommand, RepoCommand};
+use crate::cli::{BackupArgs, ConsistencyArg, FormatArg, KeyCommand, RepoCommand};
 use crate::passphrase;
 use crate::progress_bar::with_progress;
 
@@ -29,15 +29,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
                 p_cost: 1,
             },
         ),
-        RepoCommand::Backup {
-            repo,
-            name,
-            parent,
-            dirty_extents,
-            consistency,
-            threads,
-            images,
-        } => backup(&repo.dir, name, parent, dirty_extents, consistency, threads, images),
+        RepoCommand::Backup(args) => backup(args),
         RepoCommand::Restore {
             repo,
             point,
@@ -107,15 +99,18 @@ fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
     Ok(())
 }
 
-fn backup(
-    dir: &Path,
-    name: String,
-    parent: Option<String>,
-    dirty_files: Vec<std::path::PathBuf>,
-    consistency: ConsistencyArg,
-    threads: usize,
-    images: Vec<std::path::PathBuf>,
-) -> Result<()> {
+fn backup(args: BackupArgs) -> Result<()> {
+    let BackupArgs {
+        repo,
+        name,
+        parent,
+        dirty_extents: dirty_files,
+        bitmaps,
+        consistency,
+        threads,
+        images,
+    } = args;
+    let dir = &repo.dir;
     if !dirty_files.is_empty() && dirty_files.len() != images.len() {
         bail!(
             "{} --dirty-extents files for {} images: give one per image, in the same order",
@@ -141,22 +136,23 @@ fn backup(
     };
     let mut disks = Vec::new();
     for (i, image) in images.iter().enumerate() {
-        let source = RawFile::open(image)?;
         let disk_name = image
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .with_context(|| format!("{} has no file name", image.display()))?;
-        let dirty = match dirty_files.get(i) {
-            Some(f) => {
-                let mut d = DirtyExtents::load(f)?;
-                d.clamp(source.size());
-                Some(d)
-            }
-            None => None,
+        let parent_bitmap = match (&parent, bitmaps) {
+            (Some(p), true) => Some(tresor_qemu::point_bitmap_name(&p.id)),
+            _ => None,
         };
+        let (source, mut dirty) = open_image(image, bitmaps, parent_bitmap.as_deref())?;
+        if let Some(f) = dirty_files.get(i) {
+            let mut d = DirtyExtents::load(f)?;
+            d.clamp(source.size());
+            dirty = Some(d);
+        }
         disks.push(DiskSource {
             name: disk_name,
-            source: Arc::new(source) as Arc<dyn BlockSource>,
+            source,
             dirty,
         });
     }
@@ -172,6 +168,18 @@ fn backup(
         req.workers = threads;
         backup::run(&repo, req)
     })?;
+    // The point is committed and qemu-nbd has let go of the images: from now on the
+    // bitmaps record what changes after this point.
+    if bitmaps {
+        for image in &images {
+            if let Err(e) = tresor_qemu::start_point_bitmap(image, &manifest.id) {
+                eprintln!(
+                    "warning: could not start the dirty bitmap of {} for this point ({e}); the next backup reads the whole image",
+                    image.display()
+                );
+            }
+        }
+    }
     let s = &manifest.stats;
     println!(
         "read {} in {:.2} s; stored {} new ({} chunks new, {} reused, {} tree nodes)",
@@ -184,6 +192,53 @@ fn backup(
     );
     println!("{}", manifest.id);
     Ok(())
+}
+
+/// Opens a disk image: raw files and block devices directly; anything else (qcow2),
+/// or any image when dirty bitmaps are used, through qemu-nbd. Returns the dirty
+/// extents of the bitmap `parent_bitmap` when the image has it and it is consistent.
+fn open_image(
+    image: &Path,
+    bitmaps: bool,
+    parent_bitmap: Option<&str>,
+) -> Result<(Arc<dyn BlockSource>, Option<DirtyExtents>)> {
+    let is_block_device = std::fs::metadata(image)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false);
+    if !bitmaps && is_block_device {
+        return Ok((Arc::new(RawFile::open(image)?), None));
+    }
+    let info = tresor_qemu::image_info(image)?;
+    if bitmaps && info.format != "qcow2" {
+        bail!(
+            "{} is a {} image; persistent dirty bitmaps need qcow2",
+            image.display(),
+            info.format
+        );
+    }
+    if !bitmaps && info.format == "raw" {
+        return Ok((Arc::new(RawFile::open(image)?), None));
+    }
+    let usable = match parent_bitmap {
+        None => None,
+        Some(b) => match info.bitmaps.iter().find(|x| x.name == b) {
+            None => {
+                eprintln!("note: {} has no dirty bitmap for the parent point: reading it whole, deduplicated against what is stored", image.display());
+                None
+            }
+            Some(x) if x.inconsistent => {
+                eprintln!("note: the dirty bitmap of {} is inconsistent (QEMU stopped without saving it): reading it whole, deduplicated against what is stored", image.display());
+                None
+            }
+            Some(_) => Some(b),
+        },
+    };
+    let served = tresor_qemu::ServedImage::open(image, usable)?;
+    let dirty = match usable {
+        Some(_) => Some(served.dirty_extents()?),
+        None => None,
+    };
+    Ok((Arc::new(served), dirty))
 }
 
 fn restore(
