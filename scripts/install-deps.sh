@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
 # Installs the system packages Tresor's tests use: qemu-img (qemu-utils) for qcow2
-# checks, mkfs.ext4 (e2fsprogs) to build test disks with real file systems, losetup
-# (mount) for block-device restores.
+# checks, qemu-system-x86_64 (qemu-system-x86, with qemu-guest-agent) for the QMP and
+# guest-agent tests of tresor-qmp, mkfs.ext4 (e2fsprogs) to build test disks with real
+# file systems, losetup (mount) for block-device restores.
+# qemu-system-x86, qemu-utils and qemu-guest-agent go in one apt-get call, all at the
+# version of the distribution's qemu-system-x86: installing qemu-system-x86 alone can
+# remove an installed qemu-utils, and a newer qemu-utils already on the machine (a
+# backport) conflicts with it, so qemu-utils is aligned to that version, downgrading
+# if need be.
 # Needs root (apt-get); does nothing for packages already present.
 set -euo pipefail
 
 need=()
-command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+qemu=0
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v qemu-img >/dev/null 2>&1 \
+   || ! command -v qemu-ga >/dev/null 2>&1; then
+  qemu=1
+fi
 command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v cmp >/dev/null 2>&1 || need+=(diffutils)
 command -v losetup >/dev/null 2>&1 || need+=(mount)
 
-if [ ${#need[@]} -eq 0 ]; then
+if [ ${#need[@]} -eq 0 ] && [ "$qemu" -eq 0 ]; then
   echo "install-deps: everything present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing ${need[*]}; run this script as root (it uses apt-get)" >&2
+  echo "install-deps: missing ${need[*]} $( [ "$qemu" -eq 1 ] && echo QEMU); run this script as root (it uses apt-get)" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q "${need[@]}"
+if [ "$qemu" -eq 1 ]; then
+  version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
+  need+=("qemu-system-x86=$version" "qemu-utils=$version" "qemu-guest-agent=$version")
+fi
+apt-get install -y -q --allow-downgrades "${need[@]}"

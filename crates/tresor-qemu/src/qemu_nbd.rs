@@ -69,23 +69,38 @@ impl QemuNbdServer {
         Ok(server)
     }
 
-    fn wait_ready(&mut self) -> Result<()> {
+    /// Why `qemu-nbd` stopped, if it has (within `grace`). Some versions open the
+    /// socket before the image, so a refused image shows only as a closed connection.
+    pub fn exit_error(&mut self, grace: Duration) -> Option<Error> {
         let started = Instant::now();
         loop {
-            if let Some(_status) = self.child.try_wait().ok().flatten() {
+            if self.child.try_wait().ok().flatten().is_some() {
                 let mut stderr = String::new();
                 if let Some(mut e) = self.child.stderr.take() {
                     let _ = e.read_to_string(&mut stderr);
                 }
                 let image = self.image.display().to_string();
                 if stderr.contains("lock") {
-                    return Err(Error::ImageLocked { image });
+                    return Some(Error::ImageLocked { image });
                 }
-                return Err(Error::Tool {
+                return Some(Error::Tool {
                     program: "qemu-nbd".into(),
                     image,
                     message: stderr.trim().to_string(),
                 });
+            }
+            if started.elapsed() >= grace {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(e) = self.exit_error(Duration::ZERO) {
+                return Err(e);
             }
             if self.socket.exists() {
                 return Ok(());

@@ -1,6 +1,7 @@
 //! An image of a stopped VM, served by `qemu-nbd` and read as a block source.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tresor_blocksource::{BlockSource, DirtyExtents, Extent};
 
@@ -48,14 +49,18 @@ impl ServedImage {
                 Some(_) => {}
             }
         }
-        let server = QemuNbdServer::start(image, &info.format, bitmap, CONNECTIONS)?;
-        let source = NbdSource::connect_unix(
+        let mut server = QemuNbdServer::start(image, &info.format, bitmap, CONNECTIONS)?;
+        let source = match NbdSource::connect_unix(
             &image.display().to_string(),
             server.socket(),
             EXPORT,
             bitmap,
             CONNECTIONS as usize,
-        )?;
+        ) {
+            Ok(s) => s,
+            // qemu-nbd's own reason (a locked image) explains a refused connection best.
+            Err(e) => return Err(server.exit_error(Duration::from_secs(2)).unwrap_or(e)),
+        };
         Ok(ServedImage {
             source,
             _server: server,

@@ -139,7 +139,20 @@ impl WriterRegistry for LocalWriterRegistry {
         for entry in entries {
             let entry = entry.map_err(|e| self.io("list writers/", e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.starts_with("lock-") {
+            if name.starts_with("lock-") {
+                continue;
+            }
+            if name.starts_with(".tmp-") {
+                // A registration being written holds its lock already; an unlocked one
+                // was left by a writer killed while registering.
+                if let Ok(file) = File::open(entry.path()) {
+                    if try_flock(&file).unwrap_or(false) {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
+                continue;
+            }
+            if name.starts_with('.') {
                 continue;
             }
             let mut file = match File::open(entry.path()) {
@@ -209,6 +222,15 @@ mod tests {
         fs::write(dir.path().join("0123abcd"), "crashed writer").unwrap();
         assert!(reg.live().unwrap().is_empty());
         assert!(!dir.path().join("0123abcd").exists());
+    }
+
+    #[test]
+    fn half_written_registration_of_a_dead_writer_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = LocalWriterRegistry::new(dir.path().to_path_buf());
+        fs::write(dir.path().join(".tmp-0123"), "killed while registering").unwrap();
+        assert!(reg.live().unwrap().is_empty());
+        assert!(!dir.path().join(".tmp-0123").exists());
     }
 
     #[test]
