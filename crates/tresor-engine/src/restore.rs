@@ -93,7 +93,7 @@ impl RawOutput {
         if let Some(direct) = &self.direct {
             if offset.is_multiple_of(DIRECT_ALIGN as u64) && data.len().is_multiple_of(DIRECT_ALIGN)
             {
-                return ALIGNED.with(|buf| {
+                let written = ALIGNED.with(|buf| {
                     let mut buf = buf.borrow_mut();
                     buf.resize(data.len() + DIRECT_ALIGN, 0);
                     let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
@@ -101,6 +101,12 @@ impl RawOutput {
                     aligned.copy_from_slice(data);
                     direct.write_all_at(aligned, offset)
                 });
+                match written {
+                    // Some file systems accept O_DIRECT at open and refuse it at write
+                    // (alignment stricter than 4 KiB, FUSE): those writes go buffered.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                    other => return other,
+                }
             }
         }
         self.buffered.write_all_at(data, offset)
