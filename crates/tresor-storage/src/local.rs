@@ -304,12 +304,22 @@ fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
         Some(direct) => {
             let mut staging = vec![0u8; DIRECT_PIECE + DIRECT_ALIGN];
             let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
+            let mut result = Ok(());
             for (i, piece) in data[..aligned_len].chunks(DIRECT_PIECE).enumerate() {
                 let buf = &mut staging[start..start + piece.len()];
                 buf.copy_from_slice(piece);
-                direct.write_all_at(buf, (i * DIRECT_PIECE) as u64)?;
+                result = direct.write_all_at(buf, (i * DIRECT_PIECE) as u64);
+                if result.is_err() {
+                    break;
+                }
             }
-            f.write_all_at(&data[aligned_len..], aligned_len as u64)?;
+            match result {
+                Ok(()) => f.write_all_at(&data[aligned_len..], aligned_len as u64)?,
+                // Accepted at open, refused at write (stricter alignment, FUSE): write
+                // it all through the page cache instead.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => f.write_all_at(data, 0)?,
+                Err(e) => return Err(e),
+            }
         }
         None => f.write_all(data)?,
     }
