@@ -29,6 +29,7 @@ use tresor_format::pack::{read_pack_entries, PackBuilder, PackEntry};
 use tresor_format::ChunkId;
 use tresor_storage::ObjectKind;
 
+use crate::pack_writer::{store_pack, write_index_files};
 use crate::progress::Progress;
 use crate::{Error, Repository, Result};
 
@@ -243,7 +244,7 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
                 builder.add(e.kind, e.id, meta, sealed);
                 if builder.len() >= repo.config().pack_size as usize {
                     let full = std::mem::take(builder);
-                    new_packs.push(store_pack(repo, full)?);
+                    new_packs.push(store_pack(repo, full.finish(repo.sealer()))?);
                 }
             }
             report.blobs_removed += dead.len() as u64;
@@ -266,7 +267,7 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
     }
     for (_, builder) in builders {
         if !builder.is_empty() {
-            new_packs.push(store_pack(repo, builder)?);
+            new_packs.push(store_pack(repo, builder.finish(repo.sealer()))?);
         }
     }
     report.packs_written = new_packs.len() as u64;
@@ -278,11 +279,7 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
     if changed {
         keep.packs.extend(new_packs);
         // New index first, then drop the old index files, then the packs they listed.
-        for chunk in keep.packs.chunks(64) {
-            repo.new_index_file_name(&IndexFile {
-                packs: chunk.to_vec(),
-            })?;
-        }
+        write_index_files(repo, &keep.packs)?;
         for f in &index.files {
             backend.delete(ObjectKind::Index, f)?;
         }
@@ -328,18 +325,6 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
     Ok(report)
 }
 
-fn store_pack(repo: &Repository, builder: PackBuilder) -> Result<IndexedPack> {
-    let pack = builder.finish(repo.sealer());
-    repo.backend()
-        .put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
-    let mut pack_id = [0u8; 32];
-    hex::decode_to_slice(&pack.name, &mut pack_id).expect("pack names are 64 hex digits");
-    Ok(IndexedPack {
-        pack_id,
-        entries: pack.entries,
-    })
-}
-
 #[derive(Debug, Default)]
 pub struct RebuildReport {
     pub packs: u64,
@@ -379,12 +364,7 @@ pub fn rebuild_index(repo: &Repository) -> Result<RebuildReport> {
             Err(e) => report.unreadable.push(format!("{}: {e}", info.name)),
         }
     }
-    let mut written = HashSet::new();
-    for chunk in packs.chunks(64) {
-        written.insert(repo.new_index_file_name(&IndexFile {
-            packs: chunk.to_vec(),
-        })?);
-    }
+    let written: HashSet<String> = write_index_files(repo, &packs)?.into_iter().collect();
     for name in old.iter().filter(|n| !written.contains(*n)) {
         backend.delete(ObjectKind::Index, name)?;
     }

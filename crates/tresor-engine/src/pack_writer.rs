@@ -52,19 +52,36 @@ struct Stored<'r> {
     pending: Mutex<IndexFile>,
 }
 
+/// Stores a finished pack durably; returns what an index file must list for it.
+pub(crate) fn store_pack(repo: &Repository, pack: FinishedPack) -> Result<IndexedPack> {
+    repo.backend()
+        .put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
+    let mut pack_id = [0u8; 32];
+    hex::decode_to_slice(&pack.name, &mut pack_id).expect("pack names are 64 hex digits");
+    Ok(IndexedPack {
+        pack_id,
+        entries: pack.entries,
+    })
+}
+
+/// Writes index files listing `packs`, [`PACKS_PER_INDEX`] to a file; returns their names.
+pub(crate) fn write_index_files(repo: &Repository, packs: &[IndexedPack]) -> Result<Vec<String>> {
+    packs
+        .chunks(PACKS_PER_INDEX)
+        .map(|chunk| {
+            repo.new_index_file_name(&IndexFile {
+                packs: chunk.to_vec(),
+            })
+        })
+        .collect()
+}
+
 impl Stored<'_> {
     fn add(&self, pack: FinishedPack) -> Result<()> {
-        self.repo
-            .backend()
-            .put(ObjectKind::Pack, &pack.name, &pack.bytes)?;
-        let mut pack_id = [0u8; 32];
-        hex::decode_to_slice(&pack.name, &mut pack_id).expect("pack names are 64 hex digits");
+        let stored = store_pack(self.repo, pack)?;
         let full = {
             let mut pending = self.pending.lock();
-            pending.packs.push(IndexedPack {
-                pack_id,
-                entries: pack.entries,
-            });
+            pending.packs.push(stored);
             (pending.packs.len() >= PACKS_PER_INDEX).then(|| std::mem::take(&mut *pending))
         };
         if let Some(file) = full {
