@@ -54,6 +54,9 @@ pub struct DiskSource {
 
 /// What to back up and how to label it.
 pub struct BackupRequest<'a> {
+    /// The new point's id, when the caller needs it before the backup (a VM's change
+    /// tracking is named after it). Default: a new random id.
+    pub id: Option<String>,
     pub name: String,
     pub disks: Vec<DiskSource>,
     /// The point this one follows. Needed to use dirty extents.
@@ -70,6 +73,7 @@ pub struct BackupRequest<'a> {
 impl<'a> BackupRequest<'a> {
     pub fn new(name: impl Into<String>, disks: Vec<DiskSource>) -> BackupRequest<'a> {
         BackupRequest {
+            id: None,
             name: name.into(),
             disks,
             parent: None,
@@ -111,6 +115,13 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
             )),
             other => other,
         })?;
+    }
+    if let Some(id) = &req.id {
+        if repo.load_point(id).is_ok() {
+            return Err(Error::Invalid(format!(
+                "recovery point {id} exists already; a new point needs a new id"
+            )));
+        }
     }
     repo.reload_index()?;
     let condemned: HashSet<ChunkId> = repo
@@ -174,7 +185,7 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
     };
     let manifest = Manifest {
         version: MANIFEST_VERSION,
-        id: random_hex(16),
+        id: req.id.clone().unwrap_or_else(new_point_id),
         name: req.name.clone(),
         created,
         consistency: req.consistency,
@@ -190,7 +201,19 @@ pub fn run(repo: &Repository, req: BackupRequest<'_>) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// A new recovery point id: 32 random hex digits.
+pub fn new_point_id() -> String {
+    random_hex(16)
+}
+
 fn validate(req: &BackupRequest<'_>) -> Result<()> {
+    if let Some(id) = &req.id {
+        if !tresor_format::manifest::is_point_id(id) {
+            return Err(Error::Invalid(format!(
+                "{id:?} is not a recovery point id (32 lowercase hex digits)"
+            )));
+        }
+    }
     if req.disks.is_empty() {
         return Err(Error::Invalid("nothing to back up: no disks given".into()));
     }

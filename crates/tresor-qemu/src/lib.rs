@@ -11,18 +11,33 @@
 //!   `base:allocation`, reads through a pool of connections, and dirty extents from a
 //!   `qemu:dirty-bitmap:NAME` context.
 //!
+//! - [`QemuProvider`]: the [`VmProvider`] for QEMU: VMs named by their QMP socket
+//!   (and guest agent socket), found in a folder of sockets, or defined by their disk
+//!   images when stopped. A running VM is read through a [`PointInTimeView`]
+//!   (fleecing; see `fleece.rs` for the sequence), a stopped one through
+//!   [`OfflineView`].
+//!
 //! **Architecture invariant:** knows nothing of repositories, chunks or keys; it turns
-//! QEMU's disks into block sources and dirty extents.
+//! QEMU's VMs and disks into block sources and dirty extents.
+//!
+//! [`VmProvider`]: tresor_vm::VmProvider
 //!
 //! [`BlockSource`]: tresor_blocksource::BlockSource
 
+mod fleece;
 mod image;
 mod nbd_source;
+mod offline;
+mod provider;
 mod qemu_nbd;
+mod running;
 mod served_image;
 
+pub use fleece::PointInTimeView;
 pub use image::{image_info, point_bitmap_name, start_point_bitmap, BitmapInfo, ImageInfo};
 pub use nbd_source::NbdSource;
+pub use offline::{open_offline_disk, OfflineDisk};
+pub use provider::{OfflineView, QemuProvider, QemuVmConfig};
 pub use qemu_nbd::QemuNbdServer;
 pub use served_image::ServedImage;
 

@@ -130,7 +130,7 @@ impl Drop for QemuNbdServer {
 }
 
 /// A new folder only this user can enter, for a socket nobody else may connect to.
-fn private_dir() -> Result<PathBuf> {
+pub(crate) fn private_dir() -> Result<PathBuf> {
     let mut raw = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut raw);
     let dir = std::env::temp_dir().join(format!("tresor-nbd-{}", hex::encode(raw)));

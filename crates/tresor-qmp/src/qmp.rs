@@ -152,6 +152,8 @@ pub struct Qmp {
     timeout: Duration,
     version: QmpVersion,
     capabilities: Vec<String>,
+    /// Process id of the QEMU at the other end (from `SO_PEERCRED`).
+    peer_pid: Option<i32>,
     reader: JoinHandle<()>,
 }
 
@@ -188,6 +190,7 @@ impl Qmp {
                 path: path.to_path_buf(),
                 source,
             })?;
+        let peer_pid = stream.peer_cred().ok().and_then(|c| c.pid());
         let (read, write) = stream.into_split();
         let mut read = BufReader::new(read);
 
@@ -221,10 +224,17 @@ impl Qmp {
             timeout,
             version,
             capabilities,
+            peer_pid,
             reader,
         };
         qmp.execute("qmp_capabilities", None).await?;
         Ok(qmp)
+    }
+
+    /// The process id of QEMU, as the kernel reports the socket's peer (so it can be
+    /// trusted, unlike anything QEMU says). `None` where the platform cannot tell.
+    pub fn peer_pid(&self) -> Option<i32> {
+        self.peer_pid
     }
 
     /// QEMU's version from the greeting.
