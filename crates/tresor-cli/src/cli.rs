@@ -20,8 +20,58 @@ pub enum Command {
     /// Work on a repository directly, without a server (scripts, disaster recovery).
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Look at VMs on this host: what Tresor sees of them, and whether backups will work.
+    #[command(subcommand)]
+    Vm(VmCommand),
     /// Measure hashing, compression, encryption and the whole backup pipeline here.
     Benchmark(BenchmarkArgs),
+}
+
+/// How a command names one VM on this host.
+#[derive(Args, Clone)]
+pub struct VmArgs {
+    /// The VM's QMP socket (QEMU started with `-qmp unix:PATH,server=on,wait=off`).
+    #[arg(long = "vm-qmp", value_name = "SOCKET")]
+    pub qmp: Option<PathBuf>,
+    /// The host end of the VM's guest agent port (`-chardev socket,path=PATH,...` with
+    /// a virtserialport named org.qemu.guest_agent.0). Without it, points are
+    /// crash-consistent.
+    #[arg(long, value_name = "SOCKET", requires = "qmp")]
+    pub guest_agent: Option<PathBuf>,
+    /// Where point-in-time overlays of a running VM go (QEMU writes there what the
+    /// guest overwrites during the backup). Default: /var/tmp.
+    #[arg(long, requires = "qmp")]
+    pub scratch_dir: Option<PathBuf>,
+    /// The guest's freeze runs application hooks (qemu-ga --fsfreeze-hook, VSS):
+    /// frozen points are recorded as application-consistent.
+    #[arg(long, requires = "qmp")]
+    pub application_hooks: bool,
+}
+
+#[derive(Subcommand)]
+pub enum VmCommand {
+    /// What Tresor sees of a VM: name, UUID, state, disks, guest agent.
+    Inspect {
+        #[command(flatten)]
+        vm: VmArgs,
+        /// A stopped VM's disk images (instead of --vm-qmp).
+        #[arg(long = "disk", conflicts_with = "qmp")]
+        disks: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that backups of a VM will work; say what to fix. Exits 1 when a check fails.
+    Preflight {
+        #[command(flatten)]
+        vm: VmArgs,
+        /// A stopped VM's disk images (instead of, or besides, --vm-qmp).
+        #[arg(long = "disk")]
+        disks: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -46,7 +96,8 @@ pub enum RepoCommand {
         #[arg(long, default_value_t = 3)]
         kdf_iterations: u32,
     },
-    /// Back up disk images (raw or qcow2 files, block devices) as one recovery point.
+    /// Back up a running VM (--vm-qmp), or disk images (raw or qcow2 files, block
+    /// devices), as one recovery point. Prints the point's id as the last line.
     Backup(BackupArgs),
     /// Write a disk of a recovery point to a file or a block device.
     Restore {
@@ -73,6 +124,31 @@ pub enum RepoCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Restore every disk of a point into a folder, with a definition of a new VM
+    /// (and QEMU's command line, rewritten to the new disks); or, with
+    /// --replace-original, write the disks back over the stopped VM's images.
+    RestoreVm {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// Recovery point id (or an unambiguous prefix of 6 or more digits).
+        point: String,
+        /// Folder for the new VM's disks and definition.
+        #[arg(
+            long,
+            required_unless_present = "replace_original",
+            conflicts_with = "replace_original"
+        )]
+        to: Option<PathBuf>,
+        /// Name of the new VM. Default: the point's name with `-restored`.
+        #[arg(long)]
+        new_name: Option<String>,
+        /// Disk format. Default: each disk's format in the VM.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Overwrite the original VM's disk images (the VM must be stopped).
+        #[arg(long)]
+        replace_original: bool,
     },
     /// Re-read and check what recovery points reference; name the damaged ones.
     Verify {
@@ -133,24 +209,34 @@ pub enum KeyCommand {
 pub struct BackupArgs {
     #[command(flatten)]
     pub repo: RepoDir,
+    #[command(flatten)]
+    pub vm: VmArgs,
     /// Name of what is backed up (the VM); points of one name form its history.
-    #[arg(long)]
-    pub name: String,
+    /// Required for images; for --vm-qmp the default is QEMU's -name.
+    #[arg(long, required_unless_present = "qmp")]
+    pub name: Option<String>,
+    /// With --vm-qmp: read every disk whole (deduplicated) even where the dirty
+    /// bitmaps could be used.
+    #[arg(long, requires = "qmp")]
+    pub full: bool,
+    /// With --vm-qmp: do not freeze the guest's file systems (crash-consistent point).
+    #[arg(long, requires = "qmp")]
+    pub no_quiesce: bool,
     /// The point this backup follows: an id, or `latest` for the newest point of --name.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "qmp")]
     pub parent: Option<String>,
     /// Changed extents since the parent, one file per image in order (`OFFSET LENGTH`
     /// lines or qemu-img map JSON). Without it every image is read whole.
-    #[arg(long = "dirty-extents", conflicts_with = "bitmaps")]
+    #[arg(long = "dirty-extents", conflicts_with_all = ["bitmaps", "qmp"])]
     pub dirty_extents: Vec<PathBuf>,
     /// Incremental forever for a stopped VM's qcow2 images: with --parent, read only
     /// what the image's persistent dirty bitmap for that parent marks; after the
     /// backup, start the bitmap for the new point. Without a valid bitmap for the
     /// parent (none, inconsistent, another parent) the image is read whole.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "qmp")]
     pub bitmaps: bool,
-    /// Consistency to record for this point.
-    #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash)]
+    /// Consistency to record for this point (images only; a VM's backup knows its own).
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash, conflicts_with = "qmp")]
     pub consistency: ConsistencyArg,
     /// Worker threads (reading, hashing, compressing); 0 means one more than the cores.
     /// Fewer leave CPU to the VMs on the host.
@@ -158,7 +244,7 @@ pub struct BackupArgs {
     pub threads: usize,
     /// Disk images to back up; each disk is named after its file name. Images other
     /// than raw are read through qemu-nbd, which refuses images a running VM holds.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "qmp", conflicts_with = "qmp")]
     pub images: Vec<PathBuf>,
 }
 

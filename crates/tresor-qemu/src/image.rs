@@ -96,6 +96,25 @@ pub fn image_info(image: &Path) -> Result<ImageInfo> {
     })
 }
 
+/// Fails with [`Error::ImageLocked`] when a running QEMU holds `image` (then
+/// `qemu-img info` without `-U` is refused its lock).
+pub fn ensure_not_in_use(image: &Path) -> Result<()> {
+    let out = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(image)
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: "qemu-img".into(),
+            source,
+        })?;
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lock") {
+        return Err(Error::ImageLocked {
+            image: image.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Runs `qemu-img bitmap OP IMAGE NAME`. Needs the image's write lock: it fails with
 /// [`Error::ImageLocked`] while a VM runs on the image.
 fn bitmap_op(image: &Path, op: &str, name: &str) -> Result<()> {

@@ -27,6 +27,7 @@
 mod fleece;
 mod image;
 mod nbd_source;
+mod new_vm;
 mod offline;
 mod provider;
 mod qemu_nbd;
@@ -34,8 +35,13 @@ mod running;
 mod served_image;
 
 pub use fleece::PointInTimeView;
-pub use image::{image_info, point_bitmap_name, start_point_bitmap, BitmapInfo, ImageInfo};
+pub use image::{
+    ensure_not_in_use, image_info, point_bitmap_name, start_point_bitmap, BitmapInfo, ImageInfo,
+};
 pub use nbd_source::NbdSource;
+pub use new_vm::{
+    new_vm_definition, saved_disk_format, saved_disk_image, shell_command, NewVm, RestoredDisk,
+};
 pub use offline::{open_offline_disk, OfflineDisk};
 pub use provider::{OfflineView, QemuProvider, QemuVmConfig};
 pub use qemu_nbd::QemuNbdServer;

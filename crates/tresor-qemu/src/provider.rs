@@ -14,7 +14,9 @@ use tresor_vm::{
 
 use crate::fleece::{self, ViewPlan};
 use crate::running::{self, COPY_BEFORE_WRITE, RUNNING_FORMATS};
-use crate::{image_info, open_offline_disk, point_bitmap_name, start_point_bitmap};
+use crate::{
+    ensure_not_in_use, image_info, open_offline_disk, point_bitmap_name, start_point_bitmap,
+};
 
 /// Free space below which the scratch folder gets a warning.
 const SCRATCH_LOW: u64 = 1 << 30;
@@ -49,6 +51,12 @@ impl QemuVmConfig {
         self.scratch_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+    }
+
+    /// How the provider names this VM: the configured name, else the QMP socket's (or
+    /// first image's) file stem. QEMU's `-name` names it only in [`VmInfo`].
+    pub fn vm_ref(&self) -> VmRef {
+        VmRef(self.fallback_name())
     }
 
     fn fallback_name(&self) -> String {
@@ -233,9 +241,10 @@ fn offline_disk_info(image: &Path) -> Result<VmDisk, VmError> {
     })
 }
 
-/// What is saved with each point so the VM can be recreated.
+/// What is saved with each point so the VM can be recreated (see `new_vm.rs`).
 fn vm_config(
     info: &VmInfo,
+    config: &QemuVmConfig,
     qemu_version: Option<String>,
     command_line: Option<Vec<String>>,
 ) -> Value {
@@ -245,6 +254,7 @@ fn vm_config(
         "uuid": info.uuid,
         "qemu_version": qemu_version,
         "disks": info.disks,
+        "sockets": { "qmp": config.qmp, "guest_agent": config.guest_agent },
         "command_line": command_line,
     })
 }
@@ -353,6 +363,7 @@ impl VmProvider for QemuProvider {
         };
         let config = vm_config(
             &info,
+            &found.config,
             Some(qmp.version().to_string()),
             running::command_line(&qmp),
         );
@@ -521,7 +532,7 @@ fn open_offline(
         images.push((image.clone(), bitmaps));
     }
     Ok(OfflineView {
-        vm_config: vm_config(&info, None, None),
+        vm_config: vm_config(&info, config, None, None),
         disks,
         images,
         point: req.point.clone(),
@@ -759,27 +770,24 @@ fn offline_disk_check(image: &Path) -> CheckResult {
                 format!("cannot read {}: {e}", image.display()),
                 "give the agent read access to the image",
             ),
-            Ok(_) if is_locked(image, &d.format) => CheckResult::problem(
-                subject,
-                Severity::Error,
-                CheckCode::ImageLocked,
-                format!("{} is in use by a running QEMU", image.display()),
-                "configure the VM's QMP socket so it is backed up while running, or stop it",
-            ),
+            Ok(_)
+                if matches!(
+                    ensure_not_in_use(image),
+                    Err(crate::Error::ImageLocked { .. })
+                ) =>
+            {
+                CheckResult::problem(
+                    subject,
+                    Severity::Error,
+                    CheckCode::ImageLocked,
+                    format!("{} is in use by a running QEMU", image.display()),
+                    "configure the VM's QMP socket so it is backed up while running, or stop it",
+                )
+            }
             Ok(_) => CheckResult::ok(
                 subject,
                 format!("{} image, {} bytes", d.format, d.virtual_size),
             ),
         },
     }
-}
-
-/// Whether a running QEMU holds `image` (qemu-img without `-U` then refuses it).
-fn is_locked(image: &Path, format: &str) -> bool {
-    std::process::Command::new("qemu-img")
-        .args(["info", "-f", format])
-        .arg(image)
-        .output()
-        .map(|o| !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("lock"))
-        .unwrap_or(false)
 }

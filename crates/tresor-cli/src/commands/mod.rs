@@ -2,6 +2,8 @@
 
 mod benchmark;
 mod repo;
+mod restore_vm;
+mod vm;
 
 use anyhow::Result;
 
@@ -10,6 +12,7 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Repo(cmd) => repo::run(cmd),
+        Command::Vm(cmd) => vm::run(cmd),
         Command::Benchmark(args) => benchmark::run(args),
     }
 }

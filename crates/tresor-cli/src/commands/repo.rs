@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tresor_blocksource::{BlockSource, DirtyExtents, RawFile};
+use tresor_blocksource::DirtyExtents;
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
 use tresor_engine::{gc, verify, Consistency, InitOptions, KdfParams, LocalDir, Repository};
@@ -38,6 +38,24 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
             format,
             force,
         } => restore(&repo.dir, &point, &disk, &output, format, force),
+        RepoCommand::RestoreVm {
+            repo,
+            point,
+            to,
+            new_name,
+            format,
+            replace_original,
+        } => {
+            let repository = open(&repo.dir)?;
+            super::restore_vm::run(
+                &repository,
+                &point,
+                to.as_deref(),
+                new_name,
+                format,
+                replace_original,
+            )
+        }
         RepoCommand::List { repo, json } => list(&repo.dir, json),
         RepoCommand::Verify { repo, point } => verify(&repo.dir, point.as_deref()),
         RepoCommand::Forget { repo, points } => forget(&repo.dir, &points),
@@ -66,7 +84,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
     }
 }
 
-fn open(dir: &Path) -> Result<Repository> {
+pub fn open(dir: &Path) -> Result<Repository> {
     let backend = LocalDir::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     let pass = passphrase::get(false)?;
     Ok(Repository::open(Arc::new(backend), &pass)?)
@@ -100,8 +118,22 @@ fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
 }
 
 fn backup(args: BackupArgs) -> Result<()> {
+    if args.vm.qmp.is_some() {
+        let repo = open(&args.repo.dir)?;
+        return super::vm::backup(
+            &repo,
+            &args.vm,
+            args.name,
+            args.full,
+            args.no_quiesce,
+            args.threads,
+        );
+    }
     let BackupArgs {
         repo,
+        vm: _,
+        full: _,
+        no_quiesce: _,
         name,
         parent,
         dirty_extents: dirty_files,
@@ -111,6 +143,7 @@ fn backup(args: BackupArgs) -> Result<()> {
         images,
     } = args;
     let dir = &repo.dir;
+    let name = name.context("--name is required when backing up images")?;
     if !dirty_files.is_empty() && dirty_files.len() != images.len() {
         bail!(
             "{} --dirty-extents files for {} images: give one per image, in the same order",
@@ -144,7 +177,11 @@ fn backup(args: BackupArgs) -> Result<()> {
             (Some(p), true) => Some(tresor_qemu::point_bitmap_name(&p.id)),
             _ => None,
         };
-        let (source, mut dirty) = open_image(image, bitmaps, parent_bitmap.as_deref())?;
+        let opened = tresor_qemu::open_offline_disk(image, bitmaps, parent_bitmap.as_deref())?;
+        if let Some(reason) = &opened.full_read_reason {
+            eprintln!("note: {reason}");
+        }
+        let (source, mut dirty) = (opened.source, opened.dirty);
         if let Some(f) = dirty_files.get(i) {
             let mut d = DirtyExtents::load(f)?;
             d.clamp(source.size());
@@ -192,53 +229,6 @@ fn backup(args: BackupArgs) -> Result<()> {
     );
     println!("{}", manifest.id);
     Ok(())
-}
-
-/// Opens a disk image: raw files and block devices directly; anything else (qcow2),
-/// or any image when dirty bitmaps are used, through qemu-nbd. Returns the dirty
-/// extents of the bitmap `parent_bitmap` when the image has it and it is consistent.
-fn open_image(
-    image: &Path,
-    bitmaps: bool,
-    parent_bitmap: Option<&str>,
-) -> Result<(Arc<dyn BlockSource>, Option<DirtyExtents>)> {
-    let is_block_device = std::fs::metadata(image)
-        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
-        .unwrap_or(false);
-    if !bitmaps && is_block_device {
-        return Ok((Arc::new(RawFile::open(image)?), None));
-    }
-    let info = tresor_qemu::image_info(image)?;
-    if bitmaps && info.format != "qcow2" {
-        bail!(
-            "{} is a {} image; persistent dirty bitmaps need qcow2",
-            image.display(),
-            info.format
-        );
-    }
-    if !bitmaps && info.format == "raw" {
-        return Ok((Arc::new(RawFile::open(image)?), None));
-    }
-    let usable = match parent_bitmap {
-        None => None,
-        Some(b) => match info.bitmaps.iter().find(|x| x.name == b) {
-            None => {
-                eprintln!("note: {} has no dirty bitmap for the parent point: reading it whole, deduplicated against what is stored", image.display());
-                None
-            }
-            Some(x) if x.inconsistent => {
-                eprintln!("note: the dirty bitmap of {} is inconsistent (QEMU stopped without saving it): reading it whole, deduplicated against what is stored", image.display());
-                None
-            }
-            Some(_) => Some(b),
-        },
-    };
-    let served = tresor_qemu::ServedImage::open(image, usable)?;
-    let dirty = match usable {
-        Some(_) => Some(served.dirty_extents()?),
-        None => None,
-    };
-    Ok((Arc::new(served), dirty))
 }
 
 fn restore(
