@@ -54,17 +54,26 @@ struct RawBitmap {
     flags: Vec<String>,
 }
 
+/// Runs `qemu-img ARGS IMAGE`.
+fn qemu_img(args: &[&str], image: &Path) -> Result<std::process::Output> {
+    Command::new("qemu-img")
+        .args(args)
+        .arg(image)
+        .output()
+        .map_err(spawn_error)
+}
+
+fn spawn_error(source: std::io::Error) -> Error {
+    Error::Spawn {
+        program: "qemu-img".into(),
+        source,
+    }
+}
+
 /// Runs `qemu-img info` on `image` (with `-U`, so it also answers for an image a
 /// running VM holds; nothing is read but the header).
 pub fn image_info(image: &Path) -> Result<ImageInfo> {
-    let out = Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(image)
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: "qemu-img".into(),
-            source,
-        })?;
+    let out = qemu_img(&["info", "-U", "--output=json"], image)?;
     if !out.status.success() {
         return Err(Error::Tool {
             program: "qemu-img info".into(),
@@ -99,14 +108,7 @@ pub fn image_info(image: &Path) -> Result<ImageInfo> {
 /// Fails with [`Error::ImageLocked`] when a running QEMU holds `image` (then
 /// `qemu-img info` without `-U` is refused its lock).
 pub fn ensure_not_in_use(image: &Path) -> Result<()> {
-    let out = Command::new("qemu-img")
-        .args(["info", "--output=json"])
-        .arg(image)
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: "qemu-img".into(),
-            source,
-        })?;
+    let out = qemu_img(&["info", "--output=json"], image)?;
     if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lock") {
         return Err(Error::ImageLocked {
             image: image.display().to_string(),
@@ -123,10 +125,7 @@ fn bitmap_op(image: &Path, op: &str, name: &str) -> Result<()> {
         .arg(image)
         .arg(name)
         .output()
-        .map_err(|source| Error::Spawn {
-            program: "qemu-img".into(),
-            source,
-        })?;
+        .map_err(spawn_error)?;
     if out.status.success() {
         return Ok(());
     }

@@ -32,28 +32,25 @@ pub struct NewVm {
     pub notes: Vec<String>,
 }
 
-/// The disk formats of the VM in `saved` (a point's `vm_config`), by disk name.
+/// A disk's format in `saved` (a point's `vm_config`).
 pub fn saved_disk_format(saved: Option<&Value>, disk: &str) -> Option<String> {
-    saved?
-        .get("disks")?
-        .as_array()?
-        .iter()
-        .find(|d| d.get("name").and_then(Value::as_str) == Some(disk))?
-        .get("format")?
-        .as_str()
-        .map(str::to_string)
+    saved_disk_field(saved, disk, "format")
 }
 
-/// The image each disk of the VM in `saved` lived in, by disk name.
+/// The image a disk lived in, as `saved` (a point's `vm_config`) says.
 pub fn saved_disk_image(saved: Option<&Value>, disk: &str) -> Option<PathBuf> {
+    saved_disk_field(saved, disk, "image").map(PathBuf::from)
+}
+
+fn saved_disk_field(saved: Option<&Value>, disk: &str, field: &str) -> Option<String> {
     saved?
         .get("disks")?
         .as_array()?
         .iter()
         .find(|d| d.get("name").and_then(Value::as_str) == Some(disk))?
-        .get("image")?
+        .get(field)?
         .as_str()
-        .map(PathBuf::from)
+        .map(str::to_string)
 }
 
 /// Defines VM `new_name` in `folder` from the saved configuration and the restored
