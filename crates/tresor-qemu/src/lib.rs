@@ -26,6 +26,7 @@
 
 mod fleece;
 mod image;
+mod image_lock;
 mod nbd_source;
 mod new_vm;
 mod offline;
@@ -38,6 +39,7 @@ pub use fleece::PointInTimeView;
 pub use image::{
     ensure_not_in_use, image_info, point_bitmap_name, start_point_bitmap, BitmapInfo, ImageInfo,
 };
+pub use image_lock::ImageReadLock;
 pub use nbd_source::NbdSource;
 pub use new_vm::{
     new_vm_definition, saved_disk_format, saved_disk_image, shell_command, NewVm, RestoredDisk,

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tresor_blocksource::{BlockSource, DirtyExtents, RawFile};
+use tresor_blocksource::{BlockSource, DirtyExtents, Extent, RawFile};
 
+use crate::image_lock::ImageReadLock;
 use crate::{image_info, Error, Result, ServedImage};
 
 /// One image opened for reading, with what changed since the parent point when its
@@ -20,8 +21,9 @@ pub struct OfflineDisk {
 ///
 /// Raw files and block devices are read directly (fast: `SEEK_DATA` skips holes)
 /// unless bitmaps are wanted; anything else, and any image when `use_bitmaps`, goes
-/// through `qemu-nbd`, which takes QEMU's image lock, so an image a running VM holds is
-/// refused ([`Error::ImageLocked`]) and a VM cannot start on it while it is read.
+/// through `qemu-nbd`. Either way QEMU's image locks are taken, so an image a running
+/// VM holds is refused ([`Error::ImageLocked`]) and a VM cannot start on it while it
+/// is read.
 ///
 /// With `parent_bitmap`, the image's persistent bitmap of that name gives the dirty
 /// extents; a missing or inconsistent bitmap means a whole read, with the reason.
@@ -88,10 +90,36 @@ pub fn open_offline_disk(
     })
 }
 
-fn open_raw(image: &Path) -> Result<RawFile> {
-    RawFile::open(image).map_err(|e| Error::Tool {
+fn open_raw(image: &Path) -> Result<LockedRaw> {
+    let lock = ImageReadLock::acquire(image)?;
+    let raw = RawFile::open(image).map_err(|e| Error::Tool {
         program: "open".into(),
         image: image.display().to_string(),
         message: e.to_string(),
-    })
+    })?;
+    Ok(LockedRaw { raw, _lock: lock })
+}
+
+/// A raw image read directly, holding QEMU's read locks on it.
+struct LockedRaw {
+    raw: RawFile,
+    _lock: ImageReadLock,
+}
+
+impl BlockSource for LockedRaw {
+    fn describe(&self) -> String {
+        self.raw.describe()
+    }
+
+    fn size(&self) -> u64 {
+        self.raw.size()
+    }
+
+    fn extents(&self, offset: u64, len: u64) -> tresor_blocksource::Result<Vec<Extent>> {
+        self.raw.extents(offset, len)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> tresor_blocksource::Result<()> {
+        self.raw.read_at(offset, buf)
+    }
 }
