@@ -18,7 +18,15 @@ fn raw_image(dir: &Path) -> std::path::PathBuf {
 /// virtio disk, which QEMU opens for writing; `Err(stderr)` if it refuses to start.
 fn start_qemu(img: &Path) -> Result<Child, String> {
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-machine", "pc", "-accel", "tcg", "-nodefaults", "-display", "none"])
+        .args([
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-display",
+            "none",
+        ])
         .arg("-drive")
         .arg(format!("if=none,id=d0,format=raw,file={}", img.display()))
         .args(["-device", "virtio-blk-pci,drive=d0"])
