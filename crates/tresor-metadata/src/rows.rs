@@ -1,0 +1,139 @@
+//! The rows of the catalogue. Enums are their names (`"GeoRedundant"`); documents the
+//! server alone interprets are JSON.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// `admin` for now.
+    pub role: String,
+    pub created: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VaultRow {
+    pub id: String,
+    pub name: String,
+    pub resource_group: String,
+    pub location: String,
+    /// `GeoRedundant` or `LocallyRedundant`.
+    pub redundancy: String,
+    /// Set once the first backup is stored.
+    pub redundancy_locked: bool,
+    pub created: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRow {
+    pub id: String,
+    pub vault_id: String,
+    pub name: String,
+    /// The policy as the domain model serializes it.
+    pub body: Value,
+    pub created: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollmentRow {
+    pub id: String,
+    pub vault_id: String,
+    /// SHA-256 of the one-time secret, hex.
+    pub secret_hash: String,
+    pub expires: Timestamp,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRow {
+    pub id: String,
+    /// The host's name as the agent reports it.
+    pub host: String,
+    pub location: String,
+    /// SHA-256 of the agent's credential, hex.
+    pub credential_hash: String,
+    pub version: Option<String>,
+    pub registered: Timestamp,
+    pub last_seen: Option<Timestamp>,
+}
+
+/// One VM an agent reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmRow {
+    pub agent_id: String,
+    /// The agent's name for the VM.
+    pub vm: String,
+    /// What the agent knows of it (name, UUID, state, disks, guest agent).
+    pub body: Value,
+    pub seen: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRow {
+    pub id: String,
+    pub vault_id: String,
+    pub agent_id: String,
+    pub vm: String,
+    pub vm_name: String,
+    pub policy_id: Option<String>,
+    /// `InitialBackupPending`, `Protected`, `ProtectionStopped`, ...
+    pub state: String,
+    /// The last scheduled window that was started (the scheduler never runs one twice).
+    pub last_window: Option<Timestamp>,
+    pub last_backup: Option<Timestamp>,
+    pub created: Timestamp,
+    /// False once protection was disabled and its data deleted.
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRow {
+    pub id: String,
+    pub vault_id: String,
+    pub item_id: Option<String>,
+    /// `ConfigureBackup`, `Backup`, `Restore`, `DisableBackup`, `DeleteBackupData`.
+    pub operation: String,
+    /// `InProgress`, `Completed`, `CompletedWithWarnings`, `Failed`, `Cancelled`, `Cancelling`.
+    pub status: String,
+    /// The agent that took the job, once taken.
+    pub agent_id: Option<String>,
+    /// The agent the job is for (it alone may take it).
+    pub target_agent: Option<String>,
+    pub created: Timestamp,
+    pub started: Option<Timestamp>,
+    pub ended: Option<Timestamp>,
+    /// A taken job whose lease runs out was abandoned by its agent.
+    pub lease_until: Option<Timestamp>,
+    /// Parameters, tasks, progress, warnings, error and result.
+    pub body: Value,
+}
+
+impl JobRow {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "Completed" | "CompletedWithWarnings" | "Failed" | "Cancelled"
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointRow {
+    pub id: String,
+    pub vault_id: String,
+    pub item_id: String,
+    pub created: Timestamp,
+    pub consistency: String,
+    pub expires: Option<Timestamp>,
+    /// Made by "back up now" (keeps its own expiry whatever the policy says).
+    pub on_demand: bool,
+    /// Bytes of the disks (virtual size).
+    pub size: u64,
+    /// Disks, stats, warnings.
+    pub body: Value,
+}

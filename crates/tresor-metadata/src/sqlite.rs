@@ -1,0 +1,828 @@
+//! The catalogue in one SQLite file (WAL mode, foreign keys on).
+//!
+//! One connection behind a mutex: the server's catalogue traffic is small next to the
+//! data path, and SQLite serialises writers anyway. Schema changes go through
+//! [`MIGRATIONS`], applied in order at open and recorded in `user_version`.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::Value;
+
+use crate::{
+    AgentRow, EnrollmentRow, ItemRow, JobFilter, JobRow, MetadataStore, PointRow, PolicyRow,
+    Result, StoreError, TokenRow, VaultRow, VmRow,
+};
+
+/// Schema versions, in order; `user_version` counts how many were applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE vaults (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+    resource_group TEXT NOT NULL, location TEXT NOT NULL, redundancy TEXT NOT NULL,
+    redundancy_locked INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE policies (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, name_key TEXT NOT NULL, body TEXT NOT NULL, created INTEGER NOT NULL,
+    UNIQUE (vault_id, name_key));
+CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL UNIQUE, expires INTEGER NOT NULL, used INTEGER NOT NULL);
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY, host TEXT NOT NULL, location TEXT NOT NULL,
+    credential_hash TEXT NOT NULL UNIQUE, version TEXT, registered INTEGER NOT NULL,
+    last_seen INTEGER);
+CREATE TABLE vms (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, vm TEXT NOT NULL,
+    body TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY (agent_id, vm));
+CREATE TABLE items (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL, vm TEXT NOT NULL, vm_name TEXT NOT NULL, policy_id TEXT,
+    state TEXT NOT NULL, last_window INTEGER, last_backup INTEGER, created INTEGER NOT NULL,
+    active INTEGER NOT NULL);
+-- A VM is protected by one vault at a time.
+CREATE UNIQUE INDEX items_one_vault ON items (agent_id, vm) WHERE active = 1;
+CREATE INDEX items_by_vault ON items (vault_id);
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    item_id TEXT, operation TEXT NOT NULL, status TEXT NOT NULL, agent_id TEXT,
+    target_agent TEXT, created INTEGER NOT NULL, started INTEGER, ended INTEGER,
+    lease_until INTEGER, body TEXT NOT NULL);
+CREATE INDEX jobs_by_time ON jobs (created DESC);
+CREATE INDEX jobs_by_vault ON jobs (vault_id, created DESC);
+CREATE INDEX jobs_waiting ON jobs (target_agent, created) WHERE agent_id IS NULL AND status = 'InProgress';
+-- One unfinished backup per item.
+CREATE UNIQUE INDEX jobs_one_backup ON jobs (item_id)
+    WHERE operation = 'Backup' AND status IN ('InProgress', 'Cancelling');
+CREATE TABLE points (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    item_id TEXT NOT NULL, created INTEGER NOT NULL, consistency TEXT NOT NULL,
+    expires INTEGER, on_demand INTEGER NOT NULL, size INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX points_by_item ON points (item_id, created);
+"#];
+
+/// The catalogue in a SQLite database file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Maps a uniqueness violation to [`StoreError::Conflict`] naming `what`.
+fn unique(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let what = what.into();
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict { what }
+        }
+        _ => db(e),
+    }
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn ts(v: i64) -> rusqlite::Result<Timestamp> {
+    Timestamp::from_millisecond(v).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn opt_ts(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+    v.map(ts).transpose()
+}
+
+fn json(text: String) -> rusqlite::Result<Value> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn not_found(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound { what },
+        e => db(e),
+    }
+}
+
+const VAULT_COLS: &str =
+    "id, name, resource_group, location, redundancy, redundancy_locked, created";
+fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
+    Ok(VaultRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        resource_group: r.get(2)?,
+        location: r.get(3)?,
+        redundancy: r.get(4)?,
+        redundancy_locked: r.get(5)?,
+        created: ts(r.get(6)?)?,
+    })
+}
+
+const POLICY_COLS: &str = "id, vault_id, name, body, created";
+fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
+    Ok(PolicyRow {
+        id: r.get(0)?,
+        vault_id: r.get(1)?,
+        name: r.get(2)?,
+        body: json(r.get(3)?)?,
+        created: ts(r.get(4)?)?,
+    })
+}
+
+const AGENT_COLS: &str = "id, host, location, credential_hash, version, registered, last_seen";
+fn agent_row(r: &Row) -> rusqlite::Result<AgentRow> {
+    Ok(AgentRow {
+        id: r.get(0)?,
+        host: r.get(1)?,
+        location: r.get(2)?,
+        credential_hash: r.get(3)?,
+        version: r.get(4)?,
+        registered: ts(r.get(5)?)?,
+        last_seen: opt_ts(r.get(6)?)?,
+    })
+}
+
+const ITEM_COLS: &str =
+    "id, vault_id, agent_id, vm, vm_name, policy_id, state, last_window, last_backup, created, active";
+fn item_row(r: &Row) -> rusqlite::Result<ItemRow> {
+    Ok(ItemRow {
+        id: r.get(0)?,
+        vault_id: r.get(1)?,
+        agent_id: r.get(2)?,
+        vm: r.get(3)?,
+        vm_name: r.get(4)?,
+        policy_id: r.get(5)?,
+        state: r.get(6)?,
+        last_window: opt_ts(r.get(7)?)?,
+        last_backup: opt_ts(r.get(8)?)?,
+        created: ts(r.get(9)?)?,
+        active: r.get(10)?,
+    })
+}
+
+const JOB_COLS: &str = "id, vault_id, item_id, operation, status, agent_id, target_agent, created, started, ended, lease_until, body";
+fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        vault_id: r.get(1)?,
+        item_id: r.get(2)?,
+        operation: r.get(3)?,
+        status: r.get(4)?,
+        agent_id: r.get(5)?,
+        target_agent: r.get(6)?,
+        created: ts(r.get(7)?)?,
+        started: opt_ts(r.get(8)?)?,
+        ended: opt_ts(r.get(9)?)?,
+        lease_until: opt_ts(r.get(10)?)?,
+        body: json(r.get(11)?)?,
+    })
+}
+
+const POINT_COLS: &str =
+    "id, vault_id, item_id, created, consistency, expires, on_demand, size, body";
+fn point_row(r: &Row) -> rusqlite::Result<PointRow> {
+    Ok(PointRow {
+        id: r.get(0)?,
+        vault_id: r.get(1)?,
+        item_id: r.get(2)?,
+        created: ts(r.get(3)?)?,
+        consistency: r.get(4)?,
+        expires: opt_ts(r.get(5)?)?,
+        on_demand: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        body: json(r.get(8)?)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path).map_err(db)?;
+        Self::init(conn)
+    }
+
+    /// A private database in memory (tests, benchmarks).
+    pub fn in_memory() -> Result<SqliteStore> {
+        Self::init(Connection::open_in_memory().map_err(db)?)
+    }
+
+    fn init(conn: Connection) -> Result<SqliteStore> {
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // WAL: readers do not wait for the writer; NORMAL sync is durable at checkpoints
+        // and safe against corruption, the usual choice with WAL.
+        let _: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::Database(format!(
+                "the metadata database has schema version {version}, newer than this program knows ({}); use a newer tresor",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.unchecked_transaction().map_err(db)?;
+            tx.execute_batch(sql).map_err(db)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(db)?;
+            tx.commit().map_err(db)?;
+            tracing::info!(version = i + 1, "metadata schema migrated");
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn query<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+        let rows = stmt.query_map(params, map).map_err(db)?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db)
+    }
+
+    fn one<T>(
+        &self,
+        what: String,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnOnce(&Row) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+        stmt.query_row(params, map).map_err(not_found(what))
+    }
+
+    fn optional<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnOnce(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+        stmt.query_row(params, map).optional().map_err(db)
+    }
+
+    /// Runs a statement that must change exactly one row.
+    fn change_one(&self, what: String, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+        let conn = self.conn.lock();
+        let n = conn.execute(sql, params).map_err(db)?;
+        if n == 0 {
+            return Err(StoreError::NotFound { what });
+        }
+        Ok(())
+    }
+
+    fn exec(&self, sql: &str, params: impl rusqlite::Params, conflict: &str) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(sql, params).map_err(unique(conflict))?;
+        Ok(())
+    }
+}
+
+impl MetadataStore for SqliteStore {
+    fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        self.optional("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+            "setting",
+        )
+    }
+
+    fn insert_token(&self, t: &TokenRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO tokens (id, name, hash, role, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![t.id, t.name, t.hash, t.role, ms(t.created)],
+            "token",
+        )
+    }
+
+    fn find_token(&self, hash: &str) -> Result<Option<TokenRow>> {
+        self.optional(
+            "SELECT id, name, hash, role, created FROM tokens WHERE hash = ?1",
+            [hash],
+            |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    hash: r.get(2)?,
+                    role: r.get(3)?,
+                    created: ts(r.get(4)?)?,
+                })
+            },
+        )
+    }
+
+    fn list_tokens(&self) -> Result<Vec<TokenRow>> {
+        self.query(
+            "SELECT id, name, hash, role, created FROM tokens ORDER BY created",
+            [],
+            |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    hash: r.get(2)?,
+                    role: r.get(3)?,
+                    created: ts(r.get(4)?)?,
+                })
+            },
+        )
+    }
+
+    fn delete_token(&self, id: &str) -> Result<()> {
+        self.change_one(
+            format!("token {id}"),
+            "DELETE FROM tokens WHERE id = ?1",
+            [id],
+        )
+    }
+
+    fn insert_vault(&self, v: &VaultRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created)],
+            &format!("a vault named {}", v.name),
+        )
+    }
+
+    fn get_vault(&self, id: &str) -> Result<VaultRow> {
+        self.one(
+            format!("vault {id}"),
+            &format!("SELECT {VAULT_COLS} FROM vaults WHERE id = ?1"),
+            [id],
+            vault_row,
+        )
+    }
+
+    fn find_vault_by_name(&self, name: &str) -> Result<Option<VaultRow>> {
+        self.optional(
+            &format!("SELECT {VAULT_COLS} FROM vaults WHERE name_key = ?1"),
+            [name.to_lowercase()],
+            vault_row,
+        )
+    }
+
+    fn list_vaults(&self) -> Result<Vec<VaultRow>> {
+        self.query(
+            &format!("SELECT {VAULT_COLS} FROM vaults ORDER BY name_key"),
+            [],
+            vault_row,
+        )
+    }
+
+    fn update_vault(&self, v: &VaultRow) -> Result<()> {
+        self.change_one(
+            format!("vault {}", v.id),
+            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5 WHERE id = ?1",
+            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked],
+        )
+    }
+
+    fn delete_vault(&self, id: &str) -> Result<()> {
+        self.change_one(
+            format!("vault {id}"),
+            "DELETE FROM vaults WHERE id = ?1",
+            [id],
+        )
+    }
+
+    fn insert_policy(&self, p: &PolicyRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO policies (id, vault_id, name, name_key, body, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![p.id, p.vault_id, p.name, p.name.to_lowercase(), p.body.to_string(), ms(p.created)],
+            &format!("a policy named {} in this vault", p.name),
+        )
+    }
+
+    fn get_policy(&self, id: &str) -> Result<PolicyRow> {
+        self.one(
+            format!("policy {id}"),
+            &format!("SELECT {POLICY_COLS} FROM policies WHERE id = ?1"),
+            [id],
+            policy_row,
+        )
+    }
+
+    fn find_policy(&self, vault_id: &str, name: &str) -> Result<Option<PolicyRow>> {
+        self.optional(
+            &format!("SELECT {POLICY_COLS} FROM policies WHERE vault_id = ?1 AND name_key = ?2"),
+            [vault_id, &name.to_lowercase()],
+            policy_row,
+        )
+    }
+
+    fn list_policies(&self, vault_id: &str) -> Result<Vec<PolicyRow>> {
+        self.query(
+            &format!("SELECT {POLICY_COLS} FROM policies WHERE vault_id = ?1 ORDER BY name_key"),
+            [vault_id],
+            policy_row,
+        )
+    }
+
+    fn update_policy(&self, p: &PolicyRow) -> Result<()> {
+        self.change_one(
+            format!("policy {}", p.id),
+            "UPDATE policies SET body = ?2 WHERE id = ?1",
+            params![p.id, p.body.to_string()],
+        )
+    }
+
+    fn delete_policy(&self, id: &str) -> Result<()> {
+        self.change_one(
+            format!("policy {id}"),
+            "DELETE FROM policies WHERE id = ?1",
+            [id],
+        )
+    }
+
+    fn items_using_policy(&self, policy_id: &str) -> Result<Vec<ItemRow>> {
+        self.query(
+            &format!("SELECT {ITEM_COLS} FROM items WHERE policy_id = ?1 AND active = 1"),
+            [policy_id],
+            item_row,
+        )
+    }
+
+    fn insert_enrollment(&self, e: &EnrollmentRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO enrollments (id, vault_id, secret_hash, expires, used) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.id, e.vault_id, e.secret_hash, ms(e.expires), e.used],
+            "enrollment",
+        )
+    }
+
+    fn consume_enrollment(
+        &self,
+        secret_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<EnrollmentRow>> {
+        let conn = self.conn.lock();
+        let tx = conn.unchecked_transaction().map_err(db)?;
+        let found = tx
+            .query_row(
+                "SELECT id, vault_id, secret_hash, expires, used FROM enrollments
+                 WHERE secret_hash = ?1 AND used = 0 AND expires > ?2",
+                params![secret_hash, ms(now)],
+                |r| {
+                    Ok(EnrollmentRow {
+                        id: r.get(0)?,
+                        vault_id: r.get(1)?,
+                        secret_hash: r.get(2)?,
+                        expires: ts(r.get(3)?)?,
+                        used: true,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)?;
+        if let Some(e) = &found {
+            tx.execute("UPDATE enrollments SET used = 1 WHERE id = ?1", [&e.id])
+                .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(found)
+    }
+
+    fn insert_agent(&self, a: &AgentRow) -> Result<()> {
+        self.exec(
+            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            params![
+                a.id,
+                a.host,
+                a.location,
+                a.credential_hash,
+                a.version,
+                ms(a.registered),
+                a.last_seen.map(ms)
+            ],
+            "agent",
+        )
+    }
+
+    fn get_agent(&self, id: &str) -> Result<AgentRow> {
+        self.one(
+            format!("agent {id}"),
+            &format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1"),
+            [id],
+            agent_row,
+        )
+    }
+
+    fn find_agent_by_credential(&self, hash: &str) -> Result<Option<AgentRow>> {
+        self.optional(
+            &format!("SELECT {AGENT_COLS} FROM agents WHERE credential_hash = ?1"),
+            [hash],
+            agent_row,
+        )
+    }
+
+    fn list_agents(&self) -> Result<Vec<AgentRow>> {
+        self.query(
+            &format!("SELECT {AGENT_COLS} FROM agents ORDER BY host"),
+            [],
+            agent_row,
+        )
+    }
+
+    fn touch_agent(&self, id: &str, seen: Timestamp, version: Option<&str>) -> Result<()> {
+        self.change_one(
+            format!("agent {id}"),
+            "UPDATE agents SET last_seen = ?2, version = COALESCE(?3, version) WHERE id = ?1",
+            params![id, ms(seen), version],
+        )
+    }
+
+    fn replace_inventory(&self, agent_id: &str, vms: &[VmRow]) -> Result<()> {
+        let conn = self.conn.lock();
+        let tx = conn.unchecked_transaction().map_err(db)?;
+        tx.execute("DELETE FROM vms WHERE agent_id = ?1", [agent_id])
+            .map_err(db)?;
+        for v in vms {
+            tx.execute(
+                "INSERT INTO vms (agent_id, vm, body, seen) VALUES (?1, ?2, ?3, ?4)",
+                params![agent_id, v.vm, v.body.to_string(), ms(v.seen)],
+            )
+            .map_err(unique(format!("VM {} reported twice", v.vm)))?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn list_inventory(&self) -> Result<Vec<VmRow>> {
+        self.query(
+            "SELECT agent_id, vm, body, seen FROM vms ORDER BY agent_id, vm",
+            [],
+            |r| {
+                Ok(VmRow {
+                    agent_id: r.get(0)?,
+                    vm: r.get(1)?,
+                    body: json(r.get(2)?)?,
+                    seen: ts(r.get(3)?)?,
+                })
+            },
+        )
+    }
+
+    fn insert_item(&self, i: &ItemRow) -> Result<()> {
+        self.exec(
+            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![i.id, i.vault_id, i.agent_id, i.vm, i.vm_name, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), ms(i.created), i.active],
+            &format!("protection of VM {}", i.vm_name),
+        )
+    }
+
+    fn get_item(&self, id: &str) -> Result<ItemRow> {
+        self.one(
+            format!("protected item {id}"),
+            &format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"),
+            [id],
+            item_row,
+        )
+    }
+
+    fn find_active_item(&self, agent_id: &str, vm: &str) -> Result<Option<ItemRow>> {
+        self.optional(
+            &format!(
+                "SELECT {ITEM_COLS} FROM items WHERE agent_id = ?1 AND vm = ?2 AND active = 1"
+            ),
+            [agent_id, vm],
+            item_row,
+        )
+    }
+
+    fn list_items(&self, vault_id: &str, include_inactive: bool) -> Result<Vec<ItemRow>> {
+        self.query(
+            &format!(
+                "SELECT {ITEM_COLS} FROM items WHERE vault_id = ?1 AND (active = 1 OR ?2) ORDER BY vm_name"
+            ),
+            params![vault_id, include_inactive],
+            item_row,
+        )
+    }
+
+    fn list_active_items(&self) -> Result<Vec<ItemRow>> {
+        self.query(
+            &format!("SELECT {ITEM_COLS} FROM items WHERE active = 1 ORDER BY created"),
+            [],
+            item_row,
+        )
+    }
+
+    fn update_item(&self, i: &ItemRow) -> Result<()> {
+        let conn = self.conn.lock();
+        let n = conn
+            .execute(
+                "UPDATE items SET policy_id = ?2, state = ?3, last_window = ?4, last_backup = ?5, active = ?6, vm_name = ?7 WHERE id = ?1",
+                params![i.id, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), i.active, i.vm_name],
+            )
+            .map_err(unique(format!("protection of VM {}", i.vm_name)))?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("protected item {}", i.id),
+            });
+        }
+        Ok(())
+    }
+
+    fn insert_job(&self, j: &JobRow) -> Result<()> {
+        self.exec(
+            &format!("INSERT INTO jobs ({JOB_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            params![j.id, j.vault_id, j.item_id, j.operation, j.status, j.agent_id, j.target_agent, ms(j.created), j.started.map(ms), j.ended.map(ms), j.lease_until.map(ms), j.body.to_string()],
+            "an unfinished backup job of this item",
+        )
+    }
+
+    fn get_job(&self, id: &str) -> Result<JobRow> {
+        self.one(
+            format!("job {id}"),
+            &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
+            [id],
+            job_row,
+        )
+    }
+
+    fn list_jobs(&self, f: &JobFilter) -> Result<Vec<JobRow>> {
+        let mut sql = format!("SELECT {JOB_COLS} FROM jobs WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |cond: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        };
+        if let Some(v) = &f.vault_id {
+            add("vault_id =", v.clone().into());
+        }
+        if let Some(v) = &f.item_id {
+            add("item_id =", v.clone().into());
+        }
+        if let Some(v) = &f.status {
+            add("status =", v.clone().into());
+        }
+        if let Some(v) = &f.operation {
+            add("operation =", v.clone().into());
+        }
+        if let Some(v) = f.from {
+            add("created >=", ms(v).into());
+        }
+        if let Some(v) = f.to {
+            add("created <", ms(v).into());
+        }
+        sql.push_str(&format!(
+            " ORDER BY created DESC, id LIMIT {}",
+            f.limit.unwrap_or(100).min(10_000)
+        ));
+        self.query(&sql, rusqlite::params_from_iter(args), job_row)
+    }
+
+    fn update_job(&self, j: &JobRow) -> Result<()> {
+        self.change_one(
+            format!("job {}", j.id),
+            "UPDATE jobs SET status = ?2, agent_id = ?3, started = ?4, ended = ?5, lease_until = ?6, body = ?7 WHERE id = ?1",
+            params![j.id, j.status, j.agent_id, j.started.map(ms), j.ended.map(ms), j.lease_until.map(ms), j.body.to_string()],
+        )
+    }
+
+    fn claim_job(
+        &self,
+        agent_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<JobRow>> {
+        let conn = self.conn.lock();
+        let tx = conn.unchecked_transaction().map_err(db)?;
+        let job = tx
+            .query_row(
+                &format!(
+                    "SELECT {JOB_COLS} FROM jobs WHERE agent_id IS NULL AND status = 'InProgress'
+                     AND target_agent = ?1 ORDER BY created LIMIT 1"
+                ),
+                [agent_id],
+                job_row,
+            )
+            .optional()
+            .map_err(db)?;
+        let Some(mut job) = job else {
+            return Ok(None);
+        };
+        job.agent_id = Some(agent_id.to_string());
+        job.started = Some(now);
+        job.lease_until = Some(lease_until);
+        tx.execute(
+            "UPDATE jobs SET agent_id = ?2, started = ?3, lease_until = ?4 WHERE id = ?1",
+            params![job.id, agent_id, ms(now), ms(lease_until)],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Some(job))
+    }
+
+    fn jobs_with_expired_lease(&self, now: Timestamp) -> Result<Vec<JobRow>> {
+        self.query(
+            &format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE status IN ('InProgress', 'Cancelling')
+                 AND lease_until IS NOT NULL AND lease_until < ?1"
+            ),
+            [ms(now)],
+            job_row,
+        )
+    }
+
+    fn running_jobs_of_agent(&self, agent_id: &str) -> Result<Vec<JobRow>> {
+        self.query(
+            &format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE agent_id = ?1 AND status IN ('InProgress', 'Cancelling')"
+            ),
+            [agent_id],
+            job_row,
+        )
+    }
+
+    fn insert_point(&self, p: &PointRow) -> Result<()> {
+        self.exec(
+            &format!(
+                "INSERT INTO points ({POINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
+            params![
+                p.id,
+                p.vault_id,
+                p.item_id,
+                ms(p.created),
+                p.consistency,
+                p.expires.map(ms),
+                p.on_demand,
+                p.size as i64,
+                p.body.to_string()
+            ],
+            &format!("recovery point {}", p.id),
+        )
+    }
+
+    fn get_point(&self, id: &str) -> Result<PointRow> {
+        self.one(
+            format!("recovery point {id}"),
+            &format!("SELECT {POINT_COLS} FROM points WHERE id = ?1"),
+            [id],
+            point_row,
+        )
+    }
+
+    fn list_points(&self, item_id: &str) -> Result<Vec<PointRow>> {
+        self.query(
+            &format!("SELECT {POINT_COLS} FROM points WHERE item_id = ?1 ORDER BY created"),
+            [item_id],
+            point_row,
+        )
+    }
+
+    fn list_vault_points(&self, vault_id: &str) -> Result<Vec<PointRow>> {
+        self.query(
+            &format!("SELECT {POINT_COLS} FROM points WHERE vault_id = ?1 ORDER BY created"),
+            [vault_id],
+            point_row,
+        )
+    }
+
+    fn update_point(&self, p: &PointRow) -> Result<()> {
+        self.change_one(
+            format!("recovery point {}", p.id),
+            "UPDATE points SET expires = ?2, body = ?3 WHERE id = ?1",
+            params![p.id, p.expires.map(ms), p.body.to_string()],
+        )
+    }
+
+    fn delete_point(&self, id: &str) -> Result<()> {
+        self.change_one(
+            format!("recovery point {id}"),
+            "DELETE FROM points WHERE id = ?1",
+            [id],
+        )
+    }
+}

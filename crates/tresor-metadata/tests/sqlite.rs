@@ -1,0 +1,173 @@
+//! The SQLite store against a real database file: the catalogue's rules that the
+//! database itself enforces, and persistence across reopening.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use tresor_metadata::*;
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn vault(id: &str, name: &str) -> VaultRow {
+    VaultRow {
+        id: id.into(),
+        name: name.into(),
+        resource_group: "rg".into(),
+        location: "local".into(),
+        redundancy: "GeoRedundant".into(),
+        redundancy_locked: false,
+        created: t("2026-01-01T00:00:00Z"),
+    }
+}
+
+fn item(id: &str, vault_id: &str, vm: &str) -> ItemRow {
+    ItemRow {
+        id: id.into(),
+        vault_id: vault_id.into(),
+        agent_id: "a1".into(),
+        vm: vm.into(),
+        vm_name: vm.into(),
+        policy_id: None,
+        state: "InitialBackupPending".into(),
+        last_window: None,
+        last_backup: None,
+        created: t("2026-01-01T00:00:00Z"),
+        active: true,
+    }
+}
+
+fn job(id: &str, item: &str, op: &str, created: &str) -> JobRow {
+    JobRow {
+        id: id.into(),
+        vault_id: "v2".into(),
+        item_id: Some(item.into()),
+        operation: op.into(),
+        status: "InProgress".into(),
+        agent_id: None,
+        target_agent: Some("a1".into()),
+        created: t(created),
+        started: None,
+        ended: None,
+        lease_until: None,
+        body: json!({}),
+    }
+}
+
+#[test]
+fn catalogue_rules_hold_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        s.insert_vault(&vault("v1", "Prod-Vault")).unwrap();
+        // Names are unique whatever their case.
+        assert!(matches!(
+            s.insert_vault(&vault("v2", "prod-vault")),
+            Err(StoreError::Conflict { .. })
+        ));
+        s.insert_vault(&vault("v2", "other")).unwrap();
+        assert_eq!(
+            s.find_vault_by_name("PROD-VAULT").unwrap().unwrap().id,
+            "v1"
+        );
+        s.insert_agent(&AgentRow {
+            id: "a1".into(),
+            host: "kvm1".into(),
+            location: "local".into(),
+            credential_hash: "h".into(),
+            version: None,
+            registered: t("2026-01-01T00:00:00Z"),
+            last_seen: None,
+        })
+        .unwrap();
+
+        // A VM is protected by one vault at a time.
+        s.insert_item(&item("i1", "v1", "web")).unwrap();
+        assert!(matches!(
+            s.insert_item(&item("i2", "v2", "web")),
+            Err(StoreError::Conflict { .. })
+        ));
+        let mut stopped = s.get_item("i1").unwrap();
+        stopped.active = false;
+        s.update_item(&stopped).unwrap();
+        s.insert_item(&item("i2", "v2", "web")).unwrap();
+
+        // One unfinished backup per item.
+        s.insert_job(&job("j1", "i2", "Backup", "2026-01-02T00:00:00Z"))
+            .unwrap();
+        assert!(matches!(
+            s.insert_job(&job("j2", "i2", "Backup", "2026-01-02T00:01:00Z")),
+            Err(StoreError::Conflict { .. })
+        ));
+        s.insert_job(&job("j3", "i2", "Restore", "2026-01-02T00:02:00Z"))
+            .unwrap();
+        s.set_setting("k", "v").unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.get_setting("k").unwrap().as_deref(), Some("v"));
+    assert_eq!(s.list_vaults().unwrap().len(), 2);
+
+    // Claims go to the target agent, oldest first, once.
+    let now = t("2026-01-02T01:00:00Z");
+    let lease = now + SignedDuration::from_secs(120);
+    let first = s.claim_job("a1", now, lease).unwrap().unwrap();
+    assert_eq!(first.id, "j1");
+    assert_eq!(s.claim_job("a1", now, lease).unwrap().unwrap().id, "j3");
+    assert!(s.claim_job("a1", now, lease).unwrap().is_none());
+    assert!(s.claim_job("other", now, lease).unwrap().is_none());
+    assert_eq!(s.running_jobs_of_agent("a1").unwrap().len(), 2);
+    let expired = s
+        .jobs_with_expired_lease(lease + SignedDuration::from_secs(1))
+        .unwrap();
+    assert_eq!(expired.len(), 2);
+
+    // Finished, the item may back up again.
+    let mut done = s.get_job("j1").unwrap();
+    done.status = "Completed".into();
+    s.update_job(&done).unwrap();
+    s.insert_job(&job("j4", "i2", "Backup", "2026-01-03T00:00:00Z"))
+        .unwrap();
+
+    // Newest first, filtered.
+    let all = s.list_jobs(&JobFilter::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["j4", "j3", "j1"]
+    );
+    let backups = s
+        .list_jobs(&JobFilter {
+            operation: Some("Backup".into()),
+            status: Some("Completed".into()),
+            ..JobFilter::default()
+        })
+        .unwrap();
+    assert_eq!(backups.len(), 1);
+
+    // Enrollment secrets work once, and not after they expire.
+    s.insert_enrollment(&EnrollmentRow {
+        id: "e1".into(),
+        vault_id: "v1".into(),
+        secret_hash: "s".into(),
+        expires: t("2026-01-05T00:00:00Z"),
+        used: false,
+    })
+    .unwrap();
+    assert!(s
+        .consume_enrollment("s", t("2026-01-06T00:00:00Z"))
+        .unwrap()
+        .is_none());
+    assert!(s
+        .consume_enrollment("s", t("2026-01-04T00:00:00Z"))
+        .unwrap()
+        .is_some());
+    assert!(s
+        .consume_enrollment("s", t("2026-01-04T00:00:00Z"))
+        .unwrap()
+        .is_none());
+
+    // Deleting a vault deletes what is in it.
+    s.delete_vault("v2").unwrap();
+    assert!(s.list_jobs(&JobFilter::default()).unwrap().is_empty());
+    assert!(matches!(s.get_item("i2"), Err(StoreError::NotFound { .. })));
+}
