@@ -1,0 +1,71 @@
+//! The one error type of the domain: a broken rule, with a stable code.
+//!
+//! Codes are PascalCase identifiers in the style of Azure's error codes
+//! (`InvalidVaultName`, `RetentionOutOfRange`, ...). They are part of the
+//! API: the server returns them, the CLI and the portal match on them, and
+//! they never change meaning. [`codes`] lists every one.
+
+use serde::Serialize;
+
+/// A rule of the vault that a request breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code}: {message} {recommendation}")]
+pub struct RuleError {
+    /// Stable, PascalCase, one per rule: see [`codes`].
+    pub code: &'static str,
+    /// What is wrong, naming the offending value.
+    pub message: String,
+    /// What to do about it.
+    pub recommendation: String,
+}
+
+impl RuleError {
+    pub fn new(
+        code: &'static str,
+        message: impl Into<String>,
+        recommendation: impl Into<String>,
+    ) -> Self {
+        RuleError {
+            code,
+            message: message.into(),
+            recommendation: recommendation.into(),
+        }
+    }
+}
+
+/// Every code a [`RuleError`] can carry.
+pub mod codes {
+    // Names.
+    pub const INVALID_VAULT_NAME: &str = "InvalidVaultName";
+    pub const INVALID_RESOURCE_GROUP_NAME: &str = "InvalidResourceGroupName";
+    pub const INVALID_LOCATION: &str = "InvalidLocation";
+    pub const INVALID_POLICY_NAME: &str = "InvalidPolicyName";
+    // Vault.
+    pub const REDUNDANCY_LOCKED: &str = "RedundancyLocked";
+    // Schedule.
+    pub const INVALID_SCHEDULE_TIME: &str = "InvalidScheduleTime";
+    pub const INVALID_TIME_ZONE: &str = "InvalidTimeZone";
+    // Sets of days, weeks and months in a policy.
+    pub const EMPTY_SELECTION: &str = "EmptySelection";
+    pub const DUPLICATE_SELECTION: &str = "DuplicateSelection";
+    pub const INVALID_DAY_OF_MONTH: &str = "InvalidDayOfMonth";
+    pub const INVALID_MONTH: &str = "InvalidMonth";
+    // Retention counts and consistency with the schedule.
+    pub const RETENTION_OUT_OF_RANGE: &str = "RetentionOutOfRange";
+    pub const DAILY_RETENTION_REQUIRED: &str = "DailyRetentionRequired";
+    pub const WEEKLY_RETENTION_REQUIRED: &str = "WeeklyRetentionRequired";
+    pub const DAILY_RETENTION_NOT_ALLOWED: &str = "DailyRetentionNotAllowed";
+    pub const WEEKLY_RETENTION_DAY_NOT_SCHEDULED: &str = "WeeklyRetentionDayNotScheduled";
+    pub const SCHEDULED_DAY_NOT_RETAINED: &str = "ScheduledDayNotRetained";
+    pub const SELECTOR_DAY_NOT_SCHEDULED: &str = "SelectorDayNotScheduled";
+    pub const DAYS_OF_MONTH_NEED_DAILY_SCHEDULE: &str = "DaysOfMonthNeedDailySchedule";
+    pub const INSTANT_RESTORE_OUT_OF_RANGE: &str = "InstantRestoreOutOfRange";
+    // On-demand retention.
+    pub const RETAIN_UNTIL_IN_PAST: &str = "RetainUntilInPast";
+    pub const RETAIN_UNTIL_TOO_FAR: &str = "RetainUntilTooFar";
+    // Protected items.
+    pub const PROTECTION_STOPPED: &str = "ProtectionStopped";
+    pub const PROTECTION_ALREADY_STOPPED: &str = "ProtectionAlreadyStopped";
+    pub const PROTECTION_NOT_STOPPED: &str = "ProtectionNotStopped";
+}

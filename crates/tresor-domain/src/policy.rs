@@ -1,0 +1,896 @@
+//! Backup policies: when to back up a VM and how long to keep each point.
+//!
+//! The model is Azure's standard policy for VMs: at most one backup a day,
+//! at a wall-clock time in a named time zone, and grandfather-father-son
+//! retention with daily, weekly, monthly and yearly rules. The limits are
+//! Azure's documented ones:
+//!
+//! | what | rule | code when broken |
+//! | --- | --- | --- |
+//! | schedule time | on the hour or half hour (`hh:00` or `hh:30`, no seconds) | `InvalidScheduleTime` |
+//! | time zone | an IANA name the time zone database knows (`Europe/Berlin`, `UTC`) | `InvalidTimeZone` |
+//! | daily retention | 7–9999 days | `RetentionOutOfRange` |
+//! | weekly retention | 1–5163 weeks | `RetentionOutOfRange` |
+//! | monthly retention | 1–1188 months | `RetentionOutOfRange` |
+//! | yearly retention | 1–99 years | `RetentionOutOfRange` |
+//! | days of month | 1–28, or `Last` | `InvalidDayOfMonth` |
+//! | months of year | 1–12 | `InvalidMonth` |
+//! | every set of days, weeks or months | not empty, no value twice | `EmptySelection`, `DuplicateSelection` |
+//! | a daily schedule | needs daily retention | `DailyRetentionRequired` |
+//! | a weekly schedule | needs weekly retention | `WeeklyRetentionRequired` |
+//! | a weekly schedule | has no daily retention | `DailyRetentionNotAllowed` |
+//! | a weekly schedule | weekly retention keeps exactly the scheduled days | `WeeklyRetentionDayNotScheduled`, `ScheduledDayNotRetained` |
+//! | a weekly schedule | monthly and yearly rules pick weekdays, not days of month | `DaysOfMonthNeedDailySchedule` |
+//! | weekday-based monthly and yearly rules | name only scheduled days | `SelectorDayNotScheduled` |
+//! | instant restore | 1–5 days for a daily schedule, 5 for a weekly one | `InstantRestoreOutOfRange` |
+//!
+//! A weekly schedule's weekly retention must keep every scheduled day (as in
+//! Azure, where the weekly rule of a weekly policy runs on the scheduled
+//! days): otherwise some scheduled points would match no rule at all.
+//!
+//! When backups run is in [`crate::schedule`]; how long points are kept is
+//! in [`crate::retention`].
+
+use std::fmt::Debug;
+use std::ops::RangeInclusive;
+
+use jiff::civil::{Time, Weekday};
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{codes, RuleError};
+use crate::names::PolicyName;
+
+/// Daily retention limits, in days.
+pub const DAILY_RETENTION_DAYS: RangeInclusive<u32> = 7..=9999;
+/// Weekly retention limits, in weeks.
+pub const WEEKLY_RETENTION_WEEKS: RangeInclusive<u32> = 1..=5163;
+/// Monthly retention limits, in months.
+pub const MONTHLY_RETENTION_MONTHS: RangeInclusive<u32> = 1..=1188;
+/// Yearly retention limits, in years.
+pub const YEARLY_RETENTION_YEARS: RangeInclusive<u32> = 1..=99;
+/// Instant restore limits for a daily schedule, in days; a weekly schedule
+/// keeps snapshots exactly [`WEEKLY_INSTANT_RESTORE_DAYS`].
+pub const DAILY_INSTANT_RESTORE_DAYS: RangeInclusive<u32> = 1..=5;
+pub const WEEKLY_INSTANT_RESTORE_DAYS: u32 = 5;
+/// Instant restore days when a policy does not say.
+pub const DEFAULT_INSTANT_RESTORE_DAYS: u32 = 2;
+
+/// How often a policy backs up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frequency {
+    /// Every day.
+    Daily,
+    /// On the given days of the week.
+    Weekly {
+        #[serde(with = "weekday_names")]
+        days: Vec<Weekday>,
+    },
+}
+
+/// When a policy backs up: a wall-clock time in a time zone, daily or on
+/// some weekdays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    pub frequency: Frequency,
+    /// Wall-clock time in `time_zone`: on the hour or half hour.
+    pub time: Time,
+    /// An IANA time zone name, such as `Europe/Berlin` or `UTC`.
+    pub time_zone: String,
+}
+
+/// A day of the month for monthly and yearly retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MonthDay {
+    /// 1 to 28 (Azure's limit: every month has these days).
+    Day(u8),
+    /// The last day of the month, whatever its number.
+    Last,
+}
+
+/// A week of the month, for weekday-based monthly and yearly retention.
+/// `First` is days 1–7, `Second` 8–14, `Third` 15–21, `Fourth` 22–28 and
+/// `Last` the last seven days of the month (it can overlap `Fourth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WeekOfMonth {
+    First,
+    Second,
+    Third,
+    Fourth,
+    Last,
+}
+
+/// Which days of a month a monthly or yearly rule keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DaySelector {
+    /// Given days of the month (Azure's "day based").
+    DaysOfMonth(Vec<MonthDay>),
+    /// Given weekdays in given weeks of the month (Azure's "week based"):
+    /// `{ weeks: [First], days: [Sunday] }` is the first Sunday.
+    WeekdaysOfWeeks {
+        weeks: Vec<WeekOfMonth>,
+        #[serde(with = "weekday_names")]
+        days: Vec<Weekday>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyRetention {
+    /// 7 to 9999.
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeeklyRetention {
+    #[serde(with = "weekday_names")]
+    pub days_of_week: Vec<Weekday>,
+    /// 1 to 5163.
+    pub weeks: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthlyRetention {
+    pub selector: DaySelector,
+    /// 1 to 1188.
+    pub months: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct YearlyRetention {
+    /// Months 1 (January) to 12, serialized by name (`"January"`).
+    #[serde(with = "month_names")]
+    pub months_of_year: Vec<i8>,
+    pub selector: DaySelector,
+    /// 1 to 99.
+    pub years: u32,
+}
+
+/// The retention rules of a policy; absent rules keep nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<DailyRetention>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<WeeklyRetention>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<MonthlyRetention>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yearly: Option<YearlyRetention>,
+}
+
+/// A backup policy. Deserializing checks the name only: call
+/// [`BackupPolicy::validate`] before storing or using a policy.
+///
+/// As JSON (a daily backup at 22:30 Berlin time, kept 30 days; Sundays kept
+/// 12 weeks; the first Sunday of each month 60 months; January 1st 10 years):
+///
+/// ```
+/// # use tresor_domain::policy::BackupPolicy;
+/// let json = r#"{
+///   "name": "DailyGFS",
+///   "schedule": { "frequency": "Daily", "time": "22:30:00", "timeZone": "Europe/Berlin" },
+///   "retention": {
+///     "daily": { "days": 30 },
+///     "weekly": { "daysOfWeek": ["Sunday"], "weeks": 12 },
+///     "monthly": {
+///       "selector": { "WeekdaysOfWeeks": { "weeks": ["First"], "days": ["Sunday"] } },
+///       "months": 60
+///     },
+///     "yearly": {
+///       "monthsOfYear": ["January"],
+///       "selector": { "DaysOfMonth": [1] },
+///       "years": 10
+///     }
+///   },
+///   "instantRestoreDays": 2
+/// }"#;
+/// let policy: BackupPolicy = serde_json::from_str(json)?;
+/// policy.validate()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A weekly schedule is `"frequency": { "Weekly": { "days": ["Saturday"] } }`;
+/// a last day of the month is `"Last"` among the `DaysOfMonth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupPolicy {
+    pub name: PolicyName,
+    pub schedule: Schedule,
+    pub retention: Retention,
+    /// Days the snapshots of a point stay for fast restores: 1–5 for a daily
+    /// schedule, 5 for a weekly one (Azure's standard policy).
+    #[serde(default = "default_instant_restore_days")]
+    pub instant_restore_days: u32,
+}
+
+fn default_instant_restore_days() -> u32 {
+    DEFAULT_INSTANT_RESTORE_DAYS
+}
+
+impl Schedule {
+    /// Every day at `time` in `time_zone`.
+    pub fn daily(time: Time, time_zone: &str) -> Self {
+        Schedule {
+            frequency: Frequency::Daily,
+            time,
+            time_zone: time_zone.to_owned(),
+        }
+    }
+
+    /// On `days` at `time` in `time_zone`.
+    pub fn weekly(days: Vec<Weekday>, time: Time, time_zone: &str) -> Self {
+        Schedule {
+            frequency: Frequency::Weekly { days },
+            time,
+            time_zone: time_zone.to_owned(),
+        }
+    }
+
+    /// Loads the schedule's time zone.
+    pub fn tz(&self) -> Result<TimeZone, RuleError> {
+        TimeZone::get(&self.time_zone).map_err(|e| {
+            RuleError::new(
+                codes::INVALID_TIME_ZONE,
+                format!("The time zone {:?} is not known: {e}.", self.time_zone),
+                "Use an IANA time zone name such as \"Europe/Berlin\" or \"UTC\".",
+            )
+        })
+    }
+
+    /// The days the schedule runs on; `None` for every day.
+    pub fn days(&self) -> Option<&[Weekday]> {
+        match &self.frequency {
+            Frequency::Daily => None,
+            Frequency::Weekly { days } => Some(days),
+        }
+    }
+
+    /// Whether the schedule runs on a day with this weekday.
+    pub fn runs_on(&self, weekday: Weekday) -> bool {
+        self.days().is_none_or(|days| days.contains(&weekday))
+    }
+
+    /// Checks the time, the time zone and the scheduled days.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        let t = self.time;
+        if !matches!(t.minute(), 0 | 30) || t.second() != 0 || t.subsec_nanosecond() != 0 {
+            return Err(RuleError::new(
+                codes::INVALID_SCHEDULE_TIME,
+                format!("The schedule time {t} is not on the hour or half hour."),
+                "Choose a time such as 22:00 or 22:30.",
+            ));
+        }
+        self.tz()?;
+        if let Some(days) = self.days() {
+            check_set("scheduled days", days)?;
+        }
+        Ok(())
+    }
+}
+
+impl BackupPolicy {
+    /// Tresor's `DefaultPolicy`, like Azure's: a daily backup kept 30 days,
+    /// with 2 days of instant restore. It runs at 22:00 UTC, after the
+    /// working day in Europe and before it ends in the Americas.
+    pub fn default_policy() -> Self {
+        BackupPolicy {
+            name: PolicyName::parse("DefaultPolicy").expect("a valid name"),
+            schedule: Schedule::daily(Time::constant(22, 0, 0, 0), "UTC"),
+            retention: Retention {
+                daily: Some(DailyRetention { days: 30 }),
+                ..Retention::default()
+            },
+            instant_restore_days: DEFAULT_INSTANT_RESTORE_DAYS,
+        }
+    }
+
+    /// Checks every rule in the [module docs](self); the first broken one
+    /// is returned.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        self.schedule.validate()?;
+        self.validate_retention()?;
+        self.validate_consistency()?;
+        let ok = match self.schedule.frequency {
+            Frequency::Daily => DAILY_INSTANT_RESTORE_DAYS.contains(&self.instant_restore_days),
+            Frequency::Weekly { .. } => self.instant_restore_days == WEEKLY_INSTANT_RESTORE_DAYS,
+        };
+        if !ok {
+            return Err(RuleError::new(
+                codes::INSTANT_RESTORE_OUT_OF_RANGE,
+                format!(
+                    "Instant restore of {} days is not allowed for this schedule.",
+                    self.instant_restore_days
+                ),
+                "Use 1 to 5 days for a daily schedule, and 5 days for a weekly one.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_retention(&self) -> Result<(), RuleError> {
+        let r = &self.retention;
+        if let Some(d) = &r.daily {
+            check_range("Daily retention", d.days, DAILY_RETENTION_DAYS, "days")?;
+        }
+        if let Some(w) = &r.weekly {
+            check_set("weekly retention days", &w.days_of_week)?;
+            check_range("Weekly retention", w.weeks, WEEKLY_RETENTION_WEEKS, "weeks")?;
+        }
+        if let Some(m) = &r.monthly {
+            check_selector("monthly retention", &m.selector)?;
+            check_range(
+                "Monthly retention",
+                m.months,
+                MONTHLY_RETENTION_MONTHS,
+                "months",
+            )?;
+        }
+        if let Some(y) = &r.yearly {
+            check_set("yearly retention months", &y.months_of_year)?;
+            if let Some(m) = y.months_of_year.iter().find(|m| !(1..=12).contains(*m)) {
+                return Err(RuleError::new(
+                    codes::INVALID_MONTH,
+                    format!("The month {m} of yearly retention is not a month."),
+                    "Use months 1 (January) to 12 (December).",
+                ));
+            }
+            check_selector("yearly retention", &y.selector)?;
+            check_range("Yearly retention", y.years, YEARLY_RETENTION_YEARS, "years")?;
+        }
+        Ok(())
+    }
+
+    fn validate_consistency(&self) -> Result<(), RuleError> {
+        let r = &self.retention;
+        match self.schedule.days() {
+            None => {
+                if r.daily.is_none() {
+                    return Err(RuleError::new(
+                        codes::DAILY_RETENTION_REQUIRED,
+                        format!(
+                            "Policy {} backs up daily but has no daily retention.",
+                            self.name
+                        ),
+                        "Add a daily retention rule (7 to 9999 days).",
+                    ));
+                }
+            }
+            Some(scheduled) => {
+                let Some(weekly) = &r.weekly else {
+                    return Err(RuleError::new(
+                        codes::WEEKLY_RETENTION_REQUIRED,
+                        format!(
+                            "Policy {} backs up weekly but has no weekly retention.",
+                            self.name
+                        ),
+                        "Add a weekly retention rule on the scheduled days.",
+                    ));
+                };
+                if r.daily.is_some() {
+                    return Err(RuleError::new(
+                        codes::DAILY_RETENTION_NOT_ALLOWED,
+                        format!(
+                            "Policy {} backs up weekly but has daily retention.",
+                            self.name
+                        ),
+                        "Remove the daily retention rule, or back up daily.",
+                    ));
+                }
+                if let Some(d) = weekly.days_of_week.iter().find(|d| !scheduled.contains(d)) {
+                    return Err(RuleError::new(
+                        codes::WEEKLY_RETENTION_DAY_NOT_SCHEDULED,
+                        format!("Weekly retention keeps {d:?}, but no backup runs on {d:?}."),
+                        "Keep only the days the schedule backs up on.",
+                    ));
+                }
+                if let Some(d) = scheduled.iter().find(|d| !weekly.days_of_week.contains(d)) {
+                    return Err(RuleError::new(
+                        codes::SCHEDULED_DAY_NOT_RETAINED,
+                        format!("Backups run on {d:?}, but weekly retention does not keep them."),
+                        "Keep every scheduled day in the weekly retention rule.",
+                    ));
+                }
+            }
+        }
+        let selectors = [
+            r.monthly.as_ref().map(|m| ("monthly", &m.selector)),
+            r.yearly.as_ref().map(|y| ("yearly", &y.selector)),
+        ];
+        for (rule, selector) in selectors.into_iter().flatten() {
+            match selector {
+                DaySelector::DaysOfMonth(_) if self.schedule.days().is_some() => {
+                    return Err(RuleError::new(
+                        codes::DAYS_OF_MONTH_NEED_DAILY_SCHEDULE,
+                        format!(
+                            "The {rule} retention rule picks days of the month, but policy {} \
+                             backs up weekly.",
+                            self.name
+                        ),
+                        "Pick weekdays of the month (such as the first Sunday) on scheduled days.",
+                    ));
+                }
+                DaySelector::WeekdaysOfWeeks { days, .. } => {
+                    if let Some(d) = days.iter().find(|d| !self.schedule.runs_on(**d)) {
+                        return Err(RuleError::new(
+                            codes::SELECTOR_DAY_NOT_SCHEDULED,
+                            format!("The {rule} retention rule keeps {d:?}, but no backup runs on {d:?}."),
+                            "Pick only days the schedule backs up on.",
+                        ));
+                    }
+                }
+                DaySelector::DaysOfMonth(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_set<T: PartialEq + Debug>(what: &str, items: &[T]) -> Result<(), RuleError> {
+    if items.is_empty() {
+        return Err(RuleError::new(
+            codes::EMPTY_SELECTION,
+            format!("The {what} are empty."),
+            "Choose at least one.",
+        ));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].contains(item) {
+            return Err(RuleError::new(
+                codes::DUPLICATE_SELECTION,
+                format!("The {what} name {item:?} twice."),
+                "Name each one once.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_range(
+    what: &str,
+    n: u32,
+    range: RangeInclusive<u32>,
+    unit: &str,
+) -> Result<(), RuleError> {
+    if range.contains(&n) {
+        return Ok(());
+    }
+    Err(RuleError::new(
+        codes::RETENTION_OUT_OF_RANGE,
+        format!("{what} of {n} {unit} is out of range."),
+        format!("Keep points {} to {} {unit}.", range.start(), range.end()),
+    ))
+}
+
+fn check_selector(rule: &str, selector: &DaySelector) -> Result<(), RuleError> {
+    match selector {
+        DaySelector::DaysOfMonth(days) => {
+            check_set(&format!("{rule} days of the month"), days)?;
+            if let Some(MonthDay::Day(d)) = days
+                .iter()
+                .find(|d| matches!(d, MonthDay::Day(n) if !(1..=28).contains(n)))
+            {
+                return Err(RuleError::new(
+                    codes::INVALID_DAY_OF_MONTH,
+                    format!("Day {d} of the month in {rule} is not allowed."),
+                    "Use days 1 to 28, or Last for the last day of the month.",
+                ));
+            }
+        }
+        DaySelector::WeekdaysOfWeeks { weeks, days } => {
+            check_set(&format!("{rule} weeks of the month"), weeks)?;
+            check_set(&format!("{rule} weekdays"), days)?;
+        }
+    }
+    Ok(())
+}
+
+impl Serialize for MonthDay {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MonthDay::Day(d) => s.serialize_u8(*d),
+            MonthDay::Last => s.serialize_str("Last"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MonthDay {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Day(u8),
+            Name(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Day(n) => Ok(MonthDay::Day(n)),
+            Repr::Name(s) if s == "Last" => Ok(MonthDay::Last),
+            Repr::Name(s) => Err(serde::de::Error::custom(format!(
+                "expected a day of the month or \"Last\", found {s:?}"
+            ))),
+        }
+    }
+}
+
+/// Weekdays as Azure spells them: `"Monday"` ... `"Sunday"`.
+pub(crate) mod weekday_names {
+    use jiff::civil::Weekday;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    const NAMES: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+
+    pub fn name(day: Weekday) -> &'static str {
+        NAMES[day.to_monday_zero_offset() as usize]
+    }
+
+    pub fn serialize<S: Serializer>(days: &[Weekday], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(days.iter().map(|d| name(*d)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Weekday>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| match NAMES.iter().position(|n| n == s) {
+                Some(i) => Ok(Weekday::from_monday_zero_offset(i as i8).expect("0..7")),
+                None => Err(D::Error::custom(format!("{s:?} is not a weekday"))),
+            })
+            .collect()
+    }
+}
+
+/// Months as Azure spells them: `"January"` ... `"December"`.
+mod month_names {
+    use serde::{de::Error, ser, Deserialize, Deserializer, Serializer};
+
+    const NAMES: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+
+    pub fn serialize<S: Serializer>(months: &[i8], s: S) -> Result<S::Ok, S::Error> {
+        let names: Result<Vec<&str>, S::Error> = months
+            .iter()
+            .map(|m| {
+                match usize::try_from(*m)
+                    .ok()
+                    .and_then(|m| NAMES.get(m.wrapping_sub(1)))
+                {
+                    Some(n) => Ok(*n),
+                    None => Err(<S::Error as ser::Error>::custom(format!(
+                        "{m} is not a month"
+                    ))),
+                }
+            })
+            .collect();
+        s.collect_seq(names?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i8>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| match NAMES.iter().position(|n| n == s) {
+                Some(i) => Ok(i as i8 + 1),
+                None => Err(D::Error::custom(format!("{s:?} is not a month"))),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::Weekday;
+    use jiff::civil::{time, Weekday::*};
+
+    use super::*;
+
+    fn weekly(days_of_week: Vec<Weekday>, weeks: u32) -> Option<WeeklyRetention> {
+        Some(WeeklyRetention {
+            days_of_week,
+            weeks,
+        })
+    }
+
+    fn monthly(selector: DaySelector, months: u32) -> Option<MonthlyRetention> {
+        Some(MonthlyRetention { selector, months })
+    }
+
+    fn nth(weeks: Vec<WeekOfMonth>, days: Vec<Weekday>) -> DaySelector {
+        DaySelector::WeekdaysOfWeeks { weeks, days }
+    }
+
+    fn on(days: Vec<MonthDay>) -> DaySelector {
+        DaySelector::DaysOfMonth(days)
+    }
+
+    fn daily_policy() -> BackupPolicy {
+        BackupPolicy::default_policy()
+    }
+
+    fn weekly_policy() -> BackupPolicy {
+        BackupPolicy {
+            name: PolicyName::parse("Weekly-Sat").unwrap(),
+            schedule: Schedule::weekly(
+                vec![Saturday, Wednesday],
+                time(1, 30, 0, 0),
+                "America/New_York",
+            ),
+            retention: Retention {
+                weekly: weekly(vec![Wednesday, Saturday], 8),
+                monthly: monthly(nth(vec![WeekOfMonth::Last], vec![Saturday]), 12),
+                ..Retention::default()
+            },
+            instant_restore_days: 5,
+        }
+    }
+
+    fn code(p: &BackupPolicy) -> &'static str {
+        p.validate().expect_err("should be refused").code
+    }
+
+    #[test]
+    fn default_policy() {
+        let p = BackupPolicy::default_policy();
+        p.validate().unwrap();
+        assert_eq!(p.name.as_str(), "DefaultPolicy");
+        assert_eq!(p.schedule, Schedule::daily(time(22, 0, 0, 0), "UTC"));
+        assert_eq!(p.retention.daily, Some(DailyRetention { days: 30 }));
+        assert_eq!(p.instant_restore_days, 2);
+        weekly_policy().validate().unwrap();
+    }
+
+    #[test]
+    fn schedule_time_and_zone() {
+        for (h, m) in [(0, 0), (0, 30), (23, 30)] {
+            let mut p = daily_policy();
+            p.schedule.time = time(h, m, 0, 0);
+            p.validate().unwrap();
+        }
+        for t in [time(22, 15, 0, 0), time(22, 0, 1, 0), time(22, 30, 0, 1)] {
+            let mut p = daily_policy();
+            p.schedule.time = t;
+            assert_eq!(code(&p), "InvalidScheduleTime", "{t}");
+        }
+        for tz in ["Europe/Berlin", "America/New_York", "UTC"] {
+            let mut p = daily_policy();
+            p.schedule.time_zone = tz.into();
+            p.validate().unwrap();
+        }
+        for tz in ["Mars/Olympus", "", "../../etc/passwd"] {
+            let mut p = daily_policy();
+            p.schedule.time_zone = tz.into();
+            assert_eq!(code(&p), "InvalidTimeZone", "{tz}");
+        }
+    }
+
+    #[test]
+    fn retention_ranges() {
+        type Set = fn(&mut BackupPolicy, u32);
+        let cases: [(Set, u32, u32); 4] = [
+            (|p, n| p.retention.daily.as_mut().unwrap().days = n, 7, 9999),
+            (
+                |p, n| p.retention.weekly.as_mut().unwrap().weeks = n,
+                1,
+                5163,
+            ),
+            (
+                |p, n| p.retention.monthly.as_mut().unwrap().months = n,
+                1,
+                1188,
+            ),
+            (|p, n| p.retention.yearly.as_mut().unwrap().years = n, 1, 99),
+        ];
+        for (set, min, max) in cases {
+            let mut p = daily_policy();
+            p.retention.weekly = weekly(vec![Sunday], 1);
+            p.retention.monthly = monthly(on(vec![MonthDay::Last]), 1);
+            p.retention.yearly = Some(YearlyRetention {
+                months_of_year: vec![12],
+                selector: on(vec![MonthDay::Day(28)]),
+                years: 1,
+            });
+            for ok in [min, max] {
+                set(&mut p, ok);
+                p.validate().unwrap();
+            }
+            for bad in [min - 1, max + 1] {
+                set(&mut p, bad);
+                assert_eq!(code(&p), "RetentionOutOfRange", "{bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn sets() {
+        let mut p = weekly_policy();
+        p.schedule.frequency = Frequency::Weekly { days: vec![] };
+        assert_eq!(code(&p), "EmptySelection");
+        p.schedule.frequency = Frequency::Weekly {
+            days: vec![Saturday, Saturday],
+        };
+        assert_eq!(code(&p), "DuplicateSelection");
+
+        let mut p = weekly_policy();
+        p.retention.weekly.as_mut().unwrap().days_of_week = vec![];
+        assert_eq!(code(&p), "EmptySelection");
+        let mut p = weekly_policy();
+        p.retention.monthly = monthly(
+            nth(vec![WeekOfMonth::First, WeekOfMonth::First], vec![Saturday]),
+            3,
+        );
+        assert_eq!(code(&p), "DuplicateSelection");
+
+        let mut p = daily_policy();
+        p.retention.monthly = monthly(on(vec![]), 3);
+        assert_eq!(code(&p), "EmptySelection");
+        for (day, c) in [
+            (0, "InvalidDayOfMonth"),
+            (29, "InvalidDayOfMonth"),
+            (28, ""),
+        ] {
+            p.retention.monthly = monthly(on(vec![MonthDay::Day(day)]), 3);
+            assert_eq!(p.validate().err().map_or("", |e| e.code), c);
+        }
+        let yearly = |months| YearlyRetention {
+            months_of_year: months,
+            selector: on(vec![MonthDay::Day(1)]),
+            years: 5,
+        };
+        for (months, c) in [
+            (vec![], "EmptySelection"),
+            (vec![1, 1], "DuplicateSelection"),
+            (vec![13], "InvalidMonth"),
+            (vec![0], "InvalidMonth"),
+        ] {
+            let mut p = daily_policy();
+            p.retention.yearly = Some(yearly(months));
+            assert_eq!(code(&p), c);
+        }
+    }
+
+    #[test]
+    fn schedule_and_retention_agree() {
+        let mut p = daily_policy();
+        p.retention.daily = None;
+        p.retention.weekly = weekly(vec![Sunday], 4);
+        assert_eq!(code(&p), "DailyRetentionRequired");
+        // A daily schedule may keep any weekday weekly.
+        p.retention.daily = Some(DailyRetention { days: 7 });
+        p.validate().unwrap();
+
+        let mut p = weekly_policy();
+        p.retention.weekly = None;
+        assert_eq!(code(&p), "WeeklyRetentionRequired");
+        let mut p = weekly_policy();
+        p.retention.daily = Some(DailyRetention { days: 7 });
+        assert_eq!(code(&p), "DailyRetentionNotAllowed");
+        let mut p = weekly_policy();
+        p.retention.weekly.as_mut().unwrap().days_of_week = vec![Saturday, Wednesday, Sunday];
+        assert_eq!(code(&p), "WeeklyRetentionDayNotScheduled");
+        let mut p = weekly_policy();
+        p.retention.weekly.as_mut().unwrap().days_of_week = vec![Saturday];
+        assert_eq!(code(&p), "ScheduledDayNotRetained");
+
+        let mut p = weekly_policy();
+        p.retention.monthly.as_mut().unwrap().selector =
+            nth(vec![WeekOfMonth::First], vec![Monday]);
+        assert_eq!(code(&p), "SelectorDayNotScheduled");
+        let mut p = weekly_policy();
+        p.retention.yearly = Some(YearlyRetention {
+            months_of_year: vec![1],
+            selector: on(vec![MonthDay::Day(1)]),
+            years: 3,
+        });
+        assert_eq!(code(&p), "DaysOfMonthNeedDailySchedule");
+        p.retention.yearly.as_mut().unwrap().selector = nth(vec![WeekOfMonth::First], vec![Friday]);
+        assert_eq!(code(&p), "SelectorDayNotScheduled");
+        p.retention.yearly.as_mut().unwrap().selector =
+            nth(vec![WeekOfMonth::First], vec![Wednesday]);
+        p.validate().unwrap();
+    }
+
+    #[test]
+    fn instant_restore() {
+        let mut p = daily_policy();
+        for (n, ok) in [(0, false), (1, true), (5, true), (6, false)] {
+            p.instant_restore_days = n;
+            assert_eq!(p.validate().is_ok(), ok, "{n}");
+        }
+        p.instant_restore_days = 6;
+        assert_eq!(code(&p), "InstantRestoreOutOfRange");
+        let mut p = weekly_policy();
+        p.instant_restore_days = 2;
+        assert_eq!(code(&p), "InstantRestoreOutOfRange");
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let mut p = daily_policy();
+        p.name = PolicyName::parse("Full-GFS").unwrap();
+        p.schedule = Schedule::daily(time(2, 30, 0, 0), "Europe/Berlin");
+        p.retention.weekly = weekly(vec![Sunday, Wednesday], 12);
+        p.retention.monthly = monthly(on(vec![MonthDay::Day(1), MonthDay::Last]), 60);
+        p.retention.yearly = Some(YearlyRetention {
+            months_of_year: vec![1, 7],
+            selector: nth(vec![WeekOfMonth::First, WeekOfMonth::Last], vec![Sunday]),
+            years: 10,
+        });
+        p.validate().unwrap();
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "Full-GFS",
+                "schedule": { "frequency": "Daily", "time": "02:30:00", "timeZone": "Europe/Berlin" },
+                "retention": {
+                    "daily": { "days": 30 },
+                    "weekly": { "daysOfWeek": ["Sunday", "Wednesday"], "weeks": 12 },
+                    "monthly": { "selector": { "DaysOfMonth": [1, "Last"] }, "months": 60 },
+                    "yearly": {
+                        "monthsOfYear": ["January", "July"],
+                        "selector": { "WeekdaysOfWeeks": { "weeks": ["First", "Last"], "days": ["Sunday"] } },
+                        "years": 10
+                    }
+                },
+                "instantRestoreDays": 2
+            })
+        );
+        assert_eq!(serde_json::from_value::<BackupPolicy>(json).unwrap(), p);
+
+        let w = weekly_policy();
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(
+            json["schedule"]["frequency"],
+            serde_json::json!({ "Weekly": { "days": ["Saturday", "Wednesday"] } })
+        );
+        assert_eq!(serde_json::from_value::<BackupPolicy>(json).unwrap(), w);
+    }
+
+    #[test]
+    fn serde_refuses_bad_values() {
+        let policy = |name: &str, days: &str, month: &str| {
+            format!(
+                r#"{{"name":"{name}","schedule":{{"frequency":{{"Weekly":{{"days":[{days}]}}}},"time":"22:00","timeZone":"UTC"}},
+                   "retention":{{"yearly":{{"monthsOfYear":[{month}],"selector":{{"DaysOfMonth":["Last"]}},"years":1}}}}}}"#
+            )
+        };
+        let ok: BackupPolicy =
+            serde_json::from_str(&policy("abc", "\"Friday\"", "\"May\"")).unwrap();
+        assert_eq!(ok.instant_restore_days, DEFAULT_INSTANT_RESTORE_DAYS);
+        assert_eq!(ok.schedule.time, time(22, 0, 0, 0));
+        for bad in [
+            policy("1bc", "\"Friday\"", "\"May\""),
+            policy("abc", "\"Fri\"", "\"May\""),
+            policy("abc", "\"Friday\"", "5"),
+        ] {
+            assert!(serde_json::from_str::<BackupPolicy>(&bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<MonthDay>("\"First\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<MonthDay>("12").unwrap(),
+            MonthDay::Day(12)
+        );
+    }
+}
