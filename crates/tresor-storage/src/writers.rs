@@ -46,6 +46,19 @@ pub struct WriterGuard {
     pub info: WriterInfo,
     file: Option<File>,
     path: Option<PathBuf>,
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl WriterGuard {
+    /// A guard of a registry kept elsewhere (a remote one): dropping it runs `release`.
+    pub fn with_release(info: WriterInfo, release: impl FnOnce() + Send + 'static) -> WriterGuard {
+        WriterGuard {
+            info,
+            file: None,
+            path: None,
+            release: Some(Box::new(release)),
+        }
+    }
 }
 
 impl Drop for WriterGuard {
@@ -56,6 +69,9 @@ impl Drop for WriterGuard {
             let _ = fs::remove_file(path);
         }
         self.file.take();
+        if let Some(release) = self.release.take() {
+            release();
+        }
     }
 }
 
@@ -126,6 +142,7 @@ impl WriterRegistry for LocalWriterRegistry {
             },
             file: Some(file),
             path: Some(path),
+            release: None,
         })
     }
 
@@ -194,6 +211,7 @@ impl WriterRegistry for LocalWriterRegistry {
             },
             file: Some(file),
             path: None,
+            release: None,
         }))
     }
 }
