@@ -15,6 +15,10 @@
 //! **Architecture invariant:** knows VMs only through [`tresor_vm`]; nothing here is
 //! QEMU-specific.
 
+pub mod daemon;
+pub mod remote;
+pub mod restore;
+
 use std::time::Duration;
 
 use tresor_engine::backup::{self, BackupRequest, DiskSource};

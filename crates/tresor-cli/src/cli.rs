@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::cli_service::*;
+
 #[derive(Parser)]
 #[command(
     name = "tresor",
@@ -23,8 +25,38 @@ pub enum Command {
     /// Look at VMs on this host: what Tresor sees of them, and whether backups will work.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// Run the vault server (HTTPS, SQLite metadata, local storage; loopback by default).
+    Serve(ServeArgs),
+    /// The host agent: `run` it on each KVM host, `check` its way to the server.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Vaults: create, list, show, delete, backup-properties, credentials.
+    Vault(Managed<VaultCommand>),
+    /// Backup policies of a vault.
+    Policy(Managed<PolicyCommand>),
+    /// VMs that can be protected.
+    ProtectableItem(Managed<ProtectableCommand>),
+    /// Enable, run and disable the protection of VMs.
+    Protection(Managed<ProtectionCommand>),
+    /// Protected items.
+    Item(Managed<ItemCommand>),
+    /// Jobs: list, show, wait, stop.
+    Job(Managed<JobCommand>),
+    /// Recovery points of an item.
+    Recoverypoint(Managed<PointCommand>),
+    /// Restore disks, create a VM, replace disks.
+    Restore(Managed<RestoreCommand>),
     /// Measure hashing, compression, encryption and the whole backup pipeline here.
     Benchmark(BenchmarkArgs),
+}
+
+/// A management command group: how to reach the server, and the command.
+#[derive(Args)]
+pub struct Managed<C: Subcommand> {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: C,
 }
 
 /// How a command names one VM on this host.
@@ -268,7 +300,7 @@ pub enum ConsistencyArg {
     Crash,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
     Raw,
     Qcow2,

@@ -3,6 +3,7 @@
 mod benchmark;
 mod repo;
 mod restore_vm;
+mod service;
 mod vm;
 
 use anyhow::Result;
@@ -14,5 +15,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repo(cmd) => repo::run(cmd),
         Command::Vm(cmd) => vm::run(cmd),
         Command::Benchmark(args) => benchmark::run(args),
+        Command::Serve(args) => service::serve(args),
+        Command::Agent(cmd) => service::agent(cmd),
+        other => service::manage(other),
     }
 }

@@ -1,0 +1,278 @@
+//! The agent's repository in a vault, reached over the server's API: a
+//! [`Backend`] whose objects are HTTP calls.
+//!
+//! The engine runs on plain threads and calls the backend synchronously; each call
+//! is run on the agent's tokio runtime through a [`Handle`]. Transient failures (the
+//! server restarting, the network gone for a while) are retried with backoff for up
+//! to [`RETRY_FOR`]; after that the call fails and the backup with it, leaving no
+//! recovery point (the manifest is written last).
+//!
+//! The server lets an agent add packs, index files and manifests and read anything of
+//! its own repository; it never lets it delete or replace (the calls that would are
+//! refused by the server, and [`Backend::delete`] here fails at once).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tresor_client::{ApiClient, ClientError};
+use tresor_storage::{
+    Backend, Error, ObjectInfo, ObjectKind, Result, WriterGuard, WriterInfo, WriterRegistry,
+};
+
+/// How long a call is retried while the server cannot be reached.
+pub const RETRY_FOR: Duration = Duration::from_secs(180);
+
+/// A repository on the vault server.
+pub struct RemoteBackend {
+    api: Arc<ApiClient>,
+    handle: Handle,
+    vault: String,
+    writers: RemoteWriters,
+}
+
+impl RemoteBackend {
+    /// The agent's repository in vault `vault_id`.
+    pub fn new(api: Arc<ApiClient>, handle: Handle, vault_id: &str) -> RemoteBackend {
+        RemoteBackend {
+            writers: RemoteWriters {
+                api: api.clone(),
+                handle: handle.clone(),
+                vault: vault_id.to_string(),
+            },
+            api,
+            handle,
+            vault: vault_id.to_string(),
+        }
+    }
+
+    fn path(&self, kind: ObjectKind, name: Option<&str>) -> String {
+        let kind = match kind {
+            ObjectKind::Config => "config",
+            ObjectKind::Key => "keys",
+            ObjectKind::Pack => "data",
+            ObjectKind::Index => "index",
+            ObjectKind::Point => "points",
+            ObjectKind::Gc => "gc",
+        };
+        match name {
+            Some(n) => format!("api/v1/agent/repos/{}/objects/{kind}/{n}", self.vault),
+            None => format!("api/v1/agent/repos/{}/objects/{kind}", self.vault),
+        }
+    }
+
+    fn describe_path(&self) -> String {
+        format!(
+            "vault repository {} on {}",
+            self.vault,
+            self.api.transport().address().url
+        )
+    }
+}
+
+/// Runs `call` on the runtime, retrying transient failures for [`RETRY_FOR`].
+fn with_retries<T, F, Fut>(
+    handle: &Handle,
+    what: &str,
+    mut call: F,
+) -> std::result::Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, ClientError>>,
+{
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match handle.block_on(call()) {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && started.elapsed() < RETRY_FOR => {
+                tracing::warn!(what, error = %e, retry_in_ms = delay.as_millis() as u64, "server unreachable; retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn io_error(backend: String, what: String, e: ClientError) -> Error {
+    Error::Io {
+        backend,
+        what,
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+impl Backend for RemoteBackend {
+    fn describe(&self) -> String {
+        self.describe_path()
+    }
+
+    fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(kind, Some(name));
+        let bytes = bytes::Bytes::copy_from_slice(data);
+        with_retries(&self.handle, "upload", || {
+            self.api.put_bytes(&path, bytes.clone())
+        })
+        .map_err(|e| {
+            io_error(
+                self.describe_path(),
+                format!("uploading {kind:?} {name}"),
+                e,
+            )
+        })
+    }
+
+    fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>> {
+        let path = self.path(kind, Some(name));
+        match with_retries(&self.handle, "download", || self.api.get_bytes(&path, None)) {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e) if e.status() == Some(404) => Err(Error::NotFound {
+                backend: self.describe_path(),
+                kind,
+                name: name.to_string(),
+            }),
+            Err(e) => Err(io_error(
+                self.describe_path(),
+                format!("reading {kind:?} {name}"),
+                e,
+            )),
+        }
+    }
+
+    fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let path = self.path(kind, Some(name));
+        let len = buf.len() as u64;
+        let data = match with_retries(&self.handle, "download", || {
+            self.api.get_bytes(&path, Some((offset, len)))
+        }) {
+            Ok(b) => b,
+            Err(e) if e.status() == Some(404) => {
+                return Err(Error::NotFound {
+                    backend: self.describe_path(),
+                    kind,
+                    name: name.to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(io_error(
+                    self.describe_path(),
+                    format!("reading {kind:?} {name}"),
+                    e,
+                ))
+            }
+        };
+        if data.len() != buf.len() {
+            return Err(Error::ShortRead {
+                backend: self.describe_path(),
+                kind,
+                name: name.to_string(),
+                offset,
+                len: buf.len(),
+                size: offset + data.len() as u64,
+            });
+        }
+        buf.copy_from_slice(&data);
+        Ok(())
+    }
+
+    fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            name: String,
+            size: u64,
+        }
+        let path = self.path(kind, None);
+        let entries: Vec<Entry> =
+            with_retries(&self.handle, "list", || self.api.get_json(&path))
+                .map_err(|e| io_error(self.describe_path(), format!("listing {kind:?}"), e))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| ObjectInfo {
+                name: e.name,
+                size: e.size,
+            })
+            .collect())
+    }
+
+    fn delete(&self, kind: ObjectKind, name: &str) -> Result<()> {
+        Err(Error::Io {
+            backend: self.describe_path(),
+            what: format!("deleting {kind:?} {name}"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "agents never delete from a vault; the server does (retention, garbage collection)",
+            ),
+        })
+    }
+
+    fn writers(&self) -> &dyn WriterRegistry {
+        &self.writers
+    }
+}
+
+/// Writer registrations held by the server on the agent's behalf.
+struct RemoteWriters {
+    api: Arc<ApiClient>,
+    handle: Handle,
+    vault: String,
+}
+
+impl WriterRegistry for RemoteWriters {
+    fn register(&self, description: &str) -> Result<WriterGuard> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let path = format!("api/v1/agent/repos/{}/writers", self.vault);
+        let body = serde_json::json!({ "description": description });
+        let id: Id = with_retries(&self.handle, "register", || {
+            self.api.post_json(&path, &body)
+        })
+        .map_err(|e| io_error(self.vault.clone(), "registering the backup".into(), e))?;
+        let api = self.api.clone();
+        let handle = self.handle.clone();
+        let release = format!("{path}/{}", id.id);
+        Ok(WriterGuard::with_release(
+            WriterInfo {
+                id: id.id,
+                description: description.to_string(),
+            },
+            move || {
+                // Best effort: the server also drops registrations when the job ends.
+                if let Err(e) = handle.block_on(api.delete(&release)) {
+                    tracing::warn!(error = %e, "releasing the writer registration failed");
+                }
+            },
+        ))
+    }
+
+    fn live(&self) -> Result<Vec<WriterInfo>> {
+        #[derive(serde::Deserialize)]
+        struct Live {
+            id: String,
+            description: String,
+        }
+        let path = format!("api/v1/agent/repos/{}/writers", self.vault);
+        let live: Vec<Live> = with_retries(&self.handle, "writers", || self.api.get_json(&path))
+            .map_err(|e| io_error(self.vault.clone(), "listing writers".into(), e))?;
+        Ok(live
+            .into_iter()
+            .map(|l| WriterInfo {
+                id: l.id,
+                description: l.description,
+            })
+            .collect())
+    }
+
+    fn try_exclusive(&self, name: &str) -> Result<Option<WriterGuard>> {
+        Err(Error::Io {
+            backend: self.vault.clone(),
+            what: format!("taking the exclusive lock {name}"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "only the server collects garbage",
+            ),
+        })
+    }
+}

@@ -1,0 +1,343 @@
+//! The command line of the vault service: `serve`, `agent`, and the management
+//! commands shaped like `az backup`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// How the management commands reach the server. Flags win over the environment,
+/// the environment over the config file (default `~/.config/tresor/cli.json`, the
+/// format of the `cli.json` that `tresor serve` writes in its data directory).
+#[derive(Args, Clone, Debug)]
+pub struct Connection {
+    /// Server URL (https://host:port).
+    #[arg(long, env = "TRESOR_SERVER", global = true)]
+    pub server: Option<String>,
+    /// SHA-256 fingerprint of the server's certificate.
+    #[arg(long, env = "TRESOR_FINGERPRINT", global = true)]
+    pub fingerprint: Option<String>,
+    /// Admin or API token. Prefer the environment or the config file to a flag.
+    #[arg(long, env = "TRESOR_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// A config file with server, fingerprint and token.
+    #[arg(long = "config", env = "TRESOR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Output: a table for people, JSON for scripts.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Where the server keeps everything (metadata, repositories, certificate).
+    #[arg(long, default_value = "/var/lib/tresor")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// The URL agents use to reach this server (default: https://LISTEN).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Also run a host agent in this process, for the VMs of this host.
+    #[arg(long)]
+    pub with_local_agent: bool,
+    /// The local agent's configuration (TOML, as for `tresor agent run`); its
+    /// credentials and state_dir are not needed.
+    #[arg(long, requires = "with_local_agent")]
+    pub agent_config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Run the host agent: register (first start), report VMs, run jobs.
+    Run {
+        /// The agent's configuration (TOML).
+        #[arg(long, default_value = "/etc/tresor/agent.toml")]
+        config: PathBuf,
+    },
+    /// Test the way to the server step by step (DNS, TCP, proxy, TLS, credential) and
+    /// name the failure with a stable code.
+    Check {
+        #[arg(long, default_value = "/etc/tresor/agent.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VaultCommand {
+    /// Create a vault (it starts with DefaultPolicy).
+    Create {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'l')]
+        location: String,
+        #[arg(long, value_enum)]
+        storage_redundancy: Option<Redundancy>,
+    },
+    List,
+    Show {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Delete an empty vault.
+    Delete {
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    #[command(subcommand, name = "backup-properties")]
+    BackupProperties(BackupPropertiesCommand),
+    /// Issue a vault credentials file for registering a host agent.
+    Credentials {
+        #[arg(long, short = 'n')]
+        name: String,
+        /// 1..=10 days (default 2).
+        #[arg(long)]
+        valid_days: Option<u32>,
+        /// Write the file here (default: print it).
+        #[arg(long)]
+        output_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BackupPropertiesCommand {
+    /// Set the storage redundancy (possible until the first backup is stored).
+    Set {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, value_enum)]
+        backup_storage_redundancy: Redundancy,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Redundancy {
+    #[value(name = "GeoRedundant")]
+    GeoRedundant,
+    #[value(name = "LocallyRedundant")]
+    LocallyRedundant,
+}
+
+impl Redundancy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Redundancy::GeoRedundant => "GeoRedundant",
+            Redundancy::LocallyRedundant => "LocallyRedundant",
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct VaultName {
+    #[arg(long, short = 'v')]
+    pub vault_name: String,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    List {
+        #[command(flatten)]
+        vault: VaultName,
+    },
+    Show {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Create a policy from a JSON file (see `tresor policy show ... -o json`).
+    Create {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Change a policy (applies to every item using it).
+    Set {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    Delete {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// The policy VMs get when none is named.
+    GetDefaultForVm {
+        #[command(flatten)]
+        vault: VaultName,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ProtectableCommand {
+    /// VMs the agents report in the vault's location that no vault protects.
+    List {
+        #[command(flatten)]
+        vault: VaultName,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ProtectionCommand {
+    /// Enable backup of a VM (creates no recovery point: the first backup follows
+    /// the schedule, or `backup-now`).
+    EnableForVm {
+        #[command(flatten)]
+        vault: VaultName,
+        /// The VM (as the agent names it).
+        #[arg(long)]
+        vm: String,
+        /// The host the VM runs on (the agent's host name or id).
+        #[arg(long)]
+        host: String,
+        #[arg(long, short = 'p', default_value = "DefaultPolicy")]
+        policy_name: String,
+    },
+    /// Back up now, keeping the point until a date (default 30 days from now).
+    BackupNow {
+        #[command(flatten)]
+        vault: VaultName,
+        /// The protected item (its VM name or id).
+        #[arg(long, short = 'i')]
+        item: String,
+        /// Keep the point until (RFC 3339 time or a date YYYY-MM-DD, UTC).
+        #[arg(long)]
+        retain_until: Option<String>,
+    },
+    /// Stop protection, keeping the data (retention stops) or deleting it.
+    Disable {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
+        #[arg(long)]
+        delete_backup_data: bool,
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ItemCommand {
+    List {
+        #[command(flatten)]
+        vault: VaultName,
+    },
+    Show {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    List {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        operation: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    Show {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Wait for a job to end, with a progress bar; fails if the job failed.
+    Wait {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Cancel a job.
+    Stop {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PointCommand {
+    List {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
+    },
+    Show {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+#[derive(Args)]
+pub struct RestoreTarget {
+    #[command(flatten)]
+    pub vault: VaultName,
+    #[arg(long, short = 'i')]
+    pub item: String,
+    /// The recovery point.
+    #[arg(long)]
+    pub rp_name: String,
+}
+
+#[derive(Subcommand)]
+pub enum RestoreCommand {
+    /// Restore the disks into a folder on the VM's host.
+    RestoreDisks {
+        #[command(flatten)]
+        target: RestoreTarget,
+        #[arg(long)]
+        target_path: String,
+        #[arg(long, value_enum)]
+        format: Option<crate::cli::FormatArg>,
+    },
+    /// Restore the disks and define a new VM from them (vm.json, start-vm.sh).
+    CreateVm {
+        #[command(flatten)]
+        target: RestoreTarget,
+        #[arg(long)]
+        target_path: String,
+        #[arg(long)]
+        new_name: Option<String>,
+    },
+    /// Write the disks back over the stopped VM's own images.
+    ReplaceDisks {
+        #[command(flatten)]
+        target: RestoreTarget,
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}

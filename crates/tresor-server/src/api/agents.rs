@@ -1,0 +1,348 @@
+//! What host agents call: registration, heartbeats with their VM inventory, and the
+//! job protocol (take the next job, report progress, report the end).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tresor_domain::{JobErrorInfo, JobStatus, Location};
+use tresor_metadata::{AgentRow, VmRow};
+
+use crate::auth::{hash_secret, new_id, new_secret, Agent};
+use crate::dto::JobBody;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{self, parse_state, state_name, BackupDone, LEASE, TASK_SNAPSHOT, TASK_TRANSFER};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    /// The one-time secret of a vault credentials file.
+    pub secret: String,
+    pub host: String,
+    pub location: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterResponse {
+    pub agent_id: String,
+    /// The agent's credential from now on; shown once.
+    pub credential: String,
+    pub vault: String,
+}
+
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
+    let location = Location::parse(&req.location)?;
+    if req.host.trim().is_empty() || req.host.len() > 253 {
+        return Err(ApiError::bad_request(
+            "InvalidHostName",
+            "the agent must give its host name (1 to 253 characters)",
+            "set host in the agent's configuration",
+        ));
+    }
+    state
+        .blocking(move |s| {
+            let now = s.now();
+            let enrollment = s
+                .store
+                .consume_enrollment(&hash_secret(&req.secret), now)?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "InvalidVaultCredentials",
+                        "the vault credentials file is unknown, expired or already used",
+                        "download new vault credentials (tresor vault credentials) and register again",
+                    )
+                })?;
+            let credential = new_secret("tresor_agent");
+            let agent = AgentRow {
+                id: new_id(),
+                host: req.host.trim().to_string(),
+                location: location.to_string(),
+                credential_hash: hash_secret(&credential),
+                version: req.version,
+                registered: now,
+                last_seen: Some(now),
+            };
+            s.store.insert_agent(&agent)?;
+            let vault = s.store.get_vault(&enrollment.vault_id)?;
+            tracing::info!(agent = %agent.id, host = %agent.host, vault = %vault.name, "agent registered");
+            Ok((
+                StatusCode::CREATED,
+                Json(RegisterResponse {
+                    agent_id: agent.id,
+                    credential,
+                    vault: vault.name,
+                }),
+            ))
+        })
+        .await
+}
+
+/// An authenticated no-op: `tresor agent check` proves its credential with it.
+pub async fn ping(Agent(agent): Agent) -> Json<Value> {
+    Json(json!({ "agentId": agent.id, "host": agent.host }))
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Every VM the agent knows, with what it knows of it.
+    pub vms: Vec<ReportedVm>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedVm {
+    /// The agent's name for the VM.
+    pub vm: String,
+    /// `tresor_vm::VmInfo` as JSON.
+    pub info: Value,
+}
+
+pub async fn heartbeat(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Json(hb): Json<Heartbeat>,
+) -> ApiResult<Json<Value>> {
+    state
+        .blocking(move |s| {
+            let now = s.now();
+            s.store.touch_agent(&agent.id, now, hb.version.as_deref())?;
+            let rows: Vec<VmRow> = hb
+                .vms
+                .into_iter()
+                .map(|v| VmRow {
+                    agent_id: agent.id.clone(),
+                    vm: v.vm,
+                    body: v.info,
+                    seen: now,
+                })
+                .collect();
+            s.store.replace_inventory(&agent.id, &rows)?;
+            Ok(Json(json!({ "serverTime": now })))
+        })
+        .await
+}
+
+/// A job as an agent receives it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub job_id: String,
+    pub operation: String,
+    pub vault_id: String,
+    pub item_id: Option<String>,
+    pub vm: Option<String>,
+    /// The name the item's points carry in the repository (its history).
+    pub point_name: Option<String>,
+    /// The passphrase of the agent's repository in this vault.
+    pub passphrase: String,
+    pub params: Value,
+}
+
+/// Waits up to 20 s for a job for this agent; 204 when none came.
+pub async fn next_job(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let notified = state.jobs_changed.notified();
+        let agent_id = agent.id.clone();
+        let claimed = state
+            .blocking(move |s| {
+                let now = s.now();
+                s.store.touch_agent(&agent_id, now, None)?;
+                let Some(mut job) = s.store.claim_job(&agent_id, now, now + LEASE)? else {
+                    return Ok(None);
+                };
+                let item = job
+                    .item_id
+                    .as_deref()
+                    .map(|i| s.store.get_item(i))
+                    .transpose()?;
+                let repo_pass = s
+                    .repos
+                    .open_or_create(&job.vault_id, &agent_id)
+                    .map_err(ApiError::internal)
+                    .and_then(|_| {
+                        s.repos
+                            .passphrase(&job.vault_id, &agent_id)
+                            .map_err(ApiError::internal)
+                    })?;
+                let body = JobBody::of(&job);
+                job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+                Ok(Some(Assignment {
+                    job_id: job.id.clone(),
+                    operation: job.operation.clone(),
+                    vault_id: job.vault_id.clone(),
+                    item_id: job.item_id.clone(),
+                    vm: item.as_ref().map(|i| i.vm.clone()),
+                    point_name: item.as_ref().map(|i| i.id.clone()),
+                    passphrase: repo_pass,
+                    params: body.params,
+                }))
+            })
+            .await?;
+        if let Some(a) = claimed {
+            tracing::info!(job = %a.job_id, agent = %agent.host, "job taken");
+            return Ok(Json(a).into_response());
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    /// The task that has begun (its predecessors are done).
+    #[serde(default)]
+    pub task: Option<String>,
+}
+
+/// The agent's job, if it is its own and still running.
+fn own_running_job(s: &AppState, agent: &AgentRow, id: &str) -> ApiResult<tresor_metadata::JobRow> {
+    let job = s.store.get_job(id)?;
+    if job.agent_id.as_deref() != Some(agent.id.as_str()) {
+        return Err(ApiError::forbidden(format!("job {id} is not this agent's")));
+    }
+    if job.is_finished() {
+        return Err(ApiError::conflict(
+            "JobAlreadyEnded",
+            format!("job {id} ended as {} already", job.status),
+            "stop working on it; its result is final",
+        ));
+    }
+    Ok(job)
+}
+
+/// Renews the job's lease; answers whether the job was cancelled.
+pub async fn progress(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Json(p): Json<Progress>,
+) -> ApiResult<Json<Value>> {
+    state
+        .blocking(move |s| {
+            let mut job = own_running_job(s, &agent, &id)?;
+            let mut body = JobBody::of(&job);
+            body.bytes_done = p.bytes_done;
+            body.bytes_total = p.bytes_total;
+            if let Some(task) = &p.task {
+                for t in &mut body.tasks {
+                    if &t.name == task {
+                        break;
+                    }
+                    t.status = JobStatus::Completed;
+                }
+            }
+            let cancel = body.cancel_requested;
+            job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+            job.lease_until = Some(s.now() + LEASE);
+            s.store.update_job(&job)?;
+            s.store.touch_agent(&agent.id, s.now(), None)?;
+            Ok(Json(json!({ "cancel": cancel })))
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completion {
+    /// `Completed`, `CompletedWithWarnings`, `Failed` or `Cancelled`.
+    pub status: JobStatus,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub error: Option<JobErrorInfo>,
+    /// A backup's recovery point.
+    #[serde(default)]
+    pub point_id: Option<String>,
+    #[serde(default)]
+    pub frozen_ms: Option<u64>,
+    /// Anything else worth showing (a restore's output paths).
+    #[serde(default)]
+    pub result: Value,
+}
+
+pub async fn complete(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Json(c): Json<Completion>,
+) -> ApiResult<Json<Value>> {
+    state
+        .blocking(move |s| {
+            let mut job = own_running_job(s, &agent, &id)?;
+            let succeeded = matches!(
+                c.status,
+                JobStatus::Completed | JobStatus::CompletedWithWarnings
+            );
+            let operation = job.operation.clone();
+            match (operation.as_str(), succeeded, &c.point_id) {
+                ("Backup", true, Some(point)) => jobs::complete_backup(
+                    s,
+                    &mut job,
+                    BackupDone {
+                        point_id: point.clone(),
+                        warnings: c.warnings,
+                        frozen_ms: c.frozen_ms,
+                    },
+                )?,
+                ("Backup", true, None) => {
+                    return Err(ApiError::bad_request(
+                        "RecoveryPointMissing",
+                        "a backup cannot complete without its recovery point",
+                        "report the point id",
+                    ))
+                }
+                (op, ok, _) => {
+                    let status = if !ok && c.status != JobStatus::Cancelled {
+                        JobStatus::Failed
+                    } else {
+                        c.status
+                    };
+                    jobs::finish(s, &mut job, status, c.error, c.warnings, c.result)?;
+                    if op == "Backup" && status == JobStatus::Failed {
+                        if let Some(item_id) = &job.item_id {
+                            let mut item = s.store.get_item(item_id)?;
+                            item.state = state_name(parse_state(&item.state).after_backup_failed());
+                            s.store.update_item(&item)?;
+                        }
+                    }
+                }
+            }
+            Ok(Json(json!({ "status": job.status })))
+        })
+        .await
+}
+
+/// Tasks every backup job has, in order.
+pub const BACKUP_TASKS: [&str; 2] = [TASK_SNAPSHOT, TASK_TRANSFER];
+
+/// Whether an agent was heard from recently enough to count as online.
+pub fn online(agent: &AgentRow, now: Timestamp) -> bool {
+    agent
+        .last_seen
+        .is_some_and(|t| now.as_second() - t.as_second() <= 120)
+}

@@ -1,0 +1,223 @@
+//! The agents' view of their repositories: objects and writer registrations.
+//!
+//! An agent reaches only its own repository in a vault (one per host), and only to
+//! add and read: packs, index files and recovery point manifests can be created,
+//! never replaced or deleted; the config, keys and garbage collection state are read
+//! only. Deleting is the server's (retention, garbage collection).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tresor_storage::{Backend, LocalDir, ObjectKind};
+
+use crate::auth::Agent;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, HeldWriter};
+
+/// The names kinds have in paths.
+pub fn kind_of(name: &str) -> ApiResult<ObjectKind> {
+    Ok(match name {
+        "config" => ObjectKind::Config,
+        "keys" => ObjectKind::Key,
+        "data" => ObjectKind::Pack,
+        "index" => ObjectKind::Index,
+        "points" => ObjectKind::Point,
+        "gc" => ObjectKind::Gc,
+        other => {
+            return Err(ApiError::bad_request(
+                "InvalidObjectKind",
+                format!("no object kind {other:?}"),
+                "use config, keys, data, index, points or gc",
+            ))
+        }
+    })
+}
+
+/// The agent's repository in `vault`; it must be one the server made for it.
+fn backend(s: &AppState, agent: &str, vault: &str) -> ApiResult<LocalDir> {
+    if !s.repos.exists(vault, agent) {
+        return Err(ApiError::forbidden(
+            "this agent has no repository in that vault (it gets one with its first job there)",
+        ));
+    }
+    s.repos.backend(vault, agent).map_err(ApiError::internal)
+}
+
+fn storage_error(e: tresor_storage::Error) -> ApiError {
+    if e.is_not_found() {
+        ApiError::not_found(e.to_string())
+    } else {
+        ApiError::internal(e)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub name: String,
+    pub size: u64,
+}
+
+pub async fn list(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path((vault, kind)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<ObjectEntry>>> {
+    let kind = kind_of(&kind)?;
+    state
+        .blocking(move |s| {
+            let b = backend(s, &agent.id, &vault)?;
+            let list = b.list(kind).map_err(storage_error)?;
+            Ok(Json(
+                list.into_iter()
+                    .map(|o| ObjectEntry {
+                        name: o.name,
+                        size: o.size,
+                    })
+                    .collect(),
+            ))
+        })
+        .await
+}
+
+/// Reads an object, or the byte range a `Range: bytes=A-B` header asks for.
+pub async fn get(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path((vault, kind, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let kind = kind_of(&kind)?;
+    let range = headers
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        .and_then(|v| {
+            let (a, b) = v.split_once('-')?;
+            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
+        });
+    state
+        .blocking(move |s| {
+            let b = backend(s, &agent.id, &vault)?;
+            Ok(match range {
+                Some((start, end)) if end >= start => {
+                    let data = b
+                        .get_range(kind, &name, start, (end - start + 1) as usize)
+                        .map_err(storage_error)?;
+                    (StatusCode::PARTIAL_CONTENT, data).into_response()
+                }
+                _ => b.get(kind, &name).map_err(storage_error)?.into_response(),
+            })
+        })
+        .await
+}
+
+/// Creates an object. Existing objects are never replaced: the same bytes again are
+/// accepted (a retried upload), other bytes refused.
+pub async fn put(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path((vault, kind, name)): Path<(String, String, String)>,
+    data: Bytes,
+) -> ApiResult<StatusCode> {
+    let kind = kind_of(&kind)?;
+    if !matches!(
+        kind,
+        ObjectKind::Pack | ObjectKind::Index | ObjectKind::Point
+    ) {
+        return Err(ApiError::forbidden(
+            "agents add packs, index files and recovery points; the rest of a repository is the server's",
+        ));
+    }
+    state
+        .blocking(move |s| {
+            let b = backend(s, &agent.id, &vault)?;
+            match b.get(kind, &name) {
+                Ok(existing) if existing == data.as_ref() => return Ok(StatusCode::OK),
+                Ok(_) => {
+                    return Err(ApiError::conflict(
+                        "ObjectExists",
+                        format!("{kind:?} object {name} exists with other contents"),
+                        "objects are never replaced; this upload is refused",
+                    ))
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(storage_error(e)),
+            }
+            b.put(kind, &name, &data).map_err(storage_error)?;
+            Ok(StatusCode::CREATED)
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterWriter {
+    pub description: String,
+}
+
+/// Registers a running backup (garbage collection then keeps its blobs) for as long
+/// as the agent holds it, or until its last job ends.
+pub async fn register_writer(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path(vault): Path<String>,
+    Json(req): Json<RegisterWriter>,
+) -> ApiResult<Json<Value>> {
+    state
+        .blocking(move |s| {
+            let b = backend(s, &agent.id, &vault)?;
+            let guard = b
+                .writers()
+                .register(&format!("{} (agent on {})", req.description, agent.host))
+                .map_err(storage_error)?;
+            let id = guard.info.id.clone();
+            s.writers.lock().insert(
+                id.clone(),
+                HeldWriter {
+                    agent_id: agent.id.clone(),
+                    guard,
+                },
+            );
+            Ok(Json(json!({ "id": id })))
+        })
+        .await
+}
+
+pub async fn release_writer(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path((_vault, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let mut writers = state.writers.lock();
+    match writers.get(&id) {
+        Some(w) if w.agent_id == agent.id => {
+            writers.remove(&id);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Some(_) => Err(ApiError::forbidden("not this agent's registration")),
+        None => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+pub async fn live_writers(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    Path(vault): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    state
+        .blocking(move |s| {
+            let b = backend(s, &agent.id, &vault)?;
+            let live = b.writers().live().map_err(storage_error)?;
+            Ok(Json(
+                live.into_iter()
+                    .map(|w| json!({"id": w.id, "description": w.description}))
+                    .collect(),
+            ))
+        })
+        .await
+}

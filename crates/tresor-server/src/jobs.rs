@@ -1,0 +1,309 @@
+//! The job engine: creating jobs, finishing them, turning a finished backup into a
+//! catalogued recovery point, retention, and jobs whose agent went away.
+//!
+//! Every job ends. A job an agent took carries a lease that the agent's progress
+//! reports renew; a lease that runs out (the agent died, the network is cut) fails
+//! the job with `AgentUnreachable`. After the server itself was down, leases are
+//! extended once at start-up so that agents can come back and report.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
+use tresor_domain::{BackupPolicy, JobErrorInfo, JobStatus, JobTask, ProtectionState};
+use tresor_metadata::{ItemRow, JobRow, PointRow};
+
+use crate::auth::new_id;
+use crate::dto::JobBody;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// How long a taken job lives without a report from its agent.
+pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
+
+pub const TASK_SNAPSHOT: &str = "Take snapshot";
+pub const TASK_TRANSFER: &str = "Transfer data to vault";
+
+pub fn status_name(s: JobStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn state_name(s: ProtectionState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn parse_state(s: &str) -> ProtectionState {
+    serde_json::from_value(Value::String(s.to_string())).unwrap_or(ProtectionState::ProtectionError)
+}
+
+/// A new job, `InProgress`, for `target_agent` to take (or none: done by the server).
+pub fn new_job(
+    state: &AppState,
+    vault_id: &str,
+    item: Option<&ItemRow>,
+    operation: &str,
+    target_agent: Option<&str>,
+    params: Value,
+    tasks: &[&str],
+) -> ApiResult<JobRow> {
+    let body = JobBody {
+        vm_name: item.map(|i| i.vm_name.clone()).unwrap_or_default(),
+        params,
+        tasks: tasks
+            .iter()
+            .map(|t| JobTask {
+                name: t.to_string(),
+                status: JobStatus::InProgress,
+            })
+            .collect(),
+        ..JobBody::default()
+    };
+    let job = JobRow {
+        id: new_id(),
+        vault_id: vault_id.to_string(),
+        item_id: item.map(|i| i.id.clone()),
+        operation: operation.to_string(),
+        status: status_name(JobStatus::InProgress),
+        agent_id: None,
+        target_agent: target_agent.map(str::to_string),
+        created: state.now(),
+        started: None,
+        ended: None,
+        lease_until: None,
+        body: serde_json::to_value(&body).map_err(ApiError::internal)?,
+    };
+    state.store.insert_job(&job).map_err(|e| match e {
+        tresor_metadata::StoreError::Conflict { .. } => ApiError::conflict(
+            "BackupAlreadyInProgress",
+            "a backup of this item is already running",
+            "wait for it to finish (tresor job wait), then back up again",
+        ),
+        e => e.into(),
+    })?;
+    state.jobs_changed.notify_waiters();
+    Ok(job)
+}
+
+/// Ends `job` with `status`; every task still running ends with it.
+pub fn finish(
+    state: &AppState,
+    job: &mut JobRow,
+    status: JobStatus,
+    error: Option<JobErrorInfo>,
+    warnings: Vec<String>,
+    result: Value,
+) -> ApiResult<()> {
+    let mut body = JobBody::of(job);
+    for t in &mut body.tasks {
+        if !t.status.is_terminal() {
+            t.status = status;
+        }
+    }
+    body.error = error;
+    body.warnings.extend(warnings);
+    if !result.is_null() {
+        body.result = result;
+    }
+    job.status = status_name(status);
+    job.ended = Some(state.now());
+    job.lease_until = None;
+    job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    state.store.update_job(job)?;
+    // The agent's writer registrations end with its last running job.
+    if let Some(agent) = &job.agent_id {
+        if no_running_job(state, agent) {
+            state.writers.lock().retain(|_, w| &w.agent_id != agent);
+        }
+    }
+    tracing::info!(job = %job.id, operation = %job.operation, status = %job.status, "job finished");
+    Ok(())
+}
+
+/// Whether the agent has no running job (so its registrations can go).
+fn no_running_job(state: &AppState, agent: &str) -> bool {
+    state
+        .store
+        .running_jobs_of_agent(agent)
+        .map(|j| j.is_empty())
+        .unwrap_or(false)
+}
+
+/// What an agent reports when a backup ends well.
+pub struct BackupDone {
+    pub point_id: String,
+    pub warnings: Vec<String>,
+    pub frozen_ms: Option<u64>,
+}
+
+/// Catalogues the recovery point a backup job made, after checking the repository
+/// really holds it (the server reads the manifest with its own key: a job never
+/// lists a point that is not there).
+pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> ApiResult<()> {
+    let item_id = job
+        .item_id
+        .clone()
+        .ok_or_else(|| ApiError::internal("backup job without item"))?;
+    let mut item = state.store.get_item(&item_id)?;
+    let agent = job.agent_id.clone().unwrap_or_default();
+    let repo = state
+        .repos
+        .open_or_create(&job.vault_id, &agent)
+        .map_err(ApiError::internal)?;
+    repo.reload_index().map_err(ApiError::from)?;
+    let manifest = repo.load_point(&done.point_id).map_err(|e| {
+        ApiError::bad_request(
+            "RecoveryPointMissing",
+            format!(
+                "the agent reported recovery point {}, but the vault does not hold it: {e}",
+                done.point_id
+            ),
+            "back up again",
+        )
+    })?;
+    let body = JobBody::of(job);
+    let on_demand = body
+        .params
+        .get("onDemand")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let policy = item
+        .policy_id
+        .as_deref()
+        .map(|p| state.store.get_policy(p))
+        .transpose()?
+        .map(|p| crate::api::policies::parse(&p))
+        .transpose()?;
+    let expires = if on_demand {
+        body.params
+            .get("retainUntil")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<Timestamp>().ok())
+    } else {
+        policy
+            .as_ref()
+            .map(|p: &BackupPolicy| p.retain_until(manifest.created))
+    };
+    let point = PointRow {
+        id: manifest.id.clone(),
+        vault_id: job.vault_id.clone(),
+        item_id: item_id.clone(),
+        created: manifest.created,
+        consistency: manifest.consistency.to_string(),
+        expires,
+        on_demand,
+        size: manifest.total_size(),
+        body: json!({
+            "disks": manifest.disks.iter().map(|d| json!({"name": d.name, "size": d.size})).collect::<Vec<_>>(),
+            "stats": manifest.stats,
+            "parent": manifest.parent,
+            "warnings": done.warnings,
+            "frozenMs": done.frozen_ms,
+            "host": manifest.host,
+        }),
+    };
+    state.store.insert_point(&point)?;
+    let mut vault = state.store.get_vault(&job.vault_id)?;
+    if !vault.redundancy_locked {
+        vault.redundancy_locked = true;
+        state.store.update_vault(&vault)?;
+    }
+    item.state = state_name(parse_state(&item.state).after_backup_succeeded());
+    item.last_backup = Some(manifest.created);
+    state.store.update_item(&item)?;
+    let status = if done.warnings.is_empty() {
+        JobStatus::Completed
+    } else {
+        JobStatus::CompletedWithWarnings
+    };
+    let result = json!({
+        "recoveryPoint": manifest.id,
+        "consistency": point.consistency,
+        "bytesRead": manifest.stats.bytes_read,
+        "bytesAdded": manifest.stats.bytes_added,
+        "frozenMs": done.frozen_ms,
+    });
+    finish(state, job, status, None, done.warnings, result)?;
+    apply_retention(state, &item)?;
+    Ok(())
+}
+
+/// Deletes the item's expired points: from the repository first, then the catalogue.
+/// Storage is reclaimed by the next garbage collection.
+pub fn apply_retention(state: &AppState, item: &ItemRow) -> ApiResult<usize> {
+    if !parse_state(&item.state).applies_retention() {
+        return Ok(0);
+    }
+    let now = state.now();
+    let points = state.store.list_points(&item.id)?;
+    let expired: Vec<&PointRow> = points
+        .iter()
+        .filter(|p| p.expires.is_some_and(|e| e <= now))
+        .collect();
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let repo = state
+        .repos
+        .open_or_create(&item.vault_id, &item.agent_id)
+        .map_err(ApiError::internal)?;
+    for p in &expired {
+        match repo.forget(&p.id) {
+            Ok(_) | Err(tresor_engine::Error::PointNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        state.store.delete_point(&p.id)?;
+        tracing::info!(point = %p.id, item = %item.vm_name, "recovery point expired and deleted");
+    }
+    Ok(expired.len())
+}
+
+/// Fails the jobs whose agent stopped reporting.
+pub fn sweep_leases(state: &AppState) -> ApiResult<usize> {
+    let now = state.now();
+    let jobs = state.store.jobs_with_expired_lease(now)?;
+    let n = jobs.len();
+    for mut job in jobs {
+        let host = job
+            .agent_id
+            .as_deref()
+            .and_then(|a| state.store.get_agent(a).ok())
+            .map(|a| a.host)
+            .unwrap_or_default();
+        let cancelled = job.status == "Cancelling";
+        finish(
+            state,
+            &mut job,
+            if cancelled { JobStatus::Cancelled } else { JobStatus::Failed },
+            (!cancelled).then(|| JobErrorInfo {
+                code: "AgentUnreachable".into(),
+                message: format!("the agent on host {host} stopped reporting on this job for more than {} s", LEASE.as_secs()),
+                recommendation: "check that the agent runs and reaches the server (tresor agent check), then run the job again".into(),
+            }),
+            Vec::new(),
+            Value::Null,
+        )?;
+        if let Some(item_id) = &job.item_id {
+            if job.operation == "Backup" {
+                let mut item = state.store.get_item(item_id)?;
+                item.state = state_name(parse_state(&item.state).after_backup_failed());
+                state.store.update_item(&item)?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// At start-up: jobs taken before the server stopped get a fresh lease, so their
+/// agents can report again instead of finding them failed for the server's absence.
+pub fn extend_leases_after_restart(state: &AppState) -> ApiResult<()> {
+    let now = state.now();
+    for mut job in state.store.jobs_with_expired_lease(now + LEASE + LEASE)? {
+        job.lease_until = Some(now + LEASE);
+        state.store.update_job(&job)?;
+    }
+    Ok(())
+}

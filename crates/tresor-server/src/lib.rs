@@ -1,0 +1,325 @@
+//! The vault server (`tresor serve`).
+//!
+//! One data directory holds everything of the embedded default:
+//!
+//! ```text
+//! DATA/metadata.db      the catalogue (SQLite; see tresor-metadata)
+//! DATA/tls/             the self-signed certificate and its key (0600)
+//! DATA/vaults/V/hosts/A the repository of host agent A in vault V
+//! DATA/secrets/         each repository's passphrase (0700 folder, 0600 files)
+//! DATA/cli.json         URL, certificate fingerprint and admin token for the CLI (0600)
+//! ```
+//!
+//! - `api/`: the REST API, one module per resource; `openapi.rs` describes it.
+//! - `auth.rs`: admin and API tokens, agents' credentials (stored as SHA-256 only).
+//! - `jobs.rs`: the job engine (leases, completion, recovery point catalogue, retention).
+//! - `scheduler.rs`: policies' schedules to backup jobs, each window once.
+//! - `repos.rs`: one repository per (vault, host), so an agent reaches only its own.
+//!
+//! **Architecture invariant:** knows nothing of QEMU: VMs are what agents report.
+//! Rules are the domain model's; the catalogue is the metadata store's.
+
+pub mod api;
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod jobs;
+pub mod openapi;
+pub mod repos;
+pub mod scheduler;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tresor_metadata::{MetadataStore, SqliteStore, TokenRow};
+
+use crate::auth::{hash_secret, new_id, new_secret};
+use crate::repos::Repos;
+use crate::state::{AppState, Clock, SystemClock};
+
+/// How to run the server.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// Default 127.0.0.1:8443: loopback unless told otherwise.
+    pub listen: SocketAddr,
+    /// The URL agents and clients use; default `https://LISTEN`.
+    pub public_url: Option<String>,
+    /// Extra names for the certificate (the host's public name).
+    pub tls_names: Vec<String>,
+    /// Run the scheduler, lease sweeper, retention and GC loops.
+    pub background: bool,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            listen: "127.0.0.1:8443".parse().expect("literal address"),
+            public_url: None,
+            tls_names: Vec::new(),
+            background: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// What the CLI needs to talk to this server, written to `DATA/cli.json` at first
+/// start (mode 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CliConfig {
+    pub server: String,
+    pub fingerprint: String,
+    pub token: String,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub fingerprint: String,
+    /// The admin token, when this start created it (first start).
+    pub new_admin_token: Option<String>,
+    pub state: Arc<AppState>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Serves until the process ends or [`RunningServer::shutdown`] is called.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// Stops accepting, lets requests in flight end (at most 10 s), stops the loops.
+    pub async fn shutdown(self) {
+        for b in &self.background {
+            b.abort();
+        }
+        self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        let _ = self.task.await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("metadata: {0}")]
+    Metadata(#[from] tresor_metadata::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}. Is another server running there? Choose another address with --listen")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+/// Opens (or creates) the data directory and starts serving HTTPS.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let dir = config.data_dir.clone();
+    let data_err = |source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(data_err)?;
+    let store = SqliteStore::open(&dir.join("metadata.db"))?;
+    let identity = tresor_tls::ServerIdentity::load_or_create(&dir.join("tls"), &config.tls_names)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let fingerprint = identity.fingerprint().to_string();
+
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    listener.set_nonblocking(true).map_err(data_err)?;
+    let addr = listener.local_addr().map_err(data_err)?;
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{addr}"));
+
+    // First start: an admin token, shown once, kept as a hash.
+    let mut new_admin_token = None;
+    if store.get_setting("admin_token_created")?.is_none() {
+        let token = new_secret("tresor_admin");
+        store.insert_token(&TokenRow {
+            id: new_id(),
+            name: "admin".into(),
+            hash: hash_secret(&token),
+            role: "admin".into(),
+            created: config.clock.now(),
+        })?;
+        store.set_setting("admin_token_created", &config.clock.now().to_string())?;
+        let cli = CliConfig {
+            server: url.clone(),
+            fingerprint: fingerprint.clone(),
+            token: token.clone(),
+        };
+        write_private(
+            &dir.join("cli.json"),
+            &serde_json::to_vec_pretty(&cli).map_err(|e| StartError::Other(e.to_string()))?,
+        )
+        .map_err(data_err)?;
+        new_admin_token = Some(token);
+    }
+
+    let state = Arc::new(AppState {
+        store: Arc::new(store) as Arc<dyn MetadataStore>,
+        repos: Repos::new(&dir).map_err(data_err)?,
+        data_dir: dir.clone(),
+        clock: config.clock.clone(),
+        public_url: url.clone(),
+        fingerprint: fingerprint.clone(),
+        jobs_changed: tokio::sync::Notify::new(),
+        writers: Mutex::new(Default::default()),
+    });
+    jobs::extend_leases_after_restart(&state).map_err(|e| StartError::Other(e.to_string()))?;
+
+    let app = api::router(state.clone());
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(identity.rustls_server_config());
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .map_err(data_err)?
+        .handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    tracing::info!(%url, %fingerprint, "vault server listening");
+
+    let background = if config.background {
+        background_loops(state.clone())
+    } else {
+        Vec::new()
+    };
+    Ok(RunningServer {
+        addr,
+        url,
+        fingerprint,
+        new_admin_token,
+        state,
+        handle,
+        task,
+        background,
+    })
+}
+
+/// The scheduler and sweepers. Each runs its step off the async threads and logs
+/// failures rather than stopping.
+fn background_loops(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    fn every(
+        state: Arc<AppState>,
+        period: Duration,
+        name: &'static str,
+        step: fn(&AppState) -> error::ApiResult<()>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                match tokio::task::spawn_blocking(move || step(&s)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(loop_name = name, error = %e, "background step failed")
+                    }
+                    Err(e) => {
+                        tracing::error!(loop_name = name, error = %e, "background step panicked")
+                    }
+                }
+            }
+        })
+    }
+    vec![
+        every(state.clone(), Duration::from_secs(15), "scheduler", |s| {
+            scheduler::tick(s, s.now()).map(|_| ())
+        }),
+        every(state.clone(), Duration::from_secs(10), "leases", |s| {
+            jobs::sweep_leases(s).map(|_| ())
+        }),
+        every(state.clone(), Duration::from_secs(3600), "retention", |s| {
+            scheduler::retention(s).map(|_| ())
+        }),
+        every(state, Duration::from_secs(24 * 3600), "gc", |s| {
+            // The first tick fires at once; collect only after a day of uptime.
+            if s.store.get_setting("last_gc")?.is_some_and(|t| {
+                t.parse::<jiff::Timestamp>()
+                    .is_ok_and(|t| s.now() - SignedDuration::from_hours(23) < t)
+            }) {
+                return Ok(());
+            }
+            scheduler::collect_garbage(s)?;
+            s.store.set_setting("last_gc", &s.now().to_string())?;
+            Ok(())
+        }),
+    ]
+}
+
+/// The identity of an agent that runs in the server's own process
+/// (`tresor serve --with-local-agent`).
+#[derive(Debug, Clone)]
+pub struct LocalAgent {
+    pub server: String,
+    pub fingerprint: String,
+    pub agent_id: String,
+    pub credential: String,
+}
+
+/// Registers this host's own agent directly (no credentials file needed: it is the
+/// server's process).
+pub fn register_local_agent(
+    state: &AppState,
+    host: &str,
+    location: &str,
+) -> Result<LocalAgent, StartError> {
+    let location =
+        tresor_domain::Location::parse(location).map_err(|e| StartError::Other(e.to_string()))?;
+    let credential = new_secret("tresor_agent");
+    let now = state.now();
+    let agent = tresor_metadata::AgentRow {
+        id: new_id(),
+        host: host.to_string(),
+        location: location.to_string(),
+        credential_hash: hash_secret(&credential),
+        version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        registered: now,
+        last_seen: Some(now),
+    };
+    state.store.insert_agent(&agent)?;
+    Ok(LocalAgent {
+        server: state.public_url.clone(),
+        fingerprint: state.fingerprint.clone(),
+        agent_id: agent.id,
+        credential,
+    })
+}

@@ -1,0 +1,97 @@
+//! The scheduler: turns policies' schedules into backup jobs.
+//!
+//! Each item remembers the last window it started (`last_window`). A tick looks for
+//! windows of the item's schedule in `(last_window, now]`: if there are any, one
+//! backup job is made for the newest, and the window is remembered in the same step.
+//! So a window runs at most once, however often ticks come or the server restarts,
+//! and windows missed while the server was down run once, at start-up. The instants
+//! come from the domain model's schedules, exact across daylight-saving changes.
+//!
+//! Jobs go to the agent of the VM's host; each agent takes one job at a time, so many
+//! items due at once queue per host instead of loading one host with all of them.
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::api::agents::BACKUP_TASKS;
+use crate::api::policies;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{self, parse_state};
+use crate::state::AppState;
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tick {
+    /// Jobs started, one per item that had a window due.
+    pub started: Vec<String>,
+    /// Windows passed over because the item's previous backup was still running.
+    pub skipped: usize,
+}
+
+pub fn tick(state: &AppState, now: Timestamp) -> ApiResult<Tick> {
+    let mut out = Tick::default();
+    for mut item in state.store.list_active_items()? {
+        if !parse_state(&item.state).runs_scheduled_backups() {
+            continue;
+        }
+        let Some(policy_id) = &item.policy_id else {
+            continue;
+        };
+        let policy = policies::parse(&state.store.get_policy(policy_id)?)?;
+        let from = item.last_window.unwrap_or(item.created);
+        let Some(&window) = policy.schedule.occurrences(from, now).last() else {
+            continue;
+        };
+        item.last_window = Some(window);
+        state.store.update_item(&item)?;
+        match jobs::new_job(
+            state,
+            &item.vault_id,
+            Some(&item),
+            "Backup",
+            Some(&item.agent_id),
+            json!({"onDemand": false, "window": window}),
+            &BACKUP_TASKS,
+        ) {
+            Ok(job) => {
+                tracing::info!(item = %item.vm_name, %window, job = %job.id, "scheduled backup started");
+                out.started.push(job.id);
+            }
+            Err(e) if e.code == "BackupAlreadyInProgress" => {
+                tracing::warn!(item = %item.vm_name, %window, "scheduled window passed over: the previous backup still runs");
+                out.skipped += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Applies retention to every item (points past their expiry go).
+pub fn retention(state: &AppState) -> ApiResult<usize> {
+    let mut n = 0;
+    for item in state.store.list_active_items()? {
+        n += jobs::apply_retention(state, &item)?;
+    }
+    Ok(n)
+}
+
+/// Garbage collection of every repository that has forgotten points (storage reclaimed;
+/// GC itself sweeps only while no backup writes).
+pub fn collect_garbage(state: &AppState) -> ApiResult<()> {
+    for vault in state.store.list_vaults()? {
+        for agent in state.repos.of_vault(&vault.id) {
+            if !state.repos.exists(&vault.id, &agent) {
+                continue;
+            }
+            let repo = state
+                .repos
+                .open_or_create(&vault.id, &agent)
+                .map_err(ApiError::internal)?;
+            let report =
+                tresor_engine::gc::run(&repo, &tresor_engine::gc::GcOptions::default(), None)?;
+            tracing::info!(vault = %vault.name, agent = %agent, "{report}");
+        }
+    }
+    Ok(())
+}

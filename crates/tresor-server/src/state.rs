@@ -1,0 +1,64 @@
+//! What every request handler shares.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use parking_lot::Mutex;
+use tresor_metadata::MetadataStore;
+use tresor_storage::WriterGuard;
+
+use crate::error::{ApiError, ApiResult};
+use crate::repos::Repos;
+
+/// The time, from the system or (in tests) from a hand.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A writer registration an agent holds through the server (see `api/storage.rs`).
+pub struct HeldWriter {
+    pub agent_id: String,
+    pub guard: WriterGuard,
+}
+
+pub struct AppState {
+    pub store: Arc<dyn MetadataStore>,
+    pub repos: Repos,
+    pub data_dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    /// The address agents and clients use (`https://host:port`), for credentials files.
+    pub public_url: String,
+    /// SHA-256 of the server's certificate, hex, for credentials files.
+    pub fingerprint: String,
+    /// Wakes agents waiting for a job.
+    pub jobs_changed: tokio::sync::Notify,
+    /// Registrations agents hold while they write, by registration id.
+    pub writers: Mutex<HashMap<String, HeldWriter>>,
+}
+
+impl AppState {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs catalogue (or repository) work off the async threads.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(ApiError::internal)?
+    }
+}
