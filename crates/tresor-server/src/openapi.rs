@@ -8,7 +8,17 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 /// (method, path, operation id, summary, who may call, request schema, response schema)
-const OPERATIONS: &[(&str, &str, &str, &str, &str, Option<&str>, Option<&str>)] = &[
+type Operation = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+const OPERATIONS: &[Operation] = &[
     (
         "get",
         "/api/v1/ping",

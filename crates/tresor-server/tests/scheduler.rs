@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 use serde_json::json;
 use tresor_domain::{BackupPolicy, PolicyName, Schedule};
-use tresor_metadata::{AgentRow, ItemRow, JobFilter, MetadataStore, PolicyRow, VaultRow};
+use tresor_metadata::{AgentRow, ItemRow, JobFilter, PolicyRow, VaultRow};
 use tresor_server::state::{AppState, Clock};
 use tresor_server::{jobs, scheduler, ServerConfig};
 
