@@ -115,6 +115,16 @@ fn not_found(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     }
 }
 
+fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        hash: r.get(2)?,
+        role: r.get(3)?,
+        created: ts(r.get(4)?)?,
+    })
+}
+
 const VAULT_COLS: &str =
     "id, name, resource_group, location, redundancy, redundancy_locked, created";
 fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
@@ -330,15 +340,7 @@ impl MetadataStore for SqliteStore {
         self.optional(
             "SELECT id, name, hash, role, created FROM tokens WHERE hash = ?1",
             [hash],
-            |r| {
-                Ok(TokenRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    hash: r.get(2)?,
-                    role: r.get(3)?,
-                    created: ts(r.get(4)?)?,
-                })
-            },
+            token_row,
         )
     }
 
@@ -346,15 +348,7 @@ impl MetadataStore for SqliteStore {
         self.query(
             "SELECT id, name, hash, role, created FROM tokens ORDER BY created",
             [],
-            |r| {
-                Ok(TokenRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    hash: r.get(2)?,
-                    role: r.get(3)?,
-                    created: ts(r.get(4)?)?,
-                })
-            },
+            token_row,
         )
     }
 
