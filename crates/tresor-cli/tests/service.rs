@@ -414,3 +414,330 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
     let table = cli.ok(&["job", "list", "-v", "Vault-1"]);
     assert!(table.starts_with("NAME"), "{table}");
 }
+
+/// An HTTP CONNECT proxy on loopback that counts tunnels and bytes, can slow the
+/// upload direction down, and can cut every tunnel (and refuse new ones) for a while.
+struct Proxy {
+    port: u16,
+    tunnels: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    up: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    /// `rate`: bytes per second towards the server.
+    fn start(rate: u64) -> Proxy {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Proxy {
+            port,
+            tunnels: Default::default(),
+            up: Default::default(),
+            blocked: Default::default(),
+            open: Default::default(),
+        };
+        let (tunnels, up, blocked, open) = (
+            p.tunnels.clone(),
+            p.up.clone(),
+            p.blocked.clone(),
+            p.open.clone(),
+        );
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if blocked.load(SeqCst) {
+                    continue;
+                }
+                let (tunnels, up, open) = (tunnels.clone(), up.clone(), open.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let target = line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let Ok(server) = std::net::TcpStream::connect(&target) else {
+                        let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    (&client)
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .unwrap();
+                    tunnels.fetch_add(1, SeqCst);
+                    open.lock()
+                        .unwrap()
+                        .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                    let (mut s_read, mut c_write) =
+                        (server.try_clone().unwrap(), client.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut s_read, &mut c_write);
+                        let _ = c_write.shutdown(std::net::Shutdown::Both);
+                    });
+                    let mut server = server;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match reader.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        up.fetch_add(n as u64, SeqCst);
+                        std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+                    }
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        p
+    }
+
+    fn bytes_up(&self) -> u64 {
+        self.up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Drops every tunnel and refuses connections for `pause`.
+    fn cut(&self, pause: Duration) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.blocked.store(true, SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(pause);
+        self.blocked.store(false, SeqCst);
+    }
+}
+
+/// A free port on loopback (so a restarted server can listen where the agent looks).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_server_at(data: &Path, port: u16) -> Proc {
+    let child = tresor_bin()
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    wait_for("the server to listen", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    p
+}
+
+/// Writes `mib` MiB of random data at `offset` through QEMU; returns it.
+fn random_write(test_qmp: &Path, dir: &Path, offset: u64, mib: u64, seed: u8) -> Vec<u8> {
+    let mut data = vec![0u8; (mib * MIB) as usize];
+    let mut x: u64 = 0x9e3779b97f4a7c15 ^ seed as u64;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let src = dir.join(format!("random-{seed}"));
+    std::fs::write(&src, &data).unwrap();
+    qmp(test_qmp, async |q| {
+        q.qemu_io(
+            "drive0",
+            &format!("write -s {} {offset} {}", src.display(), mib * MIB),
+        )
+        .await
+        .unwrap();
+        q.qemu_io("drive0", "flush").await.unwrap();
+    });
+    data
+}
+
+#[test]
+fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("server");
+    let port = free_port();
+    let mut server = start_server_at(&data, port);
+    let cli = Cli {
+        config: data.join("cli.json"),
+    };
+    let image = d.join("db.qcow2");
+    assert!(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg((96 * MIB).to_string())
+        .status()
+        .unwrap()
+        .success());
+    let agent_qmp = d.join("db.qmp");
+    let test_qmp = d.join("test.qmp");
+    let _vm = Proc(
+        Command::new("qemu-system-x86_64")
+            .args([
+                "-machine",
+                "none",
+                "-accel",
+                "tcg",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-name",
+                "db",
+            ])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=drive0,node-name=disk0,format=qcow2,file={}",
+                image.display()
+            ))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", agent_qmp.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", test_qmp.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("QEMU's sockets", Duration::from_secs(20), || {
+        agent_qmp.exists() && test_qmp.exists()
+    });
+    let mut expected = vec![0u8; 96 * MIB as usize];
+    let first = random_write(&test_qmp, d, 0, 40, 1);
+    expected[..first.len()].copy_from_slice(&first);
+
+    cli.ok(&["vault", "create", "-n", "v2", "-g", "rg", "-l", "local"]);
+    let creds = d.join("creds.json");
+    cli.ok(&[
+        "vault",
+        "credentials",
+        "-n",
+        "v2",
+        "--output-file",
+        creds.to_str().unwrap(),
+    ]);
+    // The agent reaches the server only through the proxy, at 10 MiB/s.
+    let proxy = Proxy::start(10 * MIB);
+    let agent_toml = d.join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        format!(
+            "credentials = \"{}\"\nstate_dir = \"{}\"\nhost = \"db-host\"\nlocation = \"local\"\nscratch_dir = \"{}\"\n[proxy]\nhost = \"127.0.0.1\"\nport = {}\n[[vm]]\nname = \"db\"\nqmp = \"{}\"\n",
+            creds.display(),
+            d.join("agent-state").display(),
+            d.display(),
+            proxy.port,
+            agent_qmp.display()
+        ),
+    )
+    .unwrap();
+    let _agent = Proc(
+        tresor_bin()
+            .args(["agent", "run", "--config"])
+            .arg(&agent_toml)
+            .env("TRESOR_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the agent's inventory", Duration::from_secs(30), || {
+        cli.json(&["protectable-item", "list", "-v", "v2"])
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    assert!(
+        proxy.tunnels.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the agent went around the proxy"
+    );
+    cli.ok(&[
+        "protection",
+        "enable-for-vm",
+        "-v",
+        "v2",
+        "--vm",
+        "db",
+        "--host",
+        "db-host",
+    ]);
+
+    // The network is cut in the middle of the upload, for 3 s: the agent retries.
+    let job = cli.json(&["protection", "backup-now", "-v", "v2", "-i", "db"]);
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let before = proxy.bytes_up();
+    wait_for("the upload to start", Duration::from_secs(60), || {
+        proxy.bytes_up() > before + 12 * MIB
+    });
+    proxy.cut(Duration::from_secs(3));
+    let out = cli.ok(&["job", "wait", "-v", "v2", "-n", &job_id, "--timeout", "300"]);
+    assert!(out.contains("Completed"), "{out}");
+
+    // The server is killed in the middle of the next backup and comes back.
+    let second = random_write(&test_qmp, d, 50 * MIB, 40, 2);
+    expected[50 * MIB as usize..90 * MIB as usize].copy_from_slice(&second);
+    let job = cli.json(&["protection", "backup-now", "-v", "v2", "-i", "db"]);
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let before = proxy.bytes_up();
+    wait_for("the upload to start", Duration::from_secs(60), || {
+        proxy.bytes_up() > before + 12 * MIB
+    });
+    let _ = server.0.kill();
+    let _ = server.0.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    server = start_server_at(&data, port);
+    let out = cli.ok(&["job", "wait", "-v", "v2", "-n", &job_id, "--timeout", "300"]);
+    assert!(out.contains("Completed"), "{out}");
+    let _ = &server;
+
+    // Both points are whole; the newest restores to what the VM holds.
+    let points = cli.json(&["recoverypoint", "list", "-v", "v2", "-i", "db"]);
+    assert_eq!(points.as_array().unwrap().len(), 2);
+    let rp = points[0]["id"].as_str().unwrap().to_string();
+    let target = d.join("restored");
+    let job = cli.json(&[
+        "restore",
+        "restore-disks",
+        "-v",
+        "v2",
+        "-i",
+        "db",
+        "--rp-name",
+        &rp,
+        "--target-path",
+        target.to_str().unwrap(),
+        "--format",
+        "raw",
+    ]);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        "v2",
+        "-n",
+        job["id"].as_str().unwrap(),
+        "--timeout",
+        "300",
+    ]);
+    assert!(
+        std::fs::read(target.join("drive0.raw")).unwrap() == expected,
+        "the restored disk differs"
+    );
+}
