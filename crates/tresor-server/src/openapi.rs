@@ -275,7 +275,7 @@ const OPERATIONS: &[Operation] = &[
         "post",
         "/api/v1/agent/jobs/next",
         "nextJob",
-        "Wait up to 20 s for a job (204: none)",
+        "Wait up to 20 s (or ?wait=N) for a job (204: none)",
         "agent",
         None,
         Some("Assignment"),

@@ -155,12 +155,19 @@ pub struct Assignment {
     pub params: Value,
 }
 
-/// Waits up to 20 s for a job for this agent; 204 when none came.
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    /// Seconds to wait for a job (at most and by default 20).
+    pub wait: Option<u64>,
+}
+
+/// Waits up to 20 s (or `?wait=N`) for a job for this agent; 204 when none came.
 pub async fn next_job(
     Agent(agent): Agent,
     State(state): State<Arc<AppState>>,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> ApiResult<Response> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(20).min(20));
     loop {
         let notified = state.jobs_changed.notified();
         let agent_id = agent.id.clone();
