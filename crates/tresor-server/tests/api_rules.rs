@@ -213,7 +213,7 @@ async fn vault_credentials_are_single_use_and_expire() {
         )
         .await;
     assert_eq!(code(expired), "InvalidVaultCredentials");
-    drop((anon));
+    drop(anon);
     w.finish().await;
 }
 
@@ -440,7 +440,7 @@ async fn protection_validates_the_vm_and_backups_follow_the_rules() {
         "VaultNotEmpty"
     );
     w.admin.delete("api/v1/vaults/us").await.unwrap();
-    drop((a));
+    drop(a);
     w.finish().await;
 }
 
