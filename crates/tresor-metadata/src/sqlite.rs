@@ -17,7 +17,8 @@ use crate::{
 };
 
 /// Schema versions, in order; `user_version` counts how many were applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE tokens (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
@@ -64,7 +65,17 @@ CREATE TABLE points (
     item_id TEXT NOT NULL, created INTEGER NOT NULL, consistency TEXT NOT NULL,
     expires INTEGER, on_demand INTEGER NOT NULL, size INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX points_by_item ON points (item_id, created);
-"#];
+"#,
+    r#"
+-- Job lists are read newest first, per vault or per item, with ties broken by id:
+-- indexes in that order let SQLite stop after LIMIT rows instead of sorting them all.
+DROP INDEX jobs_by_time;
+DROP INDEX jobs_by_vault;
+CREATE INDEX jobs_by_time ON jobs (created DESC, id);
+CREATE INDEX jobs_by_vault ON jobs (vault_id, created DESC, id);
+CREATE INDEX jobs_by_item ON jobs (item_id, created DESC, id);
+"#,
+];
 
 /// The catalogue in a SQLite database file.
 pub struct SqliteStore {
