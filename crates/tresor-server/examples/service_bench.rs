@@ -67,7 +67,7 @@ async fn main() {
         for (j, time) in times.iter().enumerate() {
             let mut p = BackupPolicy::default_policy();
             p.name = PolicyName::parse(&format!("P{i}x{j}")).unwrap();
-            p.schedule = Schedule::daily(time.parse().unwrap(), *zone);
+            p.schedule = Schedule::daily(time.parse().unwrap(), zone);
             let id = format!("p{i}{j}");
             s.store
                 .insert_policy(&PolicyRow {
