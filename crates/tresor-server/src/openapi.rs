@@ -381,6 +381,7 @@ fn list_of(name: &str) -> Value {
 fn schemas() -> Value {
     let enum_of = |v: &[&str]| json!({"type": "string", "enum": v});
     json!({
+        "CreateToken": obj(&[("name", s())]),
         "Error": obj(&[("code", s()), ("message", s()), ("recommendation", s())]),
         "CreateVault": obj(&[("name", s()), ("resourceGroup", s()), ("location", s()), ("storageRedundancy", enum_of(&["GeoRedundant", "LocallyRedundant"]))]),
         "Vault": obj(&[("id", s()), ("name", s()), ("resourceGroup", s()), ("location", s()), ("storageRedundancy", s()), ("redundancyLocked", json!({"type":"boolean"})), ("replication", s()), ("created", t())]),

@@ -161,6 +161,30 @@ async fn calls_are_authenticated_and_names_are_checked() {
         "NotFound"
     );
 
+    // API tokens work like the admin token until revoked.
+    let t: Value = w
+        .admin
+        .post_json("api/v1/tokens", &json!({"name": "reports"}))
+        .await
+        .unwrap();
+    let scripted = client(&w.server, t["token"].as_str());
+    let _: Value = scripted.get_json("api/v1/vaults").await.unwrap();
+    let listed: Value = w.admin.get_json("api/v1/tokens").await.unwrap();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t.get("token").is_none() && t.get("hash").is_none()));
+    w.admin
+        .delete(&format!("api/v1/tokens/{}", t["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(scripted.get_json::<Value>("api/v1/vaults").await),
+        "Unauthorized"
+    );
+    drop(scripted);
+
     // An agent's credential is not an admin's, and the other way round.
     let (agent, _) = w.agent("Vault-1", "kvm1", "local").await;
     assert_eq!(

@@ -5,6 +5,7 @@ pub mod items;
 pub mod jobs;
 pub mod policies;
 pub mod storage;
+pub mod tokens;
 pub mod vaults;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/ping", get(ping))
         .route("/openapi.json", get(crate::openapi::document))
+        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::delete))
         .route("/api/v1/vaults", post(vaults::create).get(vaults::list))
         .route(v, get(vaults::show).delete(vaults::delete))
         .route(
