@@ -561,3 +561,100 @@ async fn an_agent_reaches_only_its_own_repository_and_never_destroys() {
     drop((a, b));
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
+    let w = world().await;
+    w.vault("ret", "local").await;
+    let (a, _) = w.agent("ret", "kvm1", "local").await;
+    w.report(&a, &[("web", "qcow2")]).await;
+    let item: Value = w
+        .admin
+        .post_json(
+            "api/v1/vaults/ret/items",
+            &json!({"host": "kvm1", "vm": "web"}),
+        )
+        .await
+        .unwrap();
+    let item_id = item["id"].as_str().unwrap().to_string();
+    let s = &w.server.state;
+    let policy = tresor_domain::BackupPolicy::default_policy();
+    // Two scheduled points (kept 30 days by DefaultPolicy) and one on-demand point.
+    let now = w.clock.now();
+    let vault_id = s.store.find_vault_by_name("ret").unwrap().unwrap().id;
+    for (id, age_days, on_demand) in [("old", 40, false), ("new", 1, false), ("kept", 40, true)] {
+        let created = now - SignedDuration::from_hours(24 * age_days);
+        s.store
+            .insert_point(&tresor_metadata::PointRow {
+                id: id.into(),
+                vault_id: vault_id.clone(),
+                item_id: item_id.clone(),
+                created,
+                consistency: "CrashConsistent".into(),
+                expires: Some(if on_demand {
+                    now + SignedDuration::from_hours(24)
+                } else {
+                    policy.retain_until(created)
+                }),
+                on_demand,
+                size: 1,
+                body: json!({}),
+            })
+            .unwrap();
+    }
+    let mut row = s.store.get_item(&item_id).unwrap();
+    row.state = "Protected".into();
+    s.store.update_item(&row).unwrap();
+
+    // Changing the policy to keep daily points 60 days applies to the item's points.
+    let mut longer: Value = w
+        .admin
+        .get_json("api/v1/vaults/ret/policies/DefaultPolicy")
+        .await
+        .unwrap();
+    longer.as_object_mut().unwrap().remove("id");
+    longer.as_object_mut().unwrap().remove("protectedItems");
+    longer["retention"]["daily"]["days"] = json!(60);
+    let _: Value = w
+        .admin
+        .send(
+            reqwest::Method::PUT,
+            "api/v1/vaults/ret/policies/DefaultPolicy",
+            |r| r.json(&longer),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tresor_server::scheduler::retention(s).unwrap(), 0);
+    // Back to 30 days: the 40-day-old scheduled point expires; the on-demand one keeps its own date.
+    longer["retention"]["daily"]["days"] = json!(30);
+    let _ = w
+        .admin
+        .send(
+            reqwest::Method::PUT,
+            "api/v1/vaults/ret/policies/DefaultPolicy",
+            |r| r.json(&longer),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tresor_server::scheduler::retention(s).unwrap(), 1);
+    let left: Value = w
+        .admin
+        .get_json("api/v1/vaults/ret/items/web/recovery-points")
+        .await
+        .unwrap();
+    let ids: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["new", "kept"]);
+    // Two days on, the on-demand point's own date has passed too.
+    w.advance(SignedDuration::from_hours(48));
+    assert_eq!(tresor_server::scheduler::retention(s).unwrap(), 1);
+    drop(a);
+    w.finish().await;
+}
