@@ -741,3 +741,181 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
         "the restored disk differs"
     );
 }
+
+#[test]
+fn one_command_protects_a_single_host_and_a_point_becomes_a_new_vm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = d.join("app.qcow2");
+    assert!(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg((8 * MIB).to_string())
+        .status()
+        .unwrap()
+        .success());
+    let agent_qmp = d.join("app.qmp");
+    let test_qmp = d.join("test.qmp");
+    let _vm = Proc(
+        Command::new("qemu-system-x86_64")
+            .args([
+                "-machine",
+                "none",
+                "-accel",
+                "tcg",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-name",
+                "app",
+            ])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=drive0,node-name=disk0,format=qcow2,file={}",
+                image.display()
+            ))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", agent_qmp.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", test_qmp.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("QEMU's sockets", Duration::from_secs(20), || {
+        agent_qmp.exists() && test_qmp.exists()
+    });
+    qmp(&test_qmp, async |q| {
+        q.qemu_io("drive0", "write -P 0x42 0 2M").await.unwrap();
+        q.qemu_io("drive0", "flush").await.unwrap();
+    });
+    // Server and agent in one process: no credentials file, no state folder to give.
+    let agent_toml = d.join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        format!(
+            "state_dir = \"/nonexistent\"\nhost = \"solo\"\nlocation = \"local\"\nscratch_dir = \"{}\"\n[[vm]]\nname = \"app\"\nqmp = \"{}\"\n",
+            d.display(),
+            agent_qmp.display()
+        ),
+    )
+    .unwrap();
+    let data = d.join("server");
+    let _server = Proc(
+        tresor_bin()
+            .args(["serve", "--data-dir"])
+            .arg(&data)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--with-local-agent",
+                "--agent-config",
+            ])
+            .arg(&agent_toml)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the server's cli.json", Duration::from_secs(30), || {
+        data.join("cli.json").exists()
+    });
+    let cli = Cli {
+        config: data.join("cli.json"),
+    };
+    cli.ok(&[
+        "vault",
+        "create",
+        "-n",
+        "solo-vault",
+        "-g",
+        "rg",
+        "-l",
+        "local",
+    ]);
+    wait_for(
+        "the local agent's inventory",
+        Duration::from_secs(30),
+        || {
+            cli.json(&["protectable-item", "list", "-v", "solo-vault"])
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v["vm"] == "app"))
+        },
+    );
+    cli.ok(&[
+        "protection",
+        "enable-for-vm",
+        "-v",
+        "solo-vault",
+        "--vm",
+        "app",
+        "--host",
+        "solo",
+    ]);
+    let job = cli.json(&["protection", "backup-now", "-v", "solo-vault", "-i", "app"]);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        "solo-vault",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    let points = cli.json(&["recoverypoint", "list", "-v", "solo-vault", "-i", "app"]);
+    let rp = points[0]["id"].as_str().unwrap().to_string();
+
+    // The point as a new VM: its disk, its definition, and QEMU's command line for it.
+    let target = d.join("app-copy");
+    let job = cli.json(&[
+        "restore",
+        "create-vm",
+        "-v",
+        "solo-vault",
+        "-i",
+        "app",
+        "--rp-name",
+        &rp,
+        "--target-path",
+        target.to_str().unwrap(),
+        "--new-name",
+        "app-copy",
+    ]);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        "solo-vault",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    let done = cli.json(&[
+        "job",
+        "show",
+        "-v",
+        "solo-vault",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(done["status"], "Completed", "{done}");
+    let definition: Value =
+        serde_json::from_slice(&std::fs::read(target.join("vm.json")).unwrap()).unwrap();
+    assert_eq!(definition["name"], "app-copy");
+    let script = std::fs::read_to_string(target.join("start-vm.sh")).unwrap();
+    assert!(
+        script.contains("app-copy")
+            && script.contains(target.join("drive0.qcow2").to_str().unwrap()),
+        "{script}"
+    );
+    let out = Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(target.join("drive0.qcow2"))
+        .arg(d.join("check.raw"))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let restored = std::fs::read(d.join("check.raw")).unwrap();
+    assert!(restored[..2 * MIB as usize].iter().all(|b| *b == 0x42));
+    assert!(restored[2 * MIB as usize..].iter().all(|b| *b == 0));
+}
