@@ -919,3 +919,138 @@ fn one_command_protects_a_single_host_and_a_point_becomes_a_new_vm() {
     assert!(restored[..2 * MIB as usize].iter().all(|b| *b == 0x42));
     assert!(restored[2 * MIB as usize..].iter().all(|b| *b == 0));
 }
+
+#[test]
+fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("server");
+    let _server = start_server_at(&data, free_port());
+    let cli = Cli {
+        config: data.join("cli.json"),
+    };
+    let image = d.join("big.qcow2");
+    assert!(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg((64 * MIB).to_string())
+        .status()
+        .unwrap()
+        .success());
+    let agent_qmp = d.join("big.qmp");
+    let test_qmp = d.join("test.qmp");
+    let _vm = Proc(
+        Command::new("qemu-system-x86_64")
+            .args([
+                "-machine",
+                "none",
+                "-accel",
+                "tcg",
+                "-nodefaults",
+                "-display",
+                "none",
+            ])
+            .arg("-drive")
+            .arg(format!(
+                "if=none,id=drive0,node-name=disk0,format=qcow2,file={}",
+                image.display()
+            ))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", agent_qmp.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", test_qmp.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("QEMU's sockets", Duration::from_secs(20), || {
+        agent_qmp.exists() && test_qmp.exists()
+    });
+    random_write(&test_qmp, d, 0, 48, 3);
+    cli.ok(&["vault", "create", "-n", "drain", "-g", "rg", "-l", "local"]);
+    let creds = d.join("creds.json");
+    cli.ok(&[
+        "vault",
+        "credentials",
+        "-n",
+        "drain",
+        "--output-file",
+        creds.to_str().unwrap(),
+    ]);
+    let proxy = Proxy::start(4 * MIB);
+    let agent_toml = d.join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        format!(
+            "credentials = \"{}\"\nstate_dir = \"{}\"\nhost = \"h\"\nlocation = \"local\"\nscratch_dir = \"{}\"\n[proxy]\nhost = \"127.0.0.1\"\nport = {}\n[[vm]]\nname = \"big\"\nqmp = \"{}\"\n",
+            creds.display(),
+            d.join("agent-state").display(),
+            d.display(),
+            proxy.port,
+            agent_qmp.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Proc(
+        tresor_bin()
+            .args(["agent", "run", "--config"])
+            .arg(&agent_toml)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the agent's inventory", Duration::from_secs(30), || {
+        cli.json(&["protectable-item", "list", "-v", "drain"])
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    cli.ok(&[
+        "protection",
+        "enable-for-vm",
+        "-v",
+        "drain",
+        "--vm",
+        "big",
+        "--host",
+        "h",
+    ]);
+    let job = cli.json(&["protection", "backup-now", "-v", "drain", "-i", "big"]);
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let before = proxy.bytes_up();
+    wait_for("the upload to start", Duration::from_secs(60), || {
+        proxy.bytes_up() > before + 4 * MIB
+    });
+    // SIGTERM: the agent drains, it does not die mid-write.
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(agent.0.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let exited = {
+        let started = Instant::now();
+        loop {
+            if let Some(st) = agent.0.try_wait().unwrap() {
+                break Some(st);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "the agent did not stop cleanly: {exited:?}"
+    );
+    let job = cli.json(&["job", "show", "-v", "drain", "-n", &job_id]);
+    assert_eq!(job["status"], "Cancelled", "{job}");
+    assert!(cli
+        .json(&["recoverypoint", "list", "-v", "drain", "-i", "big"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
