@@ -76,12 +76,17 @@ pub fn retention(state: &AppState) -> ApiResult<usize> {
     Ok(n)
 }
 
-/// Garbage collection of every repository that has forgotten points (storage reclaimed;
-/// GC itself sweeps only while no backup writes).
+/// Garbage collection of every repository (storage of forgotten points reclaimed).
+///
+/// GC sweeps only while no backup is registered as writing; a repository whose host
+/// has an unfinished job is also left alone, because an agent's registration is held
+/// by the server process and does not survive a server restart, while the job does.
 pub fn collect_garbage(state: &AppState) -> ApiResult<()> {
     for vault in state.store.list_vaults()? {
         for agent in state.repos.of_vault(&vault.id) {
-            if !state.repos.exists(&vault.id, &agent) {
+            if !state.repos.exists(&vault.id, &agent)
+                || !state.store.running_jobs_of_agent(&agent)?.is_empty()
+            {
                 continue;
             }
             let repo = state
