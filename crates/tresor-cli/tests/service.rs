@@ -918,6 +918,75 @@ fn one_command_protects_a_single_host_and_a_point_becomes_a_new_vm() {
     let restored = std::fs::read(d.join("check.raw")).unwrap();
     assert!(restored[..2 * MIB as usize].iter().all(|b| *b == 0x42));
     assert!(restored[2 * MIB as usize..].iter().all(|b| *b == 0));
+
+    // Replacing the original's disks: refused while the VM runs, done once it stopped.
+    qmp(&test_qmp, async |q| {
+        q.qemu_io("drive0", "write -P 0x43 4M 1M").await.unwrap();
+        q.qemu_io("drive0", "flush").await.unwrap();
+    });
+    let replace = [
+        "restore",
+        "replace-disks",
+        "-v",
+        "solo-vault",
+        "-i",
+        "app",
+        "--rp-name",
+        &rp,
+        "--yes",
+    ];
+    let job = cli.json(&replace);
+    let out = cli.run(&[
+        "job",
+        "wait",
+        "-v",
+        "solo-vault",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let failed = cli.json(&[
+        "job",
+        "show",
+        "-v",
+        "solo-vault",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    assert_eq!(failed["status"], "Failed", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Stop the VM"),
+        "{failed}"
+    );
+    qmp(&test_qmp, async |q| {
+        let _ = q.execute("quit", None).await;
+    });
+    wait_for("QEMU to stop", Duration::from_secs(20), || {
+        tresor_qemu::ensure_not_in_use(&image).is_ok()
+    });
+    let job = cli.json(&replace);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        "solo-vault",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    assert!(Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(&image)
+        .arg(d.join("replaced.raw"))
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        std::fs::read(d.join("replaced.raw")).unwrap() == restored,
+        "the original is not as at the point"
+    );
 }
 
 #[test]
