@@ -109,33 +109,27 @@ fn start_server(data: &Path) -> Proc {
     p
 }
 
-#[test]
-fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let data = d.join("server");
-    let _server = start_server(&data);
-    let cli = Cli {
-        config: data.join("cli.json"),
-    };
-    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(&cli.config).unwrap()).unwrap();
-    assert!(cfg["server"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://127.0.0.1:"));
+/// A VM without guest OS: QEMU with one qcow2 disk (`drive0`) and two QMP monitors,
+/// one for the agent and one for the test. Killed on drop.
+struct TestVm {
+    _proc: Proc,
+    image: PathBuf,
+    agent_qmp: PathBuf,
+    test_qmp: PathBuf,
+}
 
-    // A VM on this host: QEMU with a qcow2 disk holding known data.
-    let image = d.join("web01.qcow2");
+fn start_vm(dir: &Path, name: &str, size: u64) -> TestVm {
+    let image = dir.join(format!("{name}.qcow2"));
     assert!(Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
         .arg(&image)
-        .arg((16 * MIB).to_string())
+        .arg(size.to_string())
         .status()
-        .unwrap()
+        .expect("qemu-img is needed; run scripts/install-deps.sh")
         .success());
-    let agent_qmp = d.join("web01.qmp");
-    let test_qmp = d.join("test.qmp");
-    let _vm = Proc(
+    let agent_qmp = dir.join(format!("{name}.qmp"));
+    let test_qmp = dir.join(format!("{name}-test.qmp"));
+    let proc = Proc(
         Command::new("qemu-system-x86_64")
             .args([
                 "-machine",
@@ -146,7 +140,7 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
                 "-display",
                 "none",
                 "-name",
-                "web01",
+                name,
             ])
             .arg("-drive")
             .arg(format!(
@@ -165,6 +159,74 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
     wait_for("QEMU's sockets", Duration::from_secs(20), || {
         agent_qmp.exists() && test_qmp.exists()
     });
+    TestVm {
+        _proc: proc,
+        image,
+        agent_qmp,
+        test_qmp,
+    }
+}
+
+/// Writes an agent configuration for host `host` with VM `vm` (QMP socket `qmp`).
+fn agent_config(
+    dir: &Path,
+    creds: Option<&Path>,
+    (host, location): (&str, &str),
+    (vm, qmp): (&str, &Path),
+    proxy_port: Option<u16>,
+) -> PathBuf {
+    let mut text = String::new();
+    if let Some(c) = creds {
+        text.push_str(&format!("credentials = \"{}\"\n", c.display()));
+    }
+    text.push_str(&format!(
+        "state_dir = \"{}\"\nhost = \"{host}\"\nlocation = \"{location}\"\nscratch_dir = \"{}\"\n",
+        dir.join("agent-state").display(),
+        dir.display()
+    ));
+    if let Some(port) = proxy_port {
+        text.push_str(&format!("[proxy]\nhost = \"127.0.0.1\"\nport = {port}\n"));
+    }
+    text.push_str(&format!(
+        "[[vm]]\nname = \"{vm}\"\nqmp = \"{}\"\n",
+        qmp.display()
+    ));
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_agent(config: &Path) -> Proc {
+    Proc(
+        tresor_bin()
+            .args(["agent", "run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("server");
+    let _server = start_server(&data);
+    let cli = Cli {
+        config: data.join("cli.json"),
+    };
+    let cfg: Value = serde_json::from_str(&std::fs::read_to_string(&cli.config).unwrap()).unwrap();
+    assert!(cfg["server"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://127.0.0.1:"));
+
+    // A VM on this host: QEMU with a qcow2 disk holding known data.
+    let vm = start_vm(d, "web01", 16 * MIB);
+    let (agent_qmp, test_qmp) = (vm.agent_qmp.clone(), vm.test_qmp.clone());
     qmp(&test_qmp, async |q| {
         q.qemu_io("drive0", "write -P 0x5e 1M 3M").await.unwrap();
         q.qemu_io("drive0", "flush").await.unwrap();
@@ -233,18 +295,13 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
         "--output-file",
         creds.to_str().unwrap(),
     ]);
-    let agent_toml = d.join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        format!(
-            "credentials = \"{}\"\nstate_dir = \"{}\"\nhost = \"kvm1\"\nlocation = \"westeurope\"\nscratch_dir = \"{}\"\n[[vm]]\nname = \"web01\"\nqmp = \"{}\"\n",
-            creds.display(),
-            d.join("agent-state").display(),
-            d.display(),
-            agent_qmp.display()
-        ),
-    )
-    .unwrap();
+    let agent_toml = agent_config(
+        d,
+        Some(&creds),
+        ("kvm1", "westeurope"),
+        ("web01", &agent_qmp),
+        None,
+    );
     let check = tresor_bin()
         .args(["agent", "check", "--config"])
         .arg(&agent_toml)
@@ -255,16 +312,7 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
-    let _agent = Proc(
-        tresor_bin()
-            .args(["agent", "run", "--config"])
-            .arg(&agent_toml)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = start_agent(&agent_toml);
 
     // Discover and select the VM; enable backup with DefaultPolicy.
     wait_for("the agent's inventory", Duration::from_secs(30), || {
@@ -579,46 +627,8 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
     let cli = Cli {
         config: data.join("cli.json"),
     };
-    let image = d.join("db.qcow2");
-    assert!(Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&image)
-        .arg((96 * MIB).to_string())
-        .status()
-        .unwrap()
-        .success());
-    let agent_qmp = d.join("db.qmp");
-    let test_qmp = d.join("test.qmp");
-    let _vm = Proc(
-        Command::new("qemu-system-x86_64")
-            .args([
-                "-machine",
-                "none",
-                "-accel",
-                "tcg",
-                "-nodefaults",
-                "-display",
-                "none",
-                "-name",
-                "db",
-            ])
-            .arg("-drive")
-            .arg(format!(
-                "if=none,id=drive0,node-name=disk0,format=qcow2,file={}",
-                image.display()
-            ))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", agent_qmp.display()))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", test_qmp.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("QEMU's sockets", Duration::from_secs(20), || {
-        agent_qmp.exists() && test_qmp.exists()
-    });
+    let vm = start_vm(d, "db", 96 * MIB);
+    let (agent_qmp, test_qmp) = (vm.agent_qmp.clone(), vm.test_qmp.clone());
     let mut expected = vec![0u8; 96 * MIB as usize];
     let first = random_write(&test_qmp, d, 0, 40, 1);
     expected[..first.len()].copy_from_slice(&first);
@@ -635,30 +645,14 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
     ]);
     // The agent reaches the server only through the proxy, at 10 MiB/s.
     let proxy = Proxy::start(10 * MIB);
-    let agent_toml = d.join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        format!(
-            "credentials = \"{}\"\nstate_dir = \"{}\"\nhost = \"db-host\"\nlocation = \"local\"\nscratch_dir = \"{}\"\n[proxy]\nhost = \"127.0.0.1\"\nport = {}\n[[vm]]\nname = \"db\"\nqmp = \"{}\"\n",
-            creds.display(),
-            d.join("agent-state").display(),
-            d.display(),
-            proxy.port,
-            agent_qmp.display()
-        ),
-    )
-    .unwrap();
-    let _agent = Proc(
-        tresor_bin()
-            .args(["agent", "run", "--config"])
-            .arg(&agent_toml)
-            .env("TRESOR_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let agent_toml = agent_config(
+        d,
+        Some(&creds),
+        ("db-host", "local"),
+        ("db", &agent_qmp),
+        Some(proxy.port),
     );
+    let _agent = start_agent(&agent_toml);
     wait_for("the agent's inventory", Duration::from_secs(30), || {
         cli.json(&["protectable-item", "list", "-v", "v2"])
             .as_array()
@@ -746,61 +740,15 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
 fn one_command_protects_a_single_host_and_a_point_becomes_a_new_vm() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let image = d.join("app.qcow2");
-    assert!(Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&image)
-        .arg((8 * MIB).to_string())
-        .status()
-        .unwrap()
-        .success());
-    let agent_qmp = d.join("app.qmp");
-    let test_qmp = d.join("test.qmp");
-    let _vm = Proc(
-        Command::new("qemu-system-x86_64")
-            .args([
-                "-machine",
-                "none",
-                "-accel",
-                "tcg",
-                "-nodefaults",
-                "-display",
-                "none",
-                "-name",
-                "app",
-            ])
-            .arg("-drive")
-            .arg(format!(
-                "if=none,id=drive0,node-name=disk0,format=qcow2,file={}",
-                image.display()
-            ))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", agent_qmp.display()))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", test_qmp.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("QEMU's sockets", Duration::from_secs(20), || {
-        agent_qmp.exists() && test_qmp.exists()
-    });
+    let vm = start_vm(d, "app", 8 * MIB);
+    let (image, agent_qmp, test_qmp) =
+        (vm.image.clone(), vm.agent_qmp.clone(), vm.test_qmp.clone());
     qmp(&test_qmp, async |q| {
         q.qemu_io("drive0", "write -P 0x42 0 2M").await.unwrap();
         q.qemu_io("drive0", "flush").await.unwrap();
     });
     // Server and agent in one process: no credentials file, no state folder to give.
-    let agent_toml = d.join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        format!(
-            "state_dir = \"/nonexistent\"\nhost = \"solo\"\nlocation = \"local\"\nscratch_dir = \"{}\"\n[[vm]]\nname = \"app\"\nqmp = \"{}\"\n",
-            d.display(),
-            agent_qmp.display()
-        ),
-    )
-    .unwrap();
+    let agent_toml = agent_config(d, None, ("solo", "local"), ("app", &agent_qmp), None);
     let data = d.join("server");
     let _server = Proc(
         tresor_bin()
@@ -998,44 +946,8 @@ fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
     let cli = Cli {
         config: data.join("cli.json"),
     };
-    let image = d.join("big.qcow2");
-    assert!(Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&image)
-        .arg((64 * MIB).to_string())
-        .status()
-        .unwrap()
-        .success());
-    let agent_qmp = d.join("big.qmp");
-    let test_qmp = d.join("test.qmp");
-    let _vm = Proc(
-        Command::new("qemu-system-x86_64")
-            .args([
-                "-machine",
-                "none",
-                "-accel",
-                "tcg",
-                "-nodefaults",
-                "-display",
-                "none",
-            ])
-            .arg("-drive")
-            .arg(format!(
-                "if=none,id=drive0,node-name=disk0,format=qcow2,file={}",
-                image.display()
-            ))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", agent_qmp.display()))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", test_qmp.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("QEMU's sockets", Duration::from_secs(20), || {
-        agent_qmp.exists() && test_qmp.exists()
-    });
+    let vm = start_vm(d, "big", 64 * MIB);
+    let (agent_qmp, test_qmp) = (vm.agent_qmp.clone(), vm.test_qmp.clone());
     random_write(&test_qmp, d, 0, 48, 3);
     cli.ok(&["vault", "create", "-n", "drain", "-g", "rg", "-l", "local"]);
     let creds = d.join("creds.json");
@@ -1048,29 +960,14 @@ fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
         creds.to_str().unwrap(),
     ]);
     let proxy = Proxy::start(4 * MIB);
-    let agent_toml = d.join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        format!(
-            "credentials = \"{}\"\nstate_dir = \"{}\"\nhost = \"h\"\nlocation = \"local\"\nscratch_dir = \"{}\"\n[proxy]\nhost = \"127.0.0.1\"\nport = {}\n[[vm]]\nname = \"big\"\nqmp = \"{}\"\n",
-            creds.display(),
-            d.join("agent-state").display(),
-            d.display(),
-            proxy.port,
-            agent_qmp.display()
-        ),
-    )
-    .unwrap();
-    let mut agent = Proc(
-        tresor_bin()
-            .args(["agent", "run", "--config"])
-            .arg(&agent_toml)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let agent_toml = agent_config(
+        d,
+        Some(&creds),
+        ("h", "local"),
+        ("big", &agent_qmp),
+        Some(proxy.port),
     );
+    let mut agent = start_agent(&agent_toml);
     wait_for("the agent's inventory", Duration::from_secs(30), || {
         cli.json(&["protectable-item", "list", "-v", "drain"])
             .as_array()
