@@ -214,8 +214,6 @@ pub async fn load_or_register(config: &AgentConfig) -> Result<AgentState, AgentE
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| AgentError::Io {
         what: format!("writing {}", path.display()),
         source,
@@ -223,16 +221,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    tresor_storage::write_file_atomic(path, bytes, 0o600).map_err(io)
 }
 
 /// The API client of a registered agent.

@@ -30,8 +30,7 @@ pub mod scheduler;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,20 +130,6 @@ pub enum StartError {
     Other(String),
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
-}
-
 /// Sets TCP_NODELAY on the listening socket; Linux gives it to every accepted
 /// connection. Without it, a small answer waits for the client's delayed ACK and
 /// every API call costs some 40 ms.
@@ -211,9 +196,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             fingerprint: fingerprint.clone(),
             token: token.clone(),
         };
-        write_private(
+        tresor_storage::write_file_atomic(
             &dir.join("cli.json"),
             &serde_json::to_vec_pretty(&cli).map_err(|e| StartError::Other(e.to_string()))?,
+            0o600,
         )
         .map_err(data_err)?;
         new_admin_token = Some(token);

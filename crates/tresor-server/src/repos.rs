@@ -7,8 +7,6 @@
 //! the server hands it to the repository's agent with each job.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -86,15 +84,7 @@ impl Repos {
         } else {
             let pass = new_secret("tresor_repo");
             let secret = self.secret_path(vault, agent);
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&secret)
-                .map_err(|e| format!("writing {}: {e}", secret.display()))?;
-            f.write_all(pass.as_bytes())
-                .and_then(|_| f.sync_all())
+            tresor_storage::write_file_atomic(&secret, pass.as_bytes(), 0o600)
                 .map_err(|e| format!("writing {}: {e}", secret.display()))?;
             std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
             let backend = LocalDir::create(&path).map_err(|e| e.to_string())?;

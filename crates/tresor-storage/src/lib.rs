@@ -11,9 +11,11 @@
 //! **Architecture invariant:** this crate knows nothing of what the objects contain: no
 //! formats, no keys, no chunks. Names are opaque strings chosen by the caller.
 
+mod file;
 mod local;
 mod writers;
 
+pub use file::write_file_atomic;
 pub use local::LocalDir;
 pub use writers::{LocalWriterRegistry, WriterGuard, WriterInfo, WriterRegistry};
 

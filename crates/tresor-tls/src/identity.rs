@@ -1,10 +1,10 @@
 //! The vault server's own certificate and key, generated once and kept on disk.
 
 use std::fs;
-use std::io::Write;
+
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -225,33 +225,10 @@ fn exists(path: &Path) -> Result<bool, TlsError> {
     path.try_exists().map_err(|e| io_err(path, e))
 }
 
-/// Writes `contents` to `path` through a temporary file in the same
-/// directory, created with `mode`, synced and renamed into place.
+/// Writes `contents` to `path` atomically with `mode` (see
+/// [`tresor_storage::write_file_atomic`]).
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("identity");
-    let tmp: PathBuf = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let _ = fs::remove_file(&tmp);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| io_err(&tmp, e))?;
-        // The umask may have narrowed the mode; say it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| io_err(&tmp, e))?;
-        file.write_all(contents).map_err(|e| io_err(&tmp, e))?;
-        file.sync_all().map_err(|e| io_err(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| io_err(path, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    tresor_storage::write_file_atomic(path, contents, mode).map_err(|e| io_err(path, e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), TlsError> {

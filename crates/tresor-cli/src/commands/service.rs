@@ -438,7 +438,8 @@ async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result<()>
             let text = serde_json::to_string_pretty(&v)?;
             match output_file {
                 Some(path) => {
-                    write_private(&path, text.as_bytes())?;
+                    tresor_storage::write_file_atomic(&path, text.as_bytes(), 0o600)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("vault credentials written to {} (valid until {}; one agent can register with them)", path.display(), v["expires"].as_str().unwrap_or("?"));
                 }
                 None => println!("{text}"),
@@ -446,20 +447,6 @@ async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result<()>
             Ok(())
         }
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
 }
 
 async fn policy(api: &ApiClient, output: Output, cmd: PolicyCommand) -> Result<()> {
