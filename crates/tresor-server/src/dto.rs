@@ -1,10 +1,24 @@
 //! What the API shows of the catalogue's rows (JSON, camelCase, Azure's names).
 
 use jiff::Timestamp;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tresor_domain::{BackupPolicy, JobErrorInfo, JobTask};
 use tresor_metadata::{ItemRow, JobRow, PointRow, VaultRow};
+
+/// The name a domain enum has in JSON and in the catalogue (`"GeoRedundant"`).
+pub fn enum_name<T: Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The domain enum called `name`, if it is one.
+pub fn parse_enum<T: DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(Value::String(name.to_string())).ok()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -12,7 +12,7 @@ use tresor_domain::{BackupPolicy, JobErrorInfo, JobStatus, JobTask, ProtectionSt
 use tresor_metadata::{ItemRow, JobRow, PointRow};
 
 use crate::auth::new_id;
-use crate::dto::JobBody;
+use crate::dto::{enum_name, parse_enum, JobBody};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -22,22 +22,9 @@ pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
 pub const TASK_SNAPSHOT: &str = "Take snapshot";
 pub const TASK_TRANSFER: &str = "Transfer data to vault";
 
-pub fn status_name(s: JobStatus) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-pub fn state_name(s: ProtectionState) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
+/// An item's state as the catalogue stores it; an unknown name is an error state.
 pub fn parse_state(s: &str) -> ProtectionState {
-    serde_json::from_value(Value::String(s.to_string())).unwrap_or(ProtectionState::ProtectionError)
+    parse_enum(s).unwrap_or(ProtectionState::ProtectionError)
 }
 
 /// A new job, `InProgress`, for `target_agent` to take (or none: done by the server).
@@ -67,7 +54,7 @@ pub fn new_job(
         vault_id: vault_id.to_string(),
         item_id: item.map(|i| i.id.clone()),
         operation: operation.to_string(),
-        status: status_name(JobStatus::InProgress),
+        status: enum_name(JobStatus::InProgress),
         agent_id: None,
         target_agent: target_agent.map(str::to_string),
         created: state.now(),
@@ -108,7 +95,7 @@ pub fn finish(
     if !result.is_null() {
         body.result = result;
     }
-    job.status = status_name(status);
+    job.status = enum_name(status);
     job.ended = Some(state.now());
     job.lease_until = None;
     job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
@@ -211,7 +198,7 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
         vault.redundancy_locked = true;
         state.store.update_vault(&vault)?;
     }
-    item.state = state_name(parse_state(&item.state).after_backup_succeeded());
+    item.state = enum_name(parse_state(&item.state).after_backup_succeeded());
     item.last_backup = Some(manifest.created);
     state.store.update_item(&item)?;
     let status = if done.warnings.is_empty() {
@@ -289,7 +276,7 @@ pub fn sweep_leases(state: &AppState) -> ApiResult<usize> {
         if let Some(item_id) = &job.item_id {
             if job.operation == "Backup" {
                 let mut item = state.store.get_item(item_id)?;
-                item.state = state_name(parse_state(&item.state).after_backup_failed());
+                item.state = enum_name(parse_state(&item.state).after_backup_failed());
                 state.store.update_item(&item)?;
             }
         }

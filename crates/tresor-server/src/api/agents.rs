@@ -15,9 +15,10 @@ use tresor_domain::{JobErrorInfo, JobStatus, Location};
 use tresor_metadata::{AgentRow, VmRow};
 
 use crate::auth::{hash_secret, new_id, new_secret, Agent};
+use crate::dto::enum_name;
 use crate::dto::JobBody;
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, parse_state, state_name, BackupDone, LEASE, TASK_SNAPSHOT, TASK_TRANSFER};
+use crate::jobs::{self, parse_state, BackupDone, LEASE, TASK_SNAPSHOT, TASK_TRANSFER};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -333,7 +334,7 @@ pub async fn complete(
                     if op == "Backup" && status == JobStatus::Failed {
                         if let Some(item_id) = &job.item_id {
                             let mut item = s.store.get_item(item_id)?;
-                            item.state = state_name(parse_state(&item.state).after_backup_failed());
+                            item.state = enum_name(parse_state(&item.state).after_backup_failed());
                             s.store.update_item(&item)?;
                         }
                     }

@@ -16,9 +16,10 @@ use crate::api::agents::{online, BACKUP_TASKS};
 use crate::api::policies::find_policy;
 use crate::api::vaults::find_vault;
 use crate::auth::{new_id, Admin};
+use crate::dto::enum_name;
 use crate::dto::{ItemDto, JobDto, PointDto};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::{self, parse_state, state_name};
+use crate::jobs::{self, parse_state};
 use crate::state::AppState;
 
 /// Disk formats an agent can back up.
@@ -194,7 +195,7 @@ pub async fn enable(
                 vm: req.vm.clone(),
                 vm_name: vm.body.get("name").and_then(Value::as_str).unwrap_or(&req.vm).to_string(),
                 policy_id: Some(policy.id.clone()),
-                state: state_name(ProtectionState::configured()),
+                state: enum_name(ProtectionState::configured()),
                 // The schedule starts now: no window before protection counts as missed.
                 last_window: Some(now),
                 last_backup: None,
@@ -363,7 +364,7 @@ pub async fn disable(
                 }
                 item.active = false;
             }
-            item.state = state_name(next);
+            item.state = enum_name(next);
             s.store.update_item(&item)?;
             jobs::finish(
                 s,

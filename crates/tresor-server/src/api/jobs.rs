@@ -12,7 +12,7 @@ use tresor_metadata::JobFilter;
 
 use crate::api::vaults::find_vault;
 use crate::auth::Admin;
-use crate::dto::{JobBody, JobDto};
+use crate::dto::{enum_name, JobBody, JobDto};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs;
 use crate::state::AppState;
@@ -101,7 +101,7 @@ pub async fn cancel(
                 let mut body = JobBody::of(&job);
                 body.cancel_requested = true;
                 job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
-                job.status = jobs::status_name(JobStatus::Cancelling);
+                job.status = enum_name(JobStatus::Cancelling);
                 s.store.update_job(&job)?;
             }
             Ok(Json(JobDto::new(&job, s.now())))

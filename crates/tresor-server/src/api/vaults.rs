@@ -13,7 +13,7 @@ use tresor_domain::{
 use tresor_metadata::{EnrollmentRow, PolicyRow, VaultRow};
 
 use crate::auth::{hash_secret, new_id, new_secret, Admin};
-use crate::dto::VaultDto;
+use crate::dto::{enum_name, parse_enum, VaultDto};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -33,17 +33,6 @@ pub struct CreateVault {
     pub location: String,
     #[serde(default)]
     pub storage_redundancy: Option<StorageRedundancy>,
-}
-
-fn redundancy_name(r: StorageRedundancy) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn parse_redundancy(s: &str) -> StorageRedundancy {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or_default()
 }
 
 pub async fn create(
@@ -73,7 +62,7 @@ pub async fn create(
                 name: vault.name.to_string(),
                 resource_group: vault.resource_group.to_string(),
                 location: vault.location.to_string(),
-                redundancy: redundancy_name(vault.redundancy),
+                redundancy: enum_name(vault.redundancy),
                 redundancy_locked: false,
                 created: now,
             };
@@ -164,11 +153,11 @@ pub async fn set_backup_properties(
                 ResourceGroupName::parse(&row.resource_group)?,
                 Location::parse(&row.location)?,
             );
-            v.redundancy = parse_redundancy(&row.redundancy);
+            v.redundancy = parse_enum(&row.redundancy).unwrap_or_default();
             v.redundancy_locked = row.redundancy_locked;
             let has_backup = !s.store.list_vault_points(&row.id)?.is_empty();
             v.set_redundancy(req.storage_redundancy, has_backup)?;
-            row.redundancy = redundancy_name(v.redundancy);
+            row.redundancy = enum_name(v.redundancy);
             s.store.update_vault(&row)?;
             Ok(Json(VaultDto::from(&row)))
         })
