@@ -299,7 +299,7 @@ async fn job_loop(
     let mut backoff = Duration::from_secs(1);
     while !draining.load(Ordering::SeqCst) {
         let next = api
-            .send(reqwest_post(), "api/v1/agent/jobs/next", |r| r)
+            .send(reqwest::Method::POST, "api/v1/agent/jobs/next", |r| r)
             .await;
         let response = match next {
             Ok(r) => r,
@@ -323,10 +323,6 @@ async fn job_loop(
         };
         run_job(&api, provider.clone(), job, draining.clone()).await;
     }
-}
-
-fn reqwest_post() -> reqwest::Method {
-    reqwest::Method::POST
 }
 
 /// Runs one job and reports its end (retrying the report until the server takes it).

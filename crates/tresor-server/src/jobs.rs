@@ -140,7 +140,6 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
         .repos
         .open_or_create(&job.vault_id, &agent)
         .map_err(ApiError::internal)?;
-    repo.reload_index().map_err(ApiError::from)?;
     let manifest = repo.load_point(&done.point_id).map_err(|e| {
         ApiError::bad_request(
             "RecoveryPointMissing",

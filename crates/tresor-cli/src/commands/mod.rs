@@ -6,7 +6,7 @@ mod restore_vm;
 mod service;
 mod vm;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command};
 
@@ -19,4 +19,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Agent(cmd) => service::agent(cmd),
         other => service::manage(other),
     }
+}
+
+/// The async runtime of commands that talk to QEMU or to the server.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

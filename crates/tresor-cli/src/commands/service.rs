@@ -12,13 +12,7 @@ use tresor_client::{ApiClient, ServerAddress, Transport};
 
 use crate::cli::*;
 use crate::commands::repo::human;
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use crate::commands::runtime;
 
 // ------------------------------------------------------------------------ serve
 
@@ -77,21 +71,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         } else {
             None
         };
-        tokio::select! {
-            r = server_wait(&server) => r?,
-            _ = shutdown_signal() => {}
-        }
+        shutdown_signal().await;
         if let Some(a) = agent {
             let _ = a.await;
         }
         server.shutdown().await;
         Ok(())
     })
-}
-
-async fn server_wait(_server: &tresor_server::RunningServer) -> Result<()> {
-    std::future::pending::<()>().await;
-    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -228,19 +214,16 @@ pub fn manage(cmd: Command) -> Result<()> {
             }
             Command::Item(m) => {
                 let api = connect(&m.connection)?;
-                let (v, one) = match m.command {
-                    ItemCommand::List { vault } => (
+                let v: Value = match m.command {
+                    ItemCommand::List { vault } => {
                         api.get_json(&format!("api/v1/vaults/{}/items", vault.vault_name))
-                            .await?,
-                        false,
-                    ),
-                    ItemCommand::Show { vault, name } => (
+                            .await?
+                    }
+                    ItemCommand::Show { vault, name } => {
                         api.get_json(&format!("api/v1/vaults/{}/items/{name}", vault.vault_name))
-                            .await?,
-                        true,
-                    ),
+                            .await?
+                    }
                 };
-                let _ = one;
                 print(m.connection.output, &v, ITEM_COLUMNS)
             }
             Command::Job(m) => job(&connect(&m.connection)?, m.connection.output, m.command).await,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tresor_agent::{backup_vm, VmBackupOptions};
 use tresor_engine::Repository;
 use tresor_qemu::{QemuProvider, QemuVmConfig};
@@ -11,6 +11,7 @@ use tresor_vm::{GuestAgentState, Severity, VmProvider, VmRef};
 
 use crate::cli::{VmArgs, VmCommand};
 use crate::commands::repo::human;
+use crate::commands::runtime;
 use crate::progress_bar::with_progress;
 
 /// A provider that knows exactly the VM the command line names.
@@ -25,14 +26,6 @@ fn provider(vm: &VmArgs, disks: Vec<PathBuf>) -> (QemuProvider, VmRef) {
     };
     let vm_ref = config.vm_ref();
     (QemuProvider::new(vec![config]), vm_ref)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 pub fn run(cmd: VmCommand) -> Result<()> {

@@ -176,7 +176,7 @@ pub async fn next_job(
             .blocking(move |s| {
                 let now = s.now();
                 s.store.touch_agent(&agent_id, now, None)?;
-                let Some(mut job) = s.store.claim_job(&agent_id, now, now + LEASE)? else {
+                let Some(job) = s.store.claim_job(&agent_id, now, now + LEASE)? else {
                     return Ok(None);
                 };
                 let item = job
@@ -193,8 +193,6 @@ pub async fn next_job(
                             .passphrase(&job.vault_id, &agent_id)
                             .map_err(ApiError::internal)
                     })?;
-                let body = JobBody::of(&job);
-                job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
                 Ok(Some(Assignment {
                     job_id: job.id.clone(),
                     operation: job.operation.clone(),
@@ -203,7 +201,7 @@ pub async fn next_job(
                     vm: item.as_ref().map(|i| i.vm.clone()),
                     point_name: item.as_ref().map(|i| i.id.clone()),
                     passphrase: repo_pass,
-                    params: body.params,
+                    params: JobBody::of(&job).params,
                 }))
             })
             .await?;
