@@ -64,6 +64,38 @@ impl Cli {
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
 
+    /// Issues credentials of `vault` into `file`, for an agent to register with.
+    fn issue_credentials(&self, vault: &str, file: &Path) {
+        self.ok(&[
+            "vault",
+            "credentials",
+            "-n",
+            vault,
+            "--output-file",
+            file.to_str().unwrap(),
+        ]);
+    }
+
+    /// Waits until an agent has reported VM `vm` as protectable in `vault`.
+    fn wait_protectable(&self, vault: &str, vm: &str) {
+        wait_for("the agent's inventory", Duration::from_secs(30), || {
+            self.json(&["protectable-item", "list", "-v", vault])
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v["vm"] == vm))
+        });
+    }
+
+    /// Starts "back up now" of `item` and waits until `bytes` more went up through
+    /// `proxy`, so that what comes next happens mid-upload. Returns the job's id.
+    fn backup_until_uploading(&self, vault: &str, item: &str, proxy: &Proxy, bytes: u64) -> String {
+        let job = self.json(&["protection", "backup-now", "-v", vault, "-i", item]);
+        let before = proxy.bytes_up();
+        wait_for("the upload to start", Duration::from_secs(60), || {
+            proxy.bytes_up() > before + bytes
+        });
+        job["id"].as_str().unwrap().to_string()
+    }
+
     /// Runs a command that must fail; returns its error output.
     fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -287,14 +319,7 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
 
     // A host agent, registered with vault credentials.
     let creds = d.join("vault.credentials");
-    cli.ok(&[
-        "vault",
-        "credentials",
-        "-n",
-        "Vault-1",
-        "--output-file",
-        creds.to_str().unwrap(),
-    ]);
+    cli.issue_credentials("Vault-1", &creds);
     let agent_toml = agent_config(
         d,
         Some(&creds),
@@ -315,11 +340,7 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
     let _agent = start_agent(&agent_toml);
 
     // Discover and select the VM; enable backup with DefaultPolicy.
-    wait_for("the agent's inventory", Duration::from_secs(30), || {
-        cli.json(&["protectable-item", "list", "-v", "Vault-1"])
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v["vm"] == "web01"))
-    });
+    cli.wait_protectable("Vault-1", "web01");
     let item = cli.json(&[
         "protection",
         "enable-for-vm",
@@ -635,14 +656,7 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
 
     cli.ok(&["vault", "create", "-n", "v2", "-g", "rg", "-l", "local"]);
     let creds = d.join("creds.json");
-    cli.ok(&[
-        "vault",
-        "credentials",
-        "-n",
-        "v2",
-        "--output-file",
-        creds.to_str().unwrap(),
-    ]);
+    cli.issue_credentials("v2", &creds);
     // The agent reaches the server only through the proxy, at 10 MiB/s.
     let proxy = Proxy::start(10 * MIB);
     let agent_toml = agent_config(
@@ -653,11 +667,7 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
         Some(proxy.port),
     );
     let _agent = start_agent(&agent_toml);
-    wait_for("the agent's inventory", Duration::from_secs(30), || {
-        cli.json(&["protectable-item", "list", "-v", "v2"])
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-    });
+    cli.wait_protectable("v2", "db");
     assert!(
         proxy.tunnels.load(std::sync::atomic::Ordering::SeqCst) > 0,
         "the agent went around the proxy"
@@ -674,12 +684,7 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
     ]);
 
     // The network is cut in the middle of the upload, for 3 s: the agent retries.
-    let job = cli.json(&["protection", "backup-now", "-v", "v2", "-i", "db"]);
-    let job_id = job["id"].as_str().unwrap().to_string();
-    let before = proxy.bytes_up();
-    wait_for("the upload to start", Duration::from_secs(60), || {
-        proxy.bytes_up() > before + 12 * MIB
-    });
+    let job_id = cli.backup_until_uploading("v2", "db", &proxy, 12 * MIB);
     proxy.cut(Duration::from_secs(3));
     let out = cli.ok(&["job", "wait", "-v", "v2", "-n", &job_id, "--timeout", "300"]);
     assert!(out.contains("Completed"), "{out}");
@@ -687,12 +692,7 @@ fn an_agent_behind_a_proxy_survives_a_cut_network_and_a_killed_server() {
     // The server is killed in the middle of the next backup and comes back.
     let second = random_write(&test_qmp, d, 50 * MIB, 40, 2);
     expected[50 * MIB as usize..90 * MIB as usize].copy_from_slice(&second);
-    let job = cli.json(&["protection", "backup-now", "-v", "v2", "-i", "db"]);
-    let job_id = job["id"].as_str().unwrap().to_string();
-    let before = proxy.bytes_up();
-    wait_for("the upload to start", Duration::from_secs(60), || {
-        proxy.bytes_up() > before + 12 * MIB
-    });
+    let job_id = cli.backup_until_uploading("v2", "db", &proxy, 12 * MIB);
     let _ = server.0.kill();
     let _ = server.0.wait();
     std::thread::sleep(Duration::from_secs(1));
@@ -783,15 +783,7 @@ fn one_command_protects_a_single_host_and_a_point_becomes_a_new_vm() {
         "-l",
         "local",
     ]);
-    wait_for(
-        "the local agent's inventory",
-        Duration::from_secs(30),
-        || {
-            cli.json(&["protectable-item", "list", "-v", "solo-vault"])
-                .as_array()
-                .is_some_and(|a| a.iter().any(|v| v["vm"] == "app"))
-        },
-    );
+    cli.wait_protectable("solo-vault", "app");
     cli.ok(&[
         "protection",
         "enable-for-vm",
@@ -951,14 +943,7 @@ fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
     random_write(&test_qmp, d, 0, 48, 3);
     cli.ok(&["vault", "create", "-n", "drain", "-g", "rg", "-l", "local"]);
     let creds = d.join("creds.json");
-    cli.ok(&[
-        "vault",
-        "credentials",
-        "-n",
-        "drain",
-        "--output-file",
-        creds.to_str().unwrap(),
-    ]);
+    cli.issue_credentials("drain", &creds);
     let proxy = Proxy::start(4 * MIB);
     let agent_toml = agent_config(
         d,
@@ -968,11 +953,7 @@ fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
         Some(proxy.port),
     );
     let mut agent = start_agent(&agent_toml);
-    wait_for("the agent's inventory", Duration::from_secs(30), || {
-        cli.json(&["protectable-item", "list", "-v", "drain"])
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-    });
+    cli.wait_protectable("drain", "big");
     cli.ok(&[
         "protection",
         "enable-for-vm",
@@ -983,12 +964,7 @@ fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
         "--host",
         "h",
     ]);
-    let job = cli.json(&["protection", "backup-now", "-v", "drain", "-i", "big"]);
-    let job_id = job["id"].as_str().unwrap().to_string();
-    let before = proxy.bytes_up();
-    wait_for("the upload to start", Duration::from_secs(60), || {
-        proxy.bytes_up() > before + 4 * MIB
-    });
+    let job_id = cli.backup_until_uploading("drain", "big", &proxy, 4 * MIB);
     // SIGTERM: the agent drains, it does not die mid-write.
     assert!(Command::new("kill")
         .arg("-TERM")
