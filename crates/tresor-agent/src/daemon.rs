@@ -437,11 +437,13 @@ fn recommendation(code: CheckCode) -> &'static str {
 }
 
 fn open_repo(api: &Arc<ApiClient>, job: &Assignment) -> Result<Repository, String> {
-    let backend = RemoteBackend::new(
-        api.clone(),
-        tokio::runtime::Handle::current(),
-        &job.vault_id,
-    );
+    let handle = tokio::runtime::Handle::current();
+    let from_secondary = job.params["useSecondaryRegion"].as_bool().unwrap_or(false);
+    let backend = if from_secondary {
+        RemoteBackend::secondary(api.clone(), handle, &job.vault_id)
+    } else {
+        RemoteBackend::new(api.clone(), handle, &job.vault_id)
+    };
     tokio::task::block_in_place(|| Repository::open(Arc::new(backend), job.passphrase.as_bytes()))
         .map_err(|e| e.to_string())
 }

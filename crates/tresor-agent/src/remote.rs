@@ -28,6 +28,9 @@ pub struct RemoteBackend {
     api: Arc<ApiClient>,
     handle: Handle,
     vault: String,
+    /// `objects` for the primary copy, `secondary/objects` for the copy in the
+    /// secondary region (read only, during a cross-region restore).
+    objects: &'static str,
     writers: RemoteWriters,
 }
 
@@ -43,6 +46,16 @@ impl RemoteBackend {
             api,
             handle,
             vault: vault_id.to_string(),
+            objects: "objects",
+        }
+    }
+
+    /// The copy of the agent's repository in the vault's secondary region, which the
+    /// server lets it read while it runs a cross-region restore.
+    pub fn secondary(api: Arc<ApiClient>, handle: Handle, vault_id: &str) -> RemoteBackend {
+        RemoteBackend {
+            objects: "secondary/objects",
+            ..RemoteBackend::new(api, handle, vault_id)
         }
     }
 
@@ -56,8 +69,11 @@ impl RemoteBackend {
             ObjectKind::Gc => "gc",
         };
         match name {
-            Some(n) => format!("api/v1/agent/repos/{}/objects/{kind}/{n}", self.vault),
-            None => format!("api/v1/agent/repos/{}/objects/{kind}", self.vault),
+            Some(n) => format!(
+                "api/v1/agent/repos/{}/{}/{kind}/{n}",
+                self.vault, self.objects
+            ),
+            None => format!("api/v1/agent/repos/{}/{}/{kind}", self.vault, self.objects),
         }
     }
 

@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// The URL agents use to reach this server (default: https://LISTEN).
     #[arg(long)]
     pub public_url: Option<String>,
+    /// The server's configuration: locations, their storage targets and pairs,
+    /// replication timing (TOML; default DATA/server.toml when it exists, else every
+    /// location keeps its data in DATA/vaults with the copy in DATA/replica).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Also run a host agent in this process, for the VMs of this host.
     #[arg(long)]
     pub with_local_agent: bool,
@@ -98,6 +103,21 @@ pub enum VaultCommand {
     },
     #[command(subcommand, name = "backup-properties")]
     BackupProperties(BackupPropertiesCommand),
+    /// Copy what the secondary region lacks now (GeoRedundant vaults replicate by
+    /// themselves after every backup; this runs a replication at once and waits).
+    Replicate {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Re-read every recovery point and pack of the vault and report damage; waits
+    /// for the job to end and fails if anything is damaged.
+    Verify {
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Verify the copy in the secondary region instead of the primary.
+        #[arg(long)]
+        use_secondary_region: bool,
+    },
     /// Issue a vault credentials file for registering a host agent.
     Credentials {
         #[arg(long, short = 'n')]
@@ -113,12 +133,16 @@ pub enum VaultCommand {
 
 #[derive(Subcommand)]
 pub enum BackupPropertiesCommand {
-    /// Set the storage redundancy (possible until the first backup is stored).
+    /// Set the storage redundancy (possible until the first backup is stored) and
+    /// cross-region restore (GeoRedundant vaults; once enabled it stays enabled).
     Set {
         #[arg(long, short = 'n')]
         name: String,
         #[arg(long, value_enum)]
-        backup_storage_redundancy: Redundancy,
+        backup_storage_redundancy: Option<Redundancy>,
+        /// Allow listing and restoring recovery points from the secondary region.
+        #[arg(long)]
+        cross_region_restore_flag: Option<bool>,
     },
 }
 
@@ -291,6 +315,10 @@ pub enum PointCommand {
         vault: VaultName,
         #[arg(long, short = 'i')]
         item: String,
+        /// The points the secondary region holds (cross-region restore), including
+        /// those deleted from the primary within the soft-delete window.
+        #[arg(long)]
+        use_secondary_region: bool,
     },
     Show {
         #[command(flatten)]
@@ -299,6 +327,8 @@ pub enum PointCommand {
         item: String,
         #[arg(long, short = 'n')]
         name: String,
+        #[arg(long)]
+        use_secondary_region: bool,
     },
 }
 
@@ -311,6 +341,9 @@ pub struct RestoreTarget {
     /// The recovery point.
     #[arg(long)]
     pub rp_name: String,
+    /// Restore from the copy in the secondary region (cross-region restore).
+    #[arg(long)]
+    pub use_secondary_region: bool,
 }
 
 #[derive(Subcommand)]

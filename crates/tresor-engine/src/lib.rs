@@ -7,6 +7,8 @@
 //!   block device, in parallel and sparse.
 //! - [`verify`]: re-reads what points reference and names the damaged ones.
 //! - [`gc`]: forgets points and reclaims what nothing references.
+//! - [`replicate`]: copies a repository to a second backend, never a manifest before
+//!   the data it references.
 //! - [`bench`]: speeds of the primitives and of the whole pipeline on this machine.
 //!
 //! **Architecture invariant:** the engine knows nothing of HTTP, vaults, policies or
@@ -21,6 +23,7 @@ mod blob_index;
 pub mod gc;
 mod pack_writer;
 pub mod progress;
+pub mod replicate;
 mod repository;
 pub mod restore;
 mod tree;

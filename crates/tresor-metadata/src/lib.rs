@@ -22,6 +22,7 @@ pub use rows::*;
 pub use sqlite::SqliteStore;
 
 use jiff::Timestamp;
+use serde_json::Value;
 
 /// Errors of metadata stores.
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +136,18 @@ pub trait MetadataStore: Send + Sync {
     // Recovery point catalogue.
     fn insert_point(&self, point: &PointRow) -> Result<()>;
     fn get_point(&self, id: &str) -> Result<PointRow>;
+    /// An item's points on the primary (not deleted there), oldest first.
     fn list_points(&self, item_id: &str) -> Result<Vec<PointRow>>;
+    /// A vault's points on the primary, oldest first.
     fn list_vault_points(&self, vault_id: &str) -> Result<Vec<PointRow>>;
+    /// A vault's points including those deleted from the primary but kept on the
+    /// secondary (`primary_deleted` set), oldest first.
+    fn list_vault_points_with_deleted(&self, vault_id: &str) -> Result<Vec<PointRow>>;
     fn update_point(&self, point: &PointRow) -> Result<()>;
     fn delete_point(&self, id: &str) -> Result<()>;
+
+    // Replication state of a vault (lag, errors, pending deletions), a JSON document
+    // only the server interprets.
+    fn get_replication(&self, vault_id: &str) -> Result<Option<Value>>;
+    fn put_replication(&self, vault_id: &str, body: &Value) -> Result<()>;
 }

@@ -27,6 +27,8 @@ pub struct VaultRow {
     /// Set once the first backup is stored.
     pub redundancy_locked: bool,
     pub created: Timestamp,
+    /// Recovery points may be listed and restored from the secondary (GeoRedundant only).
+    pub cross_region_restore: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,4 +138,9 @@ pub struct PointRow {
     pub size: u64,
     /// Disks, stats, warnings.
     pub body: Value,
+    /// When the point became visible on the secondary (GeoRedundant vaults).
+    pub replicated: Option<Timestamp>,
+    /// When it was deleted from the primary (retention or a delete); the row stays while
+    /// the secondary still holds it (the soft-delete window).
+    pub primary_deleted: Option<Timestamp>,
 }

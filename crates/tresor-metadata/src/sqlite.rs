@@ -75,6 +75,16 @@ CREATE INDEX jobs_by_time ON jobs (created DESC, id);
 CREATE INDEX jobs_by_vault ON jobs (vault_id, created DESC, id);
 CREATE INDEX jobs_by_item ON jobs (item_id, created DESC, id);
 "#,
+    r#"
+-- Geo-redundant storage: whether points may be read from the secondary, when each
+-- point reached the secondary, and when it was deleted from the primary (the row then
+-- stays until the soft-delete window ends and the secondary copy goes too).
+ALTER TABLE vaults ADD COLUMN cross_region_restore INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE points ADD COLUMN replicated INTEGER;
+ALTER TABLE points ADD COLUMN primary_deleted INTEGER;
+CREATE TABLE replication (
+    vault_id TEXT PRIMARY KEY REFERENCES vaults(id) ON DELETE CASCADE, body TEXT NOT NULL);
+"#,
 ];
 
 /// The catalogue in a SQLite database file.
@@ -137,7 +147,7 @@ fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
 }
 
 const VAULT_COLS: &str =
-    "id, name, resource_group, location, redundancy, redundancy_locked, created";
+    "id, name, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore";
 fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
     Ok(VaultRow {
         id: r.get(0)?,
@@ -147,6 +157,7 @@ fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
         redundancy: r.get(4)?,
         redundancy_locked: r.get(5)?,
         created: ts(r.get(6)?)?,
+        cross_region_restore: r.get(7)?,
     })
 }
 
@@ -211,7 +222,7 @@ fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
 }
 
 const POINT_COLS: &str =
-    "id, vault_id, item_id, created, consistency, expires, on_demand, size, body";
+    "id, vault_id, item_id, created, consistency, expires, on_demand, size, body, replicated, primary_deleted";
 fn point_row(r: &Row) -> rusqlite::Result<PointRow> {
     Ok(PointRow {
         id: r.get(0)?,
@@ -223,6 +234,8 @@ fn point_row(r: &Row) -> rusqlite::Result<PointRow> {
         on_demand: r.get(6)?,
         size: r.get::<_, i64>(7)? as u64,
         body: json(r.get(8)?)?,
+        replicated: opt_ts(r.get(9)?)?,
+        primary_deleted: opt_ts(r.get(10)?)?,
     })
 }
 
@@ -373,9 +386,9 @@ impl MetadataStore for SqliteStore {
 
     fn insert_vault(&self, v: &VaultRow) -> Result<()> {
         self.exec(
-            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created)],
+            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created), v.cross_region_restore],
             &format!("a vault named {}", v.name),
         )
     }
@@ -408,8 +421,8 @@ impl MetadataStore for SqliteStore {
     fn update_vault(&self, v: &VaultRow) -> Result<()> {
         self.change_one(
             format!("vault {}", v.id),
-            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5 WHERE id = ?1",
-            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked],
+            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5, cross_region_restore = ?6 WHERE id = ?1",
+            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked, v.cross_region_restore],
         )
     }
 
@@ -773,7 +786,7 @@ impl MetadataStore for SqliteStore {
     fn insert_point(&self, p: &PointRow) -> Result<()> {
         self.exec(
             &format!(
-                "INSERT INTO points ({POINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO points ({POINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             ),
             params![
                 p.id,
@@ -784,7 +797,9 @@ impl MetadataStore for SqliteStore {
                 p.expires.map(ms),
                 p.on_demand,
                 p.size as i64,
-                p.body.to_string()
+                p.body.to_string(),
+                p.replicated.map(ms),
+                p.primary_deleted.map(ms)
             ],
             &format!("recovery point {}", p.id),
         )
@@ -801,13 +816,21 @@ impl MetadataStore for SqliteStore {
 
     fn list_points(&self, item_id: &str) -> Result<Vec<PointRow>> {
         self.query(
-            &format!("SELECT {POINT_COLS} FROM points WHERE item_id = ?1 ORDER BY created"),
+            &format!("SELECT {POINT_COLS} FROM points WHERE item_id = ?1 AND primary_deleted IS NULL ORDER BY created"),
             [item_id],
             point_row,
         )
     }
 
     fn list_vault_points(&self, vault_id: &str) -> Result<Vec<PointRow>> {
+        self.query(
+            &format!("SELECT {POINT_COLS} FROM points WHERE vault_id = ?1 AND primary_deleted IS NULL ORDER BY created"),
+            [vault_id],
+            point_row,
+        )
+    }
+
+    fn list_vault_points_with_deleted(&self, vault_id: &str) -> Result<Vec<PointRow>> {
         self.query(
             &format!("SELECT {POINT_COLS} FROM points WHERE vault_id = ?1 ORDER BY created"),
             [vault_id],
@@ -818,8 +841,8 @@ impl MetadataStore for SqliteStore {
     fn update_point(&self, p: &PointRow) -> Result<()> {
         self.change_one(
             format!("recovery point {}", p.id),
-            "UPDATE points SET expires = ?2, body = ?3 WHERE id = ?1",
-            params![p.id, p.expires.map(ms), p.body.to_string()],
+            "UPDATE points SET expires = ?2, body = ?3, replicated = ?4, primary_deleted = ?5 WHERE id = ?1",
+            params![p.id, p.expires.map(ms), p.body.to_string(), p.replicated.map(ms), p.primary_deleted.map(ms)],
         )
     }
 
@@ -828,6 +851,23 @@ impl MetadataStore for SqliteStore {
             format!("recovery point {id}"),
             "DELETE FROM points WHERE id = ?1",
             [id],
+        )
+    }
+
+    fn get_replication(&self, vault_id: &str) -> Result<Option<Value>> {
+        self.optional(
+            "SELECT body FROM replication WHERE vault_id = ?1",
+            [vault_id],
+            |r| json(r.get(0)?),
+        )
+    }
+
+    fn put_replication(&self, vault_id: &str, body: &Value) -> Result<()> {
+        self.exec(
+            "INSERT INTO replication (vault_id, body) VALUES (?1, ?2)
+             ON CONFLICT (vault_id) DO UPDATE SET body = excluded.body",
+            params![vault_id, body.to_string()],
+            &format!("replication state of vault {vault_id}"),
         )
     }
 }

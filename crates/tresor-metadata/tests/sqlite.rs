@@ -17,6 +17,7 @@ fn vault(id: &str, name: &str) -> VaultRow {
         location: "local".into(),
         redundancy: "GeoRedundant".into(),
         redundancy_locked: false,
+        cross_region_restore: false,
         created: t("2026-01-01T00:00:00Z"),
     }
 }

@@ -57,6 +57,7 @@ async fn main() {
             location: "local".into(),
             redundancy: "LocallyRedundant".into(),
             redundancy_locked: false,
+            cross_region_restore: false,
             created: start,
         })
         .unwrap();

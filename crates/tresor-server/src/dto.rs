@@ -30,13 +30,15 @@ pub struct VaultDto {
     pub storage_redundancy: String,
     /// True once the first backup is stored: redundancy can no longer change.
     pub redundancy_locked: bool,
-    /// Whether the vault's data is copied to a secondary target, said plainly.
-    pub replication: String,
+    /// Recovery points can be listed and restored from the secondary region.
+    pub cross_region_restore: bool,
+    /// The copy in the paired location: status, lag, bytes pending, last error.
+    pub replication: Value,
     pub created: Timestamp,
 }
 
-impl From<&VaultRow> for VaultDto {
-    fn from(v: &VaultRow) -> VaultDto {
+impl VaultDto {
+    pub fn new(v: &VaultRow, replication: Value) -> VaultDto {
         VaultDto {
             id: v.id.clone(),
             name: v.name.clone(),
@@ -44,11 +46,8 @@ impl From<&VaultRow> for VaultDto {
             location: v.location.clone(),
             storage_redundancy: v.redundancy.clone(),
             redundancy_locked: v.redundancy_locked,
-            replication: if v.redundancy == "GeoRedundant" {
-                "NotReplicating: GeoRedundant replication to a secondary target in the paired location is not available yet; recovery points are stored in the primary target only".into()
-            } else {
-                "NotApplicable".into()
-            },
+            cross_region_restore: v.cross_region_restore,
+            replication,
             created: v.created,
         }
     }
@@ -77,6 +76,9 @@ pub struct ItemDto {
     pub protection_state: String,
     pub last_backup_time: Option<Timestamp>,
     pub created: Timestamp,
+    /// The item's copy in the secondary region (shown for one item, not in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Value>,
 }
 
 impl ItemDto {
@@ -91,6 +93,7 @@ impl ItemDto {
             protection_state: i.state.clone(),
             last_backup_time: i.last_backup,
             created: i.created,
+            replication: None,
         }
     }
 }
@@ -181,6 +184,11 @@ pub struct PointDto {
     /// Virtual size of its disks, bytes.
     pub size: u64,
     pub details: Value,
+    /// When it reached the secondary region (GeoRedundant vaults).
+    pub replicated: Option<Timestamp>,
+    /// When it was deleted from the primary; it stays restorable from the secondary
+    /// until the soft-delete window ends.
+    pub deleted_from_primary: Option<Timestamp>,
 }
 
 impl From<&PointRow> for PointDto {
@@ -194,6 +202,8 @@ impl From<&PointRow> for PointDto {
             on_demand: p.on_demand,
             size: p.size,
             details: p.body.clone(),
+            replicated: p.replicated,
+            deleted_from_primary: p.primary_deleted,
         }
     }
 }

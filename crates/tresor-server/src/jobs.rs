@@ -136,10 +136,8 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
         .ok_or_else(|| ApiError::internal("backup job without item"))?;
     let mut item = state.store.get_item(&item_id)?;
     let agent = job.agent_id.clone().unwrap_or_default();
-    let repo = state
-        .repos
-        .open_or_create(&job.vault_id, &agent)
-        .map_err(ApiError::internal)?;
+    let mut vault = state.store.get_vault(&job.vault_id)?;
+    let repo = state.repos.open_or_create(&vault, &agent)?;
     let manifest = repo.load_point(&done.point_id).map_err(|e| {
         ApiError::bad_request(
             "RecoveryPointMissing",
@@ -190,9 +188,10 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
             "frozenMs": done.frozen_ms,
             "host": manifest.host,
         }),
+        replicated: None,
+        primary_deleted: None,
     };
     state.store.insert_point(&point)?;
-    let mut vault = state.store.get_vault(&job.vault_id)?;
     if !vault.redundancy_locked {
         vault.redundancy_locked = true;
         state.store.update_vault(&vault)?;
@@ -214,11 +213,13 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
     });
     finish(state, job, status, None, done.warnings, result)?;
     apply_retention(state, &item)?;
+    state.replication_wake.notify_one();
     Ok(())
 }
 
-/// Deletes the item's expired points: from the repository first, then the catalogue.
-/// Storage is reclaimed by the next garbage collection.
+/// Deletes the item's expired points: from the repository first, then the catalogue
+/// (where a GeoRedundant vault's replicated points stay for the soft-delete window:
+/// see `replication.rs`). Storage is reclaimed by the next garbage collection.
 pub fn apply_retention(state: &AppState, item: &ItemRow) -> ApiResult<usize> {
     if !parse_state(&item.state).applies_retention() {
         return Ok(0);
@@ -232,19 +233,33 @@ pub fn apply_retention(state: &AppState, item: &ItemRow) -> ApiResult<usize> {
     if expired.is_empty() {
         return Ok(0);
     }
-    let repo = state
-        .repos
-        .open_or_create(&item.vault_id, &item.agent_id)
-        .map_err(ApiError::internal)?;
+    let vault = state.store.get_vault(&item.vault_id)?;
+    forget_points(state, &vault, &item.agent_id, &expired)?;
     for p in &expired {
+        tracing::info!(point = %p.id, item = %item.vm_name, "recovery point expired and deleted");
+    }
+    Ok(expired.len())
+}
+
+/// Removes points from the primary repository, then from the catalogue's primary view.
+pub fn forget_points(
+    state: &AppState,
+    vault: &tresor_metadata::VaultRow,
+    agent: &str,
+    points: &[&PointRow],
+) -> ApiResult<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let repo = state.repos.open_or_create(vault, agent)?;
+    for p in points {
         match repo.forget(&p.id) {
             Ok(_) | Err(tresor_engine::Error::PointNotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        state.store.delete_point(&p.id)?;
-        tracing::info!(point = %p.id, item = %item.vm_name, "recovery point expired and deleted");
+        crate::replication::delete_points(state, vault, std::slice::from_ref(*p))?;
     }
-    Ok(expired.len())
+    Ok(())
 }
 
 /// Fails the jobs whose agent stopped reporting.

@@ -3,11 +3,14 @@
 //! One data directory holds everything of the embedded default:
 //!
 //! ```text
-//! DATA/metadata.db      the catalogue (SQLite; see tresor-metadata)
-//! DATA/tls/             the self-signed certificate and its key (0600)
-//! DATA/vaults/V/hosts/A the repository of host agent A in vault V
-//! DATA/secrets/         each repository's passphrase (0700 folder, 0600 files)
-//! DATA/cli.json         URL, certificate fingerprint and admin token for the CLI (0600)
+//! DATA/metadata.db       the catalogue (SQLite; see tresor-metadata)
+//! DATA/server.toml       locations, their storage targets and pairs (optional)
+//! DATA/tls/              the self-signed certificate and its key (0600)
+//! DATA/vaults/V/hosts/A  the repository of host agent A in vault V (embedded default
+//!                        primary target; a location may name another folder)
+//! DATA/replica/V/hosts/A its copy in the paired location (embedded default secondary)
+//! DATA/secrets/          each repository's passphrase (0700 folder, 0600 files)
+//! DATA/cli.json          URL, certificate fingerprint and admin token for the CLI (0600)
 //! ```
 //!
 //! - `api/`: the REST API, one module per resource; `openapi.rs` describes it.
@@ -15,6 +18,9 @@
 //! - `jobs.rs`: the job engine (leases, completion, recovery point catalogue, retention).
 //! - `scheduler.rs`: policies' schedules to backup jobs, each window once.
 //! - `repos.rs`: one repository per (vault, host), so an agent reaches only its own.
+//! - `locations.rs`: locations' storage targets and pairs (`server.toml`).
+//! - `replication.rs`: GeoRedundant vaults copied to the paired location, deletes delayed.
+//! - `verify.rs`: re-reading a vault's data in either region.
 //!
 //! **Architecture invariant:** knows nothing of QEMU: VMs are what agents report.
 //! Rules are the domain model's; the catalogue is the metadata store's.
@@ -24,10 +30,13 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod jobs;
+pub mod locations;
 pub mod openapi;
+pub mod replication;
 pub mod repos;
 pub mod scheduler;
 pub mod state;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,9 +62,11 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Extra names for the certificate (the host's public name).
     pub tls_names: Vec<String>,
-    /// Run the scheduler, lease sweeper, retention and GC loops.
+    /// Run the scheduler, lease sweeper, retention, replication and GC loops.
     pub background: bool,
     pub clock: Arc<dyn Clock>,
+    /// The configuration file naming locations (default `DATA/server.toml`, optional).
+    pub config_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -67,6 +78,7 @@ impl ServerConfig {
             tls_names: Vec::new(),
             background: true,
             clock: Arc::new(SystemClock),
+            config_file: None,
         }
     }
 }
@@ -121,6 +133,8 @@ pub enum StartError {
     Metadata(#[from] tresor_metadata::StoreError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("cannot listen on {addr}: {source}. Is another server running there? Choose another address with --listen")]
     Listen {
         addr: SocketAddr,
@@ -161,6 +175,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         source,
     };
     std::fs::create_dir_all(&dir).map_err(data_err)?;
+    let locations = locations::Locations::load(&dir, config.config_file.as_deref())
+        .map_err(StartError::Config)?;
     let store = SqliteStore::open(&dir.join("metadata.db"))?;
     let identity = tresor_tls::ServerIdentity::load_or_create(&dir.join("tls"), &config.tls_names)
         .map_err(|e| StartError::Tls(e.to_string()))?;
@@ -207,15 +223,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let state = Arc::new(AppState {
         store: Arc::new(store) as Arc<dyn MetadataStore>,
-        repos: Repos::new(&dir).map_err(data_err)?,
+        repos: Repos::new(&dir, locations).map_err(data_err)?,
         data_dir: dir.clone(),
         clock: config.clock.clone(),
         public_url: url.clone(),
         fingerprint: fingerprint.clone(),
         jobs_changed: tokio::sync::Notify::new(),
         writers: Mutex::new(Default::default()),
+        storage_maintenance: Mutex::new(()),
+        replication_wake: tokio::sync::Notify::new(),
     });
     jobs::extend_leases_after_restart(&state).map_err(|e| StartError::Other(e.to_string()))?;
+    replication::fail_interrupted_runs(&state).map_err(|e| StartError::Other(e.to_string()))?;
 
     let app = api::router(state.clone());
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(identity.rustls_server_config());
@@ -270,7 +289,30 @@ fn background_loops(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     }
+    let replicator = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let s = state.clone();
+                match tokio::task::spawn_blocking(move || replication::run_all(&s)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(loop_name = "replication", error = %e, "background step failed")
+                    }
+                    Err(e) => {
+                        tracing::error!(loop_name = "replication", error = %e, "background step panicked")
+                    }
+                }
+                // A finished backup wakes the loop at once; otherwise it looks again
+                // after a while (retries after failures wait their own backoff).
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), state.replication_wake.notified())
+                        .await;
+            }
+        })
+    };
     vec![
+        replicator,
         every(state.clone(), Duration::from_secs(15), "scheduler", |s| {
             scheduler::tick(s, s.now()).map(|_| ())
         }),

@@ -15,8 +15,9 @@ use serde_json::json;
 
 use crate::api::agents::BACKUP_TASKS;
 use crate::api::policies;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::jobs::{self, parse_state};
+use crate::repos::Region;
 use crate::state::AppState;
 
 /// What one tick did.
@@ -82,17 +83,15 @@ pub fn retention(state: &AppState) -> ApiResult<usize> {
 /// has an unfinished job is also left alone, because an agent's registration is held
 /// by the server process and does not survive a server restart, while the job does.
 pub fn collect_garbage(state: &AppState) -> ApiResult<()> {
+    let _exclusive = state.storage_maintenance.lock();
     for vault in state.store.list_vaults()? {
-        for agent in state.repos.of_vault(&vault.id) {
-            if !state.repos.exists(&vault.id, &agent)
+        for agent in state.repos.of_vault(&vault, Region::Primary) {
+            if !state.repos.exists(&vault, &agent, Region::Primary)
                 || !state.store.running_jobs_of_agent(&agent)?.is_empty()
             {
                 continue;
             }
-            let repo = state
-                .repos
-                .open_or_create(&vault.id, &agent)
-                .map_err(ApiError::internal)?;
+            let repo = state.repos.open_or_create(&vault, &agent)?;
             let report =
                 tresor_engine::gc::run(&repo, &tresor_engine::gc::GcOptions::default(), None)?;
             tracing::info!(vault = %vault.name, agent = %agent, "{report}");

@@ -44,6 +44,11 @@ pub struct AppState {
     pub jobs_changed: tokio::sync::Notify,
     /// Registrations agents hold while they write, by registration id.
     pub writers: Mutex<HashMap<String, HeldWriter>>,
+    /// Held by garbage collection and replication runs: collection removes objects a
+    /// run may be copying.
+    pub storage_maintenance: Mutex<()>,
+    /// Wakes the replication loop (a backup completed).
+    pub replication_wake: tokio::sync::Notify,
 }
 
 impl AppState {

@@ -599,6 +599,8 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
                 on_demand,
                 size: 1,
                 body: json!({}),
+                replicated: None,
+                primary_deleted: None,
             })
             .unwrap();
     }

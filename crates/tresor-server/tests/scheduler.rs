@@ -45,6 +45,7 @@ fn protect(state: &AppState, time: &str, zone: &str, since: Timestamp) -> String
             location: "local".into(),
             redundancy: "LocallyRedundant".into(),
             redundancy_locked: false,
+            cross_region_restore: false,
             created: since,
         })
         .unwrap();

@@ -22,6 +22,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let mut config = tresor_server::ServerConfig::new(&args.data_dir);
         config.listen = args.listen;
         config.public_url = args.public_url.clone();
+        config.config_file = args.config.clone();
         let server = tresor_server::start(config).await?;
         println!("Tresor vault server at {}", server.url);
         println!("certificate fingerprint (SHA-256): {}", server.fingerprint);
@@ -220,8 +221,14 @@ pub fn manage(cmd: Command) -> Result<()> {
                             .await?
                     }
                     ItemCommand::Show { vault, name } => {
-                        api.get_json(&format!("api/v1/vaults/{}/items/{name}", vault.vault_name))
-                            .await?
+                        let v: Value = api
+                            .get_json(&format!("api/v1/vaults/{}/items/{name}", vault.vault_name))
+                            .await?;
+                        print(m.connection.output, &v, ITEM_COLUMNS)?;
+                        if m.connection.output == Output::Table {
+                            print_replication(&v["replication"]);
+                        }
+                        return Ok(());
                     }
                 };
                 print(m.connection.output, &v, ITEM_COLUMNS)
@@ -230,16 +237,25 @@ pub fn manage(cmd: Command) -> Result<()> {
             Command::Recoverypoint(m) => {
                 let api = connect(&m.connection)?;
                 let v: Value = match m.command {
-                    PointCommand::List { vault, item } => {
+                    PointCommand::List {
+                        vault,
+                        item,
+                        use_secondary_region,
+                    } => {
                         api.get_json(&format!(
-                            "api/v1/vaults/{}/items/{item}/recovery-points",
+                            "api/v1/vaults/{}/items/{item}/recovery-points?useSecondaryRegion={use_secondary_region}",
                             vault.vault_name
                         ))
                         .await?
                     }
-                    PointCommand::Show { vault, item, name } => {
+                    PointCommand::Show {
+                        vault,
+                        item,
+                        name,
+                        use_secondary_region,
+                    } => {
                         api.get_json(&format!(
-                            "api/v1/vaults/{}/items/{item}/recovery-points/{name}",
+                            "api/v1/vaults/{}/items/{item}/recovery-points/{name}?useSecondaryRegion={use_secondary_region}",
                             vault.vault_name
                         ))
                         .await?
@@ -255,6 +271,8 @@ pub fn manage(cmd: Command) -> Result<()> {
                         ("EXPIRY", "expiry"),
                         ("ON DEMAND", "onDemand"),
                         ("SIZE", "size"),
+                        ("IN SECONDARY", "replicated"),
+                        ("DELETED FROM PRIMARY", "deletedFromPrimary"),
                     ],
                 )
             }
@@ -369,23 +387,53 @@ async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result<()>
                 body["storageRedundancy"] = json!(r.as_str());
             }
             let v: Value = api.post_json("api/v1/vaults", &body).await?;
-            print(output, &v, VAULT_COLUMNS)?;
-            if output == Output::Table && v["storageRedundancy"] == "GeoRedundant" {
-                eprintln!("note: {}", v["replication"].as_str().unwrap_or_default());
-            }
-            Ok(())
+            print_vault(output, &v)
         }
         VaultCommand::List => print(
             output,
             &api.get_json::<Value>("api/v1/vaults").await?,
             VAULT_COLUMNS,
         ),
-        VaultCommand::Show { name } => print(
+        VaultCommand::Show { name } => print_vault(
             output,
             &api.get_json::<Value>(&format!("api/v1/vaults/{name}"))
                 .await?,
-            VAULT_COLUMNS,
         ),
+        VaultCommand::Replicate { name } => {
+            let v: Value = api
+                .post_json(&format!("api/v1/vaults/{name}/replicate"), &json!({}))
+                .await?;
+            print_job(output, &v)?;
+            job_succeeded(&v)
+        }
+        VaultCommand::Verify {
+            name,
+            use_secondary_region,
+        } => {
+            let v: Value = api
+                .post_json(
+                    &format!("api/v1/vaults/{name}/verify"),
+                    &json!({ "useSecondaryRegion": use_secondary_region }),
+                )
+                .await?;
+            let id = v["id"].as_str().unwrap_or_default().to_string();
+            let done = wait_for_job(api, &name, &id, 24 * 3600).await?;
+            print_job(output, &done)?;
+            if output == Output::Table {
+                for p in done["result"]["damagedPoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  damaged recovery point {}: {}",
+                        p["id"].as_str().unwrap_or(""),
+                        p["problems"]
+                    );
+                }
+            }
+            job_succeeded(&done)
+        }
         VaultCommand::Delete { name, yes } => {
             confirm(yes, &format!("delete vault {name}"))?;
             api.delete(&format!("api/v1/vaults/{name}")).await?;
@@ -395,17 +443,25 @@ async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result<()>
         VaultCommand::BackupProperties(BackupPropertiesCommand::Set {
             name,
             backup_storage_redundancy,
+            cross_region_restore_flag,
         }) => {
+            if backup_storage_redundancy.is_none() && cross_region_restore_flag.is_none() {
+                bail!("nothing to set: give --backup-storage-redundancy and/or --cross-region-restore-flag");
+            }
+            let body = json!({
+                "storageRedundancy": backup_storage_redundancy.map(|r| r.as_str()),
+                "crossRegionRestore": cross_region_restore_flag,
+            });
             let v: Value = api
                 .send(
                     reqwest::Method::PUT,
                     &format!("api/v1/vaults/{name}/backup-properties"),
-                    |r| r.json(&json!({"storageRedundancy": backup_storage_redundancy.as_str()})),
+                    |r| r.json(&body),
                 )
                 .await?
                 .json()
                 .await?;
-            print(output, &v, VAULT_COLUMNS)
+            print_vault(output, &v)
         }
         VaultCommand::Credentials {
             name,
@@ -608,49 +664,60 @@ async fn job(api: &ApiClient, output: Output, cmd: JobCommand) -> Result<()> {
             name,
             timeout,
         } => {
-            let path = format!("api/v1/vaults/{}/jobs/{name}", vault.vault_name);
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let b = indicatif::ProgressBar::new(100);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}%")
-                        .expect("template"),
-                );
-                b
-            });
-            let started = std::time::Instant::now();
-            let job = loop {
-                let v: Value = api.get_json(&path).await?;
-                if let Some(b) = &bar {
-                    b.set_message(format!(
-                        "{} {}",
-                        v["operation"].as_str().unwrap_or(""),
-                        v["vmName"].as_str().unwrap_or("")
-                    ));
-                    b.set_position(v["percent"].as_f64().unwrap_or(0.0) as u64);
-                }
-                let status = v["status"].as_str().unwrap_or("").to_string();
-                if !matches!(status.as_str(), "InProgress" | "Cancelling") {
-                    break v;
-                }
-                if started.elapsed() > Duration::from_secs(timeout) {
-                    bail!("job {name} still runs after {timeout} s");
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            };
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
+            let job = wait_for_job(api, &vault.vault_name, &name, timeout).await?;
             print_job(output, &job)?;
-            match job["status"].as_str() {
-                Some("Completed" | "CompletedWithWarnings") => Ok(()),
-                Some(s) => bail!(
-                    "job {name} ended {s}: {} {}",
-                    job["error"]["code"].as_str().unwrap_or(""),
-                    job["error"]["message"].as_str().unwrap_or("")
-                ),
-                None => bail!("job {name}: no status"),
-            }
+            job_succeeded(&job)
         }
+    }
+}
+
+/// Polls a job until it ends, with a progress bar on a terminal.
+async fn wait_for_job(api: &ApiClient, vault: &str, name: &str, timeout: u64) -> Result<Value> {
+    let path = format!("api/v1/vaults/{vault}/jobs/{name}");
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(100);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}%").expect("template"),
+        );
+        b
+    });
+    let started = std::time::Instant::now();
+    let job = loop {
+        let v: Value = api.get_json(&path).await?;
+        if let Some(b) = &bar {
+            b.set_message(format!(
+                "{} {}",
+                v["operation"].as_str().unwrap_or(""),
+                v["vmName"].as_str().unwrap_or("")
+            ));
+            b.set_position(v["percent"].as_f64().unwrap_or(0.0) as u64);
+        }
+        let status = v["status"].as_str().unwrap_or("").to_string();
+        if !matches!(status.as_str(), "InProgress" | "Cancelling") {
+            break v;
+        }
+        if started.elapsed() > Duration::from_secs(timeout) {
+            bail!("job {name} still runs after {timeout} s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(job)
+}
+
+/// Ok when the job completed; an error naming its code and message otherwise.
+fn job_succeeded(job: &Value) -> Result<()> {
+    let name = job["id"].as_str().unwrap_or("?");
+    match job["status"].as_str() {
+        Some("Completed" | "CompletedWithWarnings") => Ok(()),
+        Some(s) => bail!(
+            "job {name} ended {s}: {} {}",
+            job["error"]["code"].as_str().unwrap_or(""),
+            job["error"]["message"].as_str().unwrap_or("")
+        ),
+        None => bail!("job {name}: no status"),
     }
 }
 
@@ -722,6 +789,8 @@ async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Result
             (target, body)
         }
     };
+    let mut body = body;
+    body["useSecondaryRegion"] = json!(t.use_secondary_region);
     let v: Value = api
         .post_json(
             &format!(
@@ -732,4 +801,61 @@ async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Result
         )
         .await?;
     print(output, &v, JOB_COLUMNS)
+}
+
+/// A vault, with its replication in a few lines under the table.
+fn print_vault(output: Output, v: &Value) -> Result<()> {
+    print(output, v, VAULT_COLUMNS)?;
+    if output == Output::Table {
+        print_replication(&v["replication"]);
+        if v["storageRedundancy"] == "GeoRedundant" {
+            println!(
+                "  cross-region restore: {}",
+                if v["crossRegionRestore"] == true {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The replication status the server reports for a vault or an item.
+fn print_replication(r: &Value) {
+    let status = r["status"].as_str().unwrap_or("-");
+    if matches!(status, "NotApplicable" | "-") {
+        return;
+    }
+    println!(
+        "  replication to {}: {status}; lag {:.0} s, {} pending in {} recovery points, {} recovery points in the secondary region{}",
+        r["secondaryLocation"].as_str().unwrap_or("?"),
+        r["lagSeconds"].as_f64().unwrap_or(0.0),
+        human(r["bytesPending"].as_u64().unwrap_or(0)),
+        r["pendingRecoveryPoints"].as_u64().unwrap_or(0),
+        r["recoveryPointsOnSecondary"].as_u64().unwrap_or(0),
+        match r["softDeletedRecoveryPoints"].as_u64() {
+            Some(n) if n > 0 => format!(" ({n} deleted from the primary, kept for the soft-delete window)"),
+            _ => String::new(),
+        }
+    );
+    if let Some(t) = r["lastSuccess"].as_str() {
+        println!("  last replicated: {t}");
+    }
+    if r["lastError"].is_object() {
+        println!(
+            "  last error {} at {}: {}",
+            r["lastError"]["code"].as_str().unwrap_or(""),
+            r["lastError"]["time"].as_str().unwrap_or(""),
+            r["lastError"]["message"].as_str().unwrap_or("")
+        );
+        println!(
+            "  recommended action: {}",
+            r["lastError"]["recommendation"].as_str().unwrap_or("")
+        );
+        if let Some(t) = r["nextAttempt"].as_str() {
+            println!("  next attempt: {t}");
+        }
+    }
 }

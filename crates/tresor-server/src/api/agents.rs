@@ -176,7 +176,7 @@ pub async fn next_job(
             .blocking(move |s| {
                 let now = s.now();
                 s.store.touch_agent(&agent_id, now, None)?;
-                let Some(job) = s.store.claim_job(&agent_id, now, now + LEASE)? else {
+                let Some(mut job) = s.store.claim_job(&agent_id, now, now + LEASE)? else {
                     return Ok(None);
                 };
                 let item = job
@@ -184,15 +184,50 @@ pub async fn next_job(
                     .as_deref()
                     .map(|i| s.store.get_item(i))
                     .transpose()?;
+                let params = JobBody::of(&job).params;
+                let from_secondary = params
+                    .get("useSecondaryRegion")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let vault = s.store.get_vault(&job.vault_id)?;
+                // A cross-region restore must work with the primary gone: it needs the
+                // passphrase only, never a (new) primary repository.
+                let ready = if from_secondary {
+                    Ok(())
+                } else {
+                    s.repos.open_or_create(&vault, &agent_id).map(|_| ())
+                };
+                if let Err(e) = ready {
+                    // The job cannot run: it fails with the storage's code, and the
+                    // agent waits for the next one.
+                    let rec = e.recommendation().to_string();
+                    crate::jobs::finish(
+                        s,
+                        &mut job,
+                        tresor_domain::JobStatus::Failed,
+                        Some(tresor_domain::JobErrorInfo {
+                            code: e.code.into(),
+                            message: e.message,
+                            recommendation: rec,
+                        }),
+                        Vec::new(),
+                        Value::Null,
+                    )?;
+                    if job.operation == "Backup" {
+                        if let Some(item) = &item {
+                            let mut item = item.clone();
+                            item.state = crate::dto::enum_name(
+                                crate::jobs::parse_state(&item.state).after_backup_failed(),
+                            );
+                            s.store.update_item(&item)?;
+                        }
+                    }
+                    return Ok(None);
+                }
                 let repo_pass = s
                     .repos
-                    .open_or_create(&job.vault_id, &agent_id)
-                    .map_err(ApiError::internal)
-                    .and_then(|_| {
-                        s.repos
-                            .passphrase(&job.vault_id, &agent_id)
-                            .map_err(ApiError::internal)
-                    })?;
+                    .passphrase(&job.vault_id, &agent_id)
+                    .map_err(ApiError::internal)?;
                 Ok(Some(Assignment {
                     job_id: job.id.clone(),
                     operation: job.operation.clone(),
@@ -201,7 +236,7 @@ pub async fn next_job(
                     vm: item.as_ref().map(|i| i.vm.clone()),
                     point_name: item.as_ref().map(|i| i.id.clone()),
                     passphrase: repo_pass,
-                    params: JobBody::of(&job).params,
+                    params,
                 }))
             })
             .await?;

@@ -252,7 +252,10 @@ pub async fn show(
     state
         .blocking(move |s| {
             let v = find_vault(s, &vault)?;
-            item_dto(s, &find_item(s, &v, &item)?).map(Json)
+            let item = find_item(s, &v, &item)?;
+            let mut dto = item_dto(s, &item)?;
+            dto.replication = Some(crate::replication::status(s, &v, Some(&item.id), s.now())?);
+            Ok(Json(dto))
         })
         .await
 }
@@ -348,20 +351,9 @@ pub async fn disable(
             let mut deleted = 0;
             if delete {
                 let points = s.store.list_points(&item.id)?;
-                if !points.is_empty() {
-                    let repo = s
-                        .repos
-                        .open_or_create(&v.id, &item.agent_id)
-                        .map_err(ApiError::internal)?;
-                    for p in &points {
-                        match repo.forget(&p.id) {
-                            Ok(_) | Err(tresor_engine::Error::PointNotFound { .. }) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                        s.store.delete_point(&p.id)?;
-                        deleted += 1;
-                    }
-                }
+                let refs: Vec<&tresor_metadata::PointRow> = points.iter().collect();
+                jobs::forget_points(s, &v, &item.agent_id, &refs)?;
+                deleted = points.len();
                 item.active = false;
             }
             item.state = enum_name(next);
@@ -379,23 +371,108 @@ pub async fn disable(
         .await
 }
 
+/// `?useSecondaryRegion=true`: the points as the secondary region holds them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionQuery {
+    #[serde(default)]
+    pub use_secondary_region: bool,
+}
+
+/// Cross-region restore must be enabled on the vault to read from the secondary.
+fn check_crr(v: &VaultRow) -> ApiResult<()> {
+    if !v.cross_region_restore {
+        return Err(ApiError::bad_request(
+            "CrossRegionRestoreNotEnabled",
+            format!(
+                "cross-region restore is not enabled on vault {}{}",
+                v.name,
+                if v.redundancy == "GeoRedundant" {
+                    ""
+                } else {
+                    " (and it is LocallyRedundant: it has no secondary copy)"
+                }
+            ),
+            "enable it: tresor vault update NAME --cross-region-restore (GeoRedundant vaults only)",
+        ));
+    }
+    Ok(())
+}
+
+/// An item's points in one region, newest first. The secondary's are those that
+/// reached it, including points deleted from the primary within the soft-delete window.
+fn region_points(
+    s: &AppState,
+    v: &VaultRow,
+    item: &ItemRow,
+    secondary: bool,
+) -> ApiResult<Vec<tresor_metadata::PointRow>> {
+    let mut points = if secondary {
+        check_crr(v)?;
+        s.store
+            .list_vault_points_with_deleted(&v.id)?
+            .into_iter()
+            .filter(|p| p.item_id == item.id && p.replicated.is_some())
+            .collect()
+    } else {
+        s.store.list_points(&item.id)?
+    };
+    points.reverse();
+    Ok(points)
+}
+
+/// The point `id` of `item` in one region.
+fn region_point(
+    s: &AppState,
+    v: &VaultRow,
+    item: &ItemRow,
+    id: &str,
+    secondary: bool,
+) -> ApiResult<tresor_metadata::PointRow> {
+    let missing = || {
+        ApiError::not_found(format!(
+            "recovery point {id} of {} in the {} region",
+            item.vm_name,
+            if secondary { "secondary" } else { "primary" }
+        ))
+    };
+    let p = s.store.get_point(id).map_err(|_| missing())?;
+    if p.item_id != item.id {
+        return Err(missing());
+    }
+    if secondary {
+        check_crr(v)?;
+        if p.replicated.is_none() {
+            return Err(ApiError::conflict(
+                "RecoveryPointNotInSecondaryRegion",
+                format!(
+                    "recovery point {id} of {} has not reached the secondary region yet",
+                    item.vm_name
+                ),
+                "restore it from the primary region, or wait for replication (tresor vault show)",
+            ));
+        }
+    } else if p.primary_deleted.is_some() {
+        return Err(ApiError::not_found(format!(
+            "recovery point {id} of {} was deleted from the primary region; it is still in the secondary region (--use-secondary-region)",
+            item.vm_name
+        )));
+    }
+    Ok(p)
+}
+
 pub async fn points(
     _: Admin,
     State(state): State<Arc<AppState>>,
     Path((vault, item)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<RegionQuery>,
 ) -> ApiResult<Json<Vec<PointDto>>> {
     state
         .blocking(move |s| {
             let v = find_vault(s, &vault)?;
             let item = find_item(s, &v, &item)?;
-            let mut points: Vec<PointDto> = s
-                .store
-                .list_points(&item.id)?
-                .iter()
-                .map(PointDto::from)
-                .collect();
-            points.reverse();
-            Ok(Json(points))
+            let points = region_points(s, &v, &item, q.use_secondary_region)?;
+            Ok(Json(points.iter().map(PointDto::from).collect()))
         })
         .await
 }
@@ -404,18 +481,13 @@ pub async fn point(
     _: Admin,
     State(state): State<Arc<AppState>>,
     Path((vault, item, point)): Path<(String, String, String)>,
+    axum::extract::Query(q): axum::extract::Query<RegionQuery>,
 ) -> ApiResult<Json<PointDto>> {
     state
         .blocking(move |s| {
             let v = find_vault(s, &vault)?;
             let item = find_item(s, &v, &item)?;
-            let p = s.store.get_point(&point)?;
-            if p.item_id != item.id {
-                return Err(ApiError::not_found(format!(
-                    "recovery point {point} of {}",
-                    item.vm_name
-                )));
-            }
+            let p = region_point(s, &v, &item, &point, q.use_secondary_region)?;
             Ok(Json(PointDto::from(&p)))
         })
         .await
@@ -437,6 +509,9 @@ pub struct RestoreRequest {
     /// Name of the new VM (CreateVm).
     #[serde(default)]
     pub new_name: Option<String>,
+    /// Restore from the copy in the secondary region (cross-region restore).
+    #[serde(default)]
+    pub use_secondary_region: bool,
 }
 
 pub async fn restore(
@@ -480,13 +555,7 @@ pub async fn restore(
         .blocking(move |s| {
             let v = find_vault(s, &vault)?;
             let item = find_item(s, &v, &item)?;
-            let p = s.store.get_point(&req.recovery_point)?;
-            if p.item_id != item.id {
-                return Err(ApiError::not_found(format!(
-                    "recovery point {} of {}",
-                    req.recovery_point, item.vm_name
-                )));
-            }
+            region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
             let job = jobs::new_job(
                 s,
                 &v.id,

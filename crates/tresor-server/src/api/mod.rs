@@ -38,6 +38,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(vaults::set_backup_properties),
         )
         .route(&format!("{v}/credentials"), post(vaults::credentials))
+        .route(&format!("{v}/replicate"), post(vaults::replicate))
+        .route(&format!("{v}/verify"), post(vaults::verify))
         .route(
             &format!("{v}/policies"),
             get(policies::list).post(policies::create),
@@ -85,6 +87,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/agent/repos/{vault}/objects/{kind}/{name}",
             get(storage::get).put(storage::put),
+        )
+        .route(
+            "/api/v1/agent/repos/{vault}/secondary/objects/{kind}",
+            get(storage::list_secondary),
+        )
+        .route(
+            "/api/v1/agent/repos/{vault}/secondary/objects/{kind}/{name}",
+            get(storage::get_secondary),
         )
         .route(
             "/api/v1/agent/repos/{vault}/writers",

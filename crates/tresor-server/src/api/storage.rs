@@ -14,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tresor_storage::{Backend, LocalDir, ObjectKind};
+use tresor_storage::{Backend, ObjectKind};
 
 use crate::auth::Agent;
 use crate::error::{ApiError, ApiResult};
+use crate::repos::Region;
 use crate::state::{AppState, HeldWriter};
 
 /// The names kinds have in paths.
@@ -40,13 +41,54 @@ pub fn kind_of(name: &str) -> ApiResult<ObjectKind> {
 }
 
 /// The agent's repository in `vault`; it must be one the server made for it.
-fn backend(s: &AppState, agent: &str, vault: &str) -> ApiResult<LocalDir> {
-    if !s.repos.exists(vault, agent) {
+fn backend(s: &AppState, agent: &str, vault: &str) -> ApiResult<Arc<dyn Backend>> {
+    let v = s.store.get_vault(vault)?;
+    if !s.repos.exists(&v, agent, Region::Primary) {
+        s.repos.target(&v, Region::Primary)?.check().map_err(|m| {
+            ApiError::from(crate::repos::RepoError {
+                code: "PrimaryStorageUnavailable",
+                message: m,
+            })
+        })?;
         return Err(ApiError::forbidden(
             "this agent has no repository in that vault (it gets one with its first job there)",
         ));
     }
-    s.repos.backend(vault, agent).map_err(ApiError::internal)
+    Ok(s.repos.backend(&v, agent, Region::Primary, false)?)
+}
+
+/// The secondary copy of the agent's repository, for a cross-region restore: read
+/// only, and only while the agent runs a restore job from the secondary region.
+fn secondary_backend(s: &AppState, agent: &str, vault: &str) -> ApiResult<Arc<dyn Backend>> {
+    let v = s.store.get_vault(vault)?;
+    let restoring = s.store.running_jobs_of_agent(agent)?.iter().any(|j| {
+        j.vault_id == v.id
+            && j.operation == "Restore"
+            && crate::dto::JobBody::of(j)
+                .params
+                .get("useSecondaryRegion")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+    });
+    if !restoring {
+        return Err(ApiError::forbidden(
+            "the secondary region is read only for a cross-region restore job of this agent",
+        ));
+    }
+    Ok(s.repos.backend(&v, agent, Region::Secondary, false)?)
+}
+
+/// The repository of the region a path names.
+fn region_backend(
+    s: &AppState,
+    agent: &str,
+    vault: &str,
+    region: Region,
+) -> ApiResult<Arc<dyn Backend>> {
+    match region {
+        Region::Primary => backend(s, agent, vault),
+        Region::Secondary => secondary_backend(s, agent, vault),
+    }
 }
 
 fn storage_error(e: tresor_storage::Error) -> ApiError {
@@ -64,14 +106,32 @@ pub struct ObjectEntry {
 }
 
 pub async fn list(
+    agent: Agent,
+    state: State<Arc<AppState>>,
+    Path((vault, kind)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<ObjectEntry>>> {
+    list_in(agent, state, vault, kind, Region::Primary).await
+}
+
+pub async fn list_secondary(
+    agent: Agent,
+    state: State<Arc<AppState>>,
+    Path((vault, kind)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<ObjectEntry>>> {
+    list_in(agent, state, vault, kind, Region::Secondary).await
+}
+
+async fn list_in(
     Agent(agent): Agent,
     State(state): State<Arc<AppState>>,
-    Path((vault, kind)): Path<(String, String)>,
+    vault: String,
+    kind: String,
+    region: Region,
 ) -> ApiResult<Json<Vec<ObjectEntry>>> {
     let kind = kind_of(&kind)?;
     state
         .blocking(move |s| {
-            let b = backend(s, &agent.id, &vault)?;
+            let b = region_backend(s, &agent.id, &vault, region)?;
             let list = b.list(kind).map_err(storage_error)?;
             Ok(Json(
                 list.into_iter()
@@ -87,10 +147,37 @@ pub async fn list(
 
 /// Reads an object, or the byte range a `Range: bytes=A-B` header asks for.
 pub async fn get(
-    Agent(agent): Agent,
-    State(state): State<Arc<AppState>>,
+    agent: Agent,
+    state: State<Arc<AppState>>,
     Path((vault, kind, name)): Path<(String, String, String)>,
     headers: HeaderMap,
+) -> ApiResult<Response> {
+    get_in(agent, state, (vault, kind, name), headers, Region::Primary).await
+}
+
+/// Reads from the secondary copy (cross-region restore).
+pub async fn get_secondary(
+    agent: Agent,
+    state: State<Arc<AppState>>,
+    Path((vault, kind, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    get_in(
+        agent,
+        state,
+        (vault, kind, name),
+        headers,
+        Region::Secondary,
+    )
+    .await
+}
+
+async fn get_in(
+    Agent(agent): Agent,
+    State(state): State<Arc<AppState>>,
+    (vault, kind, name): (String, String, String),
+    headers: HeaderMap,
+    region: Region,
 ) -> ApiResult<Response> {
     let kind = kind_of(&kind)?;
     let range = headers
@@ -103,7 +190,7 @@ pub async fn get(
         });
     state
         .blocking(move |s| {
-            let b = backend(s, &agent.id, &vault)?;
+            let b = region_backend(s, &agent.id, &vault, region)?;
             Ok(match range {
                 Some((start, end)) if end >= start => {
                     let data = b

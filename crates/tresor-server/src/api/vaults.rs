@@ -13,9 +13,33 @@ use tresor_domain::{
 use tresor_metadata::{EnrollmentRow, PolicyRow, VaultRow};
 
 use crate::auth::{hash_secret, new_id, new_secret, Admin};
-use crate::dto::{enum_name, parse_enum, VaultDto};
+use crate::dto::{enum_name, parse_enum, JobDto, VaultDto};
 use crate::error::{ApiError, ApiResult};
+use crate::repos::Region;
 use crate::state::AppState;
+
+/// A vault as the API shows it, with its replication status.
+pub fn vault_dto(s: &AppState, v: &VaultRow) -> ApiResult<VaultDto> {
+    Ok(VaultDto::new(
+        v,
+        crate::replication::status(s, v, None, s.now())?,
+    ))
+}
+
+/// GeoRedundant needs a paired location to copy to.
+fn check_pair(s: &AppState, v: &VaultRow) -> ApiResult<()> {
+    if crate::replication::is_geo(v) && s.repos.target(v, Region::Secondary).is_err() {
+        return Err(ApiError::bad_request(
+            "GeoRedundancyUnavailable",
+            format!(
+                "location {} has no paired location, so a GeoRedundant vault there would have no second copy",
+                v.location
+            ),
+            "choose LocallyRedundant, or pair the location in the server's configuration ([[location]] paired = ...)",
+        ));
+    }
+    Ok(())
+}
 
 /// The vault named `name`, or NotFound.
 pub fn find_vault(state: &AppState, name: &str) -> ApiResult<VaultRow> {
@@ -64,8 +88,10 @@ pub async fn create(
                 location: vault.location.to_string(),
                 redundancy: enum_name(vault.redundancy),
                 redundancy_locked: false,
+                cross_region_restore: false,
                 created: now,
             };
+            check_pair(s, &row)?;
             s.store.insert_vault(&row)?;
             let policy = BackupPolicy::default_policy();
             s.store.insert_policy(&PolicyRow {
@@ -76,7 +102,7 @@ pub async fn create(
                 created: now,
             })?;
             tracing::info!(vault = %row.name, "vault created");
-            Ok(VaultDto::from(&row))
+            vault_dto(s, &row)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(dto)))
@@ -86,7 +112,11 @@ pub async fn list(_: Admin, State(state): State<Arc<AppState>>) -> ApiResult<Jso
     state
         .blocking(|s| {
             Ok(Json(
-                s.store.list_vaults()?.iter().map(VaultDto::from).collect(),
+                s.store
+                    .list_vaults()?
+                    .iter()
+                    .map(|v| vault_dto(s, v))
+                    .collect::<ApiResult<_>>()?,
             ))
         })
         .await
@@ -98,7 +128,7 @@ pub async fn show(
     Path(vault): Path<String>,
 ) -> ApiResult<Json<VaultDto>> {
     state
-        .blocking(move |s| Ok(Json(VaultDto::from(&find_vault(s, &vault)?))))
+        .blocking(move |s| Ok(Json(vault_dto(s, &find_vault(s, &vault)?)?)))
         .await
 }
 
@@ -125,7 +155,20 @@ pub async fn delete(
                     "delete the backup data of its items first",
                 ));
             }
-            s.repos.delete_vault(&v.id).map_err(ApiError::internal)?;
+            let soft_deleted = s.store.list_vault_points_with_deleted(&v.id)?;
+            if let Some(last) = soft_deleted.iter().filter_map(|p| p.primary_deleted).max() {
+                let until = last + s.repos.locations().replication.soft_delete;
+                return Err(ApiError::conflict(
+                    "VaultNotEmpty",
+                    format!(
+                        "vault {} still holds {} soft-deleted recovery points in the secondary region, kept until {until}",
+                        v.name,
+                        soft_deleted.len()
+                    ),
+                    "wait until the soft-delete window ends; until then they can be restored with --use-secondary-region",
+                ));
+            }
+            s.repos.delete_vault(&v).map_err(ApiError::internal)?;
             s.store.delete_vault(&v.id)?;
             tracing::info!(vault = %v.name, "vault deleted");
             Ok(StatusCode::NO_CONTENT)
@@ -136,7 +179,11 @@ pub async fn delete(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupProperties {
-    pub storage_redundancy: StorageRedundancy,
+    #[serde(default)]
+    pub storage_redundancy: Option<StorageRedundancy>,
+    /// Allow listing and restoring recovery points from the secondary region.
+    #[serde(default)]
+    pub cross_region_restore: Option<bool>,
 }
 
 pub async fn set_backup_properties(
@@ -156,10 +203,37 @@ pub async fn set_backup_properties(
             v.redundancy = parse_enum(&row.redundancy).unwrap_or_default();
             v.redundancy_locked = row.redundancy_locked;
             let has_backup = !s.store.list_vault_points(&row.id)?.is_empty();
-            v.set_redundancy(req.storage_redundancy, has_backup)?;
-            row.redundancy = enum_name(v.redundancy);
+            if let Some(r) = req.storage_redundancy {
+                v.set_redundancy(r, has_backup)?;
+                row.redundancy = enum_name(v.redundancy);
+                check_pair(s, &row)?;
+            }
+            if let Some(crr) = req.cross_region_restore {
+                if crr && !crate::replication::is_geo(&row) {
+                    return Err(ApiError::bad_request(
+                        "CrossRegionRestoreNeedsGeoRedundancy",
+                        format!("vault {} is {}: it has no copy in another region to restore from", row.name, row.redundancy),
+                        "cross-region restore needs a GeoRedundant vault",
+                    ));
+                }
+                if !crr && row.cross_region_restore {
+                    return Err(ApiError::bad_request(
+                        "CrossRegionRestoreCannotBeDisabled",
+                        format!("cross-region restore of vault {} is enabled and, once enabled, stays enabled", row.name),
+                        "leave it enabled",
+                    ));
+                }
+                row.cross_region_restore = crr;
+            }
+            if row.cross_region_restore && !crate::replication::is_geo(&row) {
+                return Err(ApiError::bad_request(
+                    "RedundancyLocked",
+                    format!("vault {} has cross-region restore enabled, which needs GeoRedundant storage", row.name),
+                    "keep GeoRedundant",
+                ));
+            }
             s.store.update_vault(&row)?;
-            Ok(Json(VaultDto::from(&row)))
+            Ok(Json(vault_dto(s, &row)?))
         })
         .await
 }
@@ -218,6 +292,59 @@ pub async fn credentials(
                 secret,
                 expires,
             }))
+        })
+        .await
+}
+
+/// Runs a replication of the vault now (GeoRedundant vaults replicate by themselves
+/// after each backup; this is for the impatient and for catching up by hand).
+pub async fn replicate(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    Path(vault): Path<String>,
+) -> ApiResult<(StatusCode, Json<JobDto>)> {
+    let s = state.clone();
+    state
+        .blocking(move |st| {
+            let v = find_vault(st, &vault)?;
+            let job = crate::replication::start_now(&s, &v)?;
+            Ok((StatusCode::ACCEPTED, Json(JobDto::new(&job, st.now()))))
+        })
+        .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Verify the copy in the secondary region.
+    #[serde(default)]
+    pub use_secondary_region: bool,
+}
+
+/// Starts a verify of the vault's data in one region.
+pub async fn verify(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    Path(vault): Path<String>,
+    body: Option<Json<VerifyRequest>>,
+) -> ApiResult<(StatusCode, Json<JobDto>)> {
+    let secondary = body.map(|b| b.0.use_secondary_region).unwrap_or(false);
+    let s = state.clone();
+    state
+        .blocking(move |st| {
+            let v = find_vault(st, &vault)?;
+            if secondary && !crate::replication::is_geo(&v) {
+                return Err(ApiError::bad_request(
+                    "NotGeoRedundant",
+                    format!(
+                        "vault {} is {}: it has no secondary copy",
+                        v.name, v.redundancy
+                    ),
+                    "verify the primary (without --use-secondary-region)",
+                ));
+            }
+            let job = crate::verify::start(&s, &v, Region::of(secondary))?;
+            Ok((StatusCode::ACCEPTED, Json(JobDto::new(&job, st.now()))))
         })
         .await
 }

@@ -1,0 +1,126 @@
+//! Verify of a vault, in either region: every pack re-read and checked against its
+//! name and the blobs the index lists in it, every recovery point's tree walked.
+//! A job of operation `Verify`; damage fails it with `DamageFound` and names the
+//! damaged points.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tresor_domain::{JobErrorInfo, JobStatus};
+use tresor_engine::progress::Progress;
+use tresor_metadata::{JobRow, VaultRow};
+
+use crate::dto::JobBody;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs;
+use crate::replication::ProgressReporter;
+use crate::repos::Region;
+use crate::state::AppState;
+
+pub const TASK_VERIFY: &str = "Verify recovery points";
+
+/// Starts a verify of the vault's copy in `region`, in the background.
+pub fn start(state: &Arc<AppState>, vault: &VaultRow, region: Region) -> ApiResult<JobRow> {
+    state.repos.target(vault, region)?;
+    let job = jobs::new_job(
+        state,
+        &vault.id,
+        None,
+        "Verify",
+        None,
+        json!({ "useSecondaryRegion": region == Region::Secondary }),
+        &[TASK_VERIFY],
+    )?;
+    let (s, v, j) = (state.clone(), vault.clone(), job.clone());
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = run(&s, &v, region, j) {
+            tracing::warn!(vault = %v.name, error = %e, "verify could not record its end");
+        }
+    });
+    Ok(job)
+}
+
+fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiResult<()> {
+    let progress = Arc::new(Progress::default());
+    let reporter = ProgressReporter::start(state, &job, progress.clone());
+    let mut points_checked = 0;
+    let mut packs_checked = 0;
+    let mut bytes_checked = 0;
+    let mut damaged = Vec::<Value>::new();
+    let mut problems = Vec::<String>::new();
+    let mut failure = None;
+    for agent in state.repos.of_vault(vault, region) {
+        let report = state
+            .repos
+            .open(vault, &agent, region)
+            .map_err(|e| {
+                (
+                    e.code.to_string(),
+                    e.recommendation().to_string(),
+                    e.message,
+                )
+            })
+            .map_err(|(code, rec, message)| (code, message, rec))
+            .and_then(|repo| {
+                tresor_engine::verify::run(&repo, None, Some(&progress)).map_err(|e| {
+                    (
+                        "VerifyFailed".to_string(),
+                        e.to_string(),
+                        "see the server's log".to_string(),
+                    )
+                })
+            });
+        match report {
+            Ok(r) => {
+                points_checked += r.points_checked;
+                packs_checked += r.packs_checked;
+                bytes_checked += r.bytes_checked;
+                problems.extend(r.problems);
+                damaged.extend(r.damaged_points.into_iter().map(|d| {
+                    json!({"id": d.id, "name": d.name, "created": d.created, "problems": d.problems})
+                }));
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    reporter.stop();
+    let mut job = state.store.get_job(&job.id)?;
+    let result = json!({
+        "region": if region == Region::Secondary { "Secondary" } else { "Primary" },
+        "pointsChecked": points_checked,
+        "packsChecked": packs_checked,
+        "bytesChecked": bytes_checked,
+        "damagedPoints": damaged,
+        "problems": problems,
+    });
+    let (status, error) = match failure {
+        Some((code, message, recommendation)) => (
+            JobStatus::Failed,
+            Some(JobErrorInfo {
+                code,
+                message,
+                recommendation,
+            }),
+        ),
+        None if !damaged.is_empty() || !problems.is_empty() => (
+            JobStatus::Failed,
+            Some(JobErrorInfo {
+                code: "DamageFound".into(),
+                message: format!(
+                    "{} recovery points are damaged; {} problems in the storage",
+                    damaged.len(),
+                    problems.len()
+                ),
+                recommendation: "restore the damaged points from the other region if it holds them; back up the affected VMs again".into(),
+            }),
+        ),
+        None => (JobStatus::Completed, None),
+    };
+    let mut body = JobBody::of(&job);
+    body.bytes_done = bytes_checked;
+    job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    jobs::finish(state, &mut job, status, error, Vec::new(), result)
+}
