@@ -47,10 +47,12 @@ fn the_seeds_flow_through_the_cli_with_a_real_server_agent_and_vm() {
         "westeurope",
     ]);
     assert_eq!(vault["storageRedundancy"], "GeoRedundant");
-    assert!(vault["replication"]
-        .as_str()
-        .unwrap()
-        .starts_with("NotReplicating"));
+    // GeoRedundant by default, copied to the embedded default's paired location.
+    assert_eq!(vault["replication"]["status"], "UpToDate", "{vault}");
+    assert_eq!(
+        vault["replication"]["secondaryLocation"], "westeurope-paired",
+        "{vault}"
+    );
     let e = cli.fails(&[
         "vault",
         "create",

@@ -172,3 +172,56 @@ fn catalogue_rules_hold_and_survive_reopening() {
     assert!(s.list_jobs(&JobFilter::default()).unwrap().is_empty());
     assert!(matches!(s.get_item("i2"), Err(StoreError::NotFound { .. })));
 }
+
+#[test]
+fn points_deleted_from_the_primary_stay_listed_for_the_secondary() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+    s.insert_vault(&vault("v1", "Vault-1")).unwrap();
+    s.insert_item(&item("i1", "v1", "vm1")).unwrap();
+    let point = |id: &str, created: &str| PointRow {
+        id: id.into(),
+        vault_id: "v1".into(),
+        item_id: "i1".into(),
+        created: t(created),
+        consistency: "CrashConsistent".into(),
+        expires: None,
+        on_demand: false,
+        size: 1,
+        body: json!({}),
+        replicated: None,
+        primary_deleted: None,
+    };
+    s.insert_point(&point("p1", "2026-01-02T00:00:00Z"))
+        .unwrap();
+    s.insert_point(&point("p2", "2026-01-03T00:00:00Z"))
+        .unwrap();
+    let mut p1 = s.get_point("p1").unwrap();
+    p1.replicated = Some(t("2026-01-02T00:01:00Z"));
+    p1.primary_deleted = Some(t("2026-01-04T00:00:00Z"));
+    s.update_point(&p1).unwrap();
+
+    let ids = |rows: Vec<PointRow>| rows.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_points("i1").unwrap()), ["p2"]);
+    assert_eq!(ids(s.list_vault_points("v1").unwrap()), ["p2"]);
+    assert_eq!(
+        ids(s.list_vault_points_with_deleted("v1").unwrap()),
+        ["p1", "p2"]
+    );
+    assert_eq!(s.get_point("p1").unwrap(), p1);
+
+    // The replication document round-trips and is replaced whole.
+    assert_eq!(s.get_replication("v1").unwrap(), None);
+    s.put_replication("v1", &json!({"failures": 1})).unwrap();
+    s.put_replication("v1", &json!({"failures": 2})).unwrap();
+    assert_eq!(
+        s.get_replication("v1").unwrap(),
+        Some(json!({"failures": 2}))
+    );
+    let mut v = s.get_vault("v1").unwrap();
+    v.cross_region_restore = true;
+    s.update_vault(&v).unwrap();
+    assert!(s.get_vault("v1").unwrap().cross_region_restore);
+    s.delete_vault("v1").unwrap();
+    assert_eq!(s.get_replication("v1").unwrap(), None);
+}

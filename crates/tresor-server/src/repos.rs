@@ -251,8 +251,9 @@ impl Repos {
         Ok(repo)
     }
 
-    /// Opens the repository in `region`: the primary's shared handle, or a new handle
-    /// on the secondary copy (which the server only reads and replication writes).
+    /// Opens the existing repository in `region`: the primary's shared handle, or a new
+    /// handle on the secondary copy (which the server only reads and replication
+    /// writes). Never creates one.
     pub fn open(
         &self,
         vault: &VaultRow,
@@ -260,6 +261,20 @@ impl Repos {
         region: Region,
     ) -> Result<Arc<Repository>, RepoError> {
         if region == Region::Primary {
+            if !self.exists(vault, agent, region) {
+                let target = self.target(vault, region)?;
+                target
+                    .check()
+                    .map_err(|m| RepoError::unavailable(region, m))?;
+                return Err(RepoError::unavailable(
+                    region,
+                    format!(
+                        "the repository of vault {} for host agent {agent} is missing from {}",
+                        vault.name,
+                        target.root.display()
+                    ),
+                ));
+            }
             return self.open_or_create(vault, agent);
         }
         let backend = self.backend(vault, agent, region, false)?;

@@ -21,7 +21,15 @@ pub const TASK_VERIFY: &str = "Verify recovery points";
 
 /// Starts a verify of the vault's copy in `region`, in the background.
 pub fn start(state: &Arc<AppState>, vault: &VaultRow, region: Region) -> ApiResult<JobRow> {
-    state.repos.target(vault, region)?;
+    state.repos.target(vault, region)?.check().map_err(|m| {
+        ApiError::from(crate::repos::RepoError {
+            code: match region {
+                Region::Primary => "PrimaryStorageUnavailable",
+                Region::Secondary => "SecondaryStorageUnavailable",
+            },
+            message: m,
+        })
+    })?;
     let job = jobs::new_job(
         state,
         &vault.id,
@@ -49,7 +57,30 @@ fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiRe
     let mut damaged = Vec::<Value>::new();
     let mut problems = Vec::<String>::new();
     let mut failure = None;
-    for agent in state.repos.of_vault(vault, region) {
+    // The points the catalogue says this region holds, by host: each must be there.
+    let items: std::collections::HashMap<String, String> = state
+        .store
+        .list_items(&vault.id, true)?
+        .into_iter()
+        .map(|i| (i.id, i.agent_id))
+        .collect();
+    let expected: Vec<(String, String)> = state
+        .store
+        .list_vault_points_with_deleted(&vault.id)?
+        .into_iter()
+        .filter(|p| match region {
+            Region::Primary => p.primary_deleted.is_none(),
+            Region::Secondary => p.replicated.is_some(),
+        })
+        .filter_map(|p| items.get(&p.item_id).map(|a| (a.clone(), p.id)))
+        .collect();
+    let mut hosts = state.repos.of_vault(vault, region);
+    for (agent, _) in &expected {
+        if !hosts.contains(agent) {
+            hosts.push(agent.clone());
+        }
+    }
+    for agent in hosts {
         let report = state
             .repos
             .open(vault, &agent, region)
@@ -62,16 +93,25 @@ fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiRe
             })
             .map_err(|(code, rec, message)| (code, message, rec))
             .and_then(|repo| {
-                tresor_engine::verify::run(&repo, None, Some(&progress)).map_err(|e| {
+                let failed = |e: tresor_engine::Error| {
                     (
                         "VerifyFailed".to_string(),
                         e.to_string(),
                         "see the server's log".to_string(),
                     )
-                })
+                };
+                let report =
+                    tresor_engine::verify::run(&repo, None, Some(&progress)).map_err(failed)?;
+                let present = repo.point_ids().map_err(failed)?;
+                Ok((report, present))
             });
         match report {
-            Ok(r) => {
+            Ok((r, present)) => {
+                for (_, id) in expected.iter().filter(|(a, _)| *a == agent) {
+                    if !present.contains(id) {
+                        damaged.push(json!({"id": id, "problems": ["the catalogue lists this recovery point in this region, but its manifest is missing"]}));
+                    }
+                }
                 points_checked += r.points_checked;
                 packs_checked += r.packs_checked;
                 bytes_checked += r.bytes_checked;
