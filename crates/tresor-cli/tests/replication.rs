@@ -179,6 +179,18 @@ retry_max = "2s"
         std::fs::read(&raw).unwrap()
     }
 
+    fn enable_cross_region_restore(&self) {
+        self.cli.ok(&[
+            "vault",
+            "backup-properties",
+            "set",
+            "-n",
+            VAULT,
+            "--cross-region-restore-flag",
+            "true",
+        ]);
+    }
+
     fn vault(&self) -> Value {
         self.cli.json(&["vault", "show", "-n", VAULT])
     }
@@ -397,15 +409,7 @@ fn the_secondary_restores_every_point_after_the_primary_storage_is_gone() {
         "--use-secondary-region",
     ]);
     assert!(err.contains("CrossRegionRestoreNotEnabled"), "{err}");
-    site.cli.ok(&[
-        "vault",
-        "backup-properties",
-        "set",
-        "-n",
-        VAULT,
-        "--cross-region-restore-flag",
-        "true",
-    ]);
+    site.enable_cross_region_restore();
     let err = site.cli.fails(&[
         "vault",
         "backup-properties",
@@ -624,15 +628,7 @@ fn a_point_deleted_on_the_primary_stays_restorable_from_the_secondary_for_the_wi
     site.protect();
     let disk = site.backup(0, 4, 1);
     site.wait_replicated(1);
-    site.cli.ok(&[
-        "vault",
-        "backup-properties",
-        "set",
-        "-n",
-        VAULT,
-        "--cross-region-restore-flag",
-        "true",
-    ]);
+    site.enable_cross_region_restore();
     let item = site.cli.json(&["item", "show", "-v", VAULT, "-n", "app"]);
     let item_id = item["id"].as_str().unwrap().to_string();
 
