@@ -72,6 +72,9 @@ pub fn run(
         Some(_) => check_point_blobs(repo, &points[0], &mut report, progress)?,
         None => check_all_packs(repo, &mut report, progress)?,
     };
+    if progress.is_some_and(|p| p.cancelled()) {
+        return Err(Error::Cancelled);
+    }
     for p in &points {
         report.points_checked += 1;
         let problems = point_problems(repo, p, &damaged)?;
@@ -205,7 +208,7 @@ fn check_point_blobs(
             });
         }
         for id in ids {
-            if tx.send(id).is_err() {
+            if progress.is_some_and(|p| p.cancelled()) || tx.send(id).is_err() {
                 break;
             }
         }
@@ -311,7 +314,7 @@ fn check_all_packs(
             });
         }
         for (pack, ids) in by_pack {
-            if tx.send((pack, ids)).is_err() {
+            if progress.is_some_and(|p| p.cancelled()) || tx.send((pack, ids)).is_err() {
                 break;
             }
         }

@@ -306,6 +306,19 @@ fn execute(
         return Ok(None);
     };
     let mut job = state.store.get_job(&job.id)?;
+    if progress.cancelled() {
+        // Cancelled by hand: not a failure of the secondary; the next run goes on.
+        save_state(state, &vault.id, &st)?;
+        jobs::finish(
+            state,
+            &mut job,
+            JobStatus::Cancelled,
+            None,
+            Vec::new(),
+            Value::Null,
+        )?;
+        return Ok(Some(job));
+    }
     match outcome {
         Ok(run) => {
             st.failures = 0;
@@ -575,6 +588,11 @@ impl ProgressReporter {
                 let (done, total) = progress.snapshot();
                 if let Ok(mut job) = store.get_job(&job_id) {
                     let mut body = JobBody::of(&job);
+                    if body.cancel_requested {
+                        progress
+                            .cancel
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     if body.bytes_done != done || body.bytes_total != total {
                         body.bytes_done = done;
                         body.bytes_total = total;

@@ -81,6 +81,9 @@ fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiRe
         }
     }
     for agent in hosts {
+        if progress.cancelled() {
+            break;
+        }
         let report = state
             .repos
             .open(vault, &agent, region)
@@ -137,6 +140,7 @@ fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiRe
         "problems": problems,
     });
     let (status, error) = match failure {
+        _ if progress.cancelled() => (JobStatus::Cancelled, None),
         Some((code, message, recommendation)) => (
             JobStatus::Failed,
             Some(JobErrorInfo {

@@ -71,8 +71,9 @@ pub async fn show(
         .await
 }
 
-/// Cancels a job: at once if no agent took it yet, else the agent is told at its next
-/// report and ends the job as Cancelled.
+/// Cancels a job: at once if no agent took it yet, else the agent (or, for the
+/// server's own runs, replication and verify, the server) is told and ends the job as
+/// Cancelled.
 pub async fn cancel(
     _: Admin,
     State(state): State<Arc<AppState>>,
@@ -88,7 +89,8 @@ pub async fn cancel(
                     "nothing to cancel",
                 ));
             }
-            if job.agent_id.is_none() {
+            let servers_own = job.agent_id.is_none() && job.target_agent.is_none();
+            if job.agent_id.is_none() && !servers_own {
                 jobs::finish(
                     s,
                     &mut job,
