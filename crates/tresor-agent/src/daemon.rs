@@ -252,12 +252,19 @@ pub async fn run(
     Ok(())
 }
 
-/// What the agent reports of its VMs.
+/// What the agent reports of its VMs: what each is, and its preflight checks (so that
+/// the portal shows why a VM could not be backed up before a backup fails).
 pub async fn inventory(provider: &dyn VmProvider) -> Vec<Value> {
     let mut vms = Vec::new();
     for vm in provider.list().await.unwrap_or_default() {
         match tokio::time::timeout(Duration::from_secs(20), provider.inspect(&vm)).await {
-            Ok(Ok(info)) => vms.push(json!({ "vm": vm.0, "info": info })),
+            Ok(Ok(info)) => {
+                let preflight =
+                    tokio::time::timeout(Duration::from_secs(20), provider.preflight(&vm))
+                        .await
+                        .ok();
+                vms.push(json!({ "vm": vm.0, "info": info, "preflight": preflight }))
+            }
             Ok(Err(e)) => tracing::warn!(vm = %vm, error = %e, "cannot inspect VM"),
             Err(_) => tracing::warn!(vm = %vm, "inspecting the VM timed out"),
         }

@@ -263,6 +263,15 @@ const OPERATIONS: &[Operation] = &[
         Some("Job"),
     ),
     (
+        "get",
+        "/api/v1/agents",
+        "listAgents",
+        "List host agents: online, version, last heartbeat, VMs with their preflight checks",
+        "admin",
+        None,
+        None,
+    ),
+    (
         "post",
         "/api/v1/agents/register",
         "registerAgent",

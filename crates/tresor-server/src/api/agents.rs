@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tresor_domain::{JobErrorInfo, JobStatus, Location};
 use tresor_metadata::{AgentRow, VmRow};
 
-use crate::auth::{hash_secret, new_id, new_secret, Agent};
+use crate::auth::{hash_secret, new_id, new_secret, Admin, Agent};
 use crate::dto::enum_name;
 use crate::dto::JobBody;
 use crate::error::{ApiError, ApiResult};
@@ -113,6 +113,9 @@ pub struct ReportedVm {
     pub vm: String,
     /// `tresor_vm::VmInfo` as JSON.
     pub info: Value,
+    /// `tresor_vm::CheckResult`s of the VM's preflight, when the agent ran it.
+    #[serde(default)]
+    pub preflight: Option<Value>,
 }
 
 pub async fn heartbeat(
@@ -127,11 +130,17 @@ pub async fn heartbeat(
             let rows: Vec<VmRow> = hb
                 .vms
                 .into_iter()
-                .map(|v| VmRow {
-                    agent_id: agent.id.clone(),
-                    vm: v.vm,
-                    body: v.info,
-                    seen: now,
+                .map(|v| {
+                    let mut body = v.info;
+                    if let (Some(o), Some(p)) = (body.as_object_mut(), v.preflight) {
+                        o.insert("preflight".into(), p);
+                    }
+                    VmRow {
+                        agent_id: agent.id.clone(),
+                        vm: v.vm,
+                        body,
+                        seen: now,
+                    }
                 })
                 .collect();
             s.store.replace_inventory(&agent.id, &rows)?;
@@ -386,4 +395,50 @@ pub fn online(agent: &AgentRow, now: Timestamp) -> bool {
     agent
         .last_seen
         .is_some_and(|t| now.as_second() - t.as_second() <= 120)
+}
+
+/// A host agent as the API and the portal show it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentDto {
+    pub id: String,
+    pub host: String,
+    pub location: String,
+    pub version: Option<String>,
+    pub registered: Timestamp,
+    pub last_heartbeat: Option<Timestamp>,
+    pub online: bool,
+    /// The VMs it reported, each with what it knows and its preflight checks.
+    pub vms: Vec<Value>,
+}
+
+/// Every registered host agent, with its VMs.
+pub async fn list(_: Admin, State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<AgentDto>>> {
+    state
+        .blocking(|s| {
+            let now = s.now();
+            let inventory = s.store.list_inventory()?;
+            let mut out: Vec<AgentDto> = s
+                .store
+                .list_agents()?
+                .into_iter()
+                .map(|a| AgentDto {
+                    online: online(&a, now),
+                    vms: inventory
+                        .iter()
+                        .filter(|v| v.agent_id == a.id)
+                        .map(|v| json!({"vm": v.vm, "info": v.body, "seen": v.seen}))
+                        .collect(),
+                    id: a.id,
+                    host: a.host,
+                    location: a.location,
+                    version: a.version,
+                    registered: a.registered,
+                    last_heartbeat: a.last_seen,
+                })
+                .collect();
+            out.sort_by(|a, b| a.host.cmp(&b.host));
+            Ok(Json(out))
+        })
+        .await
 }

@@ -74,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&format!("{v}/jobs"), get(jobs::list))
         .route(&format!("{v}/jobs/{{job}}"), get(jobs::show))
         .route(&format!("{v}/jobs/{{job}}/cancel"), post(jobs::cancel))
+        .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/register", post(agents::register))
         .route("/api/v1/agent/ping", get(agents::ping))
         .route("/api/v1/agent/heartbeat", post(agents::heartbeat))
