@@ -4,7 +4,8 @@
 # guest-agent tests of tresor-qmp, mkfs.ext4 (e2fsprogs) to build test disks with real
 # file systems, losetup (mount) for block-device restores; for the test guest of
 # tresor-testguest, a kernel (linux-image-cloud-amd64) and busybox (busybox-static),
-# from which the guest's initramfs is built at test time (with qemu-ga).
+# from which the guest's initramfs is built at test time (with qemu-ga); for the
+# portal's end-to-end tests, a headless browser (chromium with chromium-driver).
 # qemu-system-x86, qemu-utils and qemu-guest-agent go in one apt-get call, all at the
 # version of the distribution's qemu-system-x86: installing qemu-system-x86 alone can
 # remove an installed qemu-utils, and a newer qemu-utils already on the machine (a
@@ -28,6 +29,8 @@ command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v cmp >/dev/null 2>&1 || need+=(diffutils)
 command -v losetup >/dev/null 2>&1 || need+=(mount)
 [ -e /bin/busybox ] || need+=(busybox-static)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 kernel=0
 ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || kernel=1
 

@@ -44,7 +44,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// An administrator (admin token or API token).
+/// An administrator (admin token or API token, or a portal session: see
+/// `portal/session.rs`; a session's writes must carry its CSRF token in `X-CSRF-Token`).
 pub struct Admin;
 
 impl FromRequestParts<Arc<AppState>> for Admin {
@@ -54,7 +55,25 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Admin, ApiError> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let Some(token) = bearer(parts) else {
+            let op = crate::portal::session::operator_of(state, &parts.headers)
+                .ok_or_else(ApiError::unauthorized)?;
+            let safe = matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !safe && !crate::portal::session::same_secret(&op.csrf, sent) {
+                return Err(ApiError::forbidden(
+                    "a portal session's writes need its CSRF token (X-CSRF-Token)",
+                ));
+            }
+            return Ok(Admin);
+        };
         let hash = hash_secret(token);
         let store = state.store.clone();
         let found = tokio::task::spawn_blocking(move || store.find_token(&hash))

@@ -21,6 +21,7 @@
 //! - `locations.rs`: locations' storage targets and pairs (`server.toml`).
 //! - `replication.rs`: GeoRedundant vaults copied to the paired location, deletes delayed.
 //! - `verify.rs`: re-reading a vault's data in either region.
+//! - `portal/`: the web portal (server-rendered pages over the same API handlers).
 //!
 //! **Architecture invariant:** knows nothing of QEMU: VMs are what agents report.
 //! Rules are the domain model's; the catalogue is the metadata store's.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod jobs;
 pub mod locations;
 pub mod openapi;
+pub mod portal;
 pub mod replication;
 pub mod repos;
 pub mod scheduler;
@@ -232,11 +234,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         writers: Mutex::new(Default::default()),
         storage_maintenance: Mutex::new(()),
         replication_wake: tokio::sync::Notify::new(),
+        sessions: Default::default(),
     });
     jobs::extend_leases_after_restart(&state).map_err(|e| StartError::Other(e.to_string()))?;
     replication::fail_interrupted_runs(&state).map_err(|e| StartError::Other(e.to_string()))?;
 
-    let app = api::router(state.clone());
+    let app = api::router(state.clone()).merge(portal::router(state.clone()));
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(identity.rustls_server_config());
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, tls)

@@ -255,6 +255,11 @@ impl Locations {
         Ok(out)
     }
 
+    /// The locations the configuration names.
+    pub fn configured_names(&self) -> Vec<String> {
+        self.configured.keys().cloned().collect()
+    }
+
     /// Where a vault in `location` keeps its data.
     pub fn primary(&self, location: &str) -> Target {
         Target {

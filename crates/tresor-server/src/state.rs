@@ -49,6 +49,8 @@ pub struct AppState {
     pub storage_maintenance: Mutex<()>,
     /// Wakes the replication loop (a backup completed).
     pub replication_wake: tokio::sync::Notify,
+    /// The portal's signed-in sessions.
+    pub sessions: crate::portal::session::Sessions,
 }
 
 impl AppState {

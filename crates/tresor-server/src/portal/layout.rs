@@ -1,0 +1,230 @@
+//! The page shell and the small pieces every page uses: header and navigation,
+//! breadcrumbs, status badges, times, error boxes, the CSRF field.
+//!
+//! Pages are plain HTML (maud escapes every value). They work without scripts; the
+//! portal's one script (`/assets/portal.js`) adds live validation and live job
+//! progress where the page asks for it with `data-*` attributes.
+
+use axum::response::{Html, IntoResponse, Response};
+use jiff::Timestamp;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::session::Operator;
+use crate::error::ApiError;
+
+/// Where a page sits, for the breadcrumb trail: (label, link).
+pub type Crumbs<'a> = &'a [(&'a str, &'a str)];
+
+/// A whole page.
+pub fn page(title: &str, op: Option<&Operator>, crumbs: Crumbs, body: Markup) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                @if let Some(op) = op { meta name="csrf-token" content=(op.csrf); }
+                title { (title) " · Tresor" }
+                link rel="stylesheet" href="/assets/portal.css";
+                script src="/assets/portal.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" aria-label="Tresor home" {
+                        span.logo aria-hidden="true" { "◆" } " Tresor"
+                    }
+                    @if let Some(op) = op {
+                        nav aria-label="Main" {
+                            a href="/vaults" { "Recovery Services vaults" }
+                            a href="/agents" { "Host agents" }
+                        }
+                        form.signout method="post" action="/logout" {
+                            (csrf_field(op))
+                            span.who { (op.who) }
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    @if !crumbs.is_empty() {
+                        nav.crumbs aria-label="Breadcrumb" {
+                            ol {
+                                @for (label, href) in crumbs {
+                                    li { a href=(href) { (label) } }
+                                }
+                                li aria-current="page" { (title) }
+                            }
+                        }
+                    }
+                    (body)
+                }
+            }
+        }
+    };
+    Html(markup.into_string()).into_response()
+}
+
+/// The hidden CSRF field every form carries.
+pub fn csrf_field(op: &Operator) -> Markup {
+    html! { input type="hidden" name="csrf" value=(op.csrf); }
+}
+
+/// A badge for a status or state, coloured by what it means.
+pub fn badge(text: &str) -> Markup {
+    let class = match text {
+        "Completed"
+        | "Protected"
+        | "UpToDate"
+        | "Online"
+        | "Healthy"
+        | "ok"
+        | "AppConsistent"
+        | "FileSystemConsistent" => "good",
+        "CompletedWithWarnings"
+        | "InitialBackupPending"
+        | "Replicating"
+        | "Cancelling"
+        | "CrashConsistent"
+        | "Pending"
+        | "WARNING"
+        | "ProtectionStopped" => "warn",
+        "Failed" | "ProtectionError" | "Failing" | "Offline" | "Unhealthy" | "ERROR" => "bad",
+        "InProgress" => "busy",
+        _ => "plain",
+    };
+    html! { span class={ "badge " (class) } { (spaced(text)) } }
+}
+
+/// `InitialBackupPending` → `Initial backup pending`: names read as words.
+pub fn spaced(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        if c.is_uppercase() && prev.is_some_and(|p| !p.is_uppercase()) {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// A time, readable and machine-readable (UTC).
+pub fn time(t: Option<Timestamp>) -> Markup {
+    match t {
+        Some(t) => {
+            let text = t.strftime("%Y-%m-%d %H:%M UTC").to_string();
+            html! { time datetime=(t.to_string()) { (text) } }
+        }
+        None => html! { span.muted { "–" } },
+    }
+}
+
+/// Bytes in binary units.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// An API error as the operator sees it: what, its code, and what to do.
+pub fn error_box(e: &ApiError) -> Markup {
+    html! {
+        div.alert.bad role="alert" {
+            p { strong { (e.message) } }
+            p.small { "Code " code { (e.code) } }
+            @if !e.recommendation.is_empty() {
+                p { "What to do: " (e.recommendation) }
+            }
+        }
+    }
+}
+
+/// A one-line notice after an action (`?done=...`).
+pub fn notice(text: &str) -> Markup {
+    html! { div.alert.good role="status" { (text) } }
+}
+
+/// Percent-encodes a query value.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An empty state: a sentence and, maybe, the way out of it.
+pub fn empty(text: &str, action: Option<(&str, &str)>) -> Markup {
+    html! {
+        div.empty {
+            p { (text) }
+            @if let Some((label, href)) = action {
+                a.button.primary href=(href) { (label) }
+            }
+        }
+    }
+}
+
+/// Raw markup the page builds itself (only constant strings).
+pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
+    PreEscaped(s)
+}
+
+/// The tabs of a vault's pages.
+pub fn vault_tabs(vault: &str, current: &str) -> Markup {
+    let tabs = [
+        ("Overview", format!("/vaults/{vault}")),
+        ("Backup items", format!("/vaults/{vault}/items")),
+        ("Backup jobs", format!("/vaults/{vault}/jobs")),
+        ("Backup policies", format!("/vaults/{vault}/policies")),
+        (
+            "Backup configuration",
+            format!("/vaults/{vault}/configuration"),
+        ),
+    ];
+    html! {
+        nav.tabs aria-label="Vault" {
+            @for (label, href) in &tabs {
+                @if *label == current {
+                    a href=(href) aria-current="page" { (label) }
+                } @else {
+                    a href=(href) { (label) }
+                }
+            }
+            a.button.primary href={ "/vaults/" (vault) "/backup" } { "+ Backup" }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_as_words() {
+        assert_eq!(spaced("InitialBackupPending"), "Initial backup pending");
+        assert_eq!(spaced("Completed"), "Completed");
+        assert_eq!(spaced("ERROR"), "ERROR");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(url_encode("/vaults?x=a b"), "/vaults%3Fx%3Da%20b");
+    }
+}

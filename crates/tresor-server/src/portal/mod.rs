@@ -1,0 +1,268 @@
+//! The web portal: the seed's click path in a browser, served by `tresor serve`.
+//!
+//! Pages are rendered on the server (maud) from the same API handlers the CLI calls,
+//! so a page shows exactly what the API says and a form obeys exactly the API's rules:
+//! a form handler builds the API's request, calls the handler, and on an error shows
+//! the page again with the error's message, code and recommendation.
+//!
+//! - `session.rs`: sign-in, the session cookie, CSRF.
+//! - `layout.rs`: the page shell and shared pieces.
+//! - `vaults.rs`: the vault list, "+ Add", a vault's overview and backup configuration.
+//! - `backup.rs`: the "+ Backup" wizard (where, what, policy, VMs, enable).
+//! - `items.rs`: backup items, back up now, recovery points, restore.
+//! - `jobs.rs`: backup jobs, filtered, with live progress.
+//! - `policies.rs`: backup policies: list, details, create, edit.
+//! - `agents.rs`: host agents, vault credentials, preflight per VM.
+//! - `assets/`: the style sheet (light and dark) and the one script.
+
+pub mod agents;
+pub mod backup;
+pub mod items;
+pub mod jobs;
+pub mod layout;
+pub mod policies;
+pub mod session;
+pub mod vaults;
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::hash_secret;
+use crate::state::AppState;
+use layout::{csrf_field, page};
+use session::{cookie, set_cookie, Operator, LOGIN_COOKIE, SESSION_COOKIE};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/vaults") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/assets/portal.css", get(css))
+        .route("/assets/portal.js", get(js))
+        .route("/portal/validate", get(validate))
+        .merge(vaults::routes())
+        .merge(backup::routes())
+        .merge(items::routes())
+        .merge(jobs::routes())
+        .merge(policies::routes())
+        .merge(agents::routes())
+        .with_state(state)
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        // One style sheet: the shared rules, then each page group's own.
+        concat!(
+            include_str!("assets/portal.css"),
+            include_str!("assets/backup.css"),
+            include_str!("assets/items.css"),
+            include_str!("assets/jobs.css"),
+            include_str!("assets/policies.css"),
+            include_str!("assets/agents.css"),
+        ),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("assets/portal.js"),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    failed: Option<String>,
+}
+
+/// Only paths of this site are followed after sign-in (never `//other.site`).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/vaults".to_string(),
+    }
+}
+
+async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    let token = crate::auth::new_secret("login");
+    let body = html! {
+        section.signin {
+            h1 { "Sign in to Tresor" }
+            p.muted { "Use the admin token the server printed when it first started (also in DATA/cli.json), or an API token." }
+            @if q.failed.is_some() {
+                div.alert.bad role="alert" { "That token is not valid. Check it and try again." }
+            }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(safe_next(q.next.as_deref()));
+                label for="token" { "Token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                button.primary type="submit" { "Sign in" }
+            }
+        }
+    };
+    let mut r = page("Sign in", None, &[], body);
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &token, 600));
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let ok_origin =
+        cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::same_secret(c, &f.csrf));
+    if !ok_origin {
+        return (
+            StatusCode::FORBIDDEN,
+            "The sign-in form was not sent from this portal's page. Open /login again.",
+        )
+            .into_response();
+    }
+    let hash = hash_secret(f.token.trim());
+    let s = state.clone();
+    let found = tokio::task::spawn_blocking(move || s.store.find_token(&hash))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .flatten();
+    let next = safe_next(f.next.as_deref());
+    match found {
+        Some(t) if t.role == "admin" => {
+            let id = state.sessions.open(&t.name, state.now());
+            tracing::info!(token = %t.name, "portal sign-in");
+            let mut r = Redirect::to(&next).into_response();
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &id, 12 * 3600),
+            );
+            r.headers_mut()
+                .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
+            r
+        }
+        _ => {
+            tracing::warn!("portal sign-in with an unknown token");
+            Redirect::to(&format!(
+                "/login?failed=1&next={}",
+                layout::url_encode(&next)
+            ))
+            .into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    op: Operator,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Some(r) = op.csrf_rejection(&f.csrf) {
+        return r;
+    }
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        state.sessions.close(id);
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ValidateQuery {
+    kind: String,
+    value: String,
+}
+
+/// Live validation for forms: the domain's own rules, answered as you type.
+async fn validate(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ValidateQuery>,
+) -> Response {
+    use tresor_domain::{Location, PolicyName, ResourceGroupName, VaultName};
+    let rule = match q.kind.as_str() {
+        "vault-name" => VaultName::parse(&q.value).map(|_| ()),
+        "resource-group" => ResourceGroupName::parse(&q.value).map(|_| ()),
+        "location" => Location::parse(&q.value).map(|_| ()),
+        "policy-name" => PolicyName::parse(&q.value).map(|_| ()),
+        _ => return (StatusCode::BAD_REQUEST, "unknown kind").into_response(),
+    };
+    let answer = match rule {
+        Err(e) => {
+            json!({"ok": false, "code": e.code, "message": e.message, "rule": e.recommendation})
+        }
+        Ok(()) if q.kind == "vault-name" => {
+            let name = q.value.clone();
+            let s = state.clone();
+            let taken = tokio::task::spawn_blocking(move || s.store.find_vault_by_name(&name))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .flatten()
+                .is_some();
+            if taken {
+                json!({"ok": false, "code": "VaultAlreadyExists", "message": format!("A vault named {} already exists.", q.value), "rule": "Names are unique in this installation, whatever their case."})
+            } else {
+                json!({"ok": true})
+            }
+        }
+        Ok(()) => json!({"ok": true}),
+    };
+    Json(answer).into_response()
+}
+
+/// A hidden CSRF field for the forms of other modules.
+pub fn csrf(op: &Operator) -> maud::Markup {
+    csrf_field(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next(Some("/vaults/v1")), "/vaults/v1");
+        assert_eq!(safe_next(Some("//evil.example/x")), "/vaults");
+        assert_eq!(safe_next(Some("https://evil.example")), "/vaults");
+        assert_eq!(safe_next(Some("/\\evil")), "/vaults");
+        assert_eq!(safe_next(None), "/vaults");
+    }
+}
