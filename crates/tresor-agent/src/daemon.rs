@@ -46,7 +46,7 @@ use crate::{backup_vm, VmBackupOptions};
 /// How often the agent reports it lives, with its VMs.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How often a running job reports progress (well inside the server's lease).
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Timeout of each API call's connection and of each wait for data.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod service;
 
 use std::fs::{self, File, OpenOptions};
