@@ -189,6 +189,17 @@ pub enum RepoCommand {
         /// Only this point (default: the whole repository, every pack read once).
         point: Option<String>,
     },
+    /// Copy every recovery point to another folder (a new or empty one, or an earlier
+    /// copy): only the packs and index files the copy lacks are sent, and each point's
+    /// manifest last, once everything it needs is there. The copy opens with the same
+    /// passphrase.
+    Replicate {
+        #[command(flatten)]
+        repo: RepoDir,
+        /// The copy's folder.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Delete recovery points (their data is reclaimed by `gc`).
     Forget {
         #[command(flatten)]

@@ -503,3 +503,42 @@ fn restore_onto_a_block_device_overwrites_old_data_with_zeros_too() {
     let err = restore_fails(s(&repo), &id, "disk.raw", &small_dev.0);
     assert!(err.contains("holds") && err.contains("needs"), "{err}");
 }
+
+#[test]
+fn replicate_copies_a_restorable_repository_and_then_nothing_twice() {
+    let t = tempfile::tempdir().unwrap();
+    let image = make_ext4_image(t.path(), "disk.raw", 64 << 20, 24 << 20, 21);
+    let repo = init_repo(t.path());
+    let id = backup(&repo, "vm1", &[], &[&image]);
+    let copy = t.path().join("copy");
+
+    let first = ok(&["repo", "replicate", s(&repo), "--to", s(&copy)]);
+    assert!(first.contains("1 points published"), "{first}");
+    assert!(
+        last_line(&first).starts_with("replicated ") && last_line(&first).contains("MiB/s"),
+        "{first}"
+    );
+    assert!(ok(&["repo", "verify", s(&copy)]).contains("no errors found"));
+    let out = t.path().join("restored.raw");
+    restore(&copy, &id, "disk.raw", &out, &[]);
+    assert!(same_content(&image, &out), "restore from the copy differs");
+
+    // Nothing new on the source: nothing is sent again.
+    let second = ok(&["repo", "replicate", s(&repo), "--to", s(&copy)]);
+    assert!(
+        second.contains("copied 0 objects (0 bytes)") && second.contains("1 already there"),
+        "{second}"
+    );
+    assert!(
+        last_line(&second).starts_with("replicated 0 bytes"),
+        "{second}"
+    );
+
+    // A folder holding something else is refused, and left alone.
+    let other = t.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let err = fails(&["repo", "replicate", s(&repo), "--to", s(&other)]);
+    assert!(err.contains("holds no repository"), "{err}");
+    assert_eq!(fs::read_dir(&other).unwrap().count(), 1);
+}

@@ -2,10 +2,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use tresor_blocksource::DirtyExtents;
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
+use tresor_engine::replicate::{self, ReplicateOptions};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
 use tresor_engine::{gc, verify, Consistency, InitOptions, KdfParams, LocalDir, Repository};
 
@@ -58,6 +60,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
         }
         RepoCommand::List { repo, json } => list(&repo.dir, json),
         RepoCommand::Verify { repo, point } => verify(&repo.dir, point.as_deref()),
+        RepoCommand::Replicate { repo, to } => replicate(&repo.dir, &to),
         RepoCommand::Forget { repo, points } => forget(&repo.dir, &points),
         RepoCommand::Gc {
             repo,
@@ -351,6 +354,55 @@ fn verify(dir: &Path, point: Option<&str>) -> Result<()> {
         report.damaged_points.len(),
         report.problems.len()
     )
+}
+
+fn replicate(dir: &Path, to: &Path) -> Result<()> {
+    let repo = open(dir)?;
+    let empty = match std::fs::read_dir(to) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", to.display())),
+    };
+    // A folder with keys but no config is a copy cut short before its config arrived.
+    if !empty && !to.join("config").exists() && !to.join("keys").is_dir() {
+        bail!(
+            "{} is not empty and holds no repository; replicate into a new or empty folder, or an earlier copy",
+            to.display()
+        );
+    }
+    let dst = if empty {
+        LocalDir::create(to)
+    } else {
+        LocalDir::open(to)
+    }
+    .with_context(|| format!("opening {}", to.display()))?;
+    let points = repo.point_ids()?;
+    let started = Instant::now();
+    let report = with_progress("replicate", |progress| {
+        replicate::run(
+            &repo,
+            &dst,
+            &points,
+            &ReplicateOptions::default(),
+            Some(progress),
+        )
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    print!("{report}");
+    println!(
+        "replicated {} bytes ({}) in {secs:.2} s: {:.1} MiB/s",
+        report.bytes_copied,
+        human(report.bytes_copied),
+        report.bytes_copied as f64 / 1048576.0 / secs.max(1e-9)
+    );
+    if !report.unpublishable.is_empty() {
+        bail!(
+            "{} recovery points could not be copied (see above); `tresor repo verify {}` names what is damaged",
+            report.unpublishable.len(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn forget(dir: &Path, points: &[String]) -> Result<()> {
