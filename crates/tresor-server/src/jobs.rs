@@ -37,6 +37,30 @@ pub fn new_job(
     params: Value,
     tasks: &[&str],
 ) -> ApiResult<JobRow> {
+    new_job_at(
+        state,
+        state.now(),
+        vault_id,
+        item,
+        operation,
+        target_agent,
+        params,
+        tasks,
+    )
+}
+
+/// A new job that began at `created` (a run the server recorded after it started).
+#[allow(clippy::too_many_arguments)]
+pub fn new_job_at(
+    state: &AppState,
+    created: Timestamp,
+    vault_id: &str,
+    item: Option<&ItemRow>,
+    operation: &str,
+    target_agent: Option<&str>,
+    params: Value,
+    tasks: &[&str],
+) -> ApiResult<JobRow> {
     let body = JobBody {
         vm_name: item.map(|i| i.vm_name.clone()).unwrap_or_default(),
         params,
@@ -57,7 +81,7 @@ pub fn new_job(
         status: enum_name(JobStatus::InProgress),
         agent_id: None,
         target_agent: target_agent.map(str::to_string),
-        created: state.now(),
+        created,
         started: None,
         ended: None,
         lease_until: None,

@@ -254,13 +254,18 @@ pub fn start_now(state: &Arc<AppState>, vault: &VaultRow) -> ApiResult<JobRow> {
 }
 
 fn new_run_job(state: &AppState, vault: &VaultRow) -> ApiResult<JobRow> {
+    new_run_job_at(state, vault, state.now())
+}
+
+fn new_run_job_at(state: &AppState, vault: &VaultRow, started: Timestamp) -> ApiResult<JobRow> {
     let secondary = state
         .repos
         .target(vault, Region::Secondary)
         .map(|t| t.location)
         .ok();
-    jobs::new_job(
+    jobs::new_job_at(
         state,
+        started,
         &vault.id,
         None,
         "Replication",
@@ -293,7 +298,8 @@ fn execute(
         r
     };
     if job.is_none() && !matches!(&outcome, Ok(run) if run.is_empty()) {
-        job = Some(new_run_job(state, vault)?);
+        // Recorded after the fact, it began when the run did.
+        job = Some(new_run_job_at(state, vault, now)?);
     }
     let Some(job) = job else {
         st.last_reconcile = Some(now);
