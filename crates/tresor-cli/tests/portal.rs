@@ -135,3 +135,212 @@ fn signing_in_and_vault_names_follow_the_rules() {
     b.goto("/vaults");
     b.wait_text("h1", "Sign in to Tresor");
 }
+
+/// The seed's whole walk, clicked: register a host from the credentials the portal
+/// hands out, protect its VM with "+ Backup", back it up now (watching the job move
+/// on its own), look at the recovery point, restore it, see a failed job explain
+/// itself, and find the configuration locked.
+#[test]
+fn the_seeds_click_path_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let vm = start_vm(d, "app", 256 * MIB);
+    let data = d.join("server");
+    let _server = start_server(&data);
+    let cli = Cli {
+        config: data.join("cli.json"),
+    };
+    let conf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("cli.json")).unwrap()).unwrap();
+    let url = conf["server"].as_str().unwrap().to_string();
+    let token = conf["token"].as_str().unwrap().to_string();
+    let mut b = Browser::start(&url, shots_dir("seed-click-path"));
+
+    b.goto("/login");
+    b.fill("#token", &token);
+    b.click_text("Sign in");
+    b.wait_text("h1", "Recovery Services vaults");
+    for (name, rg) in [("Vault-1", "rg-backup"), ("Vault-2", "rg-other")] {
+        b.goto("/vaults/new");
+        b.fill("#name", name);
+        b.fill("#resource_group", rg);
+        b.fill("#location", "local");
+        b.click_text("Create");
+        b.wait_text("[role=status]", "created");
+    }
+    b.goto("/vaults");
+    b.wait_text("table", "Vault-2");
+    b.shot("vaults");
+
+    // Host agents: the vault credentials for a new host come from the portal.
+    b.click_text("Host agents");
+    b.wait_text("h1", "Host agents");
+    b.select("#vault", "Vault-1");
+    b.fill("#valid_days", "2");
+    b.shot("register-a-host");
+    let creds = b.js(
+        "const f = document.querySelector('#credentials-form');
+         return fetch(f.action, {method: 'POST', body: new URLSearchParams(new FormData(f)), credentials: 'same-origin'})
+           .then(r => r.text().then(t => [r.status, r.headers.get('content-disposition') || '', t]));",
+        vec![],
+    );
+    assert_eq!(creds[0], 200, "{creds}");
+    assert!(creds[1].as_str().unwrap().contains("attachment"), "{creds}");
+    let creds_file = d.join("Vault-1.credentials");
+    std::fs::write(&creds_file, creds[2].as_str().unwrap()).unwrap();
+    // The agent talks to the server through a proxy that slows uploads, so that the
+    // backup below runs long enough to be watched.
+    let proxy = Proxy::start(12 << 20);
+    let agent_toml = agent_config(
+        d,
+        Some(&creds_file),
+        ("kvm1", "local"),
+        ("app", &vm.agent_qmp),
+        Some(proxy.port),
+    );
+    let _agent = start_agent(&agent_toml);
+    cli.wait_protectable("Vault-1", "app");
+    b.goto("/agents");
+    b.wait_text("#agents", "kvm1");
+    b.wait_text("#agents", "Online");
+    let agents = b.page_text();
+    assert!(
+        agents.contains("app") && agents.contains("Preflight"),
+        "{agents}"
+    );
+    b.shot("host-agent-online-with-preflight");
+
+    // "+ Backup": goal, policy, VMs, enable.
+    b.goto("/vaults/Vault-1");
+    b.click_text("+ Backup");
+    b.wait_text("main", "Where is your workload running?");
+    b.shot("backup-goal");
+    b.click("#goal-submit");
+    b.wait_text("main", "Choose a backup policy");
+    let policy = b.page_text();
+    assert!(policy.contains("DefaultPolicy"), "{policy}");
+    b.shot("backup-policy");
+    b.click("#policy-submit");
+    b.wait_text("main", "Virtual machines");
+    b.click("input[name=vm][value$='app']");
+    b.shot("backup-select-vms");
+    b.click("#enable-backup");
+    b.wait_text("#items", "app");
+    b.wait_text("#items", "Initial backup pending");
+    b.shot("backup-items-pending");
+
+    // The same VM cannot be chosen in another vault: greyed, with the reason.
+    b.goto("/vaults/Vault-2/backup");
+    b.click("#goal-submit");
+    b.click("#policy-submit");
+    b.wait_text("main", "Vault-1");
+    assert!(b.exists("tr.disabled input[name=vm][disabled]"));
+    b.shot("vm-greyed-already-protected");
+
+    // Back up now, keeping the point until a date picked in the calendar.
+    random_write(&vm.test_qmp, d, 0, 96, 3);
+    b.goto("/vaults/Vault-1/items");
+    b.click("summary[aria-label='Actions for app']");
+    b.click_text("Back up now");
+    b.wait_text("h1", "Back up now");
+    let retain = (jiff::Zoned::now().date() + jiff::ToSpan::days(45)).to_string();
+    b.set_value("#retain_until", &retain);
+    b.shot("back-up-now-calendar");
+    b.click("#backup-now button[type=submit]");
+    b.wait_text("#jobs", "Backup");
+    b.js("window.__sameDocument = true", vec![]);
+    // The running job's row changes by itself, without the page being loaded again.
+    let row = "#jobs tr[data-job]";
+    let mut seen = vec![b.text(row)];
+    let started = std::time::Instant::now();
+    while !seen.last().unwrap().contains("Completed") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the backup did not end: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let now = b.text(row);
+        if now != *seen.last().unwrap() {
+            if seen.len() == 2 {
+                b.shot("job-in-progress-live");
+            }
+            seen.push(now);
+        }
+    }
+    assert_eq!(b.js("return window.__sameDocument === true", vec![]), true);
+    assert!(
+        seen.len() >= 3,
+        "the job's row changed fewer than twice while it ran: {seen:?}"
+    );
+    assert!(seen.iter().any(|s| s.contains("In progress")), "{seen:?}");
+    b.shot("job-completed-live");
+
+    // The item's recovery point: consistency and the expiry picked.
+    b.goto("/vaults/Vault-1/items/app");
+    b.wait_text("#points", "Crash");
+    let points = b.text("#points");
+    assert!(points.contains(&retain), "{points}");
+    b.shot("recovery-points");
+
+    // Restore disks from it.
+    let target = d.join("restored");
+    b.click_text("Restore");
+    b.wait_text("h1", "Restore");
+    b.click("#mode-RestoreDisks");
+    b.fill("#target_path", target.to_str().unwrap());
+    b.shot("restore-disks");
+    b.click("#restore button[type=submit]");
+    b.wait_text("#jobs", "Restore");
+    b.wait_text("#jobs tr[data-job]", "Completed");
+    assert!(std::fs::read_dir(&target).unwrap().next().is_some());
+
+    // Replacing the disks of a running VM fails; the job says why and what to do.
+    b.goto("/vaults/Vault-1/items/app");
+    b.click_text("Restore");
+    b.click("#mode-ReplaceDisks");
+    b.click("#confirm_replace");
+    b.click("#restore button[type=submit]");
+    b.wait_text("#jobs tr[data-job]", "Failed");
+    b.click("#jobs tr[data-job] a[href*='/jobs/']");
+    b.wait_text("#job-error", "This job failed");
+    let code = b.text("#job-error-code");
+    assert!(code.contains("Error code:"), "{code}");
+    let message = b.text("#job-error-message");
+    assert!(message.contains("Stop the VM"), "{message}");
+    let action = b.text("#job-error-recommendation");
+    assert!(action.contains("Recommended action:"), "{action}");
+    b.shot("failed-job-explains-itself");
+
+    // Jobs filtered by status.
+    b.goto("/vaults/Vault-1/jobs?status=Failed");
+    let failed = b.text("#jobs");
+    assert!(
+        failed.contains("Restore") && !failed.contains("Completed"),
+        "{failed}"
+    );
+
+    // Policies: the same rules as the API.
+    b.goto("/vaults/Vault-1/policies");
+    b.wait_text("#policies", "DefaultPolicy");
+    b.click_text("DefaultPolicy");
+    b.wait_text("main", "Retention");
+    b.shot("default-policy");
+    b.goto("/vaults/Vault-1/policies/new");
+    b.fill("#name", "Nightly-30");
+    b.fill("#daily_days", "3");
+    b.click("#policy-submit");
+    b.wait_text("[role=alert]", "RetentionOutOfRange");
+    b.wait_text("#daily_days-error", "7 to 9999");
+    b.shot("policy-rule-refused");
+    b.fill("#daily_days", "30");
+    b.click("#policy-submit");
+    b.wait_text("main", "Nightly-30");
+
+    // The overview counts it all, and the redundancy is now locked, with the reason.
+    b.goto("/vaults/Vault-1");
+    b.wait_text("main", "Protected");
+    b.shot("vault-overview-after");
+    b.goto("/vaults/Vault-1/configuration");
+    b.wait_text("#locked-reason", "already holds backups");
+    b.shot("configuration-locked");
+}

@@ -270,7 +270,7 @@ pub async fn credentials(
         return Err(ApiError::bad_request(
             "InvalidCredentialsValidity",
             format!("vault credentials can be valid for 1 to 10 days, not {days}"),
-            "give --valid-days between 1 and 10",
+            "give a validity of 1 to 10 days (--valid-days)",
         ));
     }
     state

@@ -1,11 +1,574 @@
-//! (being written)
+//! Backup jobs: a vault's jobs, filtered by status and operation, with running jobs
+//! updated in place (portal.js: `table[data-live-jobs]`); one job's details, tasks,
+//! warnings, result or error, and "Cancel" while it runs.
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::Value;
 
+use super::layout::{
+    badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, url_encode, vault_tabs,
+};
+use super::session::Operator;
+use super::vaults::{error_page, vault_of};
+use crate::api;
+use crate::api::jobs::JobQuery;
+use crate::auth::Admin;
+use crate::dto::{JobDto, VaultDto};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/vaults/{vault}/jobs", get(list))
+        .route("/vaults/{vault}/jobs/{job}", get(details))
+        .route("/vaults/{vault}/jobs/{job}/cancel", post(cancel))
+}
+
+const STATUSES: [&str; 5] = [
+    "InProgress",
+    "Completed",
+    "CompletedWithWarnings",
+    "Failed",
+    "Cancelled",
+];
+
+const OPERATIONS: [&str; 7] = [
+    "Backup",
+    "Restore",
+    "ConfigureBackup",
+    "DisableBackup",
+    "DeleteBackupData",
+    "Replication",
+    "Verify",
+];
+
+/// Seconds as people read them: `42 s`, `3 min 5 s`, `2 h 10 min` (portal.js the same).
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// The task a job is at: the first one running, else the last one.
+fn current_task(j: &JobDto) -> Option<&str> {
+    j.tasks
+        .iter()
+        .find(|t| matches!(t.status, tresor_domain::JobStatus::InProgress))
+        .or(j.tasks.last())
+        .map(|t| t.name.as_str())
+}
+
+/// A progress bar with its percent (portal.js updates both).
+fn progress(percent: f64) -> Markup {
+    let p = percent.clamp(0.0, 100.0);
+    html! {
+        div.progress-cell {
+            div.progress role="progressbar" aria-label="Progress" aria-valuemin="0" aria-valuemax="100"
+                aria-valuenow=(format!("{:.0}", p)) {
+                span style={ "width: " (format!("{:.1}", p)) "%" } {}
+            }
+            span.percent data-field="percent" { (format!("{:.0} %", p)) }
+        }
+    }
+}
+
+/// A job's status badge, the element portal.js rewrites (`data-field=status`).
+fn status_badge(status: &str) -> Markup {
+    let b = badge(status).into_string();
+    // badge() renders `<span class="badge ...">`; the live script needs the field name on it.
+    maud::PreEscaped(b.replacen(
+        "<span ",
+        "<span data-field=\"status\" aria-live=\"polite\" ",
+        1,
+    ))
+}
+
+fn job_url(vault: &str, id: &str) -> String {
+    format!("/vaults/{}/jobs/{}", url_encode(vault), url_encode(id))
+}
+
+fn item_link(vault: &str, j: &JobDto) -> Markup {
+    let name = if j.vm_name.is_empty() {
+        "–"
+    } else {
+        j.vm_name.as_str()
+    };
+    html! {
+        @match &j.item_id {
+            Some(id) if !j.vm_name.is_empty() => a href={ "/vaults/" (url_encode(vault)) "/items/" (url_encode(id)) } { (name) },
+            _ => span.muted { (name) },
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    item: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    done: Option<String>,
+}
+
+fn chosen(v: Option<&str>) -> Option<String> {
+    v.map(str::trim)
+        .filter(|s| !s.is_empty() && *s != "all")
+        .map(str::to_string)
+}
+
+async fn list(
+    op: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(vault): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let v = match vault_of(&state, &op, &vault).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let status = chosen(q.status.as_deref());
+    let operation = chosen(q.operation.as_deref());
+    let item = chosen(q.item.as_deref());
+    let query = JobQuery {
+        status: status.clone(),
+        operation: operation.clone(),
+        item: item.clone(),
+        limit: q.limit,
+        ..JobQuery::default()
+    };
+    let jobs = match api::jobs::list(
+        Admin,
+        State(state.clone()),
+        Path(v.name.clone()),
+        Query(query),
+    )
+    .await
+    {
+        Ok(Json(j)) => j,
+        Err(e) => return error_page(&op, &e),
+    };
+    let item_name = item.as_ref().map(|id| {
+        jobs.iter()
+            .find(|j| j.item_id.as_deref() == Some(id))
+            .map(|j| j.vm_name.clone())
+            .unwrap_or_else(|| id.clone())
+    });
+    let vurl = format!("/vaults/{}", url_encode(&v.name));
+    let filtered = status.is_some() || operation.is_some() || item.is_some();
+    let body = html! {
+        h1 { (v.name) }
+        p.muted { "Recovery Services vault · " (v.location) }
+        @if let Some(d) = &q.done { (notice(d)) }
+        (vault_tabs(&v.name, "Backup jobs"))
+        form.toolbar.job-filters #job-filters method="get" action={ (vurl) "/jobs" } aria-label="Filter jobs" {
+            div.field {
+                label for="status" { "Status" }
+                select #status name="status" {
+                    option value="" selected[status.is_none()] { "All" }
+                    @for s in STATUSES {
+                        option value=(s) selected[status.as_deref() == Some(s)] { (spaced(s)) }
+                    }
+                }
+            }
+            div.field {
+                label for="operation" { "Operation" }
+                select #operation name="operation" {
+                    option value="" selected[operation.is_none()] { "All" }
+                    @for o in OPERATIONS {
+                        option value=(o) selected[operation.as_deref() == Some(o)] { (spaced(o)) }
+                    }
+                }
+            }
+            @if let Some(id) = &item {
+                input type="hidden" name="item" value=(id);
+            }
+            div.filter-buttons {
+                button.primary type="submit" { "Filter" }
+                @if filtered { " " a.button href={ (vurl) "/jobs" } { "Clear filters" } }
+            }
+        }
+        @if let Some(n) = &item_name {
+            p.muted #job-item-filter { "Jobs of " strong { (n) } " only." }
+        }
+        @if jobs.is_empty() {
+            @if filtered {
+                (empty("No job matches these filters.", Some(("Show all jobs", &format!("{vurl}/jobs")))))
+            } @else {
+                (empty("No job yet. Jobs appear when backup is configured, a VM is backed up or restored.", None))
+            }
+        } @else {
+            p.muted.small #jobs-count { (jobs.len()) " jobs, newest first." }
+            (jobs_table(&v, &jobs))
+        }
+    };
+    page(
+        "Backup jobs",
+        Some(&op),
+        &[("Vaults", "/vaults"), (&v.name, &vurl)],
+        body,
+    )
+}
+
+fn jobs_table(v: &VaultDto, jobs: &[JobDto]) -> Markup {
+    html! {
+        table #jobs data-live-jobs=(v.name) {
+            caption.sr-only { "Backup jobs" }
+            thead { tr {
+                th scope="col" { "Operation" }
+                th scope="col" { "Status" }
+                th scope="col" { "VM" }
+                th scope="col" { "Current task" }
+                th scope="col" { "Start time" }
+                th scope="col" { "Duration" }
+                th scope="col" { "Progress" }
+                th scope="col" { span.sr-only { "Details" } }
+            } }
+            tbody {
+                @for j in jobs {
+                    tr data-job=(j.id) data-status=(j.status) {
+                        td { (spaced(&j.operation)) }
+                        td { (status_badge(&j.status)) }
+                        td { (item_link(&v.name, j)) }
+                        td data-field="task" { (current_task(j).unwrap_or("–")) }
+                        td { (time(Some(j.start_time))) }
+                        td data-field="duration" { (duration(j.duration)) }
+                        td { (progress(j.percent)) }
+                        td { a href=(job_url(&v.name, &j.id)) aria-label={ "Details of the " (spaced(&j.operation).to_lowercase()) " job of " (j.vm_name) ", " (j.start_time.strftime("%Y-%m-%d %H:%M UTC").to_string()) } { "Details" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailsQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+async fn details(
+    op: Operator,
+    State(state): State<Arc<AppState>>,
+    Path((vault, id)): Path<(String, String)>,
+    Query(q): Query<DetailsQuery>,
+) -> Response {
+    job_page(&op, &state, &vault, &id, q.done.as_deref(), None).await
+}
+
+/// A result's key as words: `bytesRead` → `Bytes read`.
+fn key_words(key: &str) -> String {
+    let s = spaced(key);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => s,
+    }
+}
+
+/// One value of a job's result.
+fn result_value(key: &str, value: &Value) -> Markup {
+    let k = key.to_ascii_lowercase();
+    html! {
+        @match value {
+            Value::Null => span.muted { "–" },
+            Value::Bool(b) => (if *b { "Yes" } else { "No" }),
+            Value::Number(n) if k.contains("bytes") && n.as_u64().is_some() => (bytes(n.as_u64().unwrap_or(0))),
+            Value::Number(n) if k.ends_with("ms") => { (n.to_string()) " ms" },
+            Value::Number(n) => (n.to_string()),
+            Value::String(s) => (s),
+            Value::Array(a) if a.is_empty() => span.muted { "None" },
+            Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+                ul.plain { @for x in a { li { code { (x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())) } } } }
+            },
+            Value::Array(a) => {
+                ul.plain { @for x in a { li { code { (x.to_string()) } } } }
+            },
+            Value::Object(_) => code { (value.to_string()) },
+        }
+    }
+}
+
+/// What a finished job produced: its recovery point, restored disks, figures.
+fn result_section(v: &VaultDto, j: &JobDto) -> Markup {
+    let Some(obj) = j.result.as_object().filter(|o| !o.is_empty()) else {
+        return html! {};
+    };
+    let vault = url_encode(&v.name);
+    // What matters first: the point, its consistency, what was restored.
+    const FIRST: [&str; 6] = [
+        "recoveryPoint",
+        "consistency",
+        "item",
+        "disks",
+        "definition",
+        "startScript",
+    ];
+    let rank = |k: &str| FIRST.iter().position(|f| *f == k).unwrap_or(FIRST.len());
+    let mut entries: Vec<(&String, &Value)> = obj.iter().collect();
+    entries.sort_by_key(|(k, _)| rank(k));
+    html! {
+        section.card aria-labelledby="result-h" {
+            h2 #result-h { "Result" }
+            dl.props #job-result {
+                @for (key, value) in entries {
+                    dt { (match key.as_str() {
+                        "recoveryPoint" => "Recovery point".to_string(),
+                        "item" => "Protected item".to_string(),
+                        "disks" => "Restored disks".to_string(),
+                        "startScript" => "Start script".to_string(),
+                        "definition" => "VM definition".to_string(),
+                        "frozenMs" => "File systems frozen for".to_string(),
+                        k => key_words(k),
+                    }) }
+                    dd {
+                        @match (key.as_str(), value) {
+                            ("recoveryPoint", Value::String(p)) => {
+                                @match &j.item_id {
+                                    Some(item) => a #result-point href={ "/vaults/" (vault) "/items/" (url_encode(item)) "#point-" (p) } { code { (p) } },
+                                    None => code { (p) },
+                                }
+                            },
+                            ("item", Value::String(item)) => a href={ "/vaults/" (vault) "/items/" (url_encode(item)) } { (if j.vm_name.is_empty() { item.as_str() } else { j.vm_name.as_str() }) },
+                            ("disks", Value::Array(disks)) => {
+                                ul.plain { @for d in disks {
+                                    li {
+                                        @if let Some(path) = d["path"].as_str() { code { (path) } } @else { code { (d.to_string()) } }
+                                        @if let Some(f) = d["format"].as_str() { " " span.muted { "(" (f) ")" } }
+                                    }
+                                } }
+                            },
+                            ("consistency", Value::String(c)) => (badge(c)),
+                            (k, value) => (result_value(k, value)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn job_page(
+    op: &Operator,
+    state: &Arc<AppState>,
+    vault: &str,
+    id: &str,
+    done: Option<&str>,
+    error: Option<&ApiError>,
+) -> Response {
+    let v = match vault_of(state, op, vault).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let j = match api::jobs::show(
+        Admin,
+        State(state.clone()),
+        Path((v.name.clone(), id.to_string())),
+    )
+    .await
+    {
+        Ok(Json(j)) => j,
+        Err(e) => return error_page(op, &e),
+    };
+    let vurl = format!("/vaults/{}", url_encode(&v.name));
+    let url = job_url(&v.name, &j.id);
+    let running = j.status == "InProgress" || j.status == "Cancelling";
+    let what = if j.vm_name.is_empty() {
+        spaced(&j.operation)
+    } else {
+        format!("{} of {}", spaced(&j.operation), j.vm_name)
+    };
+    let cancel_question = format!(
+        "Cancel this {} job{}? It stops at its next step and ends as Cancelled.",
+        spaced(&j.operation).to_lowercase(),
+        if j.vm_name.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}", j.vm_name)
+        }
+    );
+    let body = html! {
+        h1 { (what) }
+        p.muted { "Job " code { (j.id) } " · vault " (v.name) }
+        @if let Some(d) = done { (notice(d)) }
+        @if let Some(e) = error { (error_box(e)) }
+        (vault_tabs(&v.name, "Backup jobs"))
+        @if let Some(err) = &j.error {
+            div.alert.bad.job-error #job-error role="alert" aria-labelledby="job-error-h" {
+                h2 #job-error-h { @if j.status == "Failed" { "This job failed" } @else { "Error" } }
+                p #job-error-message { strong { (err.message) } }
+                p #job-error-code { "Error code: " code { (err.code) } }
+                @if !err.recommendation.is_empty() {
+                    p #job-error-recommendation { "Recommended action: " (err.recommendation) }
+                }
+            }
+        }
+        div.toolbar {
+            @if j.status == "InProgress" {
+                form.inline #cancel-job method="post" action={ (url) "/cancel" }
+                    data-confirm=(cancel_question) {
+                    (csrf_field(op))
+                    button.danger type="submit" { "Cancel job" }
+                }
+            }
+            span.grow {}
+            @if running { a href=(url) { "Refresh" } }
+            a href={ (vurl) "/jobs" } { "All jobs" }
+        }
+        table #job data-live-jobs=(v.name) {
+            caption.sr-only { "Progress" }
+            thead { tr {
+                th scope="col" { "Status" }
+                th scope="col" { "Current task" }
+                th scope="col" { "Duration" }
+                th scope="col" { "Progress" }
+            } }
+            tbody {
+                tr data-job=(j.id) data-status=(j.status) {
+                    td { (status_badge(&j.status)) }
+                    td data-field="task" { (current_task(&j).unwrap_or("–")) }
+                    td data-field="duration" { (duration(j.duration)) }
+                    td { (progress(j.percent)) }
+                }
+            }
+        }
+        @if running {
+            p.muted.small { "Progress updates by itself; refresh the page to see the result when the job ends." }
+        }
+        div.cards {
+            section.card aria-labelledby="props-h" {
+                h2 #props-h { "Details" }
+                dl.props #job-details {
+                    dt { "Operation" } dd { (spaced(&j.operation)) }
+                    dt { "Status" } dd { (badge(&j.status)) }
+                    dt { "VM" } dd { (item_link(&v.name, &j)) }
+                    dt { "Start time" } dd { (time(Some(j.start_time))) }
+                    dt { "End time" } dd { (time(j.end_time)) }
+                    dt { "Duration" } dd { (duration(j.duration)) }
+                    dt { "Data" } dd {
+                        @if j.bytes_total > 0 { (bytes(j.bytes_done)) " of " (bytes(j.bytes_total)) }
+                        @else if j.bytes_done > 0 { (bytes(j.bytes_done)) }
+                        @else { span.muted { "–" } }
+                    }
+                    dt { "Job ID" } dd { code { (j.id) } }
+                }
+            }
+            section.card aria-labelledby="tasks-h" {
+                h2 #tasks-h { "Tasks" }
+                @if j.tasks.is_empty() {
+                    p.muted { "This job has no separate tasks." }
+                } @else {
+                    table #tasks {
+                        caption.sr-only { "Tasks" }
+                        thead { tr { th scope="col" { "Task" } th scope="col" { "Status" } } }
+                        tbody {
+                            @for t in &j.tasks {
+                                @let s = crate::dto::enum_name(t.status);
+                                tr { td { (t.name) } td { (badge(&s)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !j.warnings.is_empty() {
+            section.alert.warn #job-warnings aria-labelledby="warnings-h" {
+                h2 #warnings-h { "Warnings" }
+                ul { @for w in &j.warnings { li { (w) } } }
+            }
+        }
+        (result_section(&v, &j))
+    };
+    let mut r = page(
+        &what,
+        Some(op),
+        &[
+            ("Vaults", "/vaults"),
+            (&v.name, &vurl),
+            ("Backup jobs", &format!("{vurl}/jobs")),
+        ],
+        body,
+    );
+    if let Some(e) = error {
+        *r.status_mut() = e.status;
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn cancel(
+    op: Operator,
+    State(state): State<Arc<AppState>>,
+    Path((vault, id)): Path<(String, String)>,
+    Form(f): Form<CancelForm>,
+) -> Response {
+    if let Some(r) = op.csrf_rejection(&f.csrf) {
+        return r;
+    }
+    match api::jobs::cancel(
+        Admin,
+        State(state.clone()),
+        Path((vault.clone(), id.clone())),
+    )
+    .await
+    {
+        Ok(Json(j)) => {
+            let text = if j.status == "Cancelled" {
+                "Job cancelled.".to_string()
+            } else {
+                "Cancel requested: the job stops at its next step and ends as Cancelled."
+                    .to_string()
+            };
+            Redirect::to(&format!(
+                "{}?done={}",
+                job_url(&vault, &j.id),
+                url_encode(&text)
+            ))
+            .into_response()
+        }
+        Err(e) => job_page(&op, &state, &vault, &id, None, Some(&e)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(0.4), "0 s");
+        assert_eq!(duration(42.0), "42 s");
+        assert_eq!(duration(185.0), "3 min 5 s");
+        assert_eq!(duration(7800.0), "2 h 10 min");
+        assert_eq!(key_words("bytesRead"), "Bytes read");
+    }
+
+    #[test]
+    fn the_status_badge_carries_its_field() {
+        let b = status_badge("InProgress").into_string();
+        assert!(b.starts_with("<span data-field=\"status\""), "{b}");
+        assert!(b.contains("badge busy"), "{b}");
+    }
 }

@@ -56,13 +56,15 @@ function liveJobs() {
         const j = await r.json();
         tr.dataset.status = j.status;
         const set = (sel, text) => { const el = tr.querySelector(sel); if (el) el.textContent = text; };
-        set("[data-field=status]", j.status.replace(/([a-z])([A-Z])/g, "$1 $2"));
+        set("[data-field=status]", j.status.replace(/([a-z])([A-Z])/g, (_, a, b) => `${a} ${b.toLowerCase()}`));
         const badge = tr.querySelector("[data-field=status]");
         if (badge) badge.className = "badge " + ({ Completed: "good", CompletedWithWarnings: "warn", Failed: "bad", Cancelled: "plain", InProgress: "busy", Cancelling: "warn" }[j.status] || "plain");
         const task = (j.tasks || []).find((t) => t.status === "InProgress") || (j.tasks || []).slice(-1)[0];
         set("[data-field=task]", task ? task.name : "–");
         set("[data-field=percent]", `${Math.round(j.percent)} %`);
-        set("[data-field=duration]", `${Math.round(j.duration)} s`);
+        const s = Math.max(0, Math.round(j.duration));
+        set("[data-field=duration]", s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s`
+          : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`);
         const bar = tr.querySelector(".progress > span");
         if (bar) bar.style.width = `${Math.min(100, j.percent)}%`;
         const pb = tr.querySelector("[role=progressbar]");
