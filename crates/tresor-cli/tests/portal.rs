@@ -129,6 +129,32 @@ fn signing_in_and_vault_names_follow_the_rules() {
     let list = p.cli.json(&["vault", "list"]);
     assert_eq!(list[0]["name"], "Vault-1");
 
+    // Light by default here; dark when the browser prefers it.
+    let light = b.js(
+        "return getComputedStyle(document.body).backgroundColor",
+        vec![],
+    );
+    let base = b.js("return location.origin", vec![]);
+    let mut dark = Browser::start_with(
+        base.as_str().unwrap(),
+        shots_dir("sign-in-and-vault-names-dark"),
+        &["--force-dark-mode"],
+    );
+    dark.goto("/login");
+    dark.fill("#token", &p.token);
+    dark.click_text("Sign in");
+    dark.wait_text("h1", "Recovery Services vaults");
+    let dark_bg = dark.js(
+        "return getComputedStyle(document.body).backgroundColor",
+        vec![],
+    );
+    assert_eq!(light, "rgb(246, 247, 249)");
+    assert_eq!(dark_bg, "rgb(15, 20, 25)");
+    dark.goto("/vaults/Vault-1");
+    dark.wait_text("h1", "Vault-1");
+    dark.shot("vault-overview-dark");
+    drop(dark);
+
     // Signing out ends the session.
     b.click_text("Sign out");
     b.wait_text("h1", "Sign in to Tresor");

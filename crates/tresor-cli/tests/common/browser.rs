@@ -28,6 +28,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium that trusts the server's
     /// self-signed certificate. Screenshots go to `shots`.
     pub fn start(base: &str, shots: PathBuf) -> Browser {
+        Browser::start_with(base, shots, &[])
+    }
+
+    /// As [`Browser::start`], with more Chromium switches (`--force-dark-mode`).
+    pub fn start_with(base: &str, shots: PathBuf, extra_args: &[&str]) -> Browser {
         for tool in ["chromium", "chromedriver"] {
             assert!(
                 Command::new("sh")
@@ -57,15 +62,19 @@ impl Browser {
             .enable_all()
             .build()
             .unwrap();
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+            "--lang=en-US",
+        ];
+        args.extend_from_slice(extra_args);
         let caps = json!({
             "browserName": "chrome",
             "acceptInsecureCerts": true,
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1000",
-                         "--lang=en-US"]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let caps = match caps {
             Value::Object(m) => m,
@@ -218,8 +227,42 @@ impl Browser {
         self.rt.block_on(e.attr(name)).unwrap()
     }
 
-    /// Saves a screenshot of the page as `NN-name.png`.
+    /// Screen-reader basics of the page shown: one `h1`, every control labelled,
+    /// every table header scoped. Returns what is wrong.
+    pub fn accessibility_problems(&self) -> Vec<String> {
+        let v = self.js(
+            "const out = [];
+             const h1 = document.querySelectorAll('h1').length;
+             if (h1 !== 1) out.push(`${h1} h1 elements`);
+             for (const c of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+               if (c.labels.length === 0 && !c.getAttribute('aria-label') && !c.getAttribute('aria-labelledby'))
+                 out.push(`unlabelled ${c.tagName.toLowerCase()} ${c.id || c.name}`);
+             }
+             for (const th of document.querySelectorAll('thead th')) {
+               if (!th.getAttribute('scope')) out.push(`th without scope: ${th.textContent.trim()}`);
+             }
+             for (const b of document.querySelectorAll('button, a')) {
+               if (!b.textContent.trim() && !b.getAttribute('aria-label')) out.push(`${b.tagName.toLowerCase()} without a name`);
+             }
+             return out;",
+            vec![],
+        );
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Saves a screenshot of the page as `NN-name.png`, after checking the page's
+    /// screen-reader basics (every screenshot is of a page a person must be able to use).
     pub fn shot(&mut self, name: &str) {
+        let problems = self.accessibility_problems();
+        assert!(
+            problems.is_empty(),
+            "{} ({name}): {problems:?}",
+            self.path()
+        );
         self.taken += 1;
         let png = self.rt.block_on(self.c().screenshot()).unwrap();
         let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
