@@ -1,13 +1,16 @@
 //! Replication to a secondary backend, with real backups of random data: what is copied,
 //! in which order, what is never copied, and that the secondary restores byte for byte.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::TestDisk;
 use rand::{Rng, RngCore, SeedableRng};
-use tresor_blocksource::{BlockSource, Extent, ExtentKind};
+use tresor_blocksource::BlockSource;
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::progress::Progress;
 use tresor_engine::replicate::{self, ReplicateOptions};
@@ -18,47 +21,8 @@ use tresor_storage::{Backend, ObjectInfo, ObjectKind, WriterGuard, WriterInfo, W
 const PW: &[u8] = b"replication test";
 const CHUNK: usize = 8192;
 const DISK: usize = 4 << 20;
-/// Reported as zeros by the source: stored as ZERO ids (holes) in the tree.
-const HOLE: (u64, u64) = (1 << 20, (1 << 20) + (256 << 10));
-
-/// A disk in memory with one hole.
-struct Disk {
-    data: Vec<u8>,
-}
-
-impl BlockSource for Disk {
-    fn describe(&self) -> String {
-        "test disk".into()
-    }
-
-    fn size(&self) -> u64 {
-        self.data.len() as u64
-    }
-
-    fn extents(&self, offset: u64, len: u64) -> tresor_blocksource::Result<Vec<Extent>> {
-        let end = (offset + len).min(self.size());
-        let mut out = Vec::new();
-        for (a, b, kind) in [
-            (offset, end.min(HOLE.0), ExtentKind::Data),
-            (offset.max(HOLE.0), end.min(HOLE.1), ExtentKind::Zero),
-            (offset.max(HOLE.1), end, ExtentKind::Data),
-        ] {
-            if a < b {
-                out.push(Extent {
-                    offset: a,
-                    len: b - a,
-                    kind,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> tresor_blocksource::Result<()> {
-        buf.copy_from_slice(&self.data[offset as usize..offset as usize + buf.len()]);
-        Ok(())
-    }
-}
+/// (offset, length) reported as zeros by the source: stored as ZERO ids (holes) in the tree.
+const HOLE: (u64, u64) = (1 << 20, 256 << 10);
 
 fn init(path: &Path) -> Repository {
     let backend = Arc::new(LocalDir::create(path).unwrap());
@@ -82,7 +46,7 @@ fn open_local(path: &Path) -> Repository {
 fn first_disk(seed: u64) -> Vec<u8> {
     let mut data = vec![0u8; DISK];
     rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data);
-    data[HOLE.0 as usize..HOLE.1 as usize].fill(0);
+    data[HOLE.0 as usize..(HOLE.0 + HOLE.1) as usize].fill(0);
     data
 }
 
@@ -91,15 +55,16 @@ fn changed(data: &[u8], seed: u64) -> Vec<u8> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut data = data.to_vec();
     for _ in 0..6 {
-        let chunk = rng.gen_range(HOLE.1 as usize / CHUNK..DISK / CHUNK);
+        let chunk = rng.gen_range((HOLE.0 + HOLE.1) as usize / CHUNK..DISK / CHUNK);
         rng.fill_bytes(&mut data[chunk * CHUNK..(chunk + 1) * CHUNK]);
     }
     data
 }
 
 fn backup(repo: &Repository, data: &[u8]) -> Manifest {
-    let disk = Arc::new(Disk {
+    let disk = Arc::new(TestDisk {
         data: data.to_vec(),
+        holes: vec![HOLE],
     });
     let req = BackupRequest::new(
         "vm",
