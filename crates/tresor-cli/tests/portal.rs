@@ -301,6 +301,17 @@ fn the_seeds_click_path_in_a_browser() {
     assert!(seen.iter().any(|s| s.contains("In progress")), "{seen:?}");
     b.shot("job-completed-live");
 
+    // A job's own page shows its result once it ends, without a hand on the reload.
+    random_write(&vm.test_qmp, d, 100, 64, 4);
+    b.goto("/vaults/Vault-1/items/app/backup");
+    b.click("#backup-now button[type=submit]");
+    b.wait_text("#jobs", "In progress");
+    b.click("#jobs tr[data-job] a[href*='/jobs/']");
+    b.wait_text("h1", "Backup of app");
+    assert!(!b.exists("#job-result"));
+    b.wait_text("#job-result", "Crash consistent");
+    b.shot("job-details-after-it-ended");
+
     // The item's recovery point: consistency and the expiry picked.
     b.goto("/vaults/Vault-1/items/app");
     b.wait_text("#points", "Crash");

@@ -54,7 +54,10 @@ function liveJobs() {
         const r = await fetch(`/api/v1/vaults/${encodeURIComponent(vault)}/jobs/${tr.dataset.job}`, { credentials: "same-origin" });
         if (!r.ok) continue;
         const j = await r.json();
+        const ended = !["InProgress", "Cancelling"].includes(j.status);
         tr.dataset.status = j.status;
+        // A job's own page (#job) shows its result or error once it ended: load it again.
+        if (ended && table.id === "job") { window.location.reload(); return; }
         const set = (sel, text) => { const el = tr.querySelector(sel); if (el) el.textContent = text; };
         set("[data-field=status]", j.status.replace(/([a-z])([A-Z])/g, (_, a, b) => `${a} ${b.toLowerCase()}`));
         const badge = tr.querySelector("[data-field=status]");
