@@ -328,7 +328,14 @@ fn the_seeds_click_path_in_a_browser() {
     b.shot("restore-disks");
     b.click("#restore button[type=submit]");
     b.wait_text("#jobs", "Restore");
-    b.wait_text("#jobs tr[data-job]", "Completed");
+    wait_for("the restore to end", Duration::from_secs(60), || {
+        let row = b.text("#jobs tr[data-job]");
+        row.contains("Completed") || row.contains("Failed")
+    });
+    if b.text("#jobs tr[data-job]").contains("Failed") {
+        b.click("#jobs tr[data-job] a[href*='/jobs/']");
+        panic!("the restore failed: {}", b.text("#job-error"));
+    }
     assert!(std::fs::read_dir(&target).unwrap().next().is_some());
 
     // Replacing the disks of a running VM fails; the job says why and what to do.

@@ -19,7 +19,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time};
+use super::layout::{
+    badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, with_status, Field,
+};
 use super::session::Operator;
 use super::vaults::error_page;
 use crate::api;
@@ -381,11 +383,7 @@ async fn agents_page(
         }
         (register_section(op, &vaults, form, error))
     };
-    let mut r = page("Host agents", Some(op), &[], body);
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+    with_status(page("Host agents", Some(op), &[], body), error)
 }
 
 fn heartbeat(now: Timestamp, t: Option<Timestamp>) -> Markup {
@@ -589,14 +587,9 @@ fn register_section(
                         p.hint #vault-hint { "The host's VMs can be protected by vaults in the host's location." }
                         p.error #vault-error aria-live="polite" { @if let Some(m) = field_error("vault") { (m) } }
                     }
-                    div.field {
-                        label for="valid_days" { "Valid for (days)" }
-                        input #valid_days type="number" name="valid_days" value=(days) min="1" max="10" step="1"
-                            inputmode="numeric" required aria-describedby="valid_days-hint valid_days-error"
-                            aria-invalid=[field_error("valid_days").map(|_| "true")];
-                        p.hint #valid_days-hint { "1 to 10 days; 2 by default. Unused credentials stop working after that." }
-                        p.error #valid_days-error aria-live="polite" { @if let Some(m) = field_error("valid_days") { (m) } }
-                    }
+                    (Field::new("valid_days", "Valid for (days)", days,
+                        "1 to 10 days; 2 by default. Unused credentials stop working after that.",
+                        field_error("valid_days").as_deref()).number(Some("10"), Some("1")).required())
                     div { button.primary #download-credentials type="submit" { "Download vault credentials" } }
                 }
             }

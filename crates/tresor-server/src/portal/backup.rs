@@ -20,7 +20,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{csrf_field, empty, error_box, notice, page, url_encode};
+use super::layout::{csrf_field, empty, error_box, notice, url_encode, vault_page, with_status};
 use super::policies::{policy_props, retention_summary, schedule_summary};
 use super::session::Operator;
 use super::vaults::{error_page, vault_of};
@@ -98,19 +98,7 @@ fn wizard_page(op: &Operator, v: &VaultDto, body: Markup, error: Option<&ApiErro
         p.muted { "Vault " (v.name) " · location " (v.location) }
         (body)
     };
-    let mut r = page(
-        "Backup",
-        Some(op),
-        &[
-            ("Vaults", "/vaults"),
-            (&v.name, &format!("/vaults/{}", v.name)),
-        ],
-        body,
-    );
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+    with_status(vault_page("Backup", op, &v.name, &[], body), error)
 }
 
 async fn wizard(
@@ -119,10 +107,7 @@ async fn wizard(
     Path(vault): Path<String>,
     Query(q): Query<WizardQuery>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let policy = q.policy.as_deref().filter(|p| !p.is_empty());
     match q.step.as_deref() {
         Some("policy") => policy_step(&op, &state, &v, policy, None).await,
@@ -546,10 +531,7 @@ async fn enable(
     if let Some(r) = op.csrf_rejection(&field("csrf")) {
         return r;
     }
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let policy = Some(field("policy")).filter(|p| !p.is_empty());
     let policy_name = policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
     let chosen: Vec<String> = pairs

@@ -19,7 +19,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{
-    badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, url_encode, vault_tabs,
+    badge, bytes, csrf_field, empty, error_box, notice, spaced, time, url_encode, vault_page,
+    vault_tabs, with_status, Done, Field,
 };
 use super::session::Operator;
 use super::vaults::{error_page, items_of, vault_of};
@@ -58,21 +59,27 @@ fn item_url(vault: &str, item: &ItemDto) -> String {
     )
 }
 
-/// The item, through the API (with its replication status), or the page for its error.
-async fn item_of(
+/// The vault and the item, through the API (the item with its replication status),
+/// or the page for the first error.
+///
+/// Every page about one item first needs its vault, then the item; this does both,
+/// so a handler starts with one line.
+async fn vault_and_item(
     state: &Arc<AppState>,
     op: &Operator,
     vault: &str,
     item: &str,
-) -> Result<ItemDto, Response> {
-    api::items::show(
+) -> Result<(VaultDto, ItemDto), Response> {
+    let v = vault_of(state, op, vault).await?;
+    let i = api::items::show(
         Admin,
         State(state.clone()),
-        Path((vault.to_string(), item.to_string())),
+        Path((v.name.clone(), item.to_string())),
     )
     .await
-    .map(|j| j.0)
-    .map_err(|e| error_page(op, &e))
+    .map_err(|e| error_page(op, &e))?
+    .0;
+    Ok((v, i))
 }
 
 /// An item's recovery points in one region, newest first, through the API.
@@ -94,12 +101,21 @@ async fn points_of(
     .0)
 }
 
-/// Sets the response's status to the error's, if there is one.
-fn with_status(mut r: Response, error: Option<&ApiError>) -> Response {
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+/// A page about one item (back up now, restore, stop backup): its trail runs
+/// through the vault's item list to the item.
+fn item_subpage(title: &str, op: &Operator, v: &VaultDto, i: &ItemDto, body: Markup) -> Response {
+    let vurl = format!("/vaults/{}", url_encode(&v.name));
+    let url = item_url(&v.name, i);
+    vault_page(
+        title,
+        op,
+        &v.name,
+        &[
+            ("Backup items", &format!("{vurl}/items")),
+            (&i.vm_name, &url),
+        ],
+        body,
+    )
 }
 
 /// The message of `error` if it concerns one of `codes` (shown next to a field).
@@ -119,12 +135,6 @@ fn redirect_done(path: &str, text: &str) -> Response {
     Redirect::to(&format!("{path}?done={}", url_encode(text))).into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
-
 // ---------------------------------------------------------------------------
 // The list
 // ---------------------------------------------------------------------------
@@ -135,10 +145,7 @@ async fn list(
     Path(vault): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let items = match items_of(&state, &v.name).await {
         Ok(i) => i,
         Err(e) => return error_page(&op, &e),
@@ -192,12 +199,7 @@ async fn list(
             }
         }
     };
-    page(
-        "Backup items",
-        Some(&op),
-        &[("Vaults", "/vaults"), (&v.name, &vurl)],
-        body,
-    )
+    vault_page("Backup items", &op, &v.name, &[], body)
 }
 
 /// The "…" menu of an item: back up now, restore, stop backup.
@@ -233,14 +235,7 @@ async fn details(
     Path((vault, item)): Path<(String, String)>,
     Query(q): Query<DetailsQuery>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let i = match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let secondary = q.use_secondary_region;
     let primary_points = points_of(&state, &v.name, &i.id, false).await;
     let points = if secondary {
@@ -368,14 +363,11 @@ async fn details(
             }
         }
     };
-    page(
-        &i.vm_name.clone(),
-        Some(&op),
-        &[
-            ("Vaults", "/vaults"),
-            (&v.name, &vurl),
-            ("Backup items", &format!("{vurl}/items")),
-        ],
+    vault_page(
+        &i.vm_name,
+        &op,
+        &v.name,
+        &[("Backup items", &format!("{vurl}/items"))],
         body,
     )
 }
@@ -438,7 +430,6 @@ fn backup_page(
     } else {
         f.retain_until.clone()
     };
-    let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = item_url(&v.name, i);
     // The domain's own rule, shown before the operator tries.
     let refused: Option<ApiError> = parse_state(&i.protection_state)
@@ -457,31 +448,13 @@ fn backup_page(
         form.stack.card #backup-now method="post" action={ (url) "/backup" } novalidate {
             (csrf_field(op))
             p { "Takes a recovery point of " strong { (i.vm_name) } " now, outside the policy's schedule. It is kept until the day you choose, whatever the policy says." }
-            div.field {
-                label for="retain_until" { "Retain backup till" }
-                input #retain_until type="date" name="retain_until" value=(value) min=(tomorrow)
-                    required aria-describedby="retain_until-hint retain_until-error"
-                    aria-invalid=[date_error.as_ref().map(|_| "true")];
-                p.hint #retain_until-hint { "The last day the recovery point is kept (until the end of that day, UTC). Default: 30 days from today (" (default) "); at most 99 years ahead." }
-                p.error #retain_until-error aria-live="polite" { @if let Some(m) = &date_error { (m) } }
-            }
+            (Field::new("retain_until", "Retain backup till", &value,
+                html! { "The last day the recovery point is kept (until the end of that day, UTC). Default: 30 days from today (" (default) "); at most 99 years ahead." },
+                date_error.as_deref()).date(&tomorrow).required())
             div { button.primary type="submit" { "OK" } " " a.button href=(url) { "Cancel" } }
         }
     };
-    with_status(
-        page(
-            "Back up now",
-            Some(op),
-            &[
-                ("Vaults", "/vaults"),
-                (&v.name, &vurl),
-                ("Backup items", &format!("{vurl}/items")),
-                (&i.vm_name, &url),
-            ],
-            body,
-        ),
-        error,
-    )
+    with_status(item_subpage("Back up now", op, v, i, body), error)
 }
 
 async fn backup_form(
@@ -489,14 +462,8 @@ async fn backup_form(
     State(state): State<Arc<AppState>>,
     Path((vault, item)): Path<(String, String)>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => backup_page(&op, &v, &i, &state, &BackupForm::default(), None),
-        Err(r) => r,
-    }
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
+    backup_page(&op, &v, &i, &state, &BackupForm::default(), None)
 }
 
 async fn backup(
@@ -508,14 +475,7 @@ async fn backup(
     if let Some(r) = op.csrf_rejection(&f.csrf) {
         return r;
     }
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let i = match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let retain_until = match end_of_day(&f.retain_until) {
         Ok(t) => t,
         Err(e) => return backup_page(&op, &v, &i, &state, &f, Some(&e)),
@@ -620,7 +580,6 @@ fn restore_page(
     error: Option<&ApiError>,
 ) -> Response {
     let secondary = f.secondary();
-    let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = item_url(&v.name, i);
     let mode = if f.mode.is_empty() {
         "CreateVm"
@@ -708,15 +667,9 @@ fn restore_page(
                         }
                         p.error #mode-error aria-live="polite" { @if let Some(m) = &mode_error { (m) } }
                     }
-                    div.field.for-create.for-disks {
-                        label for="target_path" { "Target folder on the host" }
-                        input #target_path type="text" name="target_path" value=(f.target_path)
-                            placeholder="/srv/restore" autocomplete="off"
-                            aria-describedby="target_path-hint target_path-error"
-                            aria-invalid=[path_error.as_ref().map(|_| "true")];
-                        p.hint #target_path-hint { "An absolute path on " (i.host) " (for Create new virtual machine and Restore disks)." }
-                        p.error #target_path-error aria-live="polite" { @if let Some(m) = &path_error { (m) } }
-                    }
+                    (Field::new("target_path", "Target folder on the host", &f.target_path,
+                        html! { "An absolute path on " (i.host) " (for Create new virtual machine and Restore disks)." },
+                        path_error.as_deref()).class("for-create for-disks").no_autocomplete().placeholder("/srv/restore"))
                     div.field.for-create {
                         label for="new_name" { "New VM name" }
                         input #new_name type="text" name="new_name" value=(new_name) autocomplete="off"
@@ -755,20 +708,7 @@ fn restore_page(
             }
         }
     };
-    with_status(
-        page(
-            "Restore",
-            Some(op),
-            &[
-                ("Vaults", "/vaults"),
-                (&v.name, &vurl),
-                ("Backup items", &format!("{vurl}/items")),
-                (&i.vm_name, &url),
-            ],
-            body,
-        ),
-        error,
-    )
+    with_status(item_subpage("Restore", op, v, i, body), error)
 }
 
 async fn restore_form(
@@ -777,14 +717,7 @@ async fn restore_form(
     Path((vault, item)): Path<(String, String)>,
     Query(q): Query<RestoreQuery>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let i = match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let points = points_of(&state, &v.name, &i.id, q.use_secondary_region).await;
     let f = RestoreForm {
         point: q.point.unwrap_or_default(),
@@ -812,14 +745,7 @@ async fn restore(
     if let Some(r) = op.csrf_rejection(&f.csrf) {
         return r;
     }
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let i = match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let secondary = f.secondary();
     let again = |e: ApiError| {
         let state = state.clone();
@@ -917,7 +843,6 @@ fn stop_page(
     f: &StopForm,
     error: Option<&ApiError>,
 ) -> Response {
-    let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = item_url(&v.name, i);
     let delete = f.data == "delete";
     let confirm_error = field_message(error, &["ConfirmationMismatch"]);
@@ -943,31 +868,13 @@ fn stop_page(
                     }
                 }
             }
-            div.field.for-delete {
-                label for="confirm_name" { "To delete the backup data, type the VM name: " code { (i.vm_name) } }
-                input #confirm_name type="text" name="confirm_name" value=(f.confirm_name) autocomplete="off"
-                    aria-describedby="confirm_name-hint confirm_name-error"
-                    aria-invalid=[confirm_error.as_ref().map(|_| "true")];
-                p.hint #confirm_name-hint { "Only needed for Delete backup data." }
-                p.error #confirm_name-error aria-live="polite" { @if let Some(m) = &confirm_error { (m) } }
-            }
+            (Field::new("confirm_name", html! { "To delete the backup data, type the VM name: " code { (i.vm_name) } }, &f.confirm_name,
+                "Only needed for Delete backup data.",
+                confirm_error.as_deref()).class("for-delete").no_autocomplete())
             div { button.danger type="submit" { "Stop backup" } " " a.button href=(url) { "Cancel" } }
         }
     };
-    with_status(
-        page(
-            "Stop backup",
-            Some(op),
-            &[
-                ("Vaults", "/vaults"),
-                (&v.name, &vurl),
-                ("Backup items", &format!("{vurl}/items")),
-                (&i.vm_name, &url),
-            ],
-            body,
-        ),
-        error,
-    )
+    with_status(item_subpage("Stop backup", op, v, i, body), error)
 }
 
 async fn stop_form(
@@ -975,14 +882,8 @@ async fn stop_form(
     State(state): State<Arc<AppState>>,
     Path((vault, item)): Path<(String, String)>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => stop_page(&op, &v, &i, &StopForm::default(), None),
-        Err(r) => r,
-    }
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
+    stop_page(&op, &v, &i, &StopForm::default(), None)
 }
 
 async fn stop(
@@ -994,14 +895,7 @@ async fn stop(
     if let Some(r) = op.csrf_rejection(&f.csrf) {
         return r;
     }
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let i = match item_of(&state, &op, &v.name, &item).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let delete = f.data == "delete";
     if delete && f.confirm_name.trim() != i.vm_name {
         let e = form_error(

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::{
-    badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, url_encode, vault_tabs,
+    badge, bytes, csrf_field, empty, error_box, notice, spaced, time, url_encode, vault_page,
+    vault_tabs, with_status, Done,
 };
 use super::session::Operator;
 use super::vaults::{error_page, vault_of};
@@ -139,10 +140,7 @@ async fn list(
     Path(vault): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let status = chosen(q.status.as_deref());
     let operation = chosen(q.operation.as_deref());
     let item = chosen(q.item.as_deref());
@@ -218,12 +216,7 @@ async fn list(
             (jobs_table(&v, &jobs))
         }
     };
-    page(
-        "Backup jobs",
-        Some(&op),
-        &[("Vaults", "/vaults"), (&v.name, &vurl)],
-        body,
-    )
+    vault_page("Backup jobs", &op, &v.name, &[], body)
 }
 
 fn jobs_table(v: &VaultDto, jobs: &[JobDto]) -> Markup {
@@ -258,17 +251,11 @@ fn jobs_table(v: &VaultDto, jobs: &[JobDto]) -> Markup {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct DetailsQuery {
-    #[serde(default)]
-    done: Option<String>,
-}
-
 async fn details(
     op: Operator,
     State(state): State<Arc<AppState>>,
     Path((vault, id)): Path<(String, String)>,
-    Query(q): Query<DetailsQuery>,
+    Query(q): Query<Done>,
 ) -> Response {
     job_page(&op, &state, &vault, &id, q.done.as_deref(), None).await
 }
@@ -373,10 +360,7 @@ async fn job_page(
     done: Option<&str>,
     error: Option<&ApiError>,
 ) -> Response {
-    let v = match vault_of(state, op, vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(state, op, vault).await);
     let j = match api::jobs::show(
         Admin,
         State(state.clone()),
@@ -496,20 +480,16 @@ async fn job_page(
         }
         (result_section(&v, &j))
     };
-    let mut r = page(
-        &what,
-        Some(op),
-        &[
-            ("Vaults", "/vaults"),
-            (&v.name, &vurl),
-            ("Backup jobs", &format!("{vurl}/jobs")),
-        ],
-        body,
-    );
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+    with_status(
+        vault_page(
+            &what,
+            op,
+            &v.name,
+            &[("Backup jobs", &format!("{vurl}/jobs"))],
+            body,
+        ),
+        error,
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,8 @@
 
 use axum::response::{Html, IntoResponse, Response};
 use jiff::Timestamp;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
+use serde::Deserialize;
 
 use super::session::Operator;
 use crate::error::ApiError;
@@ -210,6 +211,178 @@ pub fn vault_tabs(vault: &str, current: &str) -> Markup {
                 }
             }
             a.button.primary href={ "/vaults/" (vault) "/backup" } { "+ Backup" }
+        }
+    }
+}
+
+/// The query of a page that can say what was just done (`?done=...`): after a form
+/// succeeds, its handler redirects there with a sentence the page shows as a notice.
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+/// Sets the response's status to the error's, if there is one.
+///
+/// A form shown again after the API refused it carries the API's status (400, 404,
+/// 409...), so every page builder that takes an optional error ends with this.
+pub fn with_status(mut r: Response, error: Option<&ApiError>) -> Response {
+    if let Some(e) = error {
+        *r.status_mut() = e.status;
+    }
+    r
+}
+
+/// The breadcrumb trail of a vault's subpages: "Vaults", the vault, then `more`.
+///
+/// Every vault page starts its trail the same way; the links are owned strings
+/// because the vault's link is built from its name.
+pub fn vault_crumbs(vault: &str, more: Crumbs) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("Vaults".to_string(), "/vaults".to_string()),
+        (vault.to_string(), format!("/vaults/{}", url_encode(vault))),
+    ];
+    out.extend(more.iter().map(|(l, h)| (l.to_string(), h.to_string())));
+    out
+}
+
+/// A page under a vault: [`page`] with the trail of [`vault_crumbs`].
+pub fn vault_page(title: &str, op: &Operator, vault: &str, more: Crumbs, body: Markup) -> Response {
+    let owned = vault_crumbs(vault, more);
+    let crumbs: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(l, h)| (l.as_str(), h.as_str()))
+        .collect();
+    page(title, Some(op), &crumbs, body)
+}
+
+/// One input of a form, with its label, hint and error line.
+///
+/// Every form of the portal renders its inputs the same way: the input `#X` (named
+/// `X`) is described by `#X-hint` and `#X-error` (a polite live region the portal's
+/// script also fills), and is marked `aria-invalid` while it has an error. The script
+/// and the browser tests rely on these ids, so they are made here, once. Build it with
+/// [`Field::new`], add the attributes the input needs, and put it in a page as `(field)`.
+pub struct Field<'a> {
+    id: &'a str,
+    kind: &'a str,
+    label: Markup,
+    value: &'a str,
+    hint: Markup,
+    error: Option<&'a str>,
+    class: &'a str,
+    required: bool,
+    validate: Option<&'a str>,
+    list: Option<&'a str>,
+    autocomplete: Option<&'a str>,
+    placeholder: Option<&'a str>,
+    min: Option<&'a str>,
+    max: Option<&'a str>,
+    step: Option<&'a str>,
+    inputmode: Option<&'a str>,
+    after: Markup,
+}
+
+impl<'a> Field<'a> {
+    /// A text input `#id` (named `id`) with its label, value, hint and error message.
+    pub fn new(
+        id: &'a str,
+        label: impl Render,
+        value: &'a str,
+        hint: impl Render,
+        error: Option<&'a str>,
+    ) -> Self {
+        Field {
+            id,
+            kind: "text",
+            label: label.render(),
+            value,
+            hint: hint.render(),
+            error,
+            class: "",
+            required: false,
+            validate: None,
+            list: None,
+            autocomplete: None,
+            placeholder: None,
+            min: None,
+            max: None,
+            step: None,
+            inputmode: None,
+            after: Markup::default(),
+        }
+    }
+
+    /// More classes for the field's `div.field` (such as `for-create`).
+    pub fn class(mut self, class: &'a str) -> Self {
+        self.class = class;
+        self
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Live validation by the portal's script (`data-validate`, see `/portal/validate`).
+    pub fn validate(mut self, kind: &'a str) -> Self {
+        self.validate = Some(kind);
+        self
+    }
+
+    /// For names and paths the browser should not suggest from other sites' forms.
+    pub fn no_autocomplete(mut self) -> Self {
+        self.autocomplete = Some("off");
+        self
+    }
+
+    pub fn placeholder(mut self, example: &'a str) -> Self {
+        self.placeholder = Some(example);
+        self
+    }
+
+    /// Suggestions: the `datalist` `#list` (rendered after the input).
+    pub fn suggest(mut self, list: &'a str, datalist: Markup) -> Self {
+        self.list = Some(list);
+        self.after = datalist;
+        self
+    }
+
+    /// A date input, `min` its first allowed day.
+    pub fn date(mut self, min: &'a str) -> Self {
+        self.kind = "date";
+        self.min = Some(min);
+        self
+    }
+
+    /// A whole number from 1 (to `max`), in steps of `step`.
+    pub fn number(mut self, max: Option<&'a str>, step: Option<&'a str>) -> Self {
+        self.kind = "number";
+        self.inputmode = Some("numeric");
+        self.min = Some("1");
+        self.max = max;
+        self.step = step;
+        self
+    }
+}
+
+impl Render for Field<'_> {
+    fn render(&self) -> Markup {
+        let id = self.id;
+        html! {
+            div class={ "field" @if !self.class.is_empty() { " " (self.class) } } {
+                label for=(id) { (self.label) }
+                input id=(id) type=(self.kind) name=(id) value=(self.value) required[self.required]
+                    autocomplete=[self.autocomplete] placeholder=[self.placeholder] list=[self.list]
+                    min=[self.min] max=[self.max] step=[self.step] inputmode=[self.inputmode]
+                    data-validate=[self.validate]
+                    aria-describedby={ (id) "-hint " (id) "-error" }
+                    aria-invalid=[self.error.map(|_| "true")];
+                (self.after)
+                p.hint id={ (id) "-hint" } { (self.hint) }
+                p.error id={ (id) "-error" } aria-live="polite" { @if let Some(m) = self.error { (m) } }
+            }
         }
     }
 }

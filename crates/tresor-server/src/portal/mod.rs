@@ -15,6 +15,21 @@
 //! - `agents.rs`: host agents, vault credentials, preflight per VM.
 //! - `assets/`: the style sheet (light and dark) and the one script.
 
+/// `let v = or_return!(vault_of(&state, &op, &vault).await);`: the value, or the
+/// handler returns the error page at once.
+///
+/// Page handlers look up their vault (and item, policy...) first, through helpers that
+/// return `Result<T, Response>` whose error is the page to show; this keeps each of
+/// those look-ups to one line. Defined before the modules so they can use it.
+macro_rules! or_return {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
 pub mod agents;
 pub mod backup;
 pub mod items;
@@ -37,7 +52,7 @@ use serde_json::json;
 
 use crate::auth::hash_secret;
 use crate::state::AppState;
-use layout::{csrf_field, page};
+use layout::page;
 use session::{cookie, set_cookie, Operator, LOGIN_COOKIE, SESSION_COOKIE};
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -246,11 +261,6 @@ async fn validate(
         Ok(()) => json!({"ok": true}),
     };
     Json(answer).into_response()
-}
-
-/// A hidden CSRF field for the forms of other modules.
-pub fn csrf(op: &Operator) -> maud::Markup {
-    csrf_field(op)
 }
 
 #[cfg(test)]

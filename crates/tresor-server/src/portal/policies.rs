@@ -15,14 +15,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use jiff::civil::{Time, Weekday};
-use maud::{html, Markup};
+use maud::{html, Markup, Render};
 use serde::Deserialize;
 use tresor_domain::{
     BackupPolicy, DailyRetention, DaySelector, Frequency, MonthDay, MonthlyRetention, PolicyName,
     Retention, Schedule, WeekOfMonth, WeeklyRetention, YearlyRetention,
 };
 
-use super::layout::{csrf_field, empty, error_box, notice, page, time, url_encode, vault_tabs};
+use super::layout::{
+    csrf_field, empty, error_box, notice, time, url_encode, vault_page, vault_tabs, with_status,
+    Done, Field,
+};
 use super::session::Operator;
 use super::vaults::{error_page, vault_of};
 use crate::api;
@@ -257,30 +260,11 @@ pub fn policy_props(p: &BackupPolicy) -> Markup {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
-
-fn crumbs_for(vault: &str) -> [(String, String); 3] {
-    [
-        ("Vaults".to_string(), "/vaults".to_string()),
-        (vault.to_string(), format!("/vaults/{vault}")),
-        (
-            "Backup policies".to_string(),
-            format!("/vaults/{vault}/policies"),
-        ),
-    ]
-}
-
-fn policies_page(op: &Operator, vault: &str, title: &str, depth: usize, body: Markup) -> Response {
-    let owned = crumbs_for(vault);
-    let crumbs: Vec<(&str, &str)> = owned[..depth]
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    page(title, Some(op), &crumbs, body)
+/// A page under the vault's policy list (its details, create, edit): the trail
+/// ends in "Backup policies".
+fn policy_subpage(op: &Operator, vault: &str, title: &str, body: Markup) -> Response {
+    let list = format!("/vaults/{vault}/policies");
+    vault_page(title, op, vault, &[("Backup policies", &list)], body)
 }
 
 async fn list(
@@ -289,10 +273,7 @@ async fn list(
     Path(vault): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let policies = match api::policies::list(Admin, State(state.clone()), Path(vault.clone())).await
     {
         Ok(Json(p)) => p,
@@ -333,7 +314,7 @@ async fn list(
             }
         }
     };
-    policies_page(&op, &v.name, "Backup policies", 2, body)
+    vault_page("Backup policies", &op, &v.name, &[], body)
 }
 
 async fn policy_of(state: &Arc<AppState>, vault: &str, name: &str) -> Result<PolicyDto, ApiError> {
@@ -411,16 +392,7 @@ fn details_page(
             }
         }
     };
-    let owned = crumbs_for(vault);
-    let crumbs: Vec<(&str, &str)> = owned
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let mut r = page(pol.name.as_str(), Some(op), &crumbs, body);
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+    with_status(policy_subpage(op, vault, pol.name.as_str(), body), error)
 }
 
 async fn details(
@@ -429,10 +401,7 @@ async fn details(
     Path((vault, name)): Path<(String, String)>,
     Query(q): Query<Done>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     match policy_of(&state, &v.name, &name).await {
         Ok(p) => details_page(&op, &state, &v.name, &p, None, q.done.as_deref()),
         Err(e) => error_page(&op, &e),
@@ -999,15 +968,9 @@ fn form_page(
         }
     };
     let number_field = |id: &str, label: &str, value: &str, hint: &str| {
-        html! {
-            div.field {
-                label for=(id) { (label) }
-                input type="number" id=(id) name=(id) value=(value) min="1" inputmode="numeric"
-                    aria-describedby={ (id) "-hint " (id) "-error" } aria-invalid=[invalid(id)];
-                p.hint id={ (id) "-hint" } { (hint) }
-                (error_p(id))
-            }
-        }
+        Field::new(id, label, value, hint, err_for(id).as_deref())
+            .number(None, None)
+            .render()
     };
     let body = html! {
         h1 { (title) }
@@ -1018,18 +981,17 @@ fn form_page(
             @if editing.is_none() {
                 input type="hidden" name="return" value=(f.ret);
             }
-            div.field {
-                label for="name" { "Policy name" }
-                @if editing.is_some() {
+            @if editing.is_some() {
+                div.field {
+                    label for="name" { "Policy name" }
                     input #name type="text" value=(f.name) readonly aria-describedby="name-hint name-error";
                     p.hint #name-hint { "A policy cannot be renamed." }
-                } @else {
-                    input #name type="text" name="name" value=(f.name) required autocomplete="off"
-                        data-validate="policy-name" aria-describedby="name-hint name-error"
-                        aria-invalid=[invalid("name")];
-                    p.hint #name-hint { "3 to 150 characters: a letter first, then letters, digits, hyphens and underscores. Unique in the vault." }
+                    (error_p("name"))
                 }
-                (error_p("name"))
+            } @else {
+                (Field::new("name", "Policy name", &f.name,
+                    "3 to 150 characters: a letter first, then letters, digits, hyphens and underscores. Unique in the vault.",
+                    err_for("name").as_deref()).required().validate("policy-name").no_autocomplete())
             }
             fieldset.policy-section {
                 legend { "Backup schedule" }
@@ -1124,11 +1086,10 @@ fn form_page(
             }
         }
     };
-    let mut r = policies_page(op, vault, &title, 3, body);
-    if let Some(e) = error {
-        *r.status_mut() = e.error.status;
-    }
-    r
+    with_status(
+        policy_subpage(op, vault, &title, body),
+        error.map(|e| &e.error),
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1143,10 +1104,7 @@ async fn new_form(
     Path(vault): Path<String>,
     Query(q): Query<NewQuery>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let mut f = PolicyForm::new_policy();
     f.ret = q
         .ret
@@ -1208,10 +1166,7 @@ async fn edit_form(
     State(state): State<Arc<AppState>>,
     Path((vault, name)): Path<(String, String)>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     match policy_of(&state, &v.name, &name).await {
         Ok(p) => form_page(
             &op,

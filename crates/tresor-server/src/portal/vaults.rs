@@ -13,7 +13,10 @@ use maud::html;
 use serde::Deserialize;
 use tresor_domain::StorageRedundancy;
 
-use super::layout::{badge, bytes, csrf_field, empty, error_box, notice, page, time, vault_tabs};
+use super::layout::{
+    badge, bytes, csrf_field, empty, error_box, notice, page, time, vault_page, vault_tabs,
+    with_status, Done, Field,
+};
 use super::session::Operator;
 use crate::api;
 use crate::auth::Admin;
@@ -70,12 +73,6 @@ fn health(items: &[ItemDto]) -> &'static str {
     } else {
         "Healthy"
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
 }
 
 async fn list(op: Operator, State(state): State<Arc<AppState>>, Query(q): Query<Done>) -> Response {
@@ -178,31 +175,16 @@ fn new_vault_form(
         @if let Some(e) = error { (error_box(e)) }
         form.stack.card method="post" action="/vaults/new" novalidate {
             (csrf_field(op))
-            div.field {
-                label for="name" { "Vault name" }
-                input #name type="text" name="name" value=(f.name) required autocomplete="off"
-                    data-validate="vault-name" aria-describedby="name-hint name-error"
-                    aria-invalid=[field_error("name").map(|_| "true")];
-                p.hint #name-hint { "2 to 50 characters: a letter first, then letters, digits and hyphens. Unique in this installation." }
-                p.error #name-error aria-live="polite" { @if let Some(m) = field_error("name") { (m) } }
-            }
-            div.field {
-                label for="resource_group" { "Resource group" }
-                input #resource_group type="text" name="resource_group" value=(f.resource_group) required
-                    data-validate="resource-group" aria-describedby="resource_group-hint resource_group-error"
-                    aria-invalid=[field_error("resource_group").map(|_| "true")];
-                p.hint #resource_group-hint { "A label that groups vaults: 1 to 90 characters, letters, digits, _ - . ( ), not ending in a period." }
-                p.error #resource_group-error aria-live="polite" { @if let Some(m) = field_error("resource_group") { (m) } }
-            }
-            div.field {
-                label for="location" { "Location" }
-                input #location type="text" name="location" value=(f.location) required list="locations"
-                    data-validate="location" aria-describedby="location-hint location-error"
-                    aria-invalid=[field_error("location").map(|_| "true")];
-                datalist #locations { @for l in &locations { option value=(l) {} } }
-                p.hint #location-hint { "Where the vault keeps its data. Only VMs whose host agent is in this location can be protected by it." }
-                p.error #location-error aria-live="polite" { @if let Some(m) = field_error("location") { (m) } }
-            }
+            (Field::new("name", "Vault name", &f.name,
+                "2 to 50 characters: a letter first, then letters, digits and hyphens. Unique in this installation.",
+                field_error("name").as_deref()).required().validate("vault-name").no_autocomplete())
+            (Field::new("resource_group", "Resource group", &f.resource_group,
+                "A label that groups vaults: 1 to 90 characters, letters, digits, _ - . ( ), not ending in a period.",
+                field_error("resource_group").as_deref()).required().validate("resource-group"))
+            (Field::new("location", "Location", &f.location,
+                "Where the vault keeps its data. Only VMs whose host agent is in this location can be protected by it.",
+                field_error("location").as_deref()).required().validate("location")
+                .suggest("locations", html! { datalist #locations { @for l in &locations { option value=(l) {} } } }))
             fieldset {
                 legend { "Storage redundancy" }
                 div.choices {
@@ -220,11 +202,10 @@ fn new_vault_form(
             div { button.primary type="submit" { "Create" } " " a.button href="/vaults" { "Cancel" } }
         }
     };
-    let mut r = page("Create vault", Some(op), &[("Vaults", "/vaults")], body);
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+    with_status(
+        page("Create vault", Some(op), &[("Vaults", "/vaults")], body),
+        error,
+    )
 }
 
 async fn new_form(op: Operator, State(state): State<Arc<AppState>>) -> Response {
@@ -314,10 +295,7 @@ async fn overview(
     Path(vault): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let v = match vault_of(&state, &op, &vault).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let v = or_return!(vault_of(&state, &op, &vault).await);
     let items = items_of(&state, &vault).await.unwrap_or_default();
     let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
     for i in &items {
@@ -401,7 +379,7 @@ async fn overview(
             }
         }
     };
-    page(&v.name.clone(), Some(&op), &[("Vaults", "/vaults")], body)
+    page(&v.name, Some(&op), &[("Vaults", "/vaults")], body)
 }
 
 fn configuration_page(
@@ -458,19 +436,10 @@ fn configuration_page(
             }
         }
     };
-    let mut r = page(
-        "Backup configuration",
-        Some(op),
-        &[
-            ("Vaults", "/vaults"),
-            (&v.name, &format!("/vaults/{}", v.name)),
-        ],
-        body,
-    );
-    if let Some(e) = error {
-        *r.status_mut() = e.status;
-    }
-    r
+    with_status(
+        vault_page("Backup configuration", op, &v.name, &[], body),
+        error,
+    )
 }
 
 async fn configuration(
