@@ -559,13 +559,7 @@ fn classify(state: &AppState, vault: &VaultRow, message: String) -> RepoError {
     for region in [Region::Secondary, Region::Primary] {
         if let Ok(t) = state.repos.target(vault, region) {
             if let Err(why) = t.check() {
-                return RepoError {
-                    code: match region {
-                        Region::Primary => "PrimaryStorageUnavailable",
-                        Region::Secondary => "SecondaryStorageUnavailable",
-                    },
-                    message: format!("{why} ({message})"),
-                };
+                return RepoError::unavailable(region, format!("{why} ({message})"));
             }
         }
     }

@@ -51,7 +51,7 @@ pub struct RepoError {
 }
 
 impl RepoError {
-    fn unavailable(region: Region, message: String) -> RepoError {
+    pub fn unavailable(region: Region, message: String) -> RepoError {
         RepoError {
             code: match region {
                 Region::Primary => "PrimaryStorageUnavailable",
@@ -129,6 +129,15 @@ impl Repos {
         }
     }
 
+    /// The target of `region`, which must be there (its marker present).
+    pub fn available_target(&self, vault: &VaultRow, region: Region) -> Result<Target, RepoError> {
+        let target = self.target(vault, region)?;
+        target
+            .check()
+            .map_err(|m| RepoError::unavailable(region, m))?;
+        Ok(target)
+    }
+
     fn path(target: &Target, vault: &VaultRow, agent: &str) -> PathBuf {
         target.root.join(&vault.id).join("hosts").join(agent)
     }
@@ -158,10 +167,7 @@ impl Repos {
         region: Region,
         create: bool,
     ) -> Result<Arc<dyn Backend>, RepoError> {
-        let target = self.target(vault, region)?;
-        target
-            .check()
-            .map_err(|m| RepoError::unavailable(region, m))?;
+        let target = self.available_target(vault, region)?;
         let path = Self::path(&target, vault, agent);
         let opened = if create && !path.exists() {
             std::fs::create_dir_all(&path)
@@ -262,10 +268,7 @@ impl Repos {
     ) -> Result<Arc<Repository>, RepoError> {
         if region == Region::Primary {
             if !self.exists(vault, agent, region) {
-                let target = self.target(vault, region)?;
-                target
-                    .check()
-                    .map_err(|m| RepoError::unavailable(region, m))?;
+                let target = self.available_target(vault, region)?;
                 return Err(RepoError::unavailable(
                     region,
                     format!(

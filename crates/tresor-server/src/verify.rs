@@ -21,15 +21,7 @@ pub const TASK_VERIFY: &str = "Verify recovery points";
 
 /// Starts a verify of the vault's copy in `region`, in the background.
 pub fn start(state: &Arc<AppState>, vault: &VaultRow, region: Region) -> ApiResult<JobRow> {
-    state.repos.target(vault, region)?.check().map_err(|m| {
-        ApiError::from(crate::repos::RepoError {
-            code: match region {
-                Region::Primary => "PrimaryStorageUnavailable",
-                Region::Secondary => "SecondaryStorageUnavailable",
-            },
-            message: m,
-        })
-    })?;
+    state.repos.available_target(vault, region)?;
     let job = jobs::new_job(
         state,
         &vault.id,

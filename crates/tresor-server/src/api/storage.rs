@@ -44,12 +44,7 @@ pub fn kind_of(name: &str) -> ApiResult<ObjectKind> {
 fn backend(s: &AppState, agent: &str, vault: &str) -> ApiResult<Arc<dyn Backend>> {
     let v = s.store.get_vault(vault)?;
     if !s.repos.exists(&v, agent, Region::Primary) {
-        s.repos.target(&v, Region::Primary)?.check().map_err(|m| {
-            ApiError::from(crate::repos::RepoError {
-                code: "PrimaryStorageUnavailable",
-                message: m,
-            })
-        })?;
+        s.repos.available_target(&v, Region::Primary)?;
         return Err(ApiError::forbidden(
             "this agent has no repository in that vault (it gets one with its first job there)",
         ));
