@@ -87,6 +87,9 @@ pub trait MetadataStore: Send + Sync {
 
     // Enrollment secrets (vault credentials files); single use.
     fn insert_enrollment(&self, enrollment: &EnrollmentRow) -> Result<()>;
+    /// The enrollment with this secret hash, used or not, expired or not (to say
+    /// which, when it cannot be used).
+    fn find_enrollment(&self, secret_hash: &str) -> Result<Option<EnrollmentRow>>;
     /// Marks the unexpired, unused enrollment with this secret hash used and returns it.
     fn consume_enrollment(
         &self,

@@ -49,6 +49,9 @@ pub struct EnrollmentRow {
     pub secret_hash: String,
     pub expires: Timestamp,
     pub used: bool,
+    /// The location an agent registering with it gets (`None`: the vault's).
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

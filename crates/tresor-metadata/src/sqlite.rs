@@ -85,7 +85,23 @@ ALTER TABLE points ADD COLUMN primary_deleted INTEGER;
 CREATE TABLE replication (
     vault_id TEXT PRIMARY KEY REFERENCES vaults(id) ON DELETE CASCADE, body TEXT NOT NULL);
 "#,
+    r#"
+-- Vault credentials name the location of the agent that registers with them (the
+-- operator's word, not the agent's); NULL means the vault's location.
+ALTER TABLE enrollments ADD COLUMN location TEXT;
+"#,
 ];
+
+fn enrollment_row(r: &Row) -> rusqlite::Result<EnrollmentRow> {
+    Ok(EnrollmentRow {
+        id: r.get(0)?,
+        vault_id: r.get(1)?,
+        secret_hash: r.get(2)?,
+        expires: ts(r.get(3)?)?,
+        used: r.get(4)?,
+        location: r.get(5)?,
+    })
+}
 
 /// The catalogue in a SQLite database file.
 pub struct SqliteStore {
@@ -493,10 +509,22 @@ impl MetadataStore for SqliteStore {
 
     fn insert_enrollment(&self, e: &EnrollmentRow) -> Result<()> {
         self.exec(
-            "INSERT INTO enrollments (id, vault_id, secret_hash, expires, used) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![e.id, e.vault_id, e.secret_hash, ms(e.expires), e.used],
+            "INSERT INTO enrollments (id, vault_id, secret_hash, expires, used, location) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![e.id, e.vault_id, e.secret_hash, ms(e.expires), e.used, e.location],
             "enrollment",
         )
+    }
+
+    fn find_enrollment(&self, secret_hash: &str) -> Result<Option<EnrollmentRow>> {
+        let conn = self.conn.lock();
+        conn.query_row(
+            "SELECT id, vault_id, secret_hash, expires, used, location FROM enrollments
+             WHERE secret_hash = ?1",
+            params![secret_hash],
+            enrollment_row,
+        )
+        .optional()
+        .map_err(db)
     }
 
     fn consume_enrollment(
@@ -508,16 +536,13 @@ impl MetadataStore for SqliteStore {
         let tx = conn.unchecked_transaction().map_err(db)?;
         let found = tx
             .query_row(
-                "SELECT id, vault_id, secret_hash, expires, used FROM enrollments
+                "SELECT id, vault_id, secret_hash, expires, used, location FROM enrollments
                  WHERE secret_hash = ?1 AND used = 0 AND expires > ?2",
                 params![secret_hash, ms(now)],
                 |r| {
                     Ok(EnrollmentRow {
-                        id: r.get(0)?,
-                        vault_id: r.get(1)?,
-                        secret_hash: r.get(2)?,
-                        expires: ts(r.get(3)?)?,
                         used: true,
+                        ..enrollment_row(r)?
                     })
                 },
             )

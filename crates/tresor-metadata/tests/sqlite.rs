@@ -152,16 +152,22 @@ fn catalogue_rules_hold_and_survive_reopening() {
         secret_hash: "s".into(),
         expires: t("2026-01-05T00:00:00Z"),
         used: false,
+        location: Some("westeurope".into()),
     })
     .unwrap();
     assert!(s
         .consume_enrollment("s", t("2026-01-06T00:00:00Z"))
         .unwrap()
         .is_none());
-    assert!(s
+    let used = s
         .consume_enrollment("s", t("2026-01-04T00:00:00Z"))
         .unwrap()
-        .is_some());
+        .unwrap();
+    assert_eq!(used.location.as_deref(), Some("westeurope"));
+    // Found even when used, so that the server can say why it is refused.
+    let found = s.find_enrollment("s").unwrap().unwrap();
+    assert!(found.used && found.vault_id == "v1");
+    assert!(s.find_enrollment("other").unwrap().is_none());
     assert!(s
         .consume_enrollment("s", t("2026-01-04T00:00:00Z"))
         .unwrap()
