@@ -9,7 +9,23 @@
 
 use tresor_crypto::{ChunkIdKey, Sealer};
 
+use crate::config::MAX_CHUNK_SIZE;
+use crate::tree::MAX_TREE_NODE_LEN;
 use crate::{ChunkId, Error, Result};
+
+/// Largest plaintext of a blob. A blob is one chunk (at most the largest chunk size a
+/// repository config allows) or one tree node (at most the largest fan-out's worth of
+/// ids); nothing a writer produces is longer. `raw_len` comes from a pack trailer or
+/// an index file, which may be hostile: [`open_blob`] refuses anything above this
+/// before it allocates a decompression buffer of that size.
+pub const MAX_BLOB_RAW_LEN: u32 = {
+    let tree = MAX_TREE_NODE_LEN as u32;
+    if MAX_CHUNK_SIZE > tree {
+        MAX_CHUNK_SIZE
+    } else {
+        tree
+    }
+};
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,11 +174,24 @@ pub fn open_blob(
         id: *id,
         reason: reason.to_string(),
     };
+    if raw_len > MAX_BLOB_RAW_LEN {
+        return Err(corrupt(&format!(
+            "recorded length {raw_len} exceeds the largest blob ({MAX_BLOB_RAW_LEN} bytes)"
+        )));
+    }
     let payload = sealer
         .open_in_place(&blob_aad(id, kind), sealed)
         .map_err(|_| corrupt("authentication failed (damaged or tampered)"))?;
     let plain = match compression {
-        Compression::None => payload.to_vec(),
+        Compression::None => {
+            if payload.len() != raw_len as usize {
+                return Err(corrupt(&format!(
+                    "length {} differs from the recorded {raw_len}",
+                    payload.len()
+                )));
+            }
+            payload.to_vec()
+        }
         Compression::Zstd => zstd::bulk::decompress(payload, raw_len as usize)
             .map_err(|e| corrupt(&format!("zstd decompression failed: {e}")))?,
     };
@@ -177,4 +206,88 @@ pub fn open_blob(
         return Err(corrupt("content does not match its id"));
     }
     Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tresor_crypto::MasterKey;
+
+    fn key() -> MasterKey {
+        MasterKey::from_bytes([1; 32], [2; 32])
+    }
+
+    fn sealed(plain: &[u8], kind: BlobKind) -> (ChunkId, SealedBlob, Vec<u8>) {
+        let k = key();
+        let id = k.chunk_id_key().id_of(plain);
+        let mut c = zstd::bulk::Compressor::new(1).unwrap();
+        let mut out = Vec::new();
+        let meta = seal_blob(
+            &k.sealer(),
+            &mut c,
+            &mut Vec::new(),
+            kind,
+            &id,
+            plain,
+            &mut out,
+        );
+        (id, meta, out)
+    }
+
+    #[test]
+    fn open_blob_refuses_raw_len_above_the_largest_blob() {
+        let plain = vec![7u8; 8192];
+        let (id, meta, mut bytes) = sealed(&plain, BlobKind::Data);
+        assert_eq!(meta.compression, Compression::Zstd);
+        let k = key();
+        // A hostile trailer or index claims 4 GiB: refused before any allocation.
+        let e = open_blob(
+            &k.sealer(),
+            &k.chunk_id_key(),
+            BlobKind::Data,
+            &id,
+            Compression::Zstd,
+            u32::MAX,
+            &mut bytes.clone(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("exceeds the largest blob"), "{e}");
+        // The true length still opens.
+        let got = open_blob(
+            &k.sealer(),
+            &k.chunk_id_key(),
+            BlobKind::Data,
+            &id,
+            Compression::Zstd,
+            meta.raw_len,
+            &mut bytes,
+        )
+        .unwrap();
+        assert_eq!(got, plain);
+        assert!(MAX_BLOB_RAW_LEN >= MAX_CHUNK_SIZE);
+        assert!(MAX_BLOB_RAW_LEN as usize >= MAX_TREE_NODE_LEN);
+    }
+
+    #[test]
+    fn open_blob_refuses_uncompressed_length_mismatch() {
+        let mut plain = vec![0u8; 3000];
+        blake3::Hasher::new()
+            .update(b"incompressible")
+            .finalize_xof()
+            .fill(&mut plain);
+        let (id, meta, bytes) = sealed(&plain, BlobKind::Data);
+        assert_eq!(meta.compression, Compression::None);
+        let k = key();
+        let e = open_blob(
+            &k.sealer(),
+            &k.chunk_id_key(),
+            BlobKind::Data,
+            &id,
+            Compression::None,
+            meta.raw_len + 1,
+            &mut bytes.clone(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::BlobCorrupt { .. }), "{e}");
+    }
 }

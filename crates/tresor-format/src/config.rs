@@ -15,6 +15,13 @@ use crate::{malformed, Error, FormatHeader, Result};
 pub const REPOSITORY_FORMAT: &str = "tresor-repository";
 pub const REPOSITORY_VERSION: u32 = 1;
 
+/// Smallest chunk size a repository (and a manifest's disk) may use.
+pub const MIN_CHUNK_SIZE: u32 = 4096;
+/// Largest chunk size a repository (and a manifest's disk) may use. Readers size
+/// buffers by the chunk size, so this is also what bounds the memory a hostile
+/// manifest or blob can make a reader allocate per chunk.
+pub const MAX_CHUNK_SIZE: u32 = 4 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoConfig {
     pub format: String,
@@ -49,7 +56,9 @@ impl RepoConfig {
         }
         let c: RepoConfig =
             serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
-        if !c.chunk_size.is_power_of_two() || !(4096..=(4 << 20)).contains(&c.chunk_size) {
+        if !c.chunk_size.is_power_of_two()
+            || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&c.chunk_size)
+        {
             return Err(malformed(
                 WHAT,
                 format!(
@@ -58,7 +67,7 @@ impl RepoConfig {
                 ),
             ));
         }
-        if !(2..=4096).contains(&c.tree_fanout) {
+        if !(2..=crate::tree::MAX_FANOUT).contains(&c.tree_fanout) {
             return Err(malformed(
                 WHAT,
                 format!("tree fan-out {} outside 2..=4096", c.tree_fanout),

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use tresor_crypto::Sealer;
 
 use crate::magic::{GC_AAD, GC_MAGIC_V1};
-use crate::{malformed, ChunkId, Error, FormatHeader, Result};
+use crate::{
+    malformed, zstd_decode_bounded, ChunkId, Error, FormatHeader, Result, MAX_METADATA_PLAIN,
+};
 
 pub const GC_STATE_NAME: &str = "condemned";
 
@@ -39,8 +41,7 @@ impl GcState {
         let compressed = sealer
             .open(GC_AAD, bytes)
             .map_err(|_| Error::Authentication { what: WHAT })?;
-        let plain = zstd::stream::decode_all(&compressed[..])
-            .map_err(|e| malformed(WHAT, format!("zstd: {e}")))?;
+        let plain = zstd_decode_bounded(WHAT, &compressed, MAX_METADATA_PLAIN)?;
         if plain.len() < 8 || plain[..8] != GC_MAGIC_V1 {
             return Err(Error::BadMagic { what: WHAT });
         }

@@ -10,13 +10,11 @@
 //! several index files (after a repack, or when two backups stored it at once): any
 //! listed copy is valid.
 
-use std::io::Read;
-
 use tresor_crypto::Sealer;
 
 use crate::magic::{INDEX_AAD, INDEX_MAGIC_V1};
 use crate::pack::{decode_entries, encode_entries, PackEntry};
-use crate::{malformed, need, u32_at, Error, Result};
+use crate::{malformed, need, u32_at, zstd_decode_bounded, Error, Result, MAX_METADATA_PLAIN};
 
 /// The packs one index file lists, with their entries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,15 +71,7 @@ impl IndexFile {
         let compressed = sealer
             .open(INDEX_AAD, bytes)
             .map_err(|_| Error::Authentication { what: WHAT })?;
-        // An index lists at most a few hundred thousand entries; 1 GiB bounds a hostile size.
-        const MAX_PLAIN: u64 = 1 << 30;
-        let mut plain = Vec::new();
-        zstd::stream::read::Decoder::new(&compressed[..])
-            .and_then(|d| d.take(MAX_PLAIN + 1).read_to_end(&mut plain))
-            .map_err(|e| malformed(WHAT, format!("zstd: {e}")))?;
-        if plain.len() as u64 > MAX_PLAIN {
-            return Err(malformed(WHAT, "more than 1 GiB uncompressed"));
-        }
+        let plain = zstd_decode_bounded(WHAT, &compressed, MAX_METADATA_PLAIN)?;
         need(WHAT, &plain, 16)?;
         if plain[..8] != INDEX_MAGIC_V1 {
             return Err(Error::BadMagic { what: WHAT });
@@ -91,7 +81,9 @@ impl IndexFile {
         }
         let count = u32_at(&plain, 8) as usize;
         let mut at = 16;
-        let mut packs = Vec::with_capacity(count.min(1 << 16));
+        // Each pack takes at least 36 bytes (id and count): the bytes present bound the
+        // capacity, not the count they claim.
+        let mut packs = Vec::with_capacity(count.min((plain.len() - 16) / 36));
         for _ in 0..count {
             need(WHAT, &plain[at..], 32)?;
             let pack_id: [u8; 32] = plain[at..at + 32].try_into().expect("32 bytes");
@@ -104,5 +96,32 @@ impl IndexFile {
             return Err(malformed(WHAT, "bytes after the last pack"));
         }
         Ok(IndexFile { packs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_claiming_four_billion_packs_is_truncated_not_allocated() {
+        let sealer = Sealer::new(&[3; 32]);
+        let mut plain = INDEX_MAGIC_V1.to_vec();
+        plain.extend_from_slice(&u32::MAX.to_le_bytes());
+        plain.extend_from_slice(&[0; 4]);
+        plain.extend_from_slice(&[0xab; 32]);
+        let bytes = sealer.seal(INDEX_AAD, &zstd::bulk::compress(&plain, 3).unwrap());
+        assert!(matches!(
+            IndexFile::open(&sealer, &bytes),
+            Err(Error::Truncated { .. })
+        ));
+        // A pack claiming four billion entries: the same.
+        plain[8..12].copy_from_slice(&1u32.to_le_bytes());
+        plain.extend_from_slice(&u32::MAX.to_le_bytes());
+        let bytes = sealer.seal(INDEX_AAD, &zstd::bulk::compress(&plain, 3).unwrap());
+        assert!(matches!(
+            IndexFile::open(&sealer, &bytes),
+            Err(Error::Truncated { .. })
+        ));
     }
 }

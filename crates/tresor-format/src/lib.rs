@@ -85,10 +85,57 @@ pub(crate) struct FormatHeader {
     pub version: u64,
 }
 
+/// Largest uncompressed index file or GC state. An index file lists at most a few
+/// hundred thousand entries (48 bytes each) and a GC state a few million ids (67 bytes
+/// of JSON each); 1 GiB is far above both and bounds what a hostile zstd frame (a few
+/// bytes can claim terabytes) can make a reader allocate.
+pub const MAX_METADATA_PLAIN: u64 = 1 << 30;
+
+/// Decompresses a whole zstd stream, refusing more than `max` bytes of output
+/// instead of allocating them.
+pub(crate) fn zstd_decode_bounded(
+    what: &'static str,
+    compressed: &[u8],
+    max: u64,
+) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    zstd::stream::read::Decoder::new(compressed)
+        .and_then(|d| d.take(max + 1).read_to_end(&mut plain))
+        .map_err(|e| malformed(what, format!("zstd: {e}")))?;
+    if plain.len() as u64 > max {
+        return Err(malformed(
+            what,
+            format!("more than {max} bytes uncompressed"),
+        ));
+    }
+    Ok(plain)
+}
+
 pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
 pub(crate) fn id_at(b: &[u8], at: usize) -> ChunkId {
     ChunkId(b[at..at + 32].try_into().expect("32 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_decode_bounded_refuses_more_than_the_limit() {
+        let compressed = zstd::bulk::compress(&[0u8; 4000], 3).unwrap();
+        assert!(compressed.len() < 100, "zeros compress well");
+        let e = zstd_decode_bounded("test", &compressed, 1000).unwrap_err();
+        assert!(e.to_string().contains("more than 1000 bytes"), "{e}");
+        assert_eq!(
+            zstd_decode_bounded("test", &compressed, 4000)
+                .unwrap()
+                .len(),
+            4000
+        );
+        assert!(zstd_decode_bounded("test", b"not zstd", 4000).is_err());
+    }
 }

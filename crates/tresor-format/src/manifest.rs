@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tresor_crypto::Sealer;
 
+use crate::config::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::magic::{POINT_AAD, POINT_MAGIC_V1};
 use crate::tree::TreeShape;
 use crate::{malformed, ChunkId, Error, Result};
@@ -167,10 +168,17 @@ impl Manifest {
             ));
         }
         for d in &m.disks {
-            if d.chunk_size == 0 || !d.chunk_size.is_power_of_two() {
+            // Restores allocate buffers of the chunk size: refuse what no repository
+            // configuration allows, as the config decoder does.
+            if !d.chunk_size.is_power_of_two()
+                || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&d.chunk_size)
+            {
                 return Err(malformed(
                     WHAT,
-                    format!("disk {}: chunk size {}", d.name, d.chunk_size),
+                    format!(
+                        "disk {}: chunk size {} is not a power of two in 4 KiB ..= 4 MiB",
+                        d.name, d.chunk_size
+                    ),
                 ));
             }
             d.shape().check()?;
@@ -180,7 +188,10 @@ impl Manifest {
 
     /// Total virtual size of the disks.
     pub fn total_size(&self) -> u64 {
-        self.disks.iter().map(|d| d.size).sum()
+        // Saturating: sizes come from stored bytes and may add up past u64.
+        self.disks
+            .iter()
+            .fold(0u64, |total, d| total.saturating_add(d.size))
     }
 }
 
@@ -195,4 +206,63 @@ pub fn is_point_id(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(chunk_size: u32) -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            id: "0123456789abcdef0123456789abcdef".into(),
+            name: "vm".into(),
+            created: "2026-11-26T01:00:00Z".parse().unwrap(),
+            consistency: Consistency::CrashConsistent,
+            parent: None,
+            expires: None,
+            disks: vec![DiskEntry {
+                name: "vda".into(),
+                size: 1 << 30,
+                chunk_size,
+                fanout: 64,
+                depth: TreeShape::for_chunks((1u64 << 30).div_ceil(chunk_size as u64), 64).depth,
+                root: ChunkId::ZERO,
+            }],
+            host: String::new(),
+            vm_config: None,
+            stats: BackupStats::default(),
+        }
+    }
+
+    #[test]
+    fn manifest_chunk_size_outside_the_config_range_is_refused() {
+        let sealer = Sealer::new(&[4; 32]);
+        let ok = manifest(1 << 16);
+        assert_eq!(
+            Manifest::open(&sealer, &ok.id, &ok.seal(&sealer)).unwrap(),
+            ok
+        );
+        // A 2 GiB chunk would make a restore allocate 2 GiB per buffer.
+        for bad in [1u32 << 31, 1024, 0, 3 << 12] {
+            let m = manifest(bad.max(1));
+            let m = Manifest {
+                disks: vec![DiskEntry {
+                    chunk_size: bad,
+                    ..m.disks[0].clone()
+                }],
+                ..m
+            };
+            let e = Manifest::open(&sealer, &m.id, &m.seal(&sealer)).unwrap_err();
+            assert!(e.to_string().contains("chunk size"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn total_size_saturates() {
+        let mut m = manifest(1 << 16);
+        m.disks[0].size = u64::MAX;
+        m.disks.push(m.disks[0].clone());
+        assert_eq!(m.total_size(), u64::MAX);
+    }
 }

@@ -81,8 +81,9 @@ pub fn encode_entries(entries: &[PackEntry], out: &mut Vec<u8>) {
 pub fn decode_entries(what: &'static str, b: &[u8]) -> Result<(Vec<PackEntry>, usize)> {
     need(what, b, 4)?;
     let count = u32_at(b, 0) as usize;
-    let end = 4 + count
+    let end = count
         .checked_mul(PACK_ENTRY_LEN)
+        .and_then(|n| n.checked_add(4))
         .ok_or_else(|| malformed(what, "entry count overflows"))?;
     need(what, b, end)?;
     let entries = b[4..end]

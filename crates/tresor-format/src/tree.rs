@@ -21,6 +21,10 @@ use crate::magic::TREE_MAGIC_V1;
 use crate::{id_at, malformed, need, u32_at, ChunkId, Error, Result};
 
 pub const TREE_HEADER_LEN: usize = 16;
+/// Largest tree fan-out a repository (and a manifest's disk) may use.
+pub const MAX_FANOUT: u32 = 4096;
+/// Largest encoded tree node: a node lists at most [`MAX_FANOUT`] children.
+pub const MAX_TREE_NODE_LEN: usize = TREE_HEADER_LEN + 32 * MAX_FANOUT as usize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeNode {
@@ -51,6 +55,14 @@ impl TreeNode {
             return Err(malformed(WHAT, "reserved bytes are not zero"));
         }
         let count = u32_at(b, 12) as usize;
+        // No writer produces more children than the largest fan-out; checked before
+        // the length so that the arithmetic below stays small.
+        if count > MAX_FANOUT as usize {
+            return Err(malformed(
+                WHAT,
+                format!("{count} children, more than the largest fan-out {MAX_FANOUT}"),
+            ));
+        }
         if b.len() != TREE_HEADER_LEN + 32 * count {
             return Err(malformed(
                 WHAT,
@@ -104,7 +116,7 @@ impl TreeShape {
 
     /// Refuses shapes that no writer produces (a hostile or damaged manifest).
     pub fn check(&self) -> Result<()> {
-        if !(2..=4096).contains(&self.fanout) {
+        if !(2..=MAX_FANOUT).contains(&self.fanout) {
             return Err(malformed(
                 "disk",
                 format!("tree fan-out {} outside 2..=4096", self.fanout),
@@ -120,5 +132,29 @@ impl TreeShape {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_node_claiming_more_children_than_the_largest_fanout_is_refused() {
+        let mut b = TreeNode {
+            level: 0,
+            children: vec![],
+        }
+        .encode();
+        b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = TreeNode::decode(&b).unwrap_err();
+        assert!(e.to_string().contains("largest fan-out"), "{e}");
+        let full = TreeNode {
+            level: 1,
+            children: vec![ChunkId([9; 32]); MAX_FANOUT as usize],
+        }
+        .encode();
+        assert_eq!(full.len(), MAX_TREE_NODE_LEN);
+        assert_eq!(TreeNode::decode(&full).unwrap().children.len(), 4096);
     }
 }
