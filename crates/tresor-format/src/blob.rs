@@ -26,6 +26,8 @@ pub const MAX_BLOB_RAW_LEN: u32 = {
         tree
     }
 };
+const _: () = assert!(MAX_BLOB_RAW_LEN >= MAX_CHUNK_SIZE);
+const _: () = assert!(MAX_BLOB_RAW_LEN as usize >= MAX_TREE_NODE_LEN);
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,8 +266,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, plain);
-        assert!(MAX_BLOB_RAW_LEN >= MAX_CHUNK_SIZE);
-        assert!(MAX_BLOB_RAW_LEN as usize >= MAX_TREE_NODE_LEN);
     }
 
     #[test]
