@@ -1,5 +1,9 @@
 //! Errors as the API shows them: an HTTP status and a JSON body
 //! `{"code": "...", "message": "...", "recommendation": "..."}`. Codes are stable.
+//!
+//! A 500 (`InternalError`) never shows its cause: the cause travels with the response
+//! as [`InternalDetail`] and `http_guard.rs` logs it under the request's id, which is
+//! all the client is told.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +19,18 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub recommendation: String,
+    /// What went wrong inside the server (a 500's cause): logged, never sent.
+    #[serde(skip)]
+    pub detail: Option<String>,
+    /// The request's id, on a 500: the server's log has the cause under it.
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
+
+/// The cause of a 500, carried in the response's extensions to the layer that logs
+/// it (with the request id) and answers without it.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -31,6 +46,8 @@ impl ApiError {
             code: code.to_string(),
             message: message.into(),
             recommendation: recommendation.into(),
+            detail: None,
+            request_id: None,
         }
     }
 
@@ -78,26 +95,38 @@ impl ApiError {
         )
     }
 
-    pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %message, "internal error");
-        ApiError::new(
+    /// The server failed. `cause` goes to the log (see the module's comment), not to
+    /// the client.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        let mut e = ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
-            format!("the server failed: {message}"),
+            "the server failed to complete this request",
             "retry; if it persists, see the server's log",
-        )
+        );
+        e.detail = Some(cause.to_string());
+        e
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{}: {}", self.code, self.message)?;
+        // Background loops log errors with Display: they need the cause.
+        if let Some(d) = &self.detail {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(&self)).into_response()
+        let mut r = (self.status, axum::Json(&self)).into_response();
+        if let Some(d) = self.detail {
+            r.extensions_mut().insert(InternalDetail(d));
+        }
+        r
     }
 }
 
@@ -108,6 +137,8 @@ impl From<RuleError> for ApiError {
             code: e.code.to_string(),
             message: e.message,
             recommendation: e.recommendation,
+            detail: None,
+            request_id: None,
         }
     }
 }

@@ -22,6 +22,9 @@
 //! - `replication.rs`: GeoRedundant vaults copied to the paired location, deletes delayed.
 //! - `verify.rs`: re-reading a vault's data in either region.
 //! - `portal/`: the web portal (server-rendered pages over the same API handlers).
+//! - `http_limits.rs`: connection limits and timeouts; `http_guard.rs`: security
+//!   headers, request ids, 500s without their cause; `rate_limit.rs`: failed sign-ins
+//!   and registrations per client address.
 //!
 //! **Architecture invariant:** knows nothing of QEMU: VMs are what agents report.
 //! Rules are the domain model's; the catalogue is the metadata store's.
@@ -30,10 +33,13 @@ pub mod api;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod http_guard;
+pub mod http_limits;
 pub mod jobs;
 pub mod locations;
 pub mod openapi;
 pub mod portal;
+pub mod rate_limit;
 pub mod replication;
 pub mod repos;
 pub mod scheduler;
@@ -69,6 +75,8 @@ pub struct ServerConfig {
     pub clock: Arc<dyn Clock>,
     /// The configuration file naming locations (default `DATA/server.toml`, optional).
     pub config_file: Option<PathBuf>,
+    /// Connection limits and timeouts.
+    pub http: http_limits::HttpLimits,
 }
 
 impl ServerConfig {
@@ -81,6 +89,7 @@ impl ServerConfig {
             background: true,
             clock: Arc::new(SystemClock),
             config_file: None,
+            http: http_limits::HttpLimits::default(),
         }
     }
 }
@@ -169,6 +178,58 @@ fn set_nodelay(listener: &std::net::TcpListener) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Sets the mode of `path` if it exists (and is not a symbolic link, which
+/// `set_permissions` would follow).
+fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Ok(()),
+        Ok(m) if m.permissions().mode() & 0o7777 == mode => Ok(()),
+        Ok(_) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The data directory holds the catalogue, the TLS key, repository passphrases and
+/// the admin token: only the server's user may read it. Modes are set at every
+/// start, so that a copied or restored directory is closed again too.
+fn restrict_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    restrict(dir, 0o700)?;
+    for f in ["metadata.db-wal", "metadata.db-shm", "cli.json"] {
+        restrict(&dir.join(f), 0o600)?;
+    }
+    restrict(&dir.join("tls"), 0o700)?;
+    restrict(&dir.join("tls").join("key.pem"), 0o600)?;
+    let secrets = dir.join("secrets");
+    restrict(&secrets, 0o700)?;
+    if secrets.is_dir() {
+        for e in std::fs::read_dir(&secrets)? {
+            let e = e?;
+            if e.file_type()?.is_file() {
+                restrict(&e.path(), 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the catalogue file 0600 before SQLite opens it: SQLite gives its -wal and
+/// -shm files the mode of the database file.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict(path, 0o600),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens (or creates) the data directory and starts serving HTTPS.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let dir = config.data_dir.clone();
@@ -177,8 +238,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         source,
     };
     std::fs::create_dir_all(&dir).map_err(data_err)?;
+    restrict(&dir, 0o700).map_err(data_err)?;
     let locations = locations::Locations::load(&dir, config.config_file.as_deref())
         .map_err(StartError::Config)?;
+    create_private(&dir.join("metadata.db")).map_err(data_err)?;
     let store = SqliteStore::open(&dir.join("metadata.db"))?;
     let identity = tresor_tls::ServerIdentity::load_or_create(&dir.join("tls"), &config.tls_names)
         .map_err(|e| StartError::Tls(e.to_string()))?;
@@ -235,17 +298,46 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         storage_maintenance: Mutex::new(()),
         replication_wake: tokio::sync::Notify::new(),
         sessions: Default::default(),
+        limiters: Default::default(),
     });
     jobs::extend_leases_after_restart(&state).map_err(|e| StartError::Other(e.to_string()))?;
     replication::fail_interrupted_runs(&state).map_err(|e| StartError::Other(e.to_string()))?;
 
-    let app = api::router(state.clone()).merge(portal::router(state.clone()));
+    // Files made before this start (an older server, the TLS key, repositories'
+    // secrets) and the catalogue's -wal/-shm, now that SQLite made them.
+    restrict_data_dir(&dir).map_err(data_err)?;
+
+    let app = http_guard::guard(
+        api::router(state.clone())
+            .merge(portal::router(state.clone()))
+            .fallback(http_guard::not_found),
+    );
+    let limits = config.http.clone();
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(identity.rustls_server_config());
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .handshake_timeout(limits.tls_handshake)
+        .acceptor(http_limits::LimitAcceptor::new(&limits));
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls)
+    let mut server = axum_server::from_tcp(listener)
         .map_err(data_err)?
+        .acceptor(acceptor)
+        .first_request_timeout(limits.first_request)
         .handle(handle.clone());
-    let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    let http = server.http_builder();
+    http.http1()
+        .header_read_timeout(limits.header_read)
+        .max_headers(100)
+        .max_buf_size(64 << 10);
+    http.http2()
+        .max_concurrent_streams(64)
+        .max_header_list_size(64 << 10)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(100);
+    let task = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+    });
     tracing::info!(%url, %fingerprint, "vault server listening");
 
     let background = if config.background {

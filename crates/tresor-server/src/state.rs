@@ -51,6 +51,8 @@ pub struct AppState {
     pub replication_wake: tokio::sync::Notify,
     /// The portal's signed-in sessions.
     pub sessions: crate::portal::session::Sessions,
+    /// Failed sign-ins and registrations, counted per client address.
+    pub limiters: crate::rate_limit::Limiters,
 }
 
 impl AppState {

@@ -11,7 +11,7 @@ use axum::Json;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tresor_domain::{JobErrorInfo, JobStatus, Location};
+use tresor_domain::{JobErrorInfo, JobStatus};
 use tresor_metadata::{AgentRow, VmRow};
 
 use crate::auth::{hash_secret, new_id, new_secret, Admin, Agent};
@@ -19,6 +19,7 @@ use crate::dto::enum_name;
 use crate::dto::JobBody;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{self, parse_state, BackupDone, LEASE, TASK_SNAPSHOT, TASK_TRANSFER};
+use crate::rate_limit::ClientIp;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -27,7 +28,13 @@ pub struct RegisterRequest {
     /// The one-time secret of a vault credentials file.
     pub secret: String,
     pub host: String,
-    pub location: String,
+    /// Ignored: the agent's location is the one its vault credentials were made for.
+    /// (Older agents send theirs; an agent does not decide where it is.)
+    #[serde(default)]
+    pub location: Option<String>,
+    /// The vault the agent expects (from its credentials file), checked when given.
+    #[serde(default)]
+    pub vault: Option<String>,
     #[serde(default)]
     pub version: Option<String>,
 }
@@ -39,57 +46,218 @@ pub struct RegisterResponse {
     /// The agent's credential from now on; shown once.
     pub credential: String,
     pub vault: String,
+    /// The location the agent was registered in (its credentials').
+    pub location: String,
+}
+
+/// Refusals of a vault credentials file: one code, and a message saying why.
+fn bad_credentials(why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "InvalidVaultCredentials",
+        format!("the vault credentials file {why}"),
+        "download new vault credentials (tresor vault credentials, or Host agents in the portal) and register again",
+    )
 }
 
 pub async fn register(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     Json(req): Json<RegisterRequest>,
-) -> ApiResult<(StatusCode, Json<RegisterResponse>)> {
-    let location = Location::parse(&req.location)?;
-    if req.host.trim().is_empty() || req.host.len() > 253 {
+) -> ApiResult<Response> {
+    // Every attempt counts: a registration needs no credential but the secret.
+    if let Err(wait) = state.limiters.register.take(ip, std::time::Instant::now()) {
+        tracing::warn!(client = %ip, "agent registration refused: too many attempts");
+        return Ok(wait.response("registration attempts"));
+    }
+    let host = req.host.trim().to_string();
+    if host.is_empty() || host.len() > 253 || !is_plain_text(&host) {
         return Err(ApiError::bad_request(
             "InvalidHostName",
-            "the agent must give its host name (1 to 253 characters)",
+            "the agent must give its host name: 1 to 253 characters, no control characters",
             "set host in the agent's configuration",
         ));
     }
+    check_version(req.version.as_deref())?;
     state
         .blocking(move |s| {
             let now = s.now();
+            let hash = hash_secret(&req.secret);
+            // Look first, to say why a file cannot be used; then take it atomically
+            // (two agents racing with one file: one wins).
+            let Some(found) = s.store.find_enrollment(&hash)? else {
+                return Err(bad_credentials("is unknown to this server"));
+            };
+            if found.used {
+                return Err(bad_credentials("was used already (each file registers one host)"));
+            }
+            if found.expires <= now {
+                return Err(bad_credentials(&format!("expired at {}", found.expires)));
+            }
+            let vault = s.store.get_vault(&found.vault_id)?;
+            if let Some(expected) = &req.vault {
+                if !expected.eq_ignore_ascii_case(&vault.name) {
+                    return Err(bad_credentials(&format!(
+                        "belongs to another vault than {expected:?}"
+                    )));
+                }
+            }
             let enrollment = s
                 .store
-                .consume_enrollment(&hash_secret(&req.secret), now)?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "InvalidVaultCredentials",
-                        "the vault credentials file is unknown, expired or already used",
-                        "download new vault credentials (tresor vault credentials) and register again",
-                    )
-                })?;
+                .consume_enrollment(&hash, now)?
+                .ok_or_else(|| bad_credentials("was used already (each file registers one host)"))?;
+            let location = enrollment.location.unwrap_or_else(|| vault.location.clone());
+            if let Some(claimed) = &req.location {
+                if !claimed.eq_ignore_ascii_case(&location) {
+                    tracing::warn!(host = ?host, claimed = ?claimed, location = ?location,
+                        "agent claimed another location than its vault credentials'; it gets the credentials' location");
+                }
+            }
             let credential = new_secret("tresor_agent");
             let agent = AgentRow {
                 id: new_id(),
-                host: req.host.trim().to_string(),
-                location: location.to_string(),
+                host,
+                location: location.clone(),
                 credential_hash: hash_secret(&credential),
                 version: req.version,
                 registered: now,
                 last_seen: Some(now),
             };
             s.store.insert_agent(&agent)?;
-            let vault = s.store.get_vault(&enrollment.vault_id)?;
-            tracing::info!(agent = %agent.id, host = %agent.host, vault = %vault.name, "agent registered");
+            tracing::info!(agent = %agent.id, host = ?agent.host, vault = ?vault.name, location = ?location, "agent registered");
             Ok((
                 StatusCode::CREATED,
                 Json(RegisterResponse {
                     agent_id: agent.id,
                     credential,
                     vault: vault.name,
+                    location,
                 }),
-            ))
+            )
+                .into_response())
         })
         .await
+}
+
+/// Text from an agent may be shown in pages and written to the log: no control
+/// characters (a line break would forge a log line), and within length bounds.
+pub fn is_plain_text(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// Longest name of a VM or a disk an agent may report.
+pub const MAX_NAME: usize = 255;
+/// Longest string anywhere in what an agent reports (paths, command lines, messages).
+pub const MAX_TEXT: usize = 8192;
+/// Most VMs one host may report.
+pub const MAX_VMS: usize = 4096;
+
+fn bad_report(field: &str, rule: &str) -> ApiError {
+    ApiError::bad_request(
+        "InvalidAgentReport",
+        format!("the agent's report has an invalid {field}: {rule}"),
+        "rename what the report names (VMs, disks) without control characters, or update the agent",
+    )
+}
+
+fn check_version(v: Option<&str>) -> ApiResult<()> {
+    match v {
+        Some(v) if v.len() > 64 || !is_plain_text(v) => Err(bad_report(
+            "version",
+            "at most 64 characters, no control characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a JSON value from an agent: every string (keys too) plain text and at most
+/// [`MAX_TEXT`] bytes. `serde_json` already bounds the nesting depth.
+fn check_json(field: &str, v: &Value) -> ApiResult<()> {
+    let text = |t: &str| {
+        if t.len() > MAX_TEXT || !is_plain_text(t) {
+            Err(bad_report(
+                field,
+                "its texts must be at most 8192 bytes, without control characters",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match v {
+        Value::String(t) => text(t),
+        Value::Array(a) => a.iter().try_for_each(|x| check_json(field, x)),
+        Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+            text(k)?;
+            check_json(field, x)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What a heartbeat reports, checked before any of it is stored.
+fn check_heartbeat(hb: &Heartbeat) -> ApiResult<()> {
+    check_version(hb.version.as_deref())?;
+    if hb.vms.len() > MAX_VMS {
+        return Err(bad_report("VM list", "at most 4096 VMs per host"));
+    }
+    for v in &hb.vms {
+        if v.vm.is_empty() || v.vm.len() > MAX_NAME || !is_plain_text(&v.vm) {
+            return Err(bad_report(
+                &format!(
+                    "VM name {:?}",
+                    v.vm.chars().take(MAX_NAME).collect::<String>()
+                ),
+                "1 to 255 bytes, no control characters",
+            ));
+        }
+        check_json("VM description", &v.info)?;
+        if let Some(p) = &v.preflight {
+            check_json("preflight result", p)?;
+        }
+        // Disk names are names too: bounded like VM names.
+        if let Some(disks) = v.info.get("disks").and_then(Value::as_array) {
+            for d in disks {
+                if d.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.len() > MAX_NAME)
+                {
+                    return Err(bad_report("disk name", "at most 255 bytes"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Free text of a job report (warnings, error messages): control characters become
+/// spaces and the length is bounded, rather than refusing the end of a job.
+fn clean_text(t: &str) -> String {
+    let mut out: String = t
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_TEXT)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The same for every string in a JSON value of a job report.
+fn clean_json(v: &mut Value) {
+    match v {
+        Value::String(t) => *t = clean_text(t),
+        Value::Array(a) => a.iter_mut().for_each(clean_json),
+        Value::Object(o) => {
+            let cleaned: serde_json::Map<String, Value> = std::mem::take(o)
+                .into_iter()
+                .map(|(k, mut x)| {
+                    clean_json(&mut x);
+                    (clean_text(&k), x)
+                })
+                .collect();
+            *o = cleaned;
+        }
+        _ => {}
+    }
 }
 
 /// An authenticated no-op: `tresor agent check` proves its credential with it.
@@ -123,6 +291,10 @@ pub async fn heartbeat(
     State(state): State<Arc<AppState>>,
     Json(hb): Json<Heartbeat>,
 ) -> ApiResult<Json<Value>> {
+    if let Err(e) = check_heartbeat(&hb) {
+        tracing::warn!(agent = %agent.id, host = ?agent.host, error = ?e.message, "heartbeat refused");
+        return Err(e);
+    }
     state
         .blocking(move |s| {
             let now = s.now();
@@ -250,7 +422,7 @@ pub async fn next_job(
             })
             .await?;
         if let Some(a) = claimed {
-            tracing::info!(job = %a.job_id, agent = %agent.host, "job taken");
+            tracing::info!(job = %a.job_id, agent = ?agent.host, "job taken");
             return Ok(Json(a).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -290,8 +462,9 @@ pub async fn progress(
     Agent(agent): Agent,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Json(p): Json<Progress>,
+    Json(mut p): Json<Progress>,
 ) -> ApiResult<Json<Value>> {
+    p.task = p.task.as_deref().map(clean_text);
     state
         .blocking(move |s| {
             let mut job = own_running_job(s, &agent, &id)?;
@@ -339,8 +512,24 @@ pub async fn complete(
     Agent(agent): Agent,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Json(c): Json<Completion>,
+    Json(mut c): Json<Completion>,
 ) -> ApiResult<Json<Value>> {
+    // What the agent says of the job's end is shown in pages and may be logged.
+    c.warnings = c
+        .warnings
+        .iter()
+        .take(1000)
+        .map(|w| clean_text(w))
+        .collect();
+    if let Some(e) = &mut c.error {
+        e.code = clean_text(&e.code);
+        e.message = clean_text(&e.message);
+        e.recommendation = clean_text(&e.recommendation);
+    }
+    if let Some(p) = &mut c.point_id {
+        *p = clean_text(p);
+    }
+    clean_json(&mut c.result);
     state
         .blocking(move |s| {
             let mut job = own_running_job(s, &agent, &id)?;

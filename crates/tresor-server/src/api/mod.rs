@@ -4,6 +4,7 @@ pub mod agents;
 pub mod items;
 pub mod jobs;
 pub mod policies;
+pub mod range;
 pub mod storage;
 pub mod tokens;
 pub mod vaults;
@@ -17,8 +18,30 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
-/// Packs are at most a few tens of MiB; larger bodies are refused.
-const MAX_OBJECT: usize = 256 << 20;
+/// The largest object an agent may upload. A pack is about 16 MiB (a little more
+/// with its header and the last blob that did not fit) and an index file at most a
+/// few MiB; a manifest is small. Four times a pack leaves room and still bounds what
+/// one upload holds in memory (the body is read whole before it is stored).
+pub const MAX_OBJECT_UPLOAD: usize = 64 << 20;
+
+/// Every other body: JSON requests, forms, and everything a caller without a
+/// credential can send (sign-in, registration). The largest real one is a few KiB.
+pub const MAX_JSON: usize = 64 << 10;
+
+/// An agent's heartbeat: its whole VM inventory, with preflight results. A host with
+/// a few hundred VMs sends a few hundred KiB.
+pub const MAX_INVENTORY: usize = 4 << 20;
+
+/// The body limit of the route serving `path` (for the 413's message).
+pub fn body_limit(path: &str) -> usize {
+    if path.starts_with("/api/v1/agent/repos/") && path.contains("/objects/") {
+        MAX_OBJECT_UPLOAD
+    } else if path == "/api/v1/agent/heartbeat" {
+        MAX_INVENTORY
+    } else {
+        MAX_JSON
+    }
+}
 
 async fn ping() -> Json<Value> {
     Json(json!({ "service": "tresor", "version": env!("CARGO_PKG_VERSION") }))
@@ -77,7 +100,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/register", post(agents::register))
         .route("/api/v1/agent/ping", get(agents::ping))
-        .route("/api/v1/agent/heartbeat", post(agents::heartbeat))
+        .route(
+            "/api/v1/agent/heartbeat",
+            post(agents::heartbeat).layer(DefaultBodyLimit::max(MAX_INVENTORY)),
+        )
         .route("/api/v1/agent/jobs/next", post(agents::next_job))
         .route("/api/v1/agent/jobs/{job}/progress", post(agents::progress))
         .route("/api/v1/agent/jobs/{job}/complete", post(agents::complete))
@@ -87,7 +113,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/api/v1/agent/repos/{vault}/objects/{kind}/{name}",
-            get(storage::get).put(storage::put),
+            get(storage::get)
+                .put(storage::put)
+                .layer(DefaultBodyLimit::max(MAX_OBJECT_UPLOAD)),
         )
         .route(
             "/api/v1/agent/repos/{vault}/secondary/objects/{kind}",
@@ -105,6 +133,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/agent/repos/{vault}/writers/{id}",
             axum::routing::delete(storage::release_writer),
         )
-        .layer(DefaultBodyLimit::max(MAX_OBJECT))
+        .layer(DefaultBodyLimit::max(MAX_JSON))
         .with_state(state)
 }

@@ -76,6 +76,9 @@ pub async fn delete(
     state
         .blocking(move |s| {
             s.store.delete_token(&id)?;
+            // A revoked token's portal sessions end with it.
+            let ended = s.sessions.close_for_token(&id);
+            tracing::info!(token = ?id, sessions_ended = ended, "token revoked");
             Ok(StatusCode::NO_CONTENT)
         })
         .await

@@ -244,6 +244,10 @@ pub struct CredentialsRequest {
     /// Days the credentials stay valid: 1..=10 (default 2).
     #[serde(default)]
     pub valid_days: Option<u32>,
+    /// The location of the agent that registers with them (default: the vault's).
+    /// The agent gets this location whatever it claims.
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 /// A vault credentials file: what an agent needs to register with this vault's server.
@@ -257,6 +261,9 @@ pub struct CredentialsFile {
     /// One-time secret; registering an agent uses it up.
     pub secret: String,
     pub expires: Timestamp,
+    /// The location the registering agent gets.
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 pub async fn credentials(
@@ -265,7 +272,14 @@ pub async fn credentials(
     Path(vault): Path<String>,
     body: Option<Json<CredentialsRequest>>,
 ) -> ApiResult<Json<CredentialsFile>> {
-    let days = body.and_then(|b| b.0.valid_days).unwrap_or(2);
+    let req = body.map(|b| b.0).unwrap_or_default();
+    let days = req.valid_days.unwrap_or(2);
+    let location = req
+        .location
+        .as_deref()
+        .map(Location::parse)
+        .transpose()?
+        .map(|l| l.to_string());
     if !(1..=10).contains(&days) {
         return Err(ApiError::bad_request(
             "InvalidCredentialsValidity",
@@ -278,12 +292,14 @@ pub async fn credentials(
             let v = find_vault(s, &vault)?;
             let secret = new_secret("tresor_enroll");
             let expires = s.now() + SignedDuration::from_hours(24 * days as i64);
+            let location = location.unwrap_or_else(|| v.location.clone());
             s.store.insert_enrollment(&EnrollmentRow {
                 id: new_id(),
                 vault_id: v.id.clone(),
                 secret_hash: hash_secret(&secret),
                 expires,
                 used: false,
+                location: Some(location.clone()),
             })?;
             Ok(Json(CredentialsFile {
                 server: s.public_url.clone(),
@@ -291,6 +307,7 @@ pub async fn credentials(
                 vault: v.name,
                 secret,
                 expires,
+                location: Some(location),
             }))
         })
         .await

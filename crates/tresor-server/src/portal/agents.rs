@@ -93,7 +93,10 @@ async fn download(
         Admin,
         State(state.clone()),
         Path(f.vault.trim().to_string()),
-        Some(Json(CredentialsRequest { valid_days })),
+        Some(Json(CredentialsRequest {
+            valid_days,
+            location: None,
+        })),
     )
     .await;
     match answer {
@@ -108,7 +111,7 @@ async fn download(
                 .chars()
                 .filter(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(*ch))
                 .collect();
-            tracing::info!(vault = %c.vault, who = %op.who, "vault credentials downloaded in the portal");
+            tracing::info!(vault = ?c.vault, who = ?op.who, "vault credentials downloaded in the portal");
             (
                 StatusCode::OK,
                 [

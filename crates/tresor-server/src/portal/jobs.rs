@@ -71,14 +71,16 @@ fn current_task(j: &JobDto) -> Option<&str> {
         .map(|t| t.name.as_str())
 }
 
-/// A progress bar with its percent (portal.js updates both).
+/// A progress bar with its percent (portal.js draws the bar and updates both).
 fn progress(percent: f64) -> Markup {
     let p = percent.clamp(0.0, 100.0);
     html! {
         div.progress-cell {
             div.progress role="progressbar" aria-label="Progress" aria-valuemin="0" aria-valuemax="100"
                 aria-valuenow=(format!("{:.0}", p)) {
-                span style={ "width: " (format!("{:.1}", p)) "%" } {}
+                // The width is set by portal.js from data-percent: the content security
+                // policy allows no style attribute.
+                span data-percent=(format!("{:.1}", p)) {}
             }
             span.percent data-field="percent" { (format!("{:.0} %", p)) }
         }

@@ -172,6 +172,32 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// Decodes `%XX` escapes (invalid ones stay as they are; bytes that are not UTF-8
+/// become U+FFFD).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An empty state: a sentence and, maybe, the way out of it.
 pub fn empty(text: &str, action: Option<(&str, &str)>) -> Markup {
     html! {

@@ -51,6 +51,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::hash_secret;
+use crate::rate_limit::ClientIp;
 use crate::state::AppState;
 use layout::page;
 use session::{cookie, set_cookie, Operator, LOGIN_COOKIE, SESSION_COOKIE};
@@ -69,6 +70,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(jobs::routes())
         .merge(policies::routes())
         .merge(agents::routes())
+        // Forms are small; nothing in the portal takes a large body.
+        .layer(axum::extract::DefaultBodyLimit::max(crate::api::MAX_JSON))
         .with_state(state)
 }
 
@@ -110,12 +113,43 @@ pub struct LoginQuery {
     failed: Option<String>,
 }
 
-/// Only paths of this site are followed after sign-in (never `//other.site`).
+/// Where sign-in leads when `next` is missing or not safe to follow.
+pub const HOME: &str = "/vaults";
+
+/// Only paths of this site are followed after sign-in: `next` must be an absolute
+/// path, and neither it nor its percent-decoded forms may name another host
+/// (`//host`, `/\host`, `/%2f%2fhost`, `/%5chost`) or carry control characters or
+/// whitespace (browsers drop tabs and line breaks from URLs, so `/\t/host` would be
+/// `//host`). Anything else leads home.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/vaults".to_string(),
+    fn plain_path(p: &str) -> bool {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.contains('\\')
+            && !p.chars().any(char::is_control)
     }
+    let Some(n) = next else {
+        return HOME.to_string();
+    };
+    // As sent, printable ASCII only (it becomes a Location header as it is).
+    if !n.chars().all(|c| c.is_ascii_graphic()) {
+        return HOME.to_string();
+    }
+    // Check the value and each decoding of it: whoever reads the URL later may
+    // decode once more.
+    let mut form = n.to_string();
+    for _ in 0..4 {
+        if !plain_path(&form) {
+            return HOME.to_string();
+        }
+        let decoded = layout::percent_decode(&form);
+        if decoded == form {
+            return n.to_string();
+        }
+        form = decoded;
+    }
+    // Encoded four times over: no page of this portal needs that.
+    HOME.to_string()
 }
 
 async fn login_page(Query(q): Query<LoginQuery>) -> Response {
@@ -152,9 +186,16 @@ pub struct LoginForm {
 
 async fn login(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    // An address that failed too often is refused before its token is even looked
+    // at, so that guessing gets no answer.
+    if let Err(wait) = state.limiters.sign_in.check(ip, std::time::Instant::now()) {
+        tracing::warn!(client = %ip, "portal sign-in refused: too many failed attempts");
+        return wait.response("failed sign-ins");
+    }
     let ok_origin =
         cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::same_secret(c, &f.csrf));
     if !ok_origin {
@@ -174,8 +215,8 @@ async fn login(
     let next = safe_next(f.next.as_deref());
     match found {
         Some(t) if t.role == "admin" => {
-            let id = state.sessions.open(&t.name, state.now());
-            tracing::info!(token = %t.name, "portal sign-in");
+            let id = state.sessions.open(&t.id, &t.name, state.now());
+            tracing::info!(token = ?t.name, client = %ip, "portal sign-in");
             let mut r = Redirect::to(&next).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
@@ -186,7 +227,10 @@ async fn login(
             r
         }
         _ => {
-            tracing::warn!("portal sign-in with an unknown token");
+            tracing::warn!(client = %ip, "portal sign-in with an unknown token");
+            if let Err(wait) = state.limiters.sign_in.take(ip, std::time::Instant::now()) {
+                return wait.response("failed sign-ins");
+            }
             Redirect::to(&format!(
                 "/login?failed=1&next={}",
                 layout::url_encode(&next)
@@ -269,10 +313,37 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        assert_eq!(safe_next(Some("/vaults/v1")), "/vaults/v1");
-        assert_eq!(safe_next(Some("//evil.example/x")), "/vaults");
-        assert_eq!(safe_next(Some("https://evil.example")), "/vaults");
-        assert_eq!(safe_next(Some("/\\evil")), "/vaults");
-        assert_eq!(safe_next(None), "/vaults");
+        for (next, expected) in [
+            (Some("/vaults/v1"), "/vaults/v1"),
+            (
+                Some("/vaults/v1/jobs?status=Failed&x=%20"),
+                "/vaults/v1/jobs?status=Failed&x=%20",
+            ),
+            (Some("/vaults/my%20vault"), "/vaults/my%20vault"),
+            (None, HOME),
+            (Some(""), HOME),
+            (Some("vaults"), HOME),
+            (Some("//evil.example/x"), HOME),
+            (Some("https://evil.example"), HOME),
+            (Some("javascript:alert(1)"), HOME),
+            (Some("/\\evil.example"), HOME),
+            (Some("\\\\evil.example"), HOME),
+            (Some("/\t/evil.example"), HOME),
+            (Some("\t//evil.example"), HOME),
+            (Some("/\r\n/evil.example"), HOME),
+            (Some("/vaults\r\nSet-Cookie: x=1"), HOME),
+            (Some("/ /evil.example"), HOME),
+            (Some("/%2f%2fevil.example"), HOME),
+            (Some("/%2F%2Fevil.example"), HOME),
+            (Some("%2f%2fevil.example"), HOME),
+            (Some("/%5cevil.example"), HOME),
+            (Some("/%5Cevil.example"), HOME),
+            (Some("/%252f%252fevil.example"), HOME),
+            (Some("/%09/evil.example"), HOME),
+            (Some("/%0d%0aSet-Cookie:x"), HOME),
+            (Some("/%25252525252f"), HOME),
+        ] {
+            assert_eq!(safe_next(next), expected, "next = {next:?}");
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! - The sign-in form itself is protected by a double-submit cookie (`tresor_login`),
 //!   so that no other site can sign a browser in with a token of its choosing.
 //! - Sessions live in memory: a server restart signs everyone out. They end after
-//!   12 hours, or 1 hour without a request, or at sign-out.
+//!   12 hours, or 1 hour without a request, or at sign-out, or when the token that
+//!   opened them is revoked (`DELETE /api/v1/tokens/{id}`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ struct Session {
     csrf: String,
     /// The name of the token that signed in (shown in the header).
     who: String,
+    /// The id of that token: revoking it ends the session.
+    token_id: String,
     created: Timestamp,
     last_seen: Timestamp,
 }
@@ -46,7 +49,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// Opens a session; returns its id (for the cookie).
-    pub fn open(&self, who: &str, now: Timestamp) -> String {
+    pub fn open(&self, token_id: &str, who: &str, now: Timestamp) -> String {
         let id = new_secret("tresor_session");
         let mut map = self.by_hash.lock();
         map.retain(|_, s| alive(s, now));
@@ -55,6 +58,7 @@ impl Sessions {
             Session {
                 csrf: new_secret("csrf"),
                 who: who.to_string(),
+                token_id: token_id.to_string(),
                 created: now,
                 last_seen: now,
             },
@@ -80,6 +84,14 @@ impl Sessions {
 
     pub fn close(&self, id: &str) {
         self.by_hash.lock().remove(&hash_secret(id));
+    }
+
+    /// Ends every session opened with the token `token_id`; returns how many.
+    pub fn close_for_token(&self, token_id: &str) -> usize {
+        let mut map = self.by_hash.lock();
+        let before = map.len();
+        map.retain(|_, s| s.token_id != token_id);
+        before - map.len()
     }
 }
 
@@ -171,20 +183,26 @@ mod tests {
     fn sessions_expire_and_close() {
         let s = Sessions::default();
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let id = s.open("admin", t0);
+        let id = s.open("t1", "admin", t0);
         assert!(s.find(&id, t0 + SignedDuration::from_mins(30)).is_some());
         // Idle for more than an hour: gone.
         assert!(s.find(&id, t0 + SignedDuration::from_mins(91)).is_none());
-        let id = s.open("admin", t0);
+        let id = s.open("t1", "admin", t0);
         let mut t = t0;
         for _ in 0..13 {
             t += SignedDuration::from_mins(55);
             let alive = s.find(&id, t).is_some();
             assert_eq!(alive, t < t0 + MAX_AGE, "{t}");
         }
-        let id = s.open("admin", t0);
+        let id = s.open("t1", "admin", t0);
         s.close(&id);
         assert!(s.find(&id, t0).is_none());
+        let a = s.open("t1", "admin", t0);
+        let b = s.open("t1", "admin", t0);
+        let c = s.open("t2", "scripts", t0);
+        assert_eq!(s.close_for_token("t1"), 2);
+        assert!(s.find(&a, t0).is_none() && s.find(&b, t0).is_none());
+        assert!(s.find(&c, t0).is_some());
         assert!(s.find("tresor_session_forged", t0).is_none());
     }
 

@@ -86,4 +86,12 @@ function confirmations() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { liveValidation(); liveJobs(); confirmations(); });
+// Progress bars: <span data-percent="N"> inside .progress gets its width here (the
+// content security policy allows no style attribute in the page).
+function progressBars() {
+  for (const bar of document.querySelectorAll(".progress > span[data-percent]")) {
+    bar.style.width = `${Math.min(100, Number(bar.dataset.percent) || 0)}%`;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { progressBars(); liveValidation(); liveJobs(); confirmations(); });
