@@ -10,6 +10,8 @@
 //! location = "westeurope"
 //! scratch_dir = "/var/tmp"
 //! socket_dirs = ["/run/tresor/vms"]               # NAME.qmp (+ NAME.qga) sockets
+//! restore_roots = ["/srv/restore"]                # where restores may write; default:
+//!                                                 # STATE_DIR/restores
 //! [proxy]                                         # else HTTPS_PROXY / NO_PROXY
 //! host = "proxy.example"
 //! port = 3128
@@ -19,12 +21,22 @@
 //! guest_agent = "/run/qemu/web01.qga"
 //! ```
 //!
+//! The agent's own files are private: its state folder is 0700 and `agent.json`
+//! (its credential) 0600; scratch and restore folders it creates are 0700.
+//!
+//! A server, or whoever holds an API token, can ask for restores, so the host sets
+//! their bounds: disks and new VMs go only into new folders under `restore_roots`
+//! (see `confine.rs`); replacing a VM's disks writes only over the images this host
+//! knows the VM by (from QEMU or the configuration, remembered in
+//! `STATE_DIR/known-disks.json`), never over a path the job or the point names.
+//!
 //! Jobs run one at a time: many items due at once queue on the host instead of
 //! loading it. While a job runs, progress is reported every few seconds, which keeps
 //! the job's lease; a cancel request is read from the answer. Stopping the agent
 //! (SIGTERM, Ctrl-C) drains it: no new job is taken, the running one is cancelled
 //! cleanly (no point is left behind that lies) and reported.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,10 +49,11 @@ use tresor_engine::progress::Progress;
 use tresor_engine::restore::OutputFormat;
 use tresor_engine::Repository;
 use tresor_qemu::{QemuProvider, QemuVmConfig};
-use tresor_vm::{CheckCode, VmProvider, VmRef};
+use tresor_vm::{CheckCode, VmDisk, VmProvider, VmRef};
 
+use crate::confine::{self, RestoreRoots};
 use crate::remote::RemoteBackend;
-use crate::restore::{restore_point, RestoreMode};
+use crate::restore::{restore_point, RestoreError, RestoreMode};
 use crate::{backup_vm, VmBackupOptions};
 
 /// How often the agent reports it lives, with its VMs.
@@ -66,6 +79,10 @@ pub struct AgentConfig {
     pub socket_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub proxy: Option<ProxyConfig>,
+    /// Folders restores may write into (new folders under them). Empty: one root,
+    /// `STATE_DIR/restores`.
+    #[serde(default)]
+    pub restore_roots: Vec<PathBuf>,
     #[serde(default, rename = "vm")]
     pub vms: Vec<QemuVmConfig>,
 }
@@ -105,6 +122,37 @@ impl AgentConfig {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into())
         })
+    }
+
+    /// Where restore jobs may write: the configured roots, or `STATE_DIR/restores`
+    /// (created, 0700) when none is configured.
+    pub fn restore_roots(&self) -> RestoreRoots {
+        RestoreRoots::new(
+            &self.restore_roots,
+            Some(&self.state_dir.join(confine::DEFAULT_ROOT)),
+        )
+    }
+
+    /// Creates the agent's folders it lacks, private (0700): the state folder (made
+    /// private if it exists), and scratch folders that do not exist yet. An existing
+    /// scratch folder keeps its mode: it may be shared (`/var/tmp`) or need QEMU's
+    /// access when QEMU runs as another user.
+    pub fn prepare_dirs(&self) -> Result<(), AgentError> {
+        let io = |dir: &Path| {
+            let what = format!("creating {}", dir.display());
+            move |source| AgentError::Io { what, source }
+        };
+        confine::ensure_private_dir(&self.state_dir).map_err(io(&self.state_dir))?;
+        let scratch = self
+            .scratch_dir
+            .iter()
+            .chain(self.vms.iter().filter_map(|v| v.scratch_dir.as_ref()));
+        for dir in scratch {
+            if !dir.exists() {
+                confine::create_private_dir_all(dir).map_err(io(dir))?;
+            }
+        }
+        Ok(())
     }
 
     /// The provider of this host's VMs.
@@ -219,7 +267,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
         source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        confine::ensure_private_dir(dir).map_err(io)?;
     }
     tresor_storage::write_file_atomic(path, bytes, 0o600).map_err(io)
 }
@@ -238,12 +286,25 @@ pub async fn run(
     config: AgentConfig,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    config.prepare_dirs()?;
     let state = load_or_register(&config).await?;
     let api = Arc::new(client(&config, &state)?);
     let provider = Arc::new(config.provider());
-    let heartbeat = tokio::spawn(heartbeats(api.clone(), provider.clone()));
+    let roots = config.restore_roots();
+    tracing::info!(roots = ?roots.roots(), "restores may write under these folders");
+    let config = Arc::new(config);
+    let heartbeat = tokio::spawn(heartbeats(
+        api.clone(),
+        provider.clone(),
+        config.state_dir.clone(),
+    ));
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let jobs = tokio::spawn(job_loop(api.clone(), provider.clone(), draining.clone()));
+    let jobs = tokio::spawn(job_loop(
+        api.clone(),
+        config.clone(),
+        provider.clone(),
+        draining.clone(),
+    ));
     stop.await;
     tracing::info!("stopping: no new jobs; a running job is cancelled cleanly");
     draining.store(true, Ordering::SeqCst);
@@ -255,7 +316,15 @@ pub async fn run(
 /// What the agent reports of its VMs: what each is, and its preflight checks (so that
 /// the portal shows why a VM could not be backed up before a backup fails).
 pub async fn inventory(provider: &dyn VmProvider) -> Vec<Value> {
+    inventory_and_disks(provider).await.0
+}
+
+/// [`inventory`], and the disks of each VM that could be inspected.
+async fn inventory_and_disks(
+    provider: &dyn VmProvider,
+) -> (Vec<Value>, BTreeMap<String, Vec<VmDisk>>) {
     let mut vms = Vec::new();
+    let mut disks = BTreeMap::new();
     for vm in provider.list().await.unwrap_or_default() {
         match tokio::time::timeout(Duration::from_secs(20), provider.inspect(&vm)).await {
             Ok(Ok(info)) => {
@@ -263,18 +332,66 @@ pub async fn inventory(provider: &dyn VmProvider) -> Vec<Value> {
                     tokio::time::timeout(Duration::from_secs(20), provider.preflight(&vm))
                         .await
                         .ok();
+                disks.insert(vm.0.clone(), info.disks.clone());
                 vms.push(json!({ "vm": vm.0, "info": info, "preflight": preflight }))
             }
             Ok(Err(e)) => tracing::warn!(vm = %vm, error = %e, "cannot inspect VM"),
             Err(_) => tracing::warn!(vm = %vm, "inspecting the VM timed out"),
         }
     }
-    vms
+    (vms, disks)
 }
 
-async fn heartbeats(api: Arc<ApiClient>, provider: Arc<QemuProvider>) {
+fn known_disks_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("known-disks.json")
+}
+
+/// The disks this host has seen each VM with (by the provider's name of the VM).
+fn read_known_disks(state_dir: &Path) -> BTreeMap<String, Vec<VmDisk>> {
+    std::fs::read(known_disks_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Remembers the disks VMs were seen with, so that a stopped VM's disks can be
+/// replaced (QEMU, which knew them, is gone then). VMs not seen now keep their entry.
+fn remember_disks(state_dir: &Path, seen: BTreeMap<String, Vec<VmDisk>>) {
+    let mut known = read_known_disks(state_dir);
+    let before = known.clone();
+    known.extend(seen);
+    if known != before {
+        let json = serde_json::to_vec_pretty(&known).expect("disks serialize");
+        if let Err(e) = write_private(&known_disks_path(state_dir), &json) {
+            tracing::warn!(error = %e, "cannot remember the VMs' disks");
+        }
+    }
+}
+
+/// The images this host knows `vm` by: what the provider says now, else what it
+/// said last time (a stopped VM without configured images).
+async fn host_known_disks(
+    provider: &dyn VmProvider,
+    state_dir: &Path,
+    vm: &str,
+) -> Option<Vec<VmDisk>> {
+    let vm_ref = VmRef(vm.to_string());
+    match tokio::time::timeout(Duration::from_secs(20), provider.inspect(&vm_ref)).await {
+        Ok(Ok(info)) if !info.disks.is_empty() => {
+            remember_disks(
+                state_dir,
+                BTreeMap::from([(vm.to_string(), info.disks.clone())]),
+            );
+            Some(info.disks)
+        }
+        _ => read_known_disks(state_dir).remove(vm),
+    }
+}
+
+async fn heartbeats(api: Arc<ApiClient>, provider: Arc<QemuProvider>, state_dir: PathBuf) {
     loop {
-        let vms = inventory(provider.as_ref()).await;
+        let (vms, disks) = inventory_and_disks(provider.as_ref()).await;
+        remember_disks(&state_dir, disks);
         let body = json!({ "version": env!("CARGO_PKG_VERSION"), "vms": vms });
         if let Err(e) = api
             .post_json::<_, Value>("api/v1/agent/heartbeat", &body)
@@ -300,6 +417,7 @@ struct Assignment {
 
 async fn job_loop(
     api: Arc<ApiClient>,
+    config: Arc<AgentConfig>,
     provider: Arc<QemuProvider>,
     draining: Arc<std::sync::atomic::AtomicBool>,
 ) {
@@ -328,13 +446,14 @@ async fn job_loop(
                 continue;
             }
         };
-        run_job(&api, provider.clone(), job, draining.clone()).await;
+        run_job(&api, &config, provider.clone(), job, draining.clone()).await;
     }
 }
 
 /// Runs one job and reports its end (retrying the report until the server takes it).
 async fn run_job(
     api: &Arc<ApiClient>,
+    config: &AgentConfig,
     provider: Arc<QemuProvider>,
     job: Assignment,
     draining: Arc<std::sync::atomic::AtomicBool>,
@@ -349,7 +468,7 @@ async fn run_job(
     ));
     let completion = match job.operation.as_str() {
         "Backup" => run_backup(api, provider, &job, progress.clone()).await,
-        "Restore" => run_restore(api, &job, progress.clone()).await,
+        "Restore" => run_restore(api, config, provider.as_ref(), &job, progress.clone()).await,
         other => failed(
             "UnsupportedOperation",
             format!("this agent does not run {other} jobs"),
@@ -504,7 +623,14 @@ async fn run_backup(
     }
 }
 
-async fn run_restore(api: &Arc<ApiClient>, job: &Assignment, progress: Arc<Progress>) -> Value {
+async fn run_restore(
+    api: &Arc<ApiClient>,
+    config: &AgentConfig,
+    provider: &dyn VmProvider,
+    job: &Assignment,
+    progress: Arc<Progress>,
+) -> Value {
+    let refused = |e: RestoreError| failed(e.code(), e.to_string(), e.recommendation());
     let p = &job.params;
     let point_id = p["recoveryPoint"].as_str().unwrap_or_default().to_string();
     let format = match p["format"].as_str() {
@@ -512,18 +638,47 @@ async fn run_restore(api: &Arc<ApiClient>, job: &Assignment, progress: Arc<Progr
         Some("raw") => Some(OutputFormat::Raw),
         _ => None,
     };
-    let folder = p["targetPath"].as_str().map(PathBuf::from);
-    let mode = match (p["mode"].as_str(), folder) {
-        (Some("RestoreDisks"), Some(folder)) => RestoreMode::Disks { folder, format },
-        (Some("CreateVm"), Some(folder)) => RestoreMode::NewVm {
-            folder,
-            name: p["newName"]
+    // Checked before anything is read or written; the folders are made later, once
+    // the point is known to exist.
+    let roots = config.restore_roots();
+    let target = p["targetPath"].as_str().map(Path::new);
+    let mode = match (p["mode"].as_str(), target) {
+        (Some("RestoreDisks"), Some(target)) => match roots.resolve(target) {
+            Ok(folder) => RestoreMode::Disks { folder, format },
+            Err(e) => return refused(e.into()),
+        },
+        (Some("CreateVm"), Some(target)) => {
+            let name = p["newName"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("{}-restored", job.vm.clone().unwrap_or_default())),
-            format,
-        },
-        (Some("ReplaceDisks"), _) => RestoreMode::ReplaceOriginal,
+                .unwrap_or_else(|| format!("{}-restored", job.vm.clone().unwrap_or_default()));
+            if let Err(e) = tresor_qemu::validate_vm_name(&name) {
+                return refused(e.into());
+            }
+            match roots.resolve(target) {
+                Ok(folder) => RestoreMode::NewVm {
+                    folder,
+                    name,
+                    format,
+                },
+                Err(e) => return refused(e.into()),
+            }
+        }
+        // Where the disks go is the host's knowledge, not the job's (a target path
+        // in the job is ignored) nor the point's.
+        (Some("ReplaceDisks"), _) => {
+            let Some(vm) = &job.vm else {
+                return failed(
+                    "InvalidJob",
+                    "a replace-disks job without a VM".into(),
+                    "report this to the server's operator",
+                );
+            };
+            let known = host_known_disks(provider, &config.state_dir, vm)
+                .await
+                .unwrap_or_default();
+            RestoreMode::ReplaceOriginal { known: Some(known) }
+        }
         _ => {
             return failed(
                 "InvalidRestoreRequest",
@@ -543,8 +698,24 @@ async fn run_restore(api: &Arc<ApiClient>, job: &Assignment, progress: Arc<Progr
         }
     };
     let result = tokio::task::block_in_place(|| {
-        let manifest = repo.load_point(&point_id).map_err(|e| e.to_string())?;
-        restore_point(&repo, &manifest, &mode, Some(&progress)).map_err(|e| e.to_string())
+        let manifest = repo.load_point(&point_id)?;
+        let mode = match mode {
+            RestoreMode::Disks { folder, format } => RestoreMode::Disks {
+                folder: roots.create(&folder)?,
+                format,
+            },
+            RestoreMode::NewVm {
+                folder,
+                name,
+                format,
+            } => RestoreMode::NewVm {
+                folder: roots.create(&folder)?,
+                name,
+                format,
+            },
+            other => other,
+        };
+        restore_point(&repo, &manifest, &mode, Some(&progress))
     });
     match result {
         Ok(out) => json!({
@@ -556,11 +727,106 @@ async fn run_restore(api: &Arc<ApiClient>, job: &Assignment, progress: Arc<Progr
                 "startScript": out.start_script,
             },
         }),
-        Err(e) if progress.cancelled() => json!({ "status": "Cancelled", "warnings": [e] }),
-        Err(e) => failed(
-            "RestoreFailed",
-            e,
-            "check the target path and free space on the host, then restore again",
-        ),
+        Err(e) if progress.cancelled() => {
+            json!({ "status": "Cancelled", "warnings": [e.to_string()] })
+        }
+        Err(e) => refused(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_agents_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A state folder others could read is made private; missing scratch
+        // folders are created private; an existing one keeps its mode.
+        std::fs::create_dir(d.join("state")).unwrap();
+        std::fs::set_permissions(d.join("state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(d.join("shared")).unwrap();
+        std::fs::set_permissions(d.join("shared"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        let text = format!(
+            "state_dir = \"{0}/state\"\nlocation = \"l\"\nscratch_dir = \"{0}/scratch/a\"\n\
+             [[vm]]\nname = \"v\"\nscratch_dir = \"{0}/scratch-v\"\n\
+             [[vm]]\nname = \"w\"\nscratch_dir = \"{0}/shared\"\n",
+            d.display()
+        );
+        std::fs::write(d.join("agent.toml"), text).unwrap();
+        let config = AgentConfig::load(&d.join("agent.toml")).unwrap();
+        config.prepare_dirs().unwrap();
+        assert_eq!(mode(&d.join("state")), 0o700);
+        assert_eq!(mode(&d.join("scratch/a")), 0o700);
+        assert_eq!(mode(&d.join("scratch")), 0o700);
+        assert_eq!(mode(&d.join("scratch-v")), 0o700);
+        assert_eq!(mode(&d.join("shared")), 0o777);
+
+        save_state(
+            &config,
+            &AgentState {
+                server: "https://x".into(),
+                fingerprint: "f".into(),
+                agent_id: "a".into(),
+                credential: "secret".into(),
+                vault: "v".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(mode(&d.join("state/agent.json")), 0o600);
+        remember_disks(
+            &config.state_dir,
+            BTreeMap::from([(
+                "v".to_string(),
+                vec![VmDisk {
+                    name: "vda".into(),
+                    node: None,
+                    image: "/vms/v.qcow2".into(),
+                    format: "qcow2".into(),
+                    virtual_size: 1,
+                }],
+            )]),
+        );
+        assert_eq!(mode(&d.join("state/known-disks.json")), 0o600);
+        assert_eq!(
+            read_known_disks(&config.state_dir)["v"][0].image,
+            "/vms/v.qcow2"
+        );
+
+        // The default restore root is under the state folder, private.
+        let roots = config.restore_roots();
+        assert_eq!(
+            roots.roots(),
+            &[d.join("state/restores").canonicalize().unwrap()]
+        );
+        assert_eq!(mode(&d.join("state/restores")), 0o700);
+    }
+
+    /// A state folder inside another folder that does not exist yet is created
+    /// private too (with its parents), as on a fresh host.
+    #[test]
+    fn a_fresh_state_folder_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig {
+            credentials: None,
+            state_dir: dir.path().join("var/lib/tresor-agent"),
+            host: None,
+            location: "l".into(),
+            scratch_dir: None,
+            socket_dirs: vec![],
+            proxy: None,
+            restore_roots: vec![],
+            vms: vec![],
+        };
+        config.prepare_dirs().unwrap();
+        assert_eq!(mode(&config.state_dir), 0o700);
     }
 }

@@ -15,6 +15,7 @@
 //! **Architecture invariant:** knows VMs only through [`tresor_vm`]; nothing here is
 //! QEMU-specific.
 
+pub mod confine;
 pub mod daemon;
 pub mod remote;
 pub mod restore;

@@ -19,14 +19,26 @@ pub fn run(
     replace_original: bool,
 ) -> Result<()> {
     let manifest = repo.load_point(point)?;
+    let new_name_given = new_name.is_some();
     let format = format.map(|f| match f {
         FormatArg::Qcow2 => OutputFormat::Qcow2,
         FormatArg::Raw => OutputFormat::Raw,
     });
     let name = new_name.unwrap_or_else(|| format!("{}-restored", manifest.name));
     let mode = if replace_original {
-        RestoreMode::ReplaceOriginal
+        // The local operator restores their own repository: the images the point
+        // saved are where the disks go (the agent uses its own inventory instead).
+        RestoreMode::ReplaceOriginal { known: None }
     } else {
+        // The name goes into file names and the start script: checked before
+        // anything is written.
+        tresor_qemu::validate_vm_name(&name).with_context(|| {
+            if new_name_given {
+                "--new-name".to_string()
+            } else {
+                format!("the default name {name:?}; choose one with --new-name")
+            }
+        })?;
         RestoreMode::NewVm {
             folder: to
                 .context("--to FOLDER is needed for a new VM")?
