@@ -205,6 +205,7 @@ pub fn start_vm(dir: &Path, name: &str, size: u64) -> TestVm {
 }
 
 /// Writes an agent configuration for host `host` with VM `vm` (QMP socket `qmp`).
+/// Restores may write under `dir` (its restore root), where the tests restore to.
 pub fn agent_config(
     dir: &Path,
     creds: Option<&Path>,
@@ -217,8 +218,9 @@ pub fn agent_config(
         text.push_str(&format!("credentials = \"{}\"\n", c.display()));
     }
     text.push_str(&format!(
-        "state_dir = \"{}\"\nhost = \"{host}\"\nlocation = \"{location}\"\nscratch_dir = \"{}\"\n",
+        "state_dir = \"{}\"\nhost = \"{host}\"\nlocation = \"{location}\"\nscratch_dir = \"{}\"\nrestore_roots = [\"{}\"]\n",
         dir.join("agent-state").display(),
+        dir.display(),
         dir.display()
     ));
     if let Some(port) = proxy_port {
