@@ -10,7 +10,20 @@ use crate::error::{NbdError, Result};
 use crate::proto::*;
 
 /// Largest read request sent when the server announces no maximum block size.
-pub const DEFAULT_MAX_REQUEST: u32 = 32 * 1024 * 1024;
+pub const DEFAULT_MAX_REQUEST: u32 = MAX_READ_LEN;
+
+/// Most replies accepted to one handshake option. Each option this client sends is
+/// answered with a handful; a server that keeps sending is cut off, not followed.
+const MAX_OPTION_REPLIES: usize = 1024;
+
+/// Most chunks that carry no data (none, error, block status of another context)
+/// accepted in one reply. Data and hole chunks are bounded by the bytes they must
+/// cover; these are not, and a server that keeps sending them is cut off.
+const MAX_OTHER_CHUNKS: usize = 1024;
+
+/// Largest export size accepted: NBD sizes are file offsets (`off_t`), and keeping
+/// them below 2^63 keeps the client's rounding to block sizes free of overflow.
+const MAX_EXPORT_SIZE: u64 = i64::MAX as u64;
 
 /// A connected socket of either kind.
 #[derive(Debug)]
@@ -147,6 +160,16 @@ impl NbdClient {
         Self::handshake(Stream::Tcp(s), export_name, meta_contexts)
     }
 
+    /// Like [`NbdClient::connect_unix`], on an already connected Unix socket (one
+    /// end of a socket pair, a descriptor passed by another process).
+    pub fn from_unix_stream(
+        stream: UnixStream,
+        export_name: &str,
+        meta_contexts: &[&str],
+    ) -> Result<NbdClient> {
+        Self::handshake(Stream::Unix(stream), export_name, meta_contexts)
+    }
+
     /// Runs the handshake on an already connected stream.
     pub(crate) fn handshake(
         stream: Stream,
@@ -241,7 +264,10 @@ impl NbdClient {
                 &encode_option(OPT_SET_META_CONTEXT, &d),
                 "sending NBD_OPT_SET_META_CONTEXT",
             )?;
-            loop {
+            for replies in 1.. {
+                if replies > MAX_OPTION_REPLIES {
+                    return Err(too_many_replies(OPT_SET_META_CONTEXT));
+                }
                 let r = self.option_reply(OPT_SET_META_CONTEXT)?;
                 match r.kind {
                     REP_ACK => break,
@@ -273,7 +299,10 @@ impl NbdClient {
         d.extend_from_slice(&INFO_BLOCK_SIZE.to_be_bytes());
         self.send(&encode_option(OPT_GO, &d), "sending NBD_OPT_GO")?;
         let mut have_export = false;
-        loop {
+        for replies in 1.. {
+            if replies > MAX_OPTION_REPLIES {
+                return Err(too_many_replies(OPT_GO));
+            }
             let r = self.option_reply(OPT_GO)?;
             match r.kind {
                 REP_ACK => break,
@@ -291,6 +320,12 @@ impl NbdClient {
                                 )));
                             }
                             self.size = u64::from_be_bytes(data[2..10].try_into().unwrap());
+                            if self.size > MAX_EXPORT_SIZE {
+                                return Err(NbdError::Protocol(format!(
+                                    "export size {} exceeds the limit of {MAX_EXPORT_SIZE}",
+                                    self.size
+                                )));
+                            }
                             self.flags = u16::from_be_bytes([data[10], data[11]]);
                             have_export = true;
                         }
@@ -495,10 +530,12 @@ impl NbdClient {
         Ok(())
     }
 
-    fn read_reply(&mut self, what: &str) -> Result<Reply> {
+    /// Reads one reply message to a request of `max_data` bytes of data (see
+    /// [`parse_reply_for`]): never buffers more than that request's limits.
+    fn read_reply(&mut self, what: &str, max_data: u32) -> Result<Reply> {
         let mut buf = Vec::new();
         loop {
-            match parse_reply(&buf)? {
+            match parse_reply_for(&buf, max_data)? {
                 Parse::Incomplete { needed } => {
                     let old = buf.len();
                     buf.resize(needed, 0);
@@ -521,8 +558,9 @@ impl NbdClient {
         )?;
         let mut covered = 0u64;
         let mut error: Option<(u32, String)> = None;
+        let mut other_chunks = 0usize;
         loop {
-            match self.read_reply(&what)? {
+            match self.read_reply(&what, len as u32)? {
                 Reply::Simple {
                     cookie: c,
                     error: e,
@@ -539,6 +577,15 @@ impl NbdClient {
                 Reply::Chunk(ch) => {
                     check_cookie(ch.cookie, cookie)?;
                     let done = ch.is_done();
+                    if !matches!(
+                        ch.payload,
+                        ChunkPayload::OffsetData { .. } | ChunkPayload::OffsetHole { .. }
+                    ) {
+                        other_chunks += 1;
+                        if other_chunks > MAX_OTHER_CHUNKS {
+                            return Err(too_many_chunks(&what));
+                        }
+                    }
                     match ch.payload {
                         ChunkPayload::None => {}
                         ChunkPayload::OffsetData { offset: o, data } => {
@@ -564,6 +611,12 @@ impl NbdClient {
                                 "unknown chunk type {kind} in reply to {what}"
                             )))
                         }
+                    }
+                    // Chunks must not overlap: more bytes than asked for is a lie.
+                    if covered > len {
+                        return Err(NbdError::Protocol(format!(
+                            "reply to {what} covered {covered} bytes"
+                        )));
                     }
                     if done {
                         break;
@@ -631,8 +684,9 @@ impl NbdClient {
             let mut at = req_start;
             for (l, f) in extents {
                 let l = l as u64;
-                let (s, e) = (at.max(pos), (at + l).min(end));
-                at += l;
+                // Saturating: descriptors are the server's, their sum may be anything.
+                let (s, e) = (at.max(pos), at.saturating_add(l).min(end));
+                at = at.saturating_add(l);
                 if s >= e {
                     continue;
                 }
@@ -665,8 +719,13 @@ impl NbdClient {
         )?;
         let mut extents: Option<Vec<(u32, u32)>> = None;
         let mut error: Option<(u32, String)> = None;
+        let mut chunks = 0usize;
         loop {
-            match self.read_reply(&what)? {
+            chunks += 1;
+            if chunks > MAX_OTHER_CHUNKS {
+                return Err(too_many_chunks(&what));
+            }
+            match self.read_reply(&what, 0)? {
                 Reply::Simple {
                     cookie: c,
                     error: e,
@@ -758,6 +817,19 @@ impl Drop for NbdClient {
             let _ = self.disconnect();
         }
     }
+}
+
+fn too_many_replies(option: u32) -> NbdError {
+    NbdError::Protocol(format!(
+        "more than {MAX_OPTION_REPLIES} replies to {}",
+        option_name(option)
+    ))
+}
+
+fn too_many_chunks(what: &str) -> NbdError {
+    NbdError::Protocol(format!(
+        "more than {MAX_OTHER_CHUNKS} chunks without data in the reply to {what}"
+    ))
 }
 
 fn check_cookie(got: u64, want: u64) -> Result<()> {
@@ -986,6 +1058,124 @@ mod tests {
         assert!(matches!(e, NbdError::Protocol(_)), "{e}");
         // ...a protocol error does not.
         assert!(matches!(c.read_at(0, &mut b), Err(NbdError::Broken)));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn oversized_option_reply_is_refused_from_its_header() {
+        let (r, h) = with_server(&[], |mut s| {
+            s.greet();
+            s.option();
+            // Announce 4 GiB of option reply; send only the header.
+            let mut v = OPT_REPLY_MAGIC.to_be_bytes().to_vec();
+            v.extend_from_slice(&OPT_STRUCTURED_REPLY.to_be_bytes());
+            v.extend_from_slice(&REP_ACK.to_be_bytes());
+            v.extend_from_slice(&u32::MAX.to_be_bytes());
+            s.0.write_all(&v).unwrap();
+        });
+        let e = r.unwrap_err();
+        assert!(
+            matches!(e, NbdError::Protocol(_)) && e.to_string().contains("limit of 65536"),
+            "{e}"
+        );
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn endless_meta_context_replies_are_cut_off() {
+        let (r, h) = with_server(&["base:allocation"], |mut s| {
+            s.greet();
+            s.option();
+            s.reply(OPT_STRUCTURED_REPLY, REP_ACK, &[]);
+            s.option();
+            for i in 0u32.. {
+                let mut d = i.to_be_bytes().to_vec();
+                d.extend_from_slice(format!("ctx{i}").as_bytes());
+                let mut v = OPT_REPLY_MAGIC.to_be_bytes().to_vec();
+                v.extend_from_slice(&OPT_SET_META_CONTEXT.to_be_bytes());
+                v.extend_from_slice(&REP_META_CONTEXT.to_be_bytes());
+                v.extend_from_slice(&(d.len() as u32).to_be_bytes());
+                v.extend_from_slice(&d);
+                if s.0.write_all(&v).is_err() {
+                    break; // The client hung up.
+                }
+            }
+        });
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("more than 1024 replies"), "{e}");
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn export_size_beyond_off_t_is_refused() {
+        let (r, h) = with_server(&[], |mut s| {
+            s.greet();
+            s.option();
+            s.reply(OPT_STRUCTURED_REPLY, REP_ACK, &[]);
+            s.option();
+            let mut d = INFO_EXPORT.to_be_bytes().to_vec();
+            d.extend_from_slice(&u64::MAX.to_be_bytes());
+            d.extend_from_slice(&TFLAG_HAS_FLAGS.to_be_bytes());
+            s.reply(OPT_GO, REP_INFO, &d);
+        });
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("export size"), "{e}");
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn hostile_replies_to_reads_are_cut_off() {
+        let (r, h) = with_server(&[], |mut s| {
+            s.negotiate(1 << 20, None);
+            // Read 1: a data chunk announcing more than the 8 bytes asked for.
+            let (_, cookie, _, _) = s.request();
+            let mut v = STRUCTURED_REPLY_MAGIC.to_be_bytes().to_vec();
+            v.extend_from_slice(&0u16.to_be_bytes());
+            v.extend_from_slice(&REPLY_TYPE_OFFSET_DATA.to_be_bytes());
+            v.extend_from_slice(&cookie.to_be_bytes());
+            v.extend_from_slice(&(16u32 << 20).to_be_bytes());
+            s.0.write_all(&v).unwrap();
+        });
+        let mut c = r.unwrap();
+        let mut b = [0u8; 8];
+        let e = c.read_at(0, &mut b).unwrap_err();
+        assert!(e.to_string().contains("more than the limit of 16"), "{e}");
+        h.join().unwrap();
+
+        // Endless error chunks without the done flag.
+        let (r, h) = with_server(&[], |mut s| {
+            s.negotiate(1 << 20, None);
+            let (_, cookie, _, _) = s.request();
+            let mut p = 5u32.to_be_bytes().to_vec();
+            p.extend_from_slice(&0u16.to_be_bytes());
+            loop {
+                let mut v = STRUCTURED_REPLY_MAGIC.to_be_bytes().to_vec();
+                v.extend_from_slice(&0u16.to_be_bytes());
+                v.extend_from_slice(&REPLY_TYPE_ERROR.to_be_bytes());
+                v.extend_from_slice(&cookie.to_be_bytes());
+                v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+                v.extend_from_slice(&p);
+                if s.0.write_all(&v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut c = r.unwrap();
+        let e = c.read_at(0, &mut b).unwrap_err();
+        assert!(e.to_string().contains("more than 1024 chunks"), "{e}");
+        drop(c);
+        h.join().unwrap();
+
+        // Garbage instead of a reply: refused at the first 4 bytes.
+        let (r, h) = with_server(&[], |mut s| {
+            s.negotiate(1 << 20, None);
+            s.request();
+            let _ = s.0.write_all(&[0x5a; 1 << 16]);
+        });
+        let mut c = r.unwrap();
+        let e = c.read_at(0, &mut b).unwrap_err();
+        assert!(e.to_string().contains("bad reply magic"), "{e}");
+        drop(c);
         h.join().unwrap();
     }
 }

@@ -91,9 +91,45 @@ pub const REPLY_TYPE_ERROR: u16 = REPLY_TYPE_ERROR_BIT | 1;
 /// Chunk type: error at an offset.
 pub const REPLY_TYPE_ERROR_OFFSET: u16 = REPLY_TYPE_ERROR_BIT | 2;
 
-/// Largest chunk or option reply payload the parser accepts (bigger ones are
-/// treated as bad bytes rather than allocated).
-pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024 + 4096;
+/// Largest read request the client sends (and so the largest data a reply may
+/// carry): servers commonly cap requests at 32 MiB.
+pub const MAX_READ_LEN: u32 = 32 * 1024 * 1024;
+
+/// Largest structured reply chunk payload [`parse_reply`] accepts: the data of the
+/// largest read plus the 8-byte offset of `NBD_REPLY_TYPE_OFFSET_DATA`. Bigger
+/// ones are bad bytes rather than allocated.
+pub const MAX_PAYLOAD: usize = MAX_READ_LEN as usize + 8;
+
+/// Largest handshake option reply payload. The options this client sends are
+/// answered with a few bytes of information or one meta context name (NBD strings
+/// are at most 4096 bytes), or an error message.
+pub const MAX_OPTION_REPLY_PAYLOAD: usize = 64 * 1024;
+
+/// Largest `NBD_REPLY_TYPE_BLOCK_STATUS` payload: a context id and the descriptors.
+/// QEMU sends at most 2^17 descriptors per chunk (1 MiB); twice that leaves room
+/// for other servers.
+pub const MAX_BLOCK_STATUS_PAYLOAD: usize = 4 + 8 * (1 << 18);
+
+/// Largest error chunk payload: errno, a message of at most `u16::MAX` bytes and
+/// an offset.
+pub const MAX_ERROR_PAYLOAD: usize = 4 + 2 + u16::MAX as usize + 8;
+
+/// Largest payload of a chunk type this client does not know; it refuses such
+/// chunks anyway, and reads no more than this before saying so.
+pub const MAX_UNKNOWN_PAYLOAD: usize = 64 * 1024;
+
+/// The largest payload a chunk of type `kind` may carry in a reply whose data is at
+/// most `max_data` bytes (the request's length for a read, 0 otherwise).
+pub fn max_chunk_payload(kind: u16, max_data: u32) -> usize {
+    match kind {
+        REPLY_TYPE_NONE => 0,
+        REPLY_TYPE_OFFSET_DATA => 8 + max_data.min(MAX_READ_LEN) as usize,
+        REPLY_TYPE_OFFSET_HOLE => 12,
+        REPLY_TYPE_BLOCK_STATUS => MAX_BLOCK_STATUS_PAYLOAD,
+        k if k & REPLY_TYPE_ERROR_BIT != 0 => MAX_ERROR_PAYLOAD,
+        _ => MAX_UNKNOWN_PAYLOAD,
+    }
+}
 
 /// Result of parsing a byte slice.
 #[derive(Debug, PartialEq, Eq)]
@@ -212,8 +248,17 @@ fn bad(msg: String) -> NbdError {
     NbdError::Protocol(msg)
 }
 
-/// Parses one transmission-phase reply (simple reply header or structured chunk).
+/// Parses one transmission-phase reply (simple reply header or structured chunk),
+/// accepting data chunks up to the largest read ([`MAX_READ_LEN`]).
 pub fn parse_reply(buf: &[u8]) -> Result<Parse<Reply>, NbdError> {
+    parse_reply_for(buf, MAX_READ_LEN)
+}
+
+/// Like [`parse_reply`] for the reply to a request of `max_data` bytes of data (a
+/// read's length; 0 for block status): a chunk whose header announces more than its
+/// type may carry for such a request ([`max_chunk_payload`]) is bad bytes, refused
+/// from its 20-byte header alone, so a reader never buffers a hostile length.
+pub fn parse_reply_for(buf: &[u8], max_data: u32) -> Result<Parse<Reply>, NbdError> {
     if buf.len() < 4 {
         return Ok(Parse::Incomplete { needed: 4 });
     }
@@ -238,9 +283,11 @@ pub fn parse_reply(buf: &[u8]) -> Result<Parse<Reply>, NbdError> {
             let kind = be16(&buf[6..]);
             let cookie = be64(&buf[8..]);
             let length = be32(&buf[16..]) as usize;
-            if length > MAX_PAYLOAD {
+            let limit = max_chunk_payload(kind, max_data);
+            if length > limit {
                 return Err(bad(format!(
-                    "structured reply chunk of type {kind} has oversized payload {length}"
+                    "structured reply chunk of type {kind} has a payload of {length} bytes, \
+                     more than the limit of {limit} for this request"
                 )));
             }
             let total = 20 + length;
@@ -360,8 +407,11 @@ pub fn parse_option_reply(buf: &[u8]) -> Result<Parse<OptionReply>, NbdError> {
         return Ok(Parse::Incomplete { needed: 20 });
     }
     let length = be32(&buf[16..]) as usize;
-    if length > MAX_PAYLOAD {
-        return Err(bad(format!("option reply with oversized payload {length}")));
+    if length > MAX_OPTION_REPLY_PAYLOAD {
+        return Err(bad(format!(
+            "option reply payload of {length} bytes exceeds the limit of \
+             {MAX_OPTION_REPLY_PAYLOAD}"
+        )));
     }
     let total = 20 + length;
     if buf.len() < total {
@@ -695,5 +745,41 @@ mod tests {
         assert_eq!(&r[6..8], &[0, 0]);
         assert_eq!(&r[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(&r[24..28], &[0, 0, 0, 0x20]);
+    }
+
+    #[test]
+    fn chunk_payload_limits_follow_the_request() {
+        let header = |kind: u16, length: u32| {
+            let mut h = chunk(0, kind, 1, &[]);
+            h[16..20].copy_from_slice(&length.to_be_bytes());
+            h
+        };
+        // A read of 4096 bytes: a data chunk may carry 4096 + 8, not one byte more.
+        assert!(matches!(
+            parse_reply_for(&header(REPLY_TYPE_OFFSET_DATA, 4104), 4096),
+            Ok(Parse::Incomplete { needed: 4124 })
+        ));
+        let e = parse_reply_for(&header(REPLY_TYPE_OFFSET_DATA, 4105), 4096).unwrap_err();
+        assert!(e.to_string().contains("limit of 4104"), "{e}");
+        // Block status: data chunks carry nothing; descriptors up to their own limit.
+        assert!(parse_reply_for(&header(REPLY_TYPE_OFFSET_DATA, 9), 0).is_err());
+        assert!(matches!(
+            parse_reply_for(
+                &header(REPLY_TYPE_BLOCK_STATUS, MAX_BLOCK_STATUS_PAYLOAD as u32),
+                0
+            ),
+            Ok(Parse::Incomplete { .. })
+        ));
+        assert!(parse_reply_for(
+            &header(REPLY_TYPE_BLOCK_STATUS, MAX_BLOCK_STATUS_PAYLOAD as u32 + 1),
+            0
+        )
+        .is_err());
+        assert!(parse_reply_for(&header(REPLY_TYPE_OFFSET_HOLE, 13), 1 << 20).is_err());
+        assert!(parse_reply_for(&header(REPLY_TYPE_NONE, 1), 1 << 20).is_err());
+        assert!(parse_reply_for(&header(REPLY_TYPE_ERROR, 1 << 20), 1 << 20).is_err());
+        assert!(parse_reply_for(&header(42, 1 << 20), 1 << 20).is_err());
+        // Never more than the largest read, whatever the caller says.
+        assert!(parse_reply_for(&header(REPLY_TYPE_OFFSET_DATA, u32::MAX), u32::MAX).is_err());
     }
 }
