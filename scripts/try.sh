@@ -69,6 +69,7 @@ state_dir = "$data/agent"
 host = "demo-host"
 location = "local"
 scratch_dir = "$(pwd)/$data"
+restore_roots = ["$(pwd)/$data"]
 [[vm]]
 name = "demo-vm"
 qmp = "$(pwd)/$data/vm.qmp"
