@@ -37,12 +37,21 @@ use crate::{Error, Repository, Result};
 pub struct GcOptions {
     /// Rewrite a pack when more than this fraction of its bytes is dead (0.0 ..= 1.0).
     pub repack_threshold: f64,
+    /// The recovery points that are live, as an authority outside the repository knows
+    /// them (a vault server's catalogue). `None`: every manifest the repository holds
+    /// (a repository without a server, where whoever can write is trusted).
+    ///
+    /// With a list, a listed point whose manifest is missing or unreadable stops the
+    /// run before anything is removed, and manifests not listed keep nothing alive,
+    /// except those stored while the run went on (a backup finishing meanwhile).
+    pub points: Option<Vec<String>>,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
         GcOptions {
             repack_threshold: 0.2,
+            points: None,
         }
     }
 }
@@ -63,6 +72,9 @@ pub struct GcReport {
     /// Backups that were running: unreferenced blobs they might reuse are kept until
     /// a later run.
     pub waited_for: Vec<String>,
+    /// Packs kept although the index said they could go, because their own trailer
+    /// lists a blob a point needs that no kept pack holds, or cannot be read.
+    pub packs_kept: Vec<String>,
 }
 
 impl fmt::Display for GcReport {
@@ -83,6 +95,9 @@ impl fmt::Display for GcReport {
             self.leftovers_removed,
             self.bytes_freed
         )?;
+        for p in &self.packs_kept {
+            writeln!(f, "kept: {p}")?;
+        }
         if !self.waited_for.is_empty() {
             writeln!(
                 f,
@@ -96,8 +111,15 @@ impl fmt::Display for GcReport {
     }
 }
 
-/// Marks every blob reachable from the given points.
-fn mark(repo: &Repository, points: &[String], marked: &mut HashSet<ChunkId>) -> Result<u64> {
+/// Marks every blob reachable from the given points. With `strict`, a point whose
+/// manifest is gone is an error (its blobs would be swept) rather than one forgotten
+/// meanwhile.
+fn mark(
+    repo: &Repository,
+    points: &[String],
+    strict: bool,
+    marked: &mut HashSet<ChunkId>,
+) -> Result<u64> {
     fn node(repo: &Repository, id: ChunkId, marked: &mut HashSet<ChunkId>) -> Result<()> {
         if id.is_zero() || !marked.insert(id) {
             return Ok(()); // zero, or a subtree shared with a point marked before
@@ -118,8 +140,12 @@ fn mark(repo: &Repository, points: &[String], marked: &mut HashSet<ChunkId>) -> 
     for id in points {
         let m = match repo.load_point(id) {
             Ok(m) => m,
-            Err(Error::PointNotFound { .. }) => continue, // forgotten meanwhile
-            Err(e) => return Err(e),
+            Err(Error::PointNotFound { .. }) if !strict => continue, // forgotten meanwhile
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "garbage collection stopped without removing anything: recovery point {id} cannot be read ({e}). Run `tresor repo verify`"
+                )))
+            }
         };
         for d in &m.disks {
             node(repo, d.root, marked).map_err(|e| {
@@ -147,11 +173,15 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
     // 1. Mark.
     let points_before: HashSet<String> = repo.point_ids()?.into_iter().collect();
     let mut marked = HashSet::new();
-    report.points = mark(
-        repo,
-        &points_before.iter().cloned().collect::<Vec<_>>(),
-        &mut marked,
-    )?;
+    report.points = match &opts.points {
+        Some(live) => mark(repo, live, true, &mut marked)?,
+        None => mark(
+            repo,
+            &points_before.iter().cloned().collect::<Vec<_>>(),
+            false,
+            &mut marked,
+        )?,
+    };
 
     // 2. Condemn.
     let mut unreferenced: HashSet<ChunkId> = index
@@ -180,7 +210,7 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
         .into_iter()
         .filter(|p| !points_before.contains(p))
         .collect();
-    report.points += mark(repo, &new_points, &mut marked)?;
+    report.points += mark(repo, &new_points, false, &mut marked)?;
     unreferenced.retain(|id| !marked.contains(id));
     report.blobs_live = index.blobs.keys().filter(|id| marked.contains(id)).count() as u64;
     report.blobs_unreferenced = unreferenced.len() as u64;
@@ -276,8 +306,41 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
             .bytes_freed
             .saturating_sub(p.entries.iter().map(|e| e.sealed_len as u64).sum());
     }
+    keep.packs.extend(new_packs);
+    // A stored pack that the new index will not list (deleted, repacked, or dropped
+    // from the index) must hold nothing a point needs that a listed pack does not,
+    // by the packs' own trailers (authenticated, and checked when they were stored).
+    // The index grouped the blobs; this guards against an index that put a blob
+    // somewhere it is not. Checked before anything is written or deleted.
+    let mut kept = KeptCopies::new(repo, &keep, &stored_packs);
+    let listed: HashSet<String> = keep.packs.iter().map(IndexedPack::name).collect();
+    let mut unlisted: Vec<(&String, &u64)> = stored_packs
+        .iter()
+        .filter(|(name, _)| !listed.contains(*name))
+        .collect();
+    unlisted.sort();
+    let mut needed = Vec::new();
+    let mut unreadable = HashSet::new();
+    for (name, size) in unlisted {
+        match removable(repo, name, *size, &marked, &mut kept) {
+            Verdict::Removable => {}
+            Verdict::Needed(why) => needed.push(format!("pack {name}: {why}")),
+            Verdict::Unreadable(why) => {
+                tracing::warn!(pack = %name, "pack kept: {why}");
+                report.packs_kept.push(format!("pack {name}: {why}"));
+                unreadable.insert(name.clone());
+            }
+        }
+    }
+    if !needed.is_empty() {
+        return Err(Error::Invalid(format!(
+            "garbage collection stopped without removing anything: {}. Run `tresor repo verify` and `tresor repo rebuild-index`",
+            needed.join("; ")
+        )));
+    }
+    // A pack whose trailer cannot be read is never deleted: what it holds is unknown.
+    to_delete.retain(|name| !unreadable.contains(name));
     if changed {
-        keep.packs.extend(new_packs);
         // New index first, then drop the old index files, then the packs they listed.
         write_index_files(repo, &keep.packs)?;
         for f in &index.files {
@@ -296,7 +359,8 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
         let indexed: HashSet<String> = repo.index().packs.iter().map(hex::encode).collect();
         let deleted: HashSet<&String> = to_delete.iter().collect();
         for (name, size) in &stored_packs {
-            if !indexed.contains(name) && !deleted.contains(name) {
+            // Checked above: nothing in these is needed by a point.
+            if !indexed.contains(name) && !deleted.contains(name) && !unreadable.contains(name) {
                 backend.delete(ObjectKind::Pack, name)?;
                 report.unindexed_packs_removed += 1;
                 report.bytes_freed += size;
@@ -323,6 +387,86 @@ pub fn run(repo: &Repository, opts: &GcOptions, progress: Option<&Progress>) -> 
     }
     repo.reload_index()?;
     Ok(report)
+}
+
+/// Where the blobs that stay are, confirmed against the packs' own trailers.
+struct KeptCopies<'a> {
+    repo: &'a Repository,
+    /// Blob id -> the pack the new index lists it in.
+    at: HashMap<ChunkId, [u8; 32]>,
+    stored: &'a HashMap<String, u64>,
+    /// Trailers read so far: pack name -> its blobs (empty when unreadable).
+    trailers: HashMap<String, HashSet<ChunkId>>,
+}
+
+impl<'a> KeptCopies<'a> {
+    fn new(repo: &'a Repository, keep: &IndexFile, stored: &'a HashMap<String, u64>) -> Self {
+        let at = keep
+            .packs
+            .iter()
+            .flat_map(|p| p.entries.iter().map(move |e| (e.id, p.pack_id)))
+            .collect();
+        KeptCopies {
+            repo,
+            at,
+            stored,
+            trailers: HashMap::new(),
+        }
+    }
+
+    /// Whether a pack that stays holds `id`, by its own trailer.
+    fn holds(&mut self, id: &ChunkId) -> bool {
+        let Some(pack) = self.at.get(id) else {
+            return false;
+        };
+        let name = hex::encode(pack);
+        if !self.trailers.contains_key(&name) {
+            // Packs this run wrote are not in the listing made before it.
+            let entries = match self.stored.get(&name) {
+                Some(&size) => crate::intake::pack_entries_of_size(self.repo, &name, size),
+                None => crate::intake::stored_pack_entries(self.repo, &name),
+            };
+            let ids = entries
+                .map(|es| es.into_iter().map(|e| e.id).collect())
+                .unwrap_or_default();
+            self.trailers.insert(name.clone(), ids);
+        }
+        self.trailers[&name].contains(id)
+    }
+}
+
+/// What a pack's own trailer says about deleting it.
+enum Verdict {
+    Removable,
+    /// It holds a blob a point needs that no pack that stays holds.
+    Needed(String),
+    /// Its trailer cannot be read: what it holds is unknown.
+    Unreadable(String),
+}
+
+/// Whether a pack may be deleted: its own trailer opens, and every blob in it that a
+/// point needs is also in a pack that stays.
+fn removable(
+    repo: &Repository,
+    name: &str,
+    size: u64,
+    marked: &HashSet<ChunkId>,
+    kept: &mut KeptCopies,
+) -> Verdict {
+    let entries = match crate::intake::pack_entries_of_size(repo, name, size) {
+        Ok(e) => e,
+        Err(e) => return Verdict::Unreadable(format!("its trailer cannot be read ({e})")),
+    };
+    match entries
+        .iter()
+        .find(|e| marked.contains(&e.id) && !kept.holds(&e.id))
+    {
+        Some(e) => Verdict::Needed(format!(
+            "it holds blob {}, which a recovery point needs and no pack that stays holds",
+            e.id
+        )),
+        None => Verdict::Removable,
+    }
 }
 
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@
 //!   block device, in parallel and sparse.
 //! - [`verify`]: re-reads what points reference and names the damaged ones.
 //! - [`gc`]: forgets points and reclaims what nothing references.
+//! - [`intake`]: what a server checks before it accepts an object a writer uploaded.
 //! - [`replicate`]: copies a repository to a second backend, never a manifest before
 //!   the data it references.
 //! - [`bench`]: speeds of the primitives and of the whole pipeline on this machine.
@@ -21,6 +22,7 @@ pub mod backup;
 pub mod bench;
 mod blob_index;
 pub mod gc;
+pub mod intake;
 mod pack_writer;
 pub mod progress;
 pub mod replicate;
@@ -86,6 +88,9 @@ pub enum Error {
     Invalid(String),
     #[error("cancelled")]
     Cancelled,
+    /// An uploaded object that is not what it claims to be (see [`intake`]).
+    #[error("{object} refused: {reason}")]
+    Rejected { object: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -197,6 +197,7 @@ fn unchanged_disk_adds_nothing_and_gc_keeps_shared_data() {
         &repo,
         &gc::GcOptions {
             repack_threshold: 0.0,
+            ..gc::GcOptions::default()
         },
         None,
     )

@@ -709,6 +709,7 @@ fn orphans_are_listed_in_deletion_order_once_the_secondary_caught_up() {
         &fx.primary,
         &gc::GcOptions {
             repack_threshold: 0.0,
+            ..gc::GcOptions::default()
         },
         None,
     )

@@ -145,6 +145,20 @@ pub trait Backend: Send + Sync {
         Ok(buf)
     }
 
+    /// The size of a stored object in bytes (an object store answers a HEAD). The
+    /// default lists the kind; backends override it with something cheaper.
+    fn size(&self, kind: ObjectKind, name: &str) -> Result<u64> {
+        self.list(kind)?
+            .into_iter()
+            .find(|o| o.name == name)
+            .map(|o| o.size)
+            .ok_or_else(|| Error::NotFound {
+                backend: self.describe(),
+                kind,
+                name: name.to_string(),
+            })
+    }
+
     /// Whether an object exists.
     fn exists(&self, kind: ObjectKind, name: &str) -> Result<bool> {
         match self.get_range(kind, name, 0, 0) {

@@ -208,6 +208,15 @@ impl Backend for LocalDir {
         }
     }
 
+    fn size(&self, kind: ObjectKind, name: &str) -> Result<u64> {
+        check_name(name)?;
+        match fs::metadata(self.path(kind, name)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.not_found(kind, name)),
+            Err(e) => Err(self.io(&format!("stat {kind:?} {name}"), e)),
+        }
+    }
+
     fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
         check_name(name)?;
         let file = self.open_for_read(kind, name)?;

@@ -430,6 +430,7 @@ fn gc(dir: &Path, repack_threshold: u8) -> Result<()> {
             &repo,
             &gc::GcOptions {
                 repack_threshold: repack_threshold as f64 / 100.0,
+                ..gc::GcOptions::default()
             },
             Some(progress),
         )
