@@ -150,9 +150,12 @@ pub struct BackupDone {
     pub frozen_ms: Option<u64>,
 }
 
-/// Catalogues the recovery point a backup job made, after checking the repository
-/// really holds it (the server reads the manifest with its own key: a job never
-/// lists a point that is not there).
+/// Catalogues the recovery point a backup job made, after the server checked it with
+/// its own key (`tresor_engine::intake::check_point`): the manifest opens, names this
+/// item, and every tree node and chunk it references is stored and valid. A point
+/// that fails the check is not catalogued: its manifest is removed (so no later backup
+/// builds on it) and the job fails with `RecoveryPointRejected`. A job never lists a
+/// point that is not there, or one that lies.
 pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> ApiResult<()> {
     let item_id = job
         .item_id
@@ -162,16 +165,28 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
     let agent = job.agent_id.clone().unwrap_or_default();
     let mut vault = state.store.get_vault(&job.vault_id)?;
     let repo = state.repos.open_or_create(&vault, &agent)?;
-    let manifest = repo.load_point(&done.point_id).map_err(|e| {
-        ApiError::bad_request(
-            "RecoveryPointMissing",
-            format!(
-                "the agent reported recovery point {}, but the vault does not hold it: {e}",
-                done.point_id
-            ),
-            "back up again",
-        )
-    })?;
+    let manifest = match accept_point(state, &repo, &item, &done.point_id)? {
+        Ok(m) => m,
+        Err(refusal) => {
+            tracing::warn!(job = %job.id, item = ?item.vm_name, code = refusal.code, "{}", refusal.message);
+            finish(
+                state,
+                job,
+                JobStatus::Failed,
+                Some(refusal),
+                done.warnings,
+                Value::Null,
+            )?;
+            item.state = enum_name(parse_state(&item.state).after_backup_failed());
+            state.store.update_item(&item)?;
+            return Ok(());
+        }
+    };
+    // The point's time as the catalogue keeps it, and the base of its expiry, is within
+    // the job's run by the server's clock: an agent cannot date a point into the past to
+    // have retention delete it early.
+    let began = job.started.unwrap_or(job.created);
+    let created = manifest.created.clamp(began, state.now().max(began));
     let body = JobBody::of(job);
     let on_demand = body
         .params
@@ -193,13 +208,13 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
     } else {
         policy
             .as_ref()
-            .map(|p: &BackupPolicy| p.retain_until(manifest.created))
+            .map(|p: &BackupPolicy| p.retain_until(created))
     };
     let point = PointRow {
         id: manifest.id.clone(),
         vault_id: job.vault_id.clone(),
         item_id: item_id.clone(),
-        created: manifest.created,
+        created,
         consistency: manifest.consistency.to_string(),
         expires,
         on_demand,
@@ -221,7 +236,7 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
         state.store.update_vault(&vault)?;
     }
     item.state = enum_name(parse_state(&item.state).after_backup_succeeded());
-    item.last_backup = Some(manifest.created);
+    item.last_backup = Some(created);
     state.store.update_item(&item)?;
     let status = if done.warnings.is_empty() {
         JobStatus::Completed
@@ -239,6 +254,57 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
     apply_retention(state, &item)?;
     state.replication_wake.notify_one();
     Ok(())
+}
+
+/// Checks the point an agent reported: `Ok(Err(why))` is a refusal (the job fails
+/// with it, and a manifest that is there but wrong is removed, unless the catalogue
+/// holds a point of that id: an agent naming another item's point must not delete
+/// it); `Err` is the server's own trouble (storage unavailable), for which the agent
+/// retries its report.
+fn accept_point(
+    state: &AppState,
+    repo: &tresor_engine::Repository,
+    item: &ItemRow,
+    point_id: &str,
+) -> ApiResult<Result<tresor_engine::Manifest, JobErrorInfo>> {
+    let refuse = |code: &str, message: String| {
+        JobErrorInfo {
+        code: code.into(),
+        message,
+        recommendation: "back up again; if it happens again, check the host agent (a damaged or tampered agent sends points the vault refuses)".into(),
+    }
+    };
+    let catalogued = !matches!(
+        state.store.get_point(point_id),
+        Err(tresor_metadata::StoreError::NotFound { .. })
+    );
+    let why = match tresor_engine::intake::check_point(repo, point_id) {
+        Ok(_) if catalogued => {
+            format!("recovery point {point_id} was catalogued before; a backup makes a new one")
+        }
+        Ok(m) if m.name == item.id => return Ok(Ok(m)),
+        Ok(m) => format!(
+            "recovery point {point_id} is named {:?}, not after this item ({})",
+            m.name, item.id
+        ),
+        Err(tresor_engine::Error::PointNotFound { .. }) => {
+            return Ok(Err(refuse(
+                "RecoveryPointMissing",
+                format!(
+                    "the agent reported recovery point {point_id}, but the vault does not hold it"
+                ),
+            )))
+        }
+        Err(e @ tresor_engine::Error::Rejected { .. }) => e.to_string(),
+        Err(e) => return Err(e.into()),
+    };
+    // Only a well-formed id names an object (not a prefix of another point's id).
+    if tresor_engine::intake::is_point_id(point_id) && !catalogued {
+        if let Err(e) = repo.forget(point_id) {
+            tracing::warn!(point = %point_id, error = %e, "a refused recovery point's manifest could not be removed");
+        }
+    }
+    Ok(Err(refuse("RecoveryPointRejected", why)))
 }
 
 /// Deletes the item's expired points: from the repository first, then the catalogue

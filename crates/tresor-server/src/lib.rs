@@ -15,6 +15,7 @@
 //!
 //! - `api/`: the REST API, one module per resource; `openapi.rs` describes it.
 //! - `auth.rs`: admin and API tokens, agents' credentials (stored as SHA-256 only).
+//! - `garbage.rs`: garbage collection, live points decided by the catalogue.
 //! - `jobs.rs`: the job engine (leases, completion, recovery point catalogue, retention).
 //! - `scheduler.rs`: policies' schedules to backup jobs, each window once.
 //! - `repos.rs`: one repository per (vault, host), so an agent reaches only its own.
@@ -33,6 +34,7 @@ pub mod api;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod garbage;
 pub mod http_guard;
 pub mod http_limits;
 pub mod jobs;
@@ -425,7 +427,7 @@ fn background_loops(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
             }) {
                 return Ok(());
             }
-            scheduler::collect_garbage(s)?;
+            garbage::collect_all(s)?;
             s.store.set_setting("last_gc", &s.now().to_string())?;
             Ok(())
         }),

@@ -189,8 +189,17 @@ pub fn delete_points(state: &AppState, vault: &VaultRow, points: &[PointRow]) ->
 pub fn run_all(state: &AppState) -> ApiResult<usize> {
     let mut jobs = 0;
     for vault in state.store.list_vaults()? {
-        if is_geo(&vault) && run_vault(state, &vault, false)?.is_some() {
-            jobs += 1;
+        if !is_geo(&vault) {
+            continue;
+        }
+        // A vault whose run cannot even start (its state unreadable, say) is logged;
+        // the other vaults still replicate.
+        match run_vault(state, &vault, false) {
+            Ok(Some(_)) => jobs += 1,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(vault = %vault.name, error = %e, "replication of this vault could not run")
+            }
         }
     }
     Ok(jobs)

@@ -17,7 +17,6 @@ use crate::api::agents::BACKUP_TASKS;
 use crate::api::policies;
 use crate::error::ApiResult;
 use crate::jobs::{self, parse_state};
-use crate::repos::Region;
 use crate::state::AppState;
 
 /// What one tick did.
@@ -31,71 +30,68 @@ pub struct Tick {
 
 pub fn tick(state: &AppState, now: Timestamp) -> ApiResult<Tick> {
     let mut out = Tick::default();
-    for mut item in state.store.list_active_items()? {
-        if !parse_state(&item.state).runs_scheduled_backups() {
-            continue;
-        }
-        let Some(policy_id) = &item.policy_id else {
-            continue;
-        };
-        let policy = policies::parse(&state.store.get_policy(policy_id)?)?;
-        let from = item.last_window.unwrap_or(item.created);
-        let Some(&window) = policy.schedule.occurrences(from, now).last() else {
-            continue;
-        };
-        item.last_window = Some(window);
-        state.store.update_item(&item)?;
-        match jobs::new_job(
-            state,
-            &item.vault_id,
-            Some(&item),
-            "Backup",
-            Some(&item.agent_id),
-            json!({"onDemand": false, "window": window}),
-            &BACKUP_TASKS,
-        ) {
-            Ok(job) => {
-                tracing::info!(item = %item.vm_name, %window, job = %job.id, "scheduled backup started");
-                out.started.push(job.id);
-            }
-            Err(e) if e.code == "BackupAlreadyInProgress" => {
-                tracing::warn!(item = %item.vm_name, %window, "scheduled window passed over: the previous backup still runs");
-                out.skipped += 1;
-            }
-            Err(e) => return Err(e),
+    for item in state.store.list_active_items()? {
+        // One item's trouble (a policy that no longer parses, a store error) is logged
+        // and passed over; the other items' windows still run.
+        if let Err(e) = tick_item(state, now, item.clone(), &mut out) {
+            tracing::warn!(item = ?item.vm_name, vault = %item.vault_id, error = %e, "scheduled backup could not start");
         }
     }
     Ok(out)
 }
 
-/// Applies retention to every item (points past their expiry go).
+fn tick_item(
+    state: &AppState,
+    now: Timestamp,
+    mut item: tresor_metadata::ItemRow,
+    out: &mut Tick,
+) -> ApiResult<()> {
+    if !parse_state(&item.state).runs_scheduled_backups() {
+        return Ok(());
+    }
+    let Some(policy_id) = &item.policy_id else {
+        return Ok(());
+    };
+    let policy = policies::parse(&state.store.get_policy(policy_id)?)?;
+    let from = item.last_window.unwrap_or(item.created);
+    let Some(&window) = policy.schedule.occurrences(from, now).last() else {
+        return Ok(());
+    };
+    item.last_window = Some(window);
+    state.store.update_item(&item)?;
+    match jobs::new_job(
+        state,
+        &item.vault_id,
+        Some(&item),
+        "Backup",
+        Some(&item.agent_id),
+        json!({"onDemand": false, "window": window}),
+        &BACKUP_TASKS,
+    ) {
+        Ok(job) => {
+            tracing::info!(item = ?item.vm_name, %window, job = %job.id, "scheduled backup started");
+            out.started.push(job.id);
+        }
+        Err(e) if e.code == "BackupAlreadyInProgress" => {
+            tracing::warn!(item = ?item.vm_name, %window, "scheduled window passed over: the previous backup still runs");
+            out.skipped += 1;
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Applies retention to every item (points past their expiry go). An item whose
+/// retention fails (its vault's storage away, say) is logged and the others go on.
 pub fn retention(state: &AppState) -> ApiResult<usize> {
     let mut n = 0;
     for item in state.store.list_active_items()? {
-        n += jobs::apply_retention(state, &item)?;
-    }
-    Ok(n)
-}
-
-/// Garbage collection of every repository (storage of forgotten points reclaimed).
-///
-/// GC sweeps only while no backup is registered as writing; a repository whose host
-/// has an unfinished job is also left alone, because an agent's registration is held
-/// by the server process and does not survive a server restart, while the job does.
-pub fn collect_garbage(state: &AppState) -> ApiResult<()> {
-    let _exclusive = state.storage_maintenance.lock();
-    for vault in state.store.list_vaults()? {
-        for agent in state.repos.of_vault(&vault, Region::Primary) {
-            if !state.repos.exists(&vault, &agent, Region::Primary)
-                || !state.store.running_jobs_of_agent(&agent)?.is_empty()
-            {
-                continue;
+        match jobs::apply_retention(state, &item) {
+            Ok(k) => n += k,
+            Err(e) => {
+                tracing::warn!(item = ?item.vm_name, vault = %item.vault_id, error = %e, "retention failed for this item")
             }
-            let repo = state.repos.open_or_create(&vault, &agent)?;
-            let report =
-                tresor_engine::gc::run(&repo, &tresor_engine::gc::GcOptions::default(), None)?;
-            tracing::info!(vault = %vault.name, agent = %agent, "{report}");
         }
     }
-    Ok(())
+    Ok(n)
 }

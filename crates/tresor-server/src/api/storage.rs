@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tresor_engine::intake;
 use tresor_storage::{Backend, ObjectKind};
 
+use crate::api::range::{parse_range, RangeError, RangeRead};
 use crate::auth::Agent;
 use crate::error::{ApiError, ApiResult};
 use crate::repos::Region;
@@ -176,31 +178,64 @@ async fn get_in(
 ) -> ApiResult<Response> {
     let kind = kind_of(&kind)?;
     let range = headers
-        .get(axum::http::header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("bytes="))
-        .and_then(|v| {
-            let (a, b) = v.split_once('-')?;
-            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))
-        });
+        .get(header::RANGE)
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "InvalidRange",
+                "the Range header is not text",
+                "send one byte range: Range: bytes=FIRST-LAST",
+            )
+        })?;
     state
         .blocking(move |s| {
             let b = region_backend(s, &agent.id, &vault, region)?;
-            Ok(match range {
-                Some((start, end)) if end >= start => {
+            let len = b.size(kind, &name).map_err(storage_error)?;
+            Ok(match parse_range(range.as_deref(), len) {
+                Ok(RangeRead::Whole) => b.get(kind, &name).map_err(storage_error)?.into_response(),
+                Ok(RangeRead::Part { start, end }) => {
+                    // `end < len`, and objects are bounded by the upload limit.
                     let data = b
                         .get_range(kind, &name, start, (end - start + 1) as usize)
                         .map_err(storage_error)?;
-                    (StatusCode::PARTIAL_CONTENT, data).into_response()
+                    (
+                        StatusCode::PARTIAL_CONTENT,
+                        [(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))],
+                        data,
+                    )
+                        .into_response()
                 }
-                _ => b.get(kind, &name).map_err(storage_error)?.into_response(),
+                Err(e @ RangeError::Unsatisfiable { .. }) => {
+                    let mut r = ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "RangeNotSatisfiable",
+                        e.to_string(),
+                        "ask for bytes inside the object (its size is in Content-Range)",
+                    )
+                    .into_response();
+                    if let Ok(v) = format!("bytes */{len}").parse() {
+                        r.headers_mut().insert(header::CONTENT_RANGE, v);
+                    }
+                    r
+                }
+                Err(e) => {
+                    return Err(ApiError::bad_request(
+                        "InvalidRange",
+                        e.to_string(),
+                        "send one byte range: Range: bytes=FIRST-LAST",
+                    ))
+                }
             })
         })
         .await
 }
 
 /// Creates an object. Existing objects are never replaced: the same bytes again are
-/// accepted (a retried upload), other bytes refused.
+/// accepted (a retried upload), other bytes refused. Nothing is stored before it passed
+/// the server's own checks (`tresor_engine::intake`): a pack must be exactly what its
+/// trailer says, an index file must agree with the stored packs it names, a manifest
+/// must open under its name.
 pub async fn put(
     Agent(agent): Agent,
     State(state): State<Arc<AppState>>,
@@ -231,10 +266,36 @@ pub async fn put(
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(storage_error(e)),
             }
+            let v = s.store.get_vault(&vault)?;
+            let repo = s.repos.open_or_create(&v, &agent.id)?;
+            let checked = match kind {
+                ObjectKind::Pack => intake::check_pack(&repo, &name, &data).map(|_| ()),
+                ObjectKind::Index => intake::check_index(&repo, &name, &data).map(|_| ()),
+                _ => intake::check_manifest(&repo, &name, &data).map(|_| ()),
+            };
+            checked.map_err(|e| intake_error(&agent.host, e))?;
             b.put(kind, &name, &data).map_err(storage_error)?;
             Ok(StatusCode::CREATED)
         })
         .await
+}
+
+/// An upload the checks refused is the uploader's fault (422, naming the object);
+/// anything else is the server's.
+pub fn intake_error(host: &str, e: tresor_engine::Error) -> ApiError {
+    match e {
+        tresor_engine::Error::Rejected { .. } => {
+            tracing::warn!(host = ?host, error = %e, "upload refused");
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ObjectRejected",
+                e.to_string(),
+                "the agent sent an object that is not what it claims to be; nothing was stored. Check the host (a damaged or tampered agent) and back up again",
+            )
+        }
+        tresor_engine::Error::Storage(s) => storage_error(s),
+        e => ApiError::internal(e),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,7 +316,11 @@ pub async fn register_writer(
             let b = backend(s, &agent.id, &vault)?;
             let guard = b
                 .writers()
-                .register(&format!("{} (agent on {})", req.description, agent.host))
+                .register(&format!(
+                    "{} (agent on {})",
+                    plain_text(&req.description, 200),
+                    plain_text(&agent.host, 200)
+                ))
                 .map_err(storage_error)?;
             let id = guard.info.id.clone();
             s.writers.lock().insert(
@@ -268,6 +333,15 @@ pub async fn register_writer(
             Ok(Json(json!({ "id": id })))
         })
         .await
+}
+
+/// Text from an agent as it may go into a registry file, a log or a page: at most
+/// `max` characters, control characters (newlines among them) shown as `?`.
+fn plain_text(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 pub async fn release_writer(
