@@ -26,8 +26,16 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+
+use crate::line::{read_line_bounded, LineError};
+
+/// Largest line read from the guest agent. Its replies are small (`guest-info`
+/// lists about 50 commands in a few KiB; file system lists stay well below this);
+/// the guest is not trusted, and a longer line is a protocol error naming this
+/// limit (while resynchronising, it is discarded as stale data).
+pub const MAX_QGA_LINE: usize = 1024 * 1024;
 
 /// The delimiter byte of `guest-sync-delimited` (never valid in UTF-8 JSON).
 const DELIMITER: u8 = 0xFF;
@@ -226,23 +234,22 @@ impl GuestAgent {
         msg.push(b'\n');
         self.write(CMD, &msg).await?;
         loop {
-            let line = self.read_line(CMD).await?;
-            // Only what follows the last delimiter on a line can be the reply.
-            let Some(pos) = line.iter().rposition(|&b| b == DELIMITER) else {
-                tracing::trace!(len = line.len(), "guest agent: discarding data before sync");
-                continue;
+            let line = match self.read_line(CMD).await {
+                Ok(line) => line,
+                // Stale data may be anything; the sync's timeout bounds the wait.
+                Err(GuestAgentError::Protocol { .. }) => {
+                    tracing::trace!("guest agent: discarding an over-long line before sync");
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
-            let Ok(v) = serde_json::from_slice::<Value>(&line[pos + 1..]) else {
-                tracing::trace!("guest agent: discarding unparsable data before sync");
-                continue;
-            };
-            if v.get("return").and_then(Value::as_u64) == Some(id) {
-                return Ok(());
+            match parse_sync_line(&line, id) {
+                SyncLine::Synced => return Ok(()),
+                SyncLine::Error(err) => return Err(command_error(CMD, &err)),
+                SyncLine::Stale => {
+                    tracing::trace!(len = line.len(), "guest agent: discarding data before sync")
+                }
             }
-            if let Some(err) = v.get("error") {
-                return Err(command_error(CMD, err));
-            }
-            tracing::trace!(%v, "guest agent: discarding stale reply");
         }
     }
 
@@ -282,28 +289,9 @@ impl GuestAgent {
         self.write(command, &bytes).await?;
         loop {
             let line = self.read_line(command).await?;
-            let text: Vec<u8> = line.into_iter().filter(|&b| b != DELIMITER).collect();
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if let Some(reply) = parse_reply_line(command, &line) {
+                return reply;
             }
-            let v: Value =
-                serde_json::from_slice(&text).map_err(|e| GuestAgentError::Protocol {
-                    command: command.to_string(),
-                    message: format!(
-                        "unparsable reply ({e}): {}",
-                        String::from_utf8_lossy(&text).trim()
-                    ),
-                })?;
-            if let Some(err) = v.get("error") {
-                return Err(command_error(command, err));
-            }
-            if let Some(r) = v.get("return") {
-                return Ok(r.clone());
-            }
-            return Err(GuestAgentError::Protocol {
-                command: command.to_string(),
-                message: format!("reply has neither return nor error: {v}"),
-            });
         }
     }
 
@@ -358,24 +346,85 @@ impl GuestAgent {
         r.map_err(|e| io_error(command, e))
     }
 
-    /// Reads one line (without the newline). EOF is [`GuestAgentError::Disconnected`].
+    /// Reads one line (without the newline) of at most [`MAX_QGA_LINE`] bytes. EOF
+    /// is [`GuestAgentError::Disconnected`], a longer line [`GuestAgentError::Protocol`].
     async fn read_line(&mut self, command: &str) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        let n = self
-            .stream
-            .read_until(b'\n', &mut buf)
-            .await
-            .map_err(|e| io_error(command, e))?;
-        if n == 0 {
-            return Err(GuestAgentError::Disconnected {
+        match read_line_bounded(&mut self.stream, MAX_QGA_LINE).await {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) => Err(GuestAgentError::Disconnected {
                 command: command.to_string(),
-            });
+            }),
+            Err(LineError::Io(e)) => Err(io_error(command, e)),
+            Err(LineError::TooLong { limit }) => Err(GuestAgentError::Protocol {
+                command: command.to_string(),
+                message: format!("reply line longer than the limit of {limit} bytes"),
+            }),
         }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        }
-        Ok(buf)
     }
+}
+
+/// What a line read while resynchronising is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncLine {
+    /// The reply to the `guest-sync-delimited` with the expected id.
+    Synced,
+    /// An error reply after the delimiter (the `error` object).
+    Error(Value),
+    /// Anything else: stale data to discard.
+    Stale,
+}
+
+/// Parses a line read after sending `guest-sync-delimited` with `id`. Only what
+/// follows the last delimiter on a line can be the reply. Pure (no I/O), public
+/// for fuzzing and tests.
+pub fn parse_sync_line(line: &[u8], id: u64) -> SyncLine {
+    let Some(pos) = line.iter().rposition(|&b| b == DELIMITER) else {
+        return SyncLine::Stale;
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&line[pos + 1..]) else {
+        return SyncLine::Stale;
+    };
+    if v.get("return").and_then(Value::as_u64) == Some(id) {
+        return SyncLine::Synced;
+    }
+    match v.get("error") {
+        Some(err) => SyncLine::Error(err.clone()),
+        None => SyncLine::Stale,
+    }
+}
+
+/// Parses a line read after sending `command`: `None` for a blank line (read the
+/// next), else the command's `return` value or its error. Pure (no I/O), public
+/// for fuzzing and tests.
+pub fn parse_reply_line(command: &str, line: &[u8]) -> Option<Result<Value>> {
+    let text: Vec<u8> = line.iter().copied().filter(|&b| b != DELIMITER).collect();
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let v: Value = match serde_json::from_slice(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            let shown = String::from_utf8_lossy(&text[..text.len().min(200)]);
+            return Some(Err(GuestAgentError::Protocol {
+                command: command.to_string(),
+                message: format!("unparsable reply ({e}): {}", shown.trim()),
+            }));
+        }
+    };
+    if let Some(err) = v.get("error") {
+        return Some(Err(command_error(command, err)));
+    }
+    if let Some(r) = v.get("return") {
+        return Some(Ok(r.clone()));
+    }
+    let shown = v.to_string();
+    Some(Err(GuestAgentError::Protocol {
+        command: command.to_string(),
+        message: format!(
+            "reply has neither return nor error: {}",
+            shown.chars().take(200).collect::<String>()
+        ),
+    }))
 }
 
 fn command_error(command: &str, err: &Value) -> GuestAgentError {

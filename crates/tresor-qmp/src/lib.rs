@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod guest_agent;
+mod line;
 pub mod qmp;
 
 pub use guest_agent::{AgentCommandInfo, AgentInfo, FsFreezeStatus, GuestAgent, GuestAgentError};

@@ -15,12 +15,25 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::line::{read_line_bounded, LineError};
+
+/// Largest QMP message (one line) read from QEMU. Replies can be large:
+/// `query-named-block-nodes` lists every node with its whole backing chain and
+/// dirty bitmaps, a few MiB for a VM with many disks and snapshots. A line longer
+/// than this ends the connection with a protocol error naming the limit.
+pub const MAX_QMP_LINE: usize = 16 * 1024 * 1024;
+
+/// Largest event kept. Events are a few hundred bytes; each subscriber buffers up
+/// to 1024 of them, so a bigger one is dropped (with a warning) rather than
+/// multiplied into the subscribers' queues.
+pub const MAX_QMP_EVENT_LINE: usize = 64 * 1024;
 
 /// How many events the broadcast channel buffers per subscriber before a slow
 /// subscriber starts missing the oldest ones.
@@ -134,10 +147,13 @@ pub struct QmpEvent {
 }
 
 /// Pending commands: id -> the waiting caller. `None` once the reader has ended.
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>>;
+type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Outcome>>>>>;
 
 /// A reply to one command: the `return` value or the (class, desc) of the `error`.
-type Reply = std::result::Result<Value, (String, String)>;
+pub type Reply = std::result::Result<Value, (String, String)>;
+
+/// What a waiting command receives: a reply, or why the connection ended.
+type Outcome = std::result::Result<Reply, String>;
 
 /// A connected QMP monitor.
 ///
@@ -194,8 +210,7 @@ impl Qmp {
         let (read, write) = stream.into_split();
         let mut read = BufReader::new(read);
 
-        let mut line = String::new();
-        let n = tokio::time::timeout(timeout, read.read_line(&mut line))
+        let line = tokio::time::timeout(timeout, read_line_bounded(&mut read, MAX_QMP_LINE))
             .await
             .map_err(|_| QmpError::Timeout {
                 what: "greeting".into(),
@@ -203,13 +218,11 @@ impl Qmp {
             })?
             .map_err(|e| QmpError::Protocol {
                 what: "greeting".into(),
-                message: format!("reading: {e}"),
-            })?;
-        if n == 0 {
-            return Err(QmpError::Disconnected {
+                message: line_error_message(e),
+            })?
+            .ok_or_else(|| QmpError::Disconnected {
                 what: "greeting".into(),
-            });
-        }
+            })?;
         let (version, capabilities) = parse_greeting(&line)?;
         tracing::debug!(%version, path = %path.display(), "QMP greeting");
 
@@ -302,11 +315,15 @@ impl Qmp {
                 }
             }
             match rx.await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err((class, desc))) => Err(QmpError::Command {
+                Ok(Ok(Ok(v))) => Ok(v),
+                Ok(Ok(Err((class, desc)))) => Err(QmpError::Command {
                     command: command.to_string(),
                     class,
                     desc,
+                }),
+                Ok(Err(message)) => Err(QmpError::Protocol {
+                    what: command.to_string(),
+                    message,
                 }),
                 Err(_) => Err(QmpError::Disconnected {
                     what: command.to_string(),
@@ -492,8 +509,34 @@ fn io_error(command: &str, e: std::io::Error) -> QmpError {
     }
 }
 
+/// What a line that QEMU sends on the monitor is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// An asynchronous event.
+    Event(QmpEvent),
+    /// The reply to the command sent with `id`.
+    Reply {
+        /// The id the command was sent with.
+        id: u64,
+        /// Its `return` value or the class and description of its `error`.
+        reply: Reply,
+    },
+    /// Something else (not JSON, no id, an empty line): ignored, with the reason.
+    Ignored(String),
+}
+
+fn line_error_message(e: LineError) -> String {
+    match e {
+        LineError::Io(e) => format!("reading: {e}"),
+        LineError::TooLong { limit } => {
+            format!("message longer than the limit of {limit} bytes")
+        }
+    }
+}
+
 /// Parses `{"QMP": {"version": {"qemu": {...}, "package": ...}, "capabilities": [...]}}`.
-fn parse_greeting(line: &str) -> Result<(QmpVersion, Vec<String>)> {
+/// Pure (no I/O), public for fuzzing and tests.
+pub fn parse_greeting(line: &[u8]) -> Result<(QmpVersion, Vec<String>)> {
     #[derive(Deserialize)]
     struct Greeting {
         #[serde(rename = "QMP")]
@@ -517,9 +560,9 @@ fn parse_greeting(line: &str) -> Result<(QmpVersion, Vec<String>)> {
         minor: u32,
         micro: u32,
     }
-    let g: Greeting = serde_json::from_str(line).map_err(|e| QmpError::Protocol {
+    let g: Greeting = serde_json::from_slice(line).map_err(|e| QmpError::Protocol {
         what: "greeting".into(),
-        message: format!("{e}: {}", line.trim()),
+        message: format!("{e}: {}", excerpt(line)),
     })?;
     let v = g.qmp.version;
     Ok((
@@ -533,45 +576,22 @@ fn parse_greeting(line: &str) -> Result<(QmpVersion, Vec<String>)> {
     ))
 }
 
-/// Reads messages until EOF or error, dispatching replies and events. On exit
-/// it closes the pending map, which fails all waiting and later commands with
-/// [`QmpError::Disconnected`], and drops the event sender.
-async fn reader_task(
-    mut read: BufReader<OwnedReadHalf>,
-    pending: Pending,
-    events: broadcast::Sender<QmpEvent>,
-) {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match read.read_line(&mut line).await {
-            Ok(0) => {
-                tracing::debug!("QMP connection closed by QEMU");
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "QMP read failed");
-                break;
-            }
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let msg: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, line = line.trim(), "QMP: ignoring unparsable message");
-                continue;
-            }
-        };
-        dispatch(msg, &pending, &events);
-    }
-    pending.lock().expect("pending lock poisoned").take();
+/// At most this much of a bad message goes into an error or a log line.
+fn excerpt(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    text.trim().to_string()
 }
 
-/// Routes one message: an event to the channel, a reply to its waiter.
-fn dispatch(msg: Value, pending: &Pending, events: &broadcast::Sender<QmpEvent>) {
+/// Parses one line QEMU sent on the monitor. Pure (no I/O), public for fuzzing
+/// and tests.
+pub fn parse_message(line: &[u8]) -> Message {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Message::Ignored("empty line".into());
+    }
+    let msg: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => return Message::Ignored(format!("unparsable ({e}): {}", excerpt(line))),
+    };
     if let Some(name) = msg.get("event").and_then(Value::as_str) {
         let timestamp = msg.get("timestamp").and_then(|t| {
             Some((
@@ -579,19 +599,14 @@ fn dispatch(msg: Value, pending: &Pending, events: &broadcast::Sender<QmpEvent>)
                 t.get("microseconds")?.as_i64()?,
             ))
         });
-        let ev = QmpEvent {
+        return Message::Event(QmpEvent {
             event: name.to_string(),
             data: msg.get("data").cloned().unwrap_or(Value::Null),
             timestamp,
-        };
-        tracing::trace!(event = %ev.event, "QMP event");
-        // No subscribers is fine: the event is simply not wanted.
-        let _ = events.send(ev);
-        return;
+        });
     }
     let Some(id) = msg.get("id").and_then(Value::as_u64) else {
-        tracing::warn!(%msg, "QMP: ignoring message without id or event");
-        return;
+        return Message::Ignored(format!("neither id nor event: {}", excerpt(line)));
     };
     let reply: Reply = if let Some(err) = msg.get("error") {
         let s = |k: &str| {
@@ -604,16 +619,70 @@ fn dispatch(msg: Value, pending: &Pending, events: &broadcast::Sender<QmpEvent>)
     } else {
         Ok(msg.get("return").cloned().unwrap_or(Value::Null))
     };
-    let waiter = pending
-        .lock()
-        .expect("pending lock poisoned")
-        .as_mut()
-        .and_then(|m| m.remove(&id));
-    match waiter {
-        Some(tx) => {
-            let _ = tx.send(reply);
+    Message::Reply { id, reply }
+}
+
+/// Reads messages until EOF or error, dispatching replies and events. On exit
+/// it closes the pending map, which fails all waiting and later commands with
+/// [`QmpError::Disconnected`] (or, after a message over [`MAX_QMP_LINE`], the
+/// waiting ones with a protocol error naming the limit), and drops the event sender.
+async fn reader_task(
+    mut read: BufReader<OwnedReadHalf>,
+    pending: Pending,
+    events: broadcast::Sender<QmpEvent>,
+) {
+    let mut failure = None;
+    loop {
+        let line = match read_line_bounded(&mut read, MAX_QMP_LINE).await {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                tracing::debug!("QMP connection closed by QEMU");
+                break;
+            }
+            Err(e) => {
+                let message = line_error_message(e);
+                tracing::warn!(%message, "QMP: closing the connection");
+                failure = Some(message);
+                break;
+            }
+        };
+        match parse_message(&line) {
+            Message::Event(ev) => {
+                if line.len() > MAX_QMP_EVENT_LINE {
+                    tracing::warn!(event = %ev.event, len = line.len(), limit = MAX_QMP_EVENT_LINE,
+                        "QMP: dropping an oversized event");
+                    continue;
+                }
+                tracing::trace!(event = %ev.event, "QMP event");
+                // No subscribers is fine: the event is simply not wanted.
+                let _ = events.send(ev);
+            }
+            Message::Reply { id, reply } => {
+                let waiter = pending
+                    .lock()
+                    .expect("pending lock poisoned")
+                    .as_mut()
+                    .and_then(|m| m.remove(&id));
+                match waiter {
+                    Some(tx) => {
+                        let _ = tx.send(Ok(reply));
+                    }
+                    None => {
+                        tracing::debug!(
+                            id,
+                            "QMP: reply for a command nobody waits for (timed out?)"
+                        )
+                    }
+                }
+            }
+            Message::Ignored(why) => tracing::warn!(%why, "QMP: ignoring a message"),
         }
-        None => tracing::debug!(id, "QMP: reply for a command nobody waits for (timed out?)"),
+    }
+    let waiters = pending.lock().expect("pending lock poisoned").take();
+    if let (Some(message), Some(waiters)) = (failure, waiters) {
+        for (_, tx) in waiters {
+            let _ = tx.send(Err(message.clone()));
+        }
     }
 }
 
@@ -886,14 +955,14 @@ mod tests {
     #[test]
     fn greeting_parses() {
         let (v, caps) = parse_greeting(
-            r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#,
+            br#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#,
         )
         .unwrap();
         assert_eq!((v.major, v.minor, v.micro), (7, 2, 22));
         assert_eq!(caps, vec!["oob".to_string()]);
         assert_eq!(v.to_string(), "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)");
         assert!(matches!(
-            parse_greeting("{\"return\": {}}"),
+            parse_greeting(b"{\"return\": {}}"),
             Err(QmpError::Protocol { .. })
         ));
     }
