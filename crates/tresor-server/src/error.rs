@@ -20,11 +20,9 @@ pub struct ApiError {
     pub message: String,
     pub recommendation: String,
     /// What went wrong inside the server (a 500's cause): logged, never sent.
+    /// (Boxed: errors travel in every `Result` of the server, so they are kept small.)
     #[serde(skip)]
-    pub detail: Option<String>,
-    /// The request's id, on a 500: the server's log has the cause under it.
-    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub detail: Option<Box<str>>,
 }
 
 /// The cause of a 500, carried in the response's extensions to the layer that logs
@@ -47,7 +45,6 @@ impl ApiError {
             message: message.into(),
             recommendation: recommendation.into(),
             detail: None,
-            request_id: None,
         }
     }
 
@@ -104,7 +101,7 @@ impl ApiError {
             "the server failed to complete this request",
             "retry; if it persists, see the server's log",
         );
-        e.detail = Some(cause.to_string());
+        e.detail = Some(cause.to_string().into());
         e
     }
 }
@@ -124,7 +121,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, axum::Json(&self)).into_response();
         if let Some(d) = self.detail {
-            r.extensions_mut().insert(InternalDetail(d));
+            r.extensions_mut().insert(InternalDetail(d.into()));
         }
         r
     }
@@ -138,7 +135,6 @@ impl From<RuleError> for ApiError {
             message: e.message,
             recommendation: e.recommendation,
             detail: None,
-            request_id: None,
         }
     }
 }

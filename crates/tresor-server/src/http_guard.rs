@@ -44,23 +44,25 @@ pub fn guard(app: Router) -> Router {
             "same-origin",
         ),
     ];
-    let mut app = app.layer(axum::middleware::from_fn(request_id_and_errors));
+    // Innermost: a panicking handler answers 500 (then sanitized and given its id
+    // like any other) rather than dropping the connection.
+    let mut app = app
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                r.extensions_mut()
+                    .insert(InternalDetail("a request handler panicked".into()));
+                r
+            },
+        ))
+        .layer(axum::middleware::from_fn(request_id_and_errors));
     for (name, value) in headers {
         app = app.layer(SetResponseHeaderLayer::overriding(
             name,
             HeaderValue::from_static(value),
         ));
     }
-    // A panicking handler answers 500 (then sanitized like any other) rather than
-    // dropping the connection.
-    app.layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        |_: Box<dyn std::any::Any + Send>| {
-            let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            r.extensions_mut()
-                .insert(InternalDetail("a request handler panicked".into()));
-            r
-        },
-    ))
+    app
 }
 
 /// A new request id: 16 random hex digits.
@@ -114,15 +116,20 @@ fn is_json(r: &Response) -> bool {
 
 /// The answer to a request the server failed: the id, nothing of the cause.
 fn internal_answer(id: &str, api: bool) -> Response {
-    let mut e = ApiError::new(
+    let e = ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "InternalError",
         format!("the server failed to complete this request (request id {id})"),
         "retry; if it persists, give the server's administrator the request id: the server's log has the cause",
     );
-    e.request_id = Some(id.to_string());
     if api {
-        return e.into_response();
+        let body = serde_json::json!({
+            "code": e.code,
+            "message": e.message,
+            "recommendation": e.recommendation,
+            "requestId": id,
+        });
+        return (e.status, axum::Json(body)).into_response();
     }
     let page = maud::html! {
         (maud::DOCTYPE)
@@ -158,4 +165,67 @@ pub async fn not_found(req: Request<Body>) -> Response {
         Html("<!DOCTYPE html><title>Not found · Tresor</title><p>This page does not exist. <a href=\"/vaults\">Back to the vaults</a>.</p>"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn body(r: Response) -> String {
+        let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_500_shows_its_request_id_and_not_its_cause() {
+        let app = guard(
+            Router::new()
+                .route(
+                    "/api/v1/fails",
+                    get(|| async {
+                        ApiError::internal("/var/lib/tresor/metadata.db: disk I/O error")
+                    }),
+                )
+                .route(
+                    "/page",
+                    get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "/secret/path") }),
+                )
+                .route(
+                    "/panics",
+                    get(|| async {
+                        if true {
+                            panic!("/secret/panic");
+                        }
+                        "never"
+                    }),
+                ),
+        );
+        for (path, json) in [
+            ("/api/v1/fails", true),
+            ("/page", false),
+            ("/panics", false),
+        ] {
+            let r = app
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            let id = r.headers()[REQUEST_ID].to_str().unwrap().to_string();
+            assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+            let text = body(r).await;
+            assert!(
+                !text.contains("/secret") && !text.contains("/var/lib"),
+                "{text}"
+            );
+            assert!(text.contains(&id), "{path}: {text}");
+            if json {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["code"], "InternalError");
+                assert_eq!(v["requestId"], id);
+            }
+        }
+    }
 }

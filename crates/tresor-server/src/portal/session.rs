@@ -197,10 +197,10 @@ mod tests {
         let id = s.open("t1", "admin", t0);
         s.close(&id);
         assert!(s.find(&id, t0).is_none());
-        let a = s.open("t1", "admin", t0);
-        let b = s.open("t1", "admin", t0);
-        let c = s.open("t2", "scripts", t0);
-        assert_eq!(s.close_for_token("t1"), 2);
+        let a = s.open("t-ops", "ops", t0);
+        let b = s.open("t-ops", "ops", t0);
+        let c = s.open("t-scripts", "scripts", t0);
+        assert_eq!(s.close_for_token("t-ops"), 2);
         assert!(s.find(&a, t0).is_none() && s.find(&b, t0).is_none());
         assert!(s.find(&c, t0).is_some());
         assert!(s.find("tresor_session_forged", t0).is_none());
