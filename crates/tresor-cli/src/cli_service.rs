@@ -125,6 +125,10 @@ pub enum VaultCommand {
         /// 1..=10 days (default 2).
         #[arg(long)]
         valid_days: Option<u32>,
+        /// The location of the host that registers with them (default: the vault's).
+        /// The agent is placed there whatever its configuration says.
+        #[arg(long)]
+        location: Option<String>,
         /// Write the file here (default: print it).
         #[arg(long)]
         output_file: Option<PathBuf>,

@@ -466,12 +466,13 @@ async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result<()>
         VaultCommand::Credentials {
             name,
             valid_days,
+            location,
             output_file,
         } => {
             let v: Value = api
                 .post_json(
                     &format!("api/v1/vaults/{name}/credentials"),
-                    &json!({"validDays": valid_days}),
+                    &json!({"validDays": valid_days, "location": location}),
                 )
                 .await?;
             let text = serde_json::to_string_pretty(&v)?;
