@@ -34,6 +34,20 @@ fn main() {
     format();
     nbd();
     qmp();
+    http_range();
+}
+
+/// http_range: the object's length (u64 LE), a byte saying whether a header is
+/// present, then the header.
+fn http_range() {
+    for h in ["bytes=0-499", "bytes=100-", "bytes=-300", "bytes=0-0"] {
+        let name = h.replace(['=', '-'], "_");
+        put(
+            "http_range",
+            &name,
+            &cat(&[&4096u64.to_le_bytes(), &[1], h.as_bytes()]),
+        );
+    }
 }
 
 fn format() {
