@@ -357,35 +357,86 @@ pub fn sweep_leases(state: &AppState) -> ApiResult<usize> {
     let now = state.now();
     let jobs = state.store.jobs_with_expired_lease(now)?;
     let n = jobs.len();
-    for mut job in jobs {
-        let host = job
-            .agent_id
-            .as_deref()
-            .and_then(|a| state.store.get_agent(a).ok())
-            .map(|a| a.host)
-            .unwrap_or_default();
-        let cancelled = job.status == "Cancelling";
-        finish(
+    for job in jobs {
+        let host = host_of(state, &job);
+        abandon(
             state,
-            &mut job,
-            if cancelled { JobStatus::Cancelled } else { JobStatus::Failed },
-            (!cancelled).then(|| JobErrorInfo {
-                code: "AgentUnreachable".into(),
-                message: format!("the agent on host {host} stopped reporting on this job for more than {} s", LEASE.as_secs()),
-                recommendation: "check that the agent runs and reaches the server (tresor agent check), then run the job again".into(),
-            }),
-            Vec::new(),
-            Value::Null,
+            job,
+            "AgentUnreachable",
+            format!(
+                "the agent on host {host} stopped reporting on this job for more than {} s",
+                LEASE.as_secs()
+            ),
+            "check that the agent runs and reaches the server (tresor agent check), then run the job again",
         )?;
-        if let Some(item_id) = &job.item_id {
-            if job.operation == "Backup" {
-                let mut item = state.store.get_item(item_id)?;
-                item.state = enum_name(parse_state(&item.state).after_backup_failed());
-                state.store.update_item(&item)?;
-            }
-        }
     }
     Ok(n)
+}
+
+/// An agent runs one job at a time: when it asks for its next job, a job it still
+/// holds was abandoned (the agent restarted: killed, crashed or its host rebooted in
+/// the middle of it). That job ends now, `Failed` with `AgentRestarted` (`Cancelled`
+/// if a cancel was asked for), instead of when its lease runs out; until then it would
+/// also hold the item's one running backup, refusing "back up now".
+pub fn end_abandoned_jobs(state: &AppState, agent_id: &str) -> ApiResult<usize> {
+    let jobs = state.store.running_jobs_of_agent(agent_id)?;
+    let n = jobs.len();
+    for job in jobs {
+        let host = host_of(state, &job);
+        tracing::warn!(job = %job.id, host = ?host, "the agent asked for a new job while holding this one: it restarted");
+        abandon(
+            state,
+            job,
+            "AgentRestarted",
+            format!("the agent on host {host} asked for a new job while this one was still its own: it restarted (killed or crashed) while running it, or never received it; what it did is discarded"),
+            "run the job again; if the agent keeps restarting, see its log",
+        )?;
+    }
+    Ok(n)
+}
+
+fn host_of(state: &AppState, job: &JobRow) -> String {
+    job.agent_id
+        .as_deref()
+        .and_then(|a| state.store.get_agent(a).ok())
+        .map(|a| a.host)
+        .unwrap_or_default()
+}
+
+/// Ends a job its agent no longer works on: `Cancelled` if a cancel was asked for,
+/// else `Failed` with `code`; a backup's item records the failure.
+fn abandon(
+    state: &AppState,
+    mut job: JobRow,
+    code: &str,
+    message: String,
+    recommendation: &str,
+) -> ApiResult<()> {
+    let cancelled = job.status == "Cancelling";
+    finish(
+        state,
+        &mut job,
+        if cancelled {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Failed
+        },
+        (!cancelled).then(|| JobErrorInfo {
+            code: code.into(),
+            message,
+            recommendation: recommendation.into(),
+        }),
+        Vec::new(),
+        Value::Null,
+    )?;
+    if let Some(item_id) = &job.item_id {
+        if job.operation == "Backup" {
+            let mut item = state.store.get_item(item_id)?;
+            item.state = enum_name(parse_state(&item.state).after_backup_failed());
+            state.store.update_item(&item)?;
+        }
+    }
+    Ok(())
 }
 
 /// At start-up: jobs taken before the server stopped get a fresh lease, so their

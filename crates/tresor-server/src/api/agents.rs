@@ -350,6 +350,11 @@ pub async fn next_job(
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> ApiResult<Response> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(20).min(20));
+    // One job at a time: a job this agent still holds was abandoned by a restart.
+    let agent_id = agent.id.clone();
+    state
+        .blocking(move |s| crate::jobs::end_abandoned_jobs(s, &agent_id))
+        .await?;
     loop {
         let notified = state.jobs_changed.notified();
         let agent_id = agent.id.clone();
