@@ -52,7 +52,7 @@ use tresor_qemu::{QemuProvider, QemuVmConfig};
 use tresor_vm::{CheckCode, VmDisk, VmProvider, VmRef};
 
 use crate::confine::{self, RestoreRoots};
-use crate::remote::RemoteBackend;
+use crate::remote::{RefusalSlot, RemoteBackend};
 use crate::restore::{restore_point, RestoreError, RestoreMode};
 use crate::{backup_vm, VmBackupOptions};
 
@@ -562,7 +562,8 @@ fn recommendation(code: CheckCode) -> &'static str {
     }
 }
 
-fn open_repo(api: &Arc<ApiClient>, job: &Assignment) -> Result<Repository, String> {
+/// The job's repository, and where its backend keeps the server's last error answer.
+fn open_repo(api: &Arc<ApiClient>, job: &Assignment) -> Result<(Repository, RefusalSlot), String> {
     let handle = tokio::runtime::Handle::current();
     let from_secondary = job.params["useSecondaryRegion"].as_bool().unwrap_or(false);
     let backend = if from_secondary {
@@ -570,7 +571,9 @@ fn open_repo(api: &Arc<ApiClient>, job: &Assignment) -> Result<Repository, Strin
     } else {
         RemoteBackend::new(api.clone(), handle, &job.vault_id)
     };
+    let refusal = backend.refusal();
     tokio::task::block_in_place(|| Repository::open(Arc::new(backend), job.passphrase.as_bytes()))
+        .map(|repo| (repo, refusal))
         .map_err(|e| e.to_string())
 }
 
@@ -587,7 +590,7 @@ async fn run_backup(
             "report this to the server's operator",
         );
     };
-    let repo = match open_repo(api, job) {
+    let (repo, refusal) = match open_repo(api, job) {
         Ok(r) => r,
         Err(e) => {
             return failed(
@@ -619,6 +622,20 @@ async fn run_backup(
             "status": "Cancelled",
             "warnings": [format!("stopped: {e}")],
         }),
+        // The server refused a call (its storage is full, it refused an upload): the
+        // job ends with the server's code and advice, not a generic failure.
+        Err(e) if e.code == CheckCode::BackupFailed => {
+            match refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(r) => failed(
+                    &r.code,
+                    e.message,
+                    r.recommendation
+                        .as_deref()
+                        .unwrap_or(recommendation(e.code)),
+                ),
+                None => failed(&job_code(e.code), e.message, recommendation(e.code)),
+            }
+        }
         Err(e) => failed(&job_code(e.code), e.message, recommendation(e.code)),
     }
 }
@@ -687,7 +704,7 @@ async fn run_restore(
             )
         }
     };
-    let repo = match open_repo(api, job) {
+    let (repo, _) = match open_repo(api, job) {
         Ok(r) => r,
         Err(e) => {
             return failed(

@@ -7,11 +7,15 @@
 //! to [`RETRY_FOR`]; after that the call fails and the backup with it, leaving no
 //! recovery point (the manifest is written last).
 //!
+//! An error answer of the server (not a transient one: a full storage target, an
+//! upload it refused) is kept in [`RemoteBackend::refusal`], so that a backup failing
+//! because of it ends with the server's code rather than a generic one.
+//!
 //! The server lets an agent add packs, index files and manifests and read anything of
 //! its own repository; it never lets it delete or replace (the calls that would are
 //! refused by the server, and [`Backend::delete`] here fails at once).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -32,6 +36,18 @@ pub struct RemoteBackend {
     /// secondary region (read only, during a cross-region restore).
     objects: &'static str,
     writers: RemoteWriters,
+    refusal: RefusalSlot,
+}
+
+/// Where a backend keeps the server's last error answer (shared with its owner).
+pub type RefusalSlot = Arc<Mutex<Option<Refusal>>>;
+
+/// An error the server answered a call with: its code, message and recommendation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+    pub recommendation: Option<String>,
 }
 
 impl RemoteBackend {
@@ -47,7 +63,32 @@ impl RemoteBackend {
             handle,
             vault: vault_id.to_string(),
             objects: "objects",
+            refusal: Arc::default(),
         }
+    }
+
+    /// The last error answer of the server to a call of this backend (shared: it
+    /// stays readable after the backend went into a repository).
+    pub fn refusal(&self) -> RefusalSlot {
+        self.refusal.clone()
+    }
+
+    /// Keeps the server's error answer, if `e` is one, and passes `e` on.
+    fn noted(&self, e: ClientError) -> ClientError {
+        if let ClientError::Api {
+            code,
+            message,
+            recommendation,
+            ..
+        } = &e
+        {
+            *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(Refusal {
+                code: code.clone(),
+                message: message.clone(),
+                recommendation: recommendation.clone(),
+            });
+        }
+        e
     }
 
     /// The copy of the agent's repository in the vault's secondary region, which the
@@ -134,7 +175,7 @@ impl Backend for RemoteBackend {
             io_error(
                 self.describe_path(),
                 format!("uploading {kind:?} {name}"),
-                e,
+                self.noted(e),
             )
         })
     }
@@ -151,7 +192,7 @@ impl Backend for RemoteBackend {
             Err(e) => Err(io_error(
                 self.describe_path(),
                 format!("reading {kind:?} {name}"),
-                e,
+                self.noted(e),
             )),
         }
     }
@@ -174,7 +215,7 @@ impl Backend for RemoteBackend {
                 return Err(io_error(
                     self.describe_path(),
                     format!("reading {kind:?} {name}"),
-                    e,
+                    self.noted(e),
                 ))
             }
         };
@@ -199,9 +240,14 @@ impl Backend for RemoteBackend {
             size: u64,
         }
         let path = self.path(kind, None);
-        let entries: Vec<Entry> =
-            with_retries(&self.handle, "list", || self.api.get_json(&path))
-                .map_err(|e| io_error(self.describe_path(), format!("listing {kind:?}"), e))?;
+        let entries: Vec<Entry> = with_retries(&self.handle, "list", || self.api.get_json(&path))
+            .map_err(|e| {
+            io_error(
+                self.describe_path(),
+                format!("listing {kind:?}"),
+                self.noted(e),
+            )
+        })?;
         Ok(entries
             .into_iter()
             .map(|e| ObjectInfo {

@@ -90,10 +90,24 @@ fn region_backend(
 
 fn storage_error(e: tresor_storage::Error) -> ApiError {
     if e.is_not_found() {
-        ApiError::not_found(e.to_string())
-    } else {
-        ApiError::internal(e)
+        return ApiError::not_found(e.to_string());
     }
+    // A full storage target is the operator's to fix, not a retry's: 507 with its code.
+    if let tresor_storage::Error::Io { source, .. } = &e {
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
+            tracing::error!(error = %e, "storage target full");
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "StorageFull",
+                "the vault's storage target is full; nothing of this upload was stored",
+                "free space on the storage target (delete recovery points and let garbage collection run, or grow the file system), then back up again",
+            );
+        }
+    }
+    ApiError::internal(e)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
