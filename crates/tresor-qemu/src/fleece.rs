@@ -180,7 +180,7 @@ fn usable_bitmap(
         .iter()
         .find(|b| b.name.as_deref() == Some(name.as_str()))
         .ok_or_else(|| {
-            "no dirty bitmap for the parent point (QEMU restarted with a raw disk, the disk was restored or replaced, or the VM moved)".to_string()
+            "no dirty bitmap for the parent point (QEMU was killed or crashed: bitmaps are saved into the image only when it stops; or it restarted with a raw disk, the disk was restored or replaced, or the VM moved)".to_string()
         })?;
     if bitmap.inconsistent {
         return Err(
