@@ -164,8 +164,16 @@ pub fn start_vm(dir: &Path, name: &str, size: u64) -> TestVm {
         .status()
         .expect("qemu-img is needed; run scripts/install-deps.sh")
         .success());
+    start_vm_on(dir, name, image)
+}
+
+/// Starts QEMU again on an existing image (after it was killed, say): same sockets.
+pub fn start_vm_on(dir: &Path, name: &str, image: PathBuf) -> TestVm {
     let agent_qmp = dir.join(format!("{name}.qmp"));
     let test_qmp = dir.join(format!("{name}-test.qmp"));
+    // A killed QEMU leaves its socket files; waiting must see the new ones.
+    let _ = std::fs::remove_file(&agent_qmp);
+    let _ = std::fs::remove_file(&test_qmp);
     let proc = Proc(
         Command::new("qemu-system-x86_64")
             .args([
