@@ -12,10 +12,13 @@ pub mod vaults;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The largest object an agent may upload. A pack is about 16 MiB (a little more
@@ -41,6 +44,59 @@ pub fn body_limit(path: &str) -> usize {
     } else {
         MAX_JSON
     }
+}
+
+/// axum's own refusals (a body that is not JSON or not of the expected shape, a path
+/// or query parameter that does not parse, a method a route does not serve) come as
+/// plain text; this answers them in the API's error shape, like every other error,
+/// with the same status and axum's explanation as the message. (413 is the guard's:
+/// see `http_guard.rs`.)
+async fn refusals_as_errors(r: Response) -> Response {
+    let status = r.status();
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || status == StatusCode::PAYLOAD_TOO_LARGE || json {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, recommendation) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "MethodNotAllowed",
+            "see /openapi.json for the methods of this path",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UnsupportedMediaType",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "InvalidRequestBody",
+            "send the fields /openapi.json describes for this call, with their types",
+        ),
+        _ => (
+            "InvalidRequest",
+            "check the path, query and body against /openapi.json",
+        ),
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("invalid request")
+            .to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status, code, message, recommendation).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }
 
 async fn ping() -> Json<Value> {
@@ -134,5 +190,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(storage::release_writer),
         )
         .layer(DefaultBodyLimit::max(MAX_JSON))
+        .layer(axum::middleware::map_response(refusals_as_errors))
         .with_state(state)
 }

@@ -89,6 +89,14 @@ fn region_backend(
 }
 
 fn storage_error(e: tresor_storage::Error) -> ApiError {
+    // A name the storage does not take is the caller's mistake, not the server's.
+    if let tresor_storage::Error::BadName(_) = &e {
+        return ApiError::bad_request(
+            "InvalidObjectName",
+            e.to_string(),
+            "name objects with letters, digits, '-' and '_' only",
+        );
+    }
     if e.is_not_found() {
         return ApiError::not_found(e.to_string());
     }
