@@ -41,8 +41,9 @@ INCR_SEED=1
 SPARSE_DATA_MIB=${SPARSE_DATA_MIB:-1024}
 SPARSE_SIZE=${SPARSE_SIZE:-1T}
 SPARSE_SEED=1
-PY=python3
-[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
+BENCH_NAME=compare
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 export RESTIC_PASSWORD=secret
 export TRESOR_PASSWORD=secret
@@ -54,12 +55,6 @@ LOGS=$WORK/logs
 R_REPO=$WORK/restic-repo
 T_REPO=$WORK/tresor-repo     # full + incremental with --dirty-extents
 T_REPO_B=$WORK/tresor-repo-b # copy after the full backup: incremental without them
-
-say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() {
-    printf 'compare: error: %s\n' "$*" >&2
-    exit 1
-}
 
 # ---------------------------------------------------------------------------- cleanup
 CUR_PID=
@@ -89,107 +84,11 @@ on_signal() {
 trap cleanup EXIT
 trap on_signal INT TERM
 
-# timed NAME CMD...: runs CMD (stdin /dev/null, stdout/stderr into $LOGS/NAME.out/.err)
-# bounded by STEP_TIMEOUT, measured by GNU time. Sets T_SEC (wall clock, s) and T_KIB
-# (max RSS, KiB). The command runs as a background job so that Ctrl-C (the trap) can stop
-# it: `timeout` puts itself and the command in their own process group, and kills that
-# whole group on time-out or when it is sent SIGTERM.
-# Also sets T_CPU (the command's user+sys CPU seconds), T_OTHERS (CPU seconds the rest
-# of the machine used meanwhile) and T_STEAL (seconds the hypervisor gave away): noise.
-T_SEC=
-T_KIB=
-T_CPU=
-T_OTHERS=
-T_STEAL=
-HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
-timed() {
-    local name=$1
-    shift
-    local tf=$LOGS/$name.time rc=0 b0 s0 b1 s1 u sy
-    read -r b0 s0 < <(cpu_ticks)
-    timeout -k 30 "$STEP_TIMEOUT" /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" \
-        </dev/null >"$LOGS/$name.out" 2>"$LOGS/$name.err" &
-    CUR_PID=$!
-    wait "$CUR_PID" || rc=$?
-    CUR_PID=
-    if ((rc != 0)); then
-        {
-            if ((rc == 124 || rc == 137)); then
-                echo "compare: error: step '$name' took longer than STEP_TIMEOUT=$STEP_TIMEOUT s and was stopped"
-            else
-                echo "compare: error: step '$name' failed (exit status $rc): $*"
-            fi
-            echo "--- last lines of $LOGS/$name.err:"
-            tail -n 20 "$LOGS/$name.err"
-            echo "--- last lines of $LOGS/$name.out:"
-            tail -n 5 "$LOGS/$name.out"
-        } >&2
-        exit 1
-    fi
-    read -r b1 s1 < <(cpu_ticks)
-    read -r T_SEC T_KIB u sy < <(tail -n 1 "$tf")
-    T_CPU=$(calc "$u + $sy")
-    T_OTHERS=$(calc "sprintf(\"%.2f\", ($b1 - $b0) / $HZ - $T_CPU < 0 ? 0 : ($b1 - $b0) / $HZ - $T_CPU)")
-    T_STEAL=$(calc "($s1 - $s0) / $HZ")
-}
-
 # ------------------------------------------------------------------ page cache handling
-CACHE_NOTE=
-drop_caches() { sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; }
-if [[ $BENCH_CACHE == cold ]]; then
-    if drop_caches; then
-        CACHE_NOTE="cold cache (page cache dropped before each timed step)"
-    else
-        BENCH_CACHE=warm
-        CACHE_NOTE="warm cache: dropping the page cache failed here; each timed step's input is read once before it"
-    fi
-elif [[ $BENCH_CACHE == warm ]]; then
-    CACHE_NOTE="warm cache (BENCH_CACHE=warm): each timed step's input is read once before it"
-else
-    die "BENCH_CACHE must be cold or warm, not $BENCH_CACHE"
-fi
-
-# prepare PATH...: before a timed step: drop the page cache, or (warm mode) read the
-# step's inputs once: files, or every file under folders; only data extents of sparse
-# files are read (a 1 TiB sparse file is not read as 1 TiB of zeros).
-prepare() {
-    if [[ $BENCH_CACHE == cold ]]; then
-        drop_caches || die "dropping the page cache stopped working"
-        return
-    fi
-    sync
-    "$PY" - "$@" <<'EOF'
-import os, sys
-def warm(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size, off = os.fstat(fd).st_size, 0
-        while off < size:
-            try:
-                off = os.lseek(fd, off, os.SEEK_DATA)
-                end = os.lseek(fd, off, os.SEEK_HOLE)
-            except OSError:
-                break
-            while off < end:
-                n = len(os.pread(fd, min(8 << 20, end - off), off))
-                if n == 0:
-                    break
-                off += n
-    finally:
-        os.close(fd)
-for p in sys.argv[1:]:
-    if os.path.isdir(p):
-        for d, _, files in os.walk(p):
-            for f in files:
-                warm(os.path.join(d, f))
-    else:
-        warm(p)
-EOF
-}
+# prepare (lib.sh) drops the page cache before each timed step, or reads its inputs.
+setup_cache
 
 # --------------------------------------------------------------------- small helpers
-bytes_of() { du -sb "$1" | cut -f1; }
 # bytes and files under the given subfolders of a repository (missing ones count 0)
 meta_bytes() {
     local repo=$1 sum=0 d
@@ -199,11 +98,6 @@ meta_bytes() {
     echo "$sum"
 }
 files_in() { if [[ -d $1 ]]; then find "$1" -type f | wc -l; else echo 0; fi; }
-calc() { awk "BEGIN { printf \"%s\", ($1) }"; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
-kb() { awk -v b="$1" 'BEGIN { printf "%.1f KB", b / 1e3 }'; }
-secs() { awk -v s="$1" 'BEGIN { printf "%.2f s", s }'; }
-mib_rss() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
 # speed: restic time / tresor time, worded
 faster() {
     awk -v r="$1" -v t="$2" 'BEGIN {
@@ -213,41 +107,12 @@ faster() {
 }
 # meets A OP B -> "met" / "MISSED"
 meets() { awk -v a="$1" -v b="$3" "BEGIN { print ((a $2 b) ? \"met\" : \"MISSED\") }"; }
-rp_id_from() {
-    local id
-    id=$(tail -n 1 "$1" | tr -d '\r' | sed 's/[[:space:]]*$//')
-    [[ $id =~ ^[A-Za-z0-9._:+-]+$ ]] ||
-        die "tresor did not print a recovery point id as the last line of stdout (got '$id'; see $1)"
-    echo "$id"
-}
-# Every measured step, for the table of commands; peak RSS per tool; noise totals.
-declare -a CMD_ROWS=()
-T_PEAK_KIB=0
-R_PEAK_KIB=0
-SUM_SEC=0 SUM_OTHERS=0 SUM_STEAL=0
-note_step() { # TOOL LABEL (after a timed step)
-    CMD_ROWS+=("$(printf '  %-6s %-42s %9s %9s %9s %10s' "$1" "$2" "$(secs "$T_SEC")" \
-        "$(secs "$T_CPU")" "$(secs "$(calc "$T_OTHERS + $T_STEAL")")" "$(mib_rss "$T_KIB")")")
-    if [[ $1 == tresor ]]; then
-        ((T_KIB > T_PEAK_KIB)) && T_PEAK_KIB=$T_KIB
-    else
-        ((T_KIB > R_PEAK_KIB)) && R_PEAK_KIB=$T_KIB
-    fi
-    SUM_SEC=$(calc "$SUM_SEC + $T_SEC")
-    SUM_OTHERS=$(calc "$SUM_OTHERS + $T_OTHERS")
-    SUM_STEAL=$(calc "$SUM_STEAL + $T_STEAL")
-    return 0
-}
 
 # ------------------------------------------------------------------------- preflight
 [[ $WORK == /* && $WORK != / && $WORK != "$HOME" && $WORK != "$ROOT" ]] ||
     die "TRESOR_BENCH_DIR must be an absolute path of a folder of its own (it is emptied): $WORK"
 command -v restic >/dev/null || die "restic is not installed: apt-get install -y restic"
-# GNU time is Debian's package `time` (the shell keyword cannot report max RSS).
-if [[ ! -x /usr/bin/time ]]; then
-    say "installing Debian's 'time' package for /usr/bin/time (max RSS)"
-    apt-get install -y time >/dev/null || die "/usr/bin/time missing: apt-get install -y time"
-fi
+need_gnu_time
 for tool in timeout cmp mkfs.ext4 dd truncate "$PY"; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
@@ -287,10 +152,7 @@ say "work dir $WORK; $CACHE_NOTE"
 say "restic $RESTIC_VER; tresor $TRESOR (commit $TRESOR_REV)"
 # Is the machine idle? CPU the whole machine uses over 2 s (the load average would still
 # remember a previous run).
-read -r b0 s0 < <(cpu_ticks)
-sleep 2
-read -r b1 s1 < <(cpu_ticks)
-busy=$(calc "($b1 - $b0 + $s1 - $s0) / $HZ / 2")
+busy=$(machine_busy)
 if [[ $(calc "$busy > 0.1") == 1 ]]; then
     say "warning: the machine is busy ($(calc "sprintf(\"%.0f\", 100 * $busy)")% of a core used or stolen): timings will be noisy"
 fi

@@ -43,8 +43,9 @@ INCR_MIB=${INCR_MIB:-40}
 INCR_BLOCK_KIB=64
 KEEP=${KEEP:-0}
 LAG_TARGET=60
-PY=python3
-[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
+BENCH_NAME=replication
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 export TRESOR_PASSWORD=secret
 unset TRESOR_PASSWORD_FILE TRESOR_SERVER TRESOR_TOKEN TRESOR_FINGERPRINT
 
@@ -58,27 +59,9 @@ DATA=$SVC/data
 VAULT=bench
 HOST=bench-host
 
-say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() {
-    printf 'replication: error: %s\n' "$*" >&2
-    exit 1
-}
-
 # ---------------------------------------------------------------------------- cleanup
-CUR_PID=
 SERVER_PID=
 QEMU_PID=
-stop_pid() { # PID: TERM, then KILL after 10 s
-    local pid=$1
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     stop_pid "$CUR_PID"
@@ -102,46 +85,12 @@ on_signal() {
 trap cleanup EXIT
 trap on_signal INT TERM
 
-# timed NAME CMD...: runs CMD (stdin /dev/null, output into $LOGS/NAME.out/.err) under
-# `timeout` as a background job (so that Ctrl-C can stop it); sets SEC (wall clock, s).
-SEC=
-timed() {
-    local name=$1 rc=0 t0 t1
-    shift
-    t0=$(date +%s.%N)
-    timeout -k 30 "$STEP_TIMEOUT" "$@" </dev/null >"$LOGS/$name.out" 2>"$LOGS/$name.err" &
-    CUR_PID=$!
-    wait "$CUR_PID" || rc=$?
-    CUR_PID=
-    t1=$(date +%s.%N)
-    if ((rc != 0)); then
-        {
-            if ((rc == 124 || rc == 137)); then
-                echo "replication: error: step '$name' took longer than STEP_TIMEOUT=$STEP_TIMEOUT s and was stopped"
-            else
-                echo "replication: error: step '$name' failed (exit status $rc): $*"
-            fi
-            echo "--- last lines of $LOGS/$name.err:"
-            tail -n 20 "$LOGS/$name.err"
-            echo "--- last lines of $LOGS/$name.out:"
-            tail -n 5 "$LOGS/$name.out"
-        } >&2
-        exit 1
-    fi
-    SEC=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-}
-
 # ------------------------------------------------------------------ page cache handling
 CACHE_NOTE="cold cache (page cache dropped before each timed copy)"
-drop_caches() { sync && { echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; }
 drop_caches || CACHE_NOTE="warm cache (the page cache cannot be dropped here: run as root for cold)"
 prepare() { drop_caches || sync; }
 
 # --------------------------------------------------------------------- small helpers
-calc() { awk "BEGIN { printf \"%s\", ($1) }"; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
-mibs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f MiB/s", b / 1048576 / s; else print "-" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 # Bytes of the objects of a repository folder: every file but temp files, writers/ and gc/.
 repo_bytes() {
     find "$1" \( -name writers -o -name gc \) -prune -o -type f ! -name '.*' -printf '%s\n' |
@@ -155,25 +104,10 @@ point_from() {
     [[ $id =~ ^[0-9a-f]{32}$ ]] || die "tresor did not print a recovery point id last (got '$id'; see $1)"
     echo "$id"
 }
-# json EXPR: evaluates a Python expression over the JSON on stdin (`d`); prints it.
-json() { "$PY" -c "import json, sys; d = json.load(sys.stdin); v = ($1); print('' if v is None else v)"; }
-# seconds_between T0 T1: RFC 3339 times (nanoseconds allowed) -> T1 - T0, seconds.
-seconds_between() {
-    "$PY" - "$1" "$2" <<'EOF'
-import datetime, re, sys
-def parse(t):
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", t.strip())
-    if not m:
-        raise SystemExit(f"not an RFC 3339 time: {t!r}")
-    base = datetime.datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3) == "Z" else m.group(3)))
-    return base.timestamp() + (float("0." + m.group(2)) if m.group(2) else 0.0)
-print(f"{parse(sys.argv[2]) - parse(sys.argv[1]):.2f}")
-EOF
-}
-
 # ------------------------------------------------------------------------- preflight
 [[ $WORK == /* && $WORK != / && $WORK != "$HOME" && $WORK != "$ROOT" ]] ||
     die "TRESOR_BENCH_DIR must be an absolute path of a folder of its own (it is emptied): $WORK"
+need_gnu_time
 for tool in timeout mkfs.ext4 qemu-img qemu-system-x86_64 "$PY"; do
     command -v "$tool" >/dev/null || die "$tool not found (QEMU: scripts/install-deps.sh as root)"
 done
@@ -196,11 +130,7 @@ timeout 30 "$TRESOR" repo replicate --help >/dev/null 2>&1 ||
 TRESOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
 [[ -n $(git -C "$ROOT" status --porcelain -- crates 2>/dev/null) ]] && TRESOR_REV+=" + uncommitted changes"
 say "work dir $WORK; $CACHE_NOTE; tresor $TRESOR (commit $TRESOR_REV)"
-HZ=$(getconf CLK_TCK)
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-b0=$(busy_ticks)
-sleep 2
-BUSY=$(calc "sprintf(\"%.0f\", 100 * ($(busy_ticks) - $b0) / $HZ / 2)")
+BUSY=$(calc "sprintf(\"%.0f\", 100 * $(machine_busy))")
 BUSY_NOTE=
 if ((BUSY > 10)); then
     BUSY_NOTE="the machine was busy at the start ($BUSY% of a core used or stolen): timings are noisy"
@@ -292,7 +222,7 @@ scratch_dir = "$SVC"
 name = "app"
 qmp = "$SVC/agent.qmp"
 EOF
-PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 say "starting tresor serve --with-local-agent on 127.0.0.1:$PORT (data $DATA)"
 TRESOR_LOG=info "$TRESOR" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
     --with-local-agent --agent-config "$SVC/agent.toml" \
