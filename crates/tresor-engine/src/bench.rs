@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use tresor_blocksource::{BlockSource, Extent, ExtentKind};
 use tresor_crypto::MasterKey;
-use tresor_storage::LocalDir;
+use tresor_storage::{LocalDir, ObjectKind};
 
 use crate::backup::{self, BackupRequest, DiskSource};
 use crate::restore::{self, OutputFormat, RestoreRequest};
@@ -192,6 +192,26 @@ fn pipeline(
             size >> 20,
             point.stats.bytes_added >> 20
         )),
+    });
+    // What the vault server does with every pack an agent uploads, on one core: the
+    // disk's bytes per second it can take in.
+    let packs = repo.backend().list(ObjectKind::Pack)?;
+    let mut bytes = Vec::with_capacity(packs.len());
+    for p in &packs {
+        bytes.push((
+            p.name.clone(),
+            repo.backend().get(ObjectKind::Pack, &p.name)?,
+        ));
+    }
+    let started = Instant::now();
+    for (name, b) in &bytes {
+        crate::intake::check_pack(&repo, name, b)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    report(&BenchLine {
+        what: "upload check of the packs (server intake, one core)".into(),
+        mb_per_s: size as f64 / secs / 1e6,
+        note: Some(format!("{} packs", packs.len())),
     });
     let out = dir.join("restored.raw");
     let started = Instant::now();

@@ -211,12 +211,14 @@ pub fn check_index(repo: &Repository, name: &str, bytes: &[u8]) -> Result<IndexF
         }
         let size = match repo.backend().size(ObjectKind::Pack, &pack) {
             Ok(size) => size,
-            Err(e) if e.is_not_found() => return Err(rejected(
-                object,
-                format!(
+            Err(e) if e.is_not_found() => {
+                return Err(rejected(
+                    object,
+                    format!(
                     "it lists pack {pack}, which is not stored (packs go up before their index)"
                 ),
-            )),
+                ))
+            }
             Err(e) => return Err(e.into()),
         };
         let stored = pack_entries_of_size(repo, &pack, size)?;

@@ -15,9 +15,7 @@ use rand::{RngCore, SeedableRng};
 use tresor_crypto::{ChunkIdKey, Sealer};
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
-use tresor_engine::{
-    gc, intake, verify, Error, InitOptions, KdfParams, LocalDir, Manifest, Repository,
-};
+use tresor_engine::{gc, intake, verify, Error, Manifest, Repository};
 use tresor_format::blob::{seal_blob, BlobKind};
 use tresor_format::index::{IndexFile, IndexedPack};
 use tresor_format::key_file::KeyFile;
@@ -32,18 +30,7 @@ const CHUNK: usize = 8192;
 const DISK: usize = 2 << 20;
 
 fn init(path: &Path) -> Repository {
-    let backend = Arc::new(LocalDir::create(path).unwrap());
-    let opts = InitOptions {
-        chunk_size: CHUNK as u32,
-        tree_fanout: 4,
-        pack_size: 1 << 20,
-        kdf: KdfParams {
-            m_cost: 8 * 1024,
-            t_cost: 1,
-            p_cost: 1,
-        },
-    };
-    Repository::init(backend, PW, &opts).unwrap()
+    common::small_repository(path, PW, CHUNK)
 }
 
 fn disk(seed: u64) -> Vec<u8> {

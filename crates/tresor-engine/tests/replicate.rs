@@ -15,7 +15,7 @@ use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::progress::Progress;
 use tresor_engine::replicate::{self, ReplicateOptions};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
-use tresor_engine::{gc, verify, Error, InitOptions, KdfParams, LocalDir, Manifest, Repository};
+use tresor_engine::{gc, verify, Error, KdfParams, LocalDir, Manifest, Repository};
 use tresor_storage::{Backend, ObjectInfo, ObjectKind, WriterGuard, WriterInfo, WriterRegistry};
 
 const PW: &[u8] = b"replication test";
@@ -25,18 +25,7 @@ const DISK: usize = 4 << 20;
 const HOLE: (u64, u64) = (1 << 20, 256 << 10);
 
 fn init(path: &Path) -> Repository {
-    let backend = Arc::new(LocalDir::create(path).unwrap());
-    let opts = InitOptions {
-        chunk_size: CHUNK as u32,
-        tree_fanout: 4,
-        pack_size: 1 << 20,
-        kdf: KdfParams {
-            m_cost: 8 * 1024,
-            t_cost: 1,
-            p_cost: 1,
-        },
-    };
-    Repository::init(backend, PW, &opts).unwrap()
+    common::small_repository(path, PW, CHUNK)
 }
 
 fn open_local(path: &Path) -> Repository {

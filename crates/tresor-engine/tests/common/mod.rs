@@ -1,6 +1,29 @@
-//! What the engine's integration tests share: a disk in memory.
+//! What the engine's integration tests share: a disk in memory, and a small
+//! repository that opens fast.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use tresor_blocksource::{BlockSource, Extent, ExtentKind};
+use tresor_engine::{InitOptions, KdfParams, LocalDir, Repository};
+
+/// A new repository in `path` with `chunk` bytes per chunk, fan-out 4, 1 MiB packs
+/// and the cheapest key derivation (tests open it often).
+#[allow(dead_code)] // not every test binary uses it
+pub fn small_repository(path: &Path, passphrase: &[u8], chunk: usize) -> Repository {
+    let backend = Arc::new(LocalDir::create(path).unwrap());
+    let opts = InitOptions {
+        chunk_size: chunk as u32,
+        tree_fanout: 4,
+        pack_size: 1 << 20,
+        kdf: KdfParams {
+            m_cost: 8 * 1024,
+            t_cost: 1,
+            p_cost: 1,
+        },
+    };
+    Repository::init(backend, passphrase, &opts).unwrap()
+}
 
 /// A disk in memory whose zero ranges are reported as extents, like holes of a file.
 pub struct TestDisk {
