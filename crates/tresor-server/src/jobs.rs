@@ -164,28 +164,71 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
     let mut item = state.store.get_item(&item_id)?;
     let agent = job.agent_id.clone().unwrap_or_default();
     let mut vault = state.store.get_vault(&job.vault_id)?;
-    let repo = state.repos.open_or_create(&vault, &agent)?;
-    let manifest = match accept_point(state, &repo, &item, &done.point_id)? {
-        Ok(m) => m,
-        Err(refusal) => {
-            tracing::warn!(job = %job.id, item = ?item.vm_name, code = refusal.code, "{}", refusal.message);
-            finish(
-                state,
-                job,
-                JobStatus::Failed,
-                Some(refusal),
-                done.warnings,
-                Value::Null,
-            )?;
-            item.state = enum_name(parse_state(&item.state).after_backup_failed());
-            state.store.update_item(&item)?;
-            return Ok(());
+    let began = job.started.unwrap_or(job.created);
+    // A report retried after the server stopped between cataloguing this job's point
+    // and ending the job: the point is this item's and no older than the job.
+    let point = match state.store.get_point(&done.point_id) {
+        Ok(p) if p.item_id == item.id && p.created >= began => p,
+        _ => {
+            let repo = state.repos.open_or_create(&vault, &agent)?;
+            let manifest = match accept_point(state, &repo, &item, &done.point_id)? {
+                Ok(m) => m,
+                Err(refusal) => {
+                    tracing::warn!(job = %job.id, item = ?item.vm_name, code = refusal.code, "{}", refusal.message);
+                    finish(
+                        state,
+                        job,
+                        JobStatus::Failed,
+                        Some(refusal),
+                        done.warnings,
+                        Value::Null,
+                    )?;
+                    item.state = enum_name(parse_state(&item.state).after_backup_failed());
+                    state.store.update_item(&item)?;
+                    return Ok(());
+                }
+            };
+            let point = catalogue_point(state, job, &item, &manifest, &done, began)?;
+            state.store.insert_point(&point)?;
+            point
         }
     };
-    // The point's time as the catalogue keeps it, and the base of its expiry, is within
-    // the job's run by the server's clock: an agent cannot date a point into the past to
-    // have retention delete it early.
-    let began = job.started.unwrap_or(job.created);
+    if !vault.redundancy_locked {
+        vault.redundancy_locked = true;
+        state.store.update_vault(&vault)?;
+    }
+    item.state = enum_name(parse_state(&item.state).after_backup_succeeded());
+    item.last_backup = Some(point.created);
+    state.store.update_item(&item)?;
+    let status = if done.warnings.is_empty() {
+        JobStatus::Completed
+    } else {
+        JobStatus::CompletedWithWarnings
+    };
+    let result = json!({
+        "recoveryPoint": point.id,
+        "consistency": point.consistency,
+        "bytesRead": point.body["stats"]["bytes_read"],
+        "bytesAdded": point.body["stats"]["bytes_added"],
+        "frozenMs": done.frozen_ms,
+    });
+    finish(state, job, status, None, done.warnings, result)?;
+    apply_retention(state, &item)?;
+    state.replication_wake.notify_one();
+    Ok(())
+}
+
+/// The catalogue's row for an accepted point. Its time, and the base of its expiry, is
+/// within the job's run by the server's clock: an agent cannot date a point into the
+/// past to have retention delete it early.
+fn catalogue_point(
+    state: &AppState,
+    job: &JobRow,
+    item: &ItemRow,
+    manifest: &tresor_engine::Manifest,
+    done: &BackupDone,
+    began: Timestamp,
+) -> ApiResult<PointRow> {
     let created = manifest.created.clamp(began, state.now().max(began));
     let body = JobBody::of(job);
     let on_demand = body
@@ -210,10 +253,10 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
             .as_ref()
             .map(|p: &BackupPolicy| p.retain_until(created))
     };
-    let point = PointRow {
+    Ok(PointRow {
         id: manifest.id.clone(),
         vault_id: job.vault_id.clone(),
-        item_id: item_id.clone(),
+        item_id: item.id.clone(),
         created,
         consistency: manifest.consistency.to_string(),
         expires,
@@ -229,31 +272,7 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
         }),
         replicated: None,
         primary_deleted: None,
-    };
-    state.store.insert_point(&point)?;
-    if !vault.redundancy_locked {
-        vault.redundancy_locked = true;
-        state.store.update_vault(&vault)?;
-    }
-    item.state = enum_name(parse_state(&item.state).after_backup_succeeded());
-    item.last_backup = Some(created);
-    state.store.update_item(&item)?;
-    let status = if done.warnings.is_empty() {
-        JobStatus::Completed
-    } else {
-        JobStatus::CompletedWithWarnings
-    };
-    let result = json!({
-        "recoveryPoint": manifest.id,
-        "consistency": point.consistency,
-        "bytesRead": manifest.stats.bytes_read,
-        "bytesAdded": manifest.stats.bytes_added,
-        "frozenMs": done.frozen_ms,
-    });
-    finish(state, job, status, None, done.warnings, result)?;
-    apply_retention(state, &item)?;
-    state.replication_wake.notify_one();
-    Ok(())
+    })
 }
 
 /// Checks the point an agent reported: `Ok(Err(why))` is a refusal (the job fails

@@ -524,12 +524,57 @@ async fn an_agent_reaches_only_its_own_repository_and_never_destroys() {
         .await
         .unwrap();
     assert!(!config.is_empty());
-    let pack = format!("{objects}/data/{}", "ab".repeat(32));
-    a.put_bytes(&pack, vec![1u8; 100]).await.unwrap();
-    a.put_bytes(&pack, vec![1u8; 100]).await.unwrap();
+    // A pack as the agent makes it: one genuine blob, sealed with the repository's key.
+    let key_name = a
+        .get_json::<Value>(&format!("{objects}/keys"))
+        .await
+        .unwrap()[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = tresor_format::key_file::KeyFile::decode(
+        &a.get_bytes(&format!("{objects}/keys/{key_name}"), None)
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+    .wrapped()
+    .unwrap()
+    .unwrap_key(job["passphrase"].as_str().unwrap().as_bytes())
+    .unwrap();
+    let plain = vec![1u8; 4096];
+    let id = key.chunk_id_key().id_of(&plain);
+    let mut compressor = zstd::bulk::Compressor::new(1).unwrap();
+    let (mut scratch, mut sealed) = (Vec::new(), Vec::new());
+    let meta = tresor_format::blob::seal_blob(
+        &key.sealer(),
+        &mut compressor,
+        &mut scratch,
+        tresor_format::blob::BlobKind::Data,
+        &id,
+        &plain,
+        &mut sealed,
+    );
+    let mut builder = tresor_format::pack::PackBuilder::new();
+    builder.add(tresor_format::blob::BlobKind::Data, id, meta, &sealed);
+    let built = builder.finish(&key.sealer());
+    let pack = format!("{objects}/data/{}", built.name);
+    a.put_bytes(&pack, built.bytes.clone()).await.unwrap();
+    a.put_bytes(&pack, built.bytes.clone()).await.unwrap();
     assert_eq!(
         code(a.put_bytes(&pack, vec![2u8; 100]).await),
         "ObjectExists"
+    );
+    // Bytes that are not a pack are refused before anything is stored.
+    assert_eq!(
+        code(
+            a.put_bytes(
+                &format!("{objects}/data/{}", "ab".repeat(32)),
+                vec![1u8; 100]
+            )
+            .await
+        ),
+        "ObjectRejected"
     );
     assert_eq!(
         code(
@@ -545,7 +590,7 @@ async fn an_agent_reaches_only_its_own_repository_and_never_destroys() {
     ));
     assert_eq!(
         a.get_bytes(&pack, Some((10, 5))).await.unwrap().as_ref(),
-        &[1u8; 5]
+        &built.bytes[10..15]
     );
     // B cannot report progress on A's job.
     let r = b

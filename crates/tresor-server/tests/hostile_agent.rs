@@ -650,3 +650,31 @@ fn repo_point(repo: &Repository, id: &str) -> Manifest {
 fn stored_points(repo: &Repository) -> Vec<String> {
     tokio::task::block_in_place(|| repo.point_ids().unwrap())
 }
+
+/// The server stopped after it catalogued a point and before it ended the job: the
+/// agent's retried report ends the job Completed with that point (not a refusal as
+/// "reported before"), and the point is listed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_retried_after_the_server_stopped_completes_the_job() {
+    let w = world().await;
+    let host = w.protected_host("v1", "kvm1").await;
+    let (points, last) = w.two_backups("v1", &host).await;
+    // As if the server had died between cataloguing the point and ending the job.
+    let mut row = w.server.state.store.get_job(&last.job).unwrap();
+    row.status = "InProgress".into();
+    row.ended = None;
+    row.lease_until = Some(w.server.state.now() + jiff::SignedDuration::from_secs(120));
+    w.server.state.store.update_job(&row).unwrap();
+    host.complete(&last.job, &points[1].0).await;
+    let j = job(&w.admin, &last.job).await;
+    assert_eq!(j["status"], "Completed", "{j}");
+    assert_eq!(j["result"]["recoveryPoint"], points[1].0.as_str());
+    let listed: Value = w
+        .admin
+        .get_json("api/v1/vaults/v1/items/vm1/recovery-points")
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    drop(host);
+    w.finish().await;
+}
