@@ -9,25 +9,8 @@
 
 use tresor_crypto::{ChunkIdKey, Sealer};
 
-use crate::config::MAX_CHUNK_SIZE;
-use crate::tree::MAX_TREE_NODE_LEN;
+pub use crate::MAX_BLOB_RAW_LEN;
 use crate::{ChunkId, Error, Result};
-
-/// Largest plaintext of a blob. A blob is one chunk (at most the largest chunk size a
-/// repository config allows) or one tree node (at most the largest fan-out's worth of
-/// ids); nothing a writer produces is longer. `raw_len` comes from a pack trailer or
-/// an index file, which may be hostile: [`open_blob`] refuses anything above this
-/// before it allocates a decompression buffer of that size.
-pub const MAX_BLOB_RAW_LEN: u32 = {
-    let tree = MAX_TREE_NODE_LEN as u32;
-    if MAX_CHUNK_SIZE > tree {
-        MAX_CHUNK_SIZE
-    } else {
-        tree
-    }
-};
-const _: () = assert!(MAX_BLOB_RAW_LEN >= MAX_CHUNK_SIZE);
-const _: () = assert!(MAX_BLOB_RAW_LEN as usize >= MAX_TREE_NODE_LEN);
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
