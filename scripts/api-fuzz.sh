@@ -22,7 +22,7 @@
 #
 # What does not run like the rest, and why:
 # - nextJob (POST /api/v1/agent/jobs/next) is a long poll of up to 20 s; it is called
-#   with ?wait=0 or 1 so that a pass does not spend its time waiting.
+#   with ?wait=0 (a hook sets it) so that a pass does not spend its time waiting.
 # - The destructive calls (deleteVault, deletePolicy, deleteToken, disableProtection,
 #   releaseWriter, cancelJob) run in a last pass of their own, with the admin token,
 #   after the others: run earlier they would take the world apart under the other
@@ -43,6 +43,15 @@ mkdir -p "$work"
 log() { printf 'api-fuzz: %s\n' "$*" >&2; }
 
 # --- Python tools -----------------------------------------------------------------
+if ! command -v curl >/dev/null; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null
+  else
+    log "curl is missing (apt-get install curl)"
+    exit 1
+  fi
+fi
 if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$schemathesis_version"; then
   rm -rf "$venv"
   if ! python3 -m venv "$venv" >/dev/null 2>&1; then
@@ -80,7 +89,30 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url=https://127.0.0.1:$port
-"$tresor" serve --data-dir "$data/server" --listen "127.0.0.1:$port" >"$work/server.out" 2>"$work/server.log" &
+# With qemu-nbd (qemu-utils), the server also runs its local agent for a stopped VM of
+# one raw image: its backup gives the world a real recovery point (and real objects),
+# so that recovery point and restore calls reach past "not found".
+local_agent=()
+if command -v qemu-nbd >/dev/null; then
+  mkdir -p "$data/restores" "$data/scratch"
+  head -c 1048576 /dev/urandom >"$data/vm-local.raw"
+  truncate -s 4M "$data/vm-local.raw"
+  cat >"$data/agent.toml" <<TOML
+state_dir = "$data/agent"
+host = "local-kvm"
+location = "westeurope"
+scratch_dir = "$data/scratch"
+restore_roots = ["$data/restores"]
+[[vm]]
+name = "vm-local"
+disks = ["$data/vm-local.raw"]
+TOML
+  local_agent=(--with-local-agent --agent-config "$data/agent.toml")
+else
+  log "qemu-nbd is missing (qemu-utils): no recovery point in the world"
+fi
+"$tresor" serve --data-dir "$data/server" --listen "127.0.0.1:$port" "${local_agent[@]}" \
+  >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 100); do
   curl -ksf "$url/api/v1/ping" >/dev/null 2>&1 && break
@@ -126,11 +158,32 @@ call POST "/api/v1/agent/jobs/next?wait=1" '' "$agent" >/dev/null
 call POST "/api/v1/vaults/$vault/items/db01/backup" '{}' >/dev/null
 writer=$(call POST "/api/v1/agent/repos/$(call GET "/api/v1/vaults/$vault" | field id)/writers" '{"description":"api-fuzz"}' "$agent" | field id)
 vault_id=$(call GET "/api/v1/vaults/$vault" | field id)
+point=none
+if [ ${#local_agent[@]} -gt 0 ]; then
+  for _ in $(seq 100); do
+    call GET "/api/v1/vaults/$vault/protectable-items" | grep -q vm-local && break
+    sleep 0.2
+  done
+  call POST "/api/v1/vaults/$vault/items" '{"host":"local-kvm","vm":"vm-local"}' >/dev/null
+  local_job=$(call POST "/api/v1/vaults/$vault/items/vm-local/backup" '{}' | field id)
+  for _ in $(seq 300); do
+    status=$(call GET "/api/v1/vaults/$vault/jobs/$local_job" | field status)
+    [ "$status" != InProgress ] && break
+    sleep 0.2
+  done
+  if [[ "$status" == Completed* ]]; then
+    point=$(call GET "/api/v1/vaults/$vault/items/vm-local/recovery-points" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+  else
+    log "the local agent's backup ended $status: no recovery point in the world"
+    call GET "/api/v1/vaults/$vault/jobs/$local_job" >&2
+  fi
+fi
 api_token_id=$(call POST /api/v1/tokens '{"name":"api-fuzz"}' | field id)
 # Names of the objects in the agent's repository (made when it took its first job).
 objects=$(for kind in config keys; do call GET "/api/v1/agent/repos/$vault_id/objects/$kind" '' "$agent"; echo; done |
   python3 -c 'import json, sys; print(", ".join(json.dumps(o["name"]) for l in sys.stdin if l.strip() for o in json.loads(l)))')
-log "world: vaults $vault and $throwaway, policy Policy-1, agent kvm1 ($agent_id), items web01 ($item) and db01, job $job"
+log "world: vaults $vault and $throwaway, policy Policy-1, agent kvm1 ($agent_id), items web01 ($item), db01 and vm-local (point $point), job $job"
 
 # --- schemathesis -------------------------------------------------------------------
 config=$work/schemathesis.toml
@@ -140,9 +193,11 @@ values = ["$vault", "$throwaway", "$vault_id", "vault-1"]
 [dictionaries.policy]
 values = ["Policy-1", "DefaultPolicy"]
 [dictionaries.item]
-values = ["web01", "db01", "$item"]
+values = ["web01", "db01", "vm-local", "$item"]
 [dictionaries.job]
 values = ["$job"]
+[dictionaries.point]
+values = ["$point"]
 [dictionaries.vault_id]
 values = ["$vault_id"]
 [dictionaries.object]
@@ -152,7 +207,7 @@ values = ["config", "keys", "data", "index", "points", "gc"]
 [dictionaries.id]
 values = ["$writer", "$api_token_id"]
 [dictionaries.wait]
-values = [0, 1]
+values = [0]
 
 [parameters]
 "path.vault" = { dictionary = "vault", probability = 0.7 }
@@ -168,6 +223,24 @@ values = [0, 1]
 include-path-regex = "^/api/v1/agent/repos/"
 parameters = { "path.vault" = { dictionary = "vault_id", probability = 0.8 }, "path.name" = { dictionary = "object", probability = 0.7 } }
 EOF
+
+# nextJob's long poll: whatever the generator chose (no ?wait, or up to 20 s), a
+# valid wait becomes 0; invalid values go as they are (they are answered at once).
+cat >"$work/hooks.py" <<'PY'
+import schemathesis
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if case.operation.path != "/api/v1/agent/jobs/next":
+        return
+    query = dict(case.query or {})
+    wait = str(query.get("wait", "0"))
+    if wait.isdigit():
+        query["wait"] = 0
+        case.query = query
+PY
+export SCHEMATHESIS_HOOKS=$work/hooks.py
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 destructive=(deleteVault deletePolicy deleteToken disableProtection releaseWriter cancelJob)
