@@ -37,6 +37,9 @@
 #                      server's and the agent's CPU are told apart) or local
 #                      (`tresor serve --with-local-agent`, one process)
 #   LOCAL_RAW=0        skip the raw image's local backups (step 2)
+#   SERVICE_PERF=1     record each service job with `perf record` (server and agent
+#                      apart), reports in logs/*-perf.txt; perf's own cost is in the
+#                      figures then: a run for where the time goes, not for the table
 #   STEP_TIMEOUT       seconds any one step may take (default 1200)
 #   IMAGE_GIB, DATA_GIB, INCR_MIB   the workload (defaults 4, 2.5, 40)
 #   KEEP=1             keep the big files (images, repositories, service data)
@@ -49,6 +52,7 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-1200}
 BENCH_CACHE=${BENCH_CACHE:-cold}
 SERVICE_AGENT=${SERVICE_AGENT:-separate}
 LOCAL_RAW=${LOCAL_RAW:-1}
+SERVICE_PERF=${SERVICE_PERF:-0}
 IMAGE_GIB=${IMAGE_GIB:-4}
 DATA_GIB=${DATA_GIB:-2.5}
 INCR_MIB=${INCR_MIB:-40}
@@ -143,6 +147,7 @@ check_cli() {
 [[ $SERVICE_AGENT == separate || $SERVICE_AGENT == local ]] ||
     die "SERVICE_AGENT must be separate or local, not $SERVICE_AGENT"
 need_gnu_time
+[[ $SERVICE_PERF != 1 ]] || command -v perf >/dev/null || die "SERVICE_PERF=1 needs perf (apt-get install linux-perf)"
 for tool in timeout mkfs.ext4 qemu-img qemu-io qemu-nbd "$PY"; do
     command -v "$tool" >/dev/null || die "$tool not found (QEMU's tools: scripts/install-deps.sh as root)"
 done
@@ -370,6 +375,18 @@ service_job() {
     read -r b0 st0 < <(cpu_ticks)
     s0=$(proc_cpu "$server")
     a0=$(proc_cpu "$agent")
+    local -a perf_pids=()
+    if [[ $SERVICE_PERF == 1 ]]; then
+        local p who
+        for who in server agent; do
+            p=${!who}
+            [[ -n $p ]] || continue
+            perf record -q -F 499 -g -o "$LOGS/$label-$kind-$who.perf" -p "$p" \
+                >"$LOGS/$label-$kind-$who-perf.out" 2>&1 &
+            perf_pids+=($!)
+        done
+        sleep 1
+    fi
     t0=$(date +%s.%N)
     cli protection backup-now -v "$VAULT" -i "$VM" -o json >"$LOGS/$label-$kind-backup-now.out"
     job=$(json "d['id']" <"$LOGS/$label-$kind-backup-now.out")
@@ -378,6 +395,15 @@ service_job() {
     s1=$(proc_cpu "$server")
     a1=$(proc_cpu "$agent")
     read -r b1 st1 < <(cpu_ticks)
+    if ((${#perf_pids[@]} > 0)); then
+        local pp f
+        for pp in "${perf_pids[@]}"; do kill -INT "$pp" 2>/dev/null || true; done
+        for pp in "${perf_pids[@]}"; do wait "$pp" 2>/dev/null || true; done
+        for f in "$LOGS/$label-$kind"-*.perf; do
+            perf report -i "$f" --no-children --sort dso,sym --percent-limit 0.5 --stdio 2>/dev/null |
+                grep -v '^$' | grep -v '^#' | grep -E '^ +[0-9]' | head -n 40 >"${f%.perf}-perf.txt" || true
+        done
+    fi
     cli job show -v "$VAULT" -n "$job" -o json >"$LOGS/$label-$kind-job.json"
     local status wall jobsec read added stored cpu_s cpu_a noise engine point split
     status=$(json "d['status']" <"$LOGS/$label-$kind-job.json")
