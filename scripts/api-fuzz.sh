@@ -3,6 +3,7 @@
 #
 #   scripts/api-fuzz.sh [MAX_EXAMPLES]      (default 10 per operation and pass: a few minutes)
 #   API_FUZZ_PASSES="agent" scripts/api-fuzz.sh 50      (some passes only)
+#   API_FUZZ_SEED=$RANDOM scripts/api-fuzz.sh 50         (other inputs than the fixed seed 1)
 #
 # Builds tresor (debug), starts `tresor serve` in a fresh data folder on a free loopback
 # port, makes a small world through the API (a vault, a policy, an agent registered with
@@ -252,7 +253,7 @@ pass() {
   shift 2
   local args=(--config-file "$config" run "$url/openapi.json" --tls-verify false
     --checks "$checks" --max-examples "$max_examples" --workers 1 --no-color
-    --request-timeout 30 --request-retries 1 --seed 1 --generation-database none
+    --request-timeout 30 --request-retries 1 --seed "${API_FUZZ_SEED:-1}" --generation-database none
     --report junit --report-junit-path "$work/junit-$name.xml")
   [ -n "$auth" ] && args+=(-H "Authorization: Bearer $auth")
   log "pass $name"
