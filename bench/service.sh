@@ -37,6 +37,8 @@
 #                      server's and the agent's CPU are told apart) or local
 #                      (`tresor serve --with-local-agent`, one process)
 #   LOCAL_RAW=0        skip the raw image's local backups (step 2)
+#   BEFORE_FIRST=1     the older binary's service path first (a check that the order
+#                      of the two does not favour one)
 #   SERVICE_PERF=1     record each service job with `perf record` (server and agent
 #                      apart), reports in logs/*-perf.txt; perf's own cost is in the
 #                      figures then: a run for where the time goes, not for the table
@@ -53,6 +55,7 @@ BENCH_CACHE=${BENCH_CACHE:-cold}
 SERVICE_AGENT=${SERVICE_AGENT:-separate}
 LOCAL_RAW=${LOCAL_RAW:-1}
 SERVICE_PERF=${SERVICE_PERF:-0}
+BEFORE_FIRST=${BEFORE_FIRST:-0}
 IMAGE_GIB=${IMAGE_GIB:-4}
 DATA_GIB=${DATA_GIB:-2.5}
 INCR_MIB=${INCR_MIB:-40}
@@ -439,9 +442,12 @@ service_job() {
     say "[$label] $kind backup: wall $(secs "$wall"), job $(secs "$jobsec"), engine ${engine} s, read $(mb "$read"), added $(mb "$added"), stored $(mb "$stored"), CPU $split s, noise $(secs "$noise")"
 }
 
-service_run after "$TRESOR"
-if [[ -n $BEFORE ]]; then
+if [[ -n $BEFORE && $BEFORE_FIRST == 1 ]]; then
     service_run before "$BEFORE"
+    service_run after "$TRESOR"
+else
+    service_run after "$TRESOR"
+    [[ -z $BEFORE ]] || service_run before "$BEFORE"
 fi
 
 # ------------------------------------------------------------------------ 6. summary
@@ -454,7 +460,7 @@ row() { printf '%-34s %9s %9s %9s %9s %-24s %8s %11s %11s\n' "$@"; }
     echo "Backups through the vault service against the local engine, $(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname)"
     echo "machine: $(nproc) cores ($CPU), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM; $CACHE_NOTE${BUSY_NOTE:+; $BUSY_NOTE}"
     echo "after: $TRESOR (commit $TRESOR_REV)"
-    [[ -n $BEFORE ]] && echo "before: $BEFORE (commit $BEFORE_REV)"
+    [[ -n $BEFORE ]] && echo "before: $BEFORE (commit $BEFORE_REV)$([[ $BEFORE_FIRST == 1 ]] && echo "; measured first")"
     echo "image: $IMAGE_GIB GiB, ext4 with ~$DATA_GIB GiB of files: $IMAGE_STATS; as qcow2 for the local qcow2 and service paths"
     echo "incremental: $CHANGED_NOTE of random data at random offsets (random-writes.sh on the raw image; the same"
     echo "  blocks replayed into each qcow2 copy with qemu-io, so its persistent dirty bitmap records them; replay identical to raw: $REPLAY_OK)"
