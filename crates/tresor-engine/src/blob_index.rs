@@ -37,7 +37,7 @@ impl BlobLocation {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct BlobIndex {
     /// Pack ids (raw BLAKE3 hashes), referenced by position.
     pub packs: Vec<[u8; 32]>,

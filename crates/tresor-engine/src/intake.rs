@@ -8,9 +8,12 @@
 //!
 //! - a **pack** is accepted when its name is the hash of its bytes, its trailer opens,
 //!   its blobs lie back to back from the header to the trailer with no gap, overlap or
-//!   duplicate, and every blob opens, decompresses to its recorded length and hashes to
-//!   its id (tree nodes also decode). So every copy of a blob in the repository is a
-//!   genuine copy: no upload can shadow a stored blob with other bytes under its id.
+//!   duplicate, and every blob authenticates; a blob whose id the repository already
+//!   holds, and every tree node, also decompresses to its recorded length and hashes to
+//!   its id (tree nodes also decode). So every second copy of a stored blob is a
+//!   genuine copy: no upload can shadow a stored blob with other bytes under its id,
+//!   and what stored points reference stays what it was. (A new data blob is only
+//!   authenticated: nothing stored references it yet; see `check_pack`.)
 //! - an **index file** is accepted when every pack it names is stored and the entries it
 //!   lists for that pack are exactly the pack's own (authenticated) trailer. An index
 //!   can therefore never claim a blob is somewhere it is not, nor leave part of a pack out.
@@ -25,7 +28,7 @@
 
 use std::collections::HashSet;
 
-use tresor_format::blob::{open_blob, BlobKind};
+use tresor_format::blob::{blob_aad, open_blob, BlobKind, Compression};
 use tresor_format::index::IndexFile;
 pub use tresor_format::manifest::is_point_id;
 use tresor_format::manifest::Manifest;
@@ -100,6 +103,8 @@ pub fn check_pack(repo: &Repository, name: &str, bytes: &[u8]) -> Result<Vec<Pac
     let blob_area_end = (bytes.len() - PACK_FOOTER_LEN) as u64 - trailer_len;
     let mut expected_at = PACK_HEADER_LEN as u64;
     let mut seen = HashSet::with_capacity(entries.len());
+    let index = repo.index();
+    let mut opened = bytes.to_vec();
     for e in &entries {
         if e.offset as u64 != expected_at {
             return Err(rejected(
@@ -123,20 +128,52 @@ pub fn check_pack(repo: &Repository, name: &str, bytes: &[u8]) -> Result<Vec<Pac
             ));
         }
         expected_at += e.sealed_len as u64;
-        let mut sealed = bytes[e.offset as usize..expected_at as usize].to_vec();
-        let plain = open_blob(
-            repo.sealer(),
-            repo.id_key(),
-            e.kind,
-            &e.id,
-            e.compression,
-            e.raw_len,
-            &mut sealed,
-        )
-        .map_err(|err| rejected(object.clone(), err.to_string()))?;
-        if e.kind == BlobKind::Tree {
-            TreeNode::decode(&plain)
-                .map_err(|err| rejected(object.clone(), format!("tree node {}: {err}", e.id)))?;
+        // Opened in place, in one copy of the pack.
+        let sealed = &mut opened[e.offset as usize..expected_at as usize];
+        // A second copy of a stored blob, and every tree node, is opened whole and
+        // re-hashed: a copy is as good as the original wherever the index or a
+        // collection uses it, and nodes are small. A data blob the repository does not
+        // hold yet is authenticated only: nothing stored references its id, so only
+        // points made from now on (by this writer) can, and decompressing and hashing
+        // every new chunk would cost the server about as much CPU as compressing it
+        // cost the writer.
+        if e.kind == BlobKind::Tree || index.contains(&e.id) {
+            let plain = open_blob(
+                repo.sealer(),
+                repo.id_key(),
+                e.kind,
+                &e.id,
+                e.compression,
+                e.raw_len,
+                sealed,
+            )
+            .map_err(|err| rejected(object.clone(), err.to_string()))?;
+            if e.kind == BlobKind::Tree {
+                TreeNode::decode(&plain).map_err(|err| {
+                    rejected(object.clone(), format!("tree node {}: {err}", e.id))
+                })?;
+            }
+        } else {
+            let payload = repo
+                .sealer()
+                .open_in_place(&blob_aad(&e.id, e.kind), sealed)
+                .map_err(|_| {
+                    rejected(
+                        object.clone(),
+                        format!("blob {}: authentication failed (damaged or tampered)", e.id),
+                    )
+                })?;
+            if e.compression == Compression::None && payload.len() != e.raw_len as usize {
+                return Err(rejected(
+                    object,
+                    format!(
+                        "blob {}: {} bytes stored uncompressed where {} are recorded",
+                        e.id,
+                        payload.len(),
+                        e.raw_len
+                    ),
+                ));
+            }
         }
     }
     if expected_at != blob_area_end {

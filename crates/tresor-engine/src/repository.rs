@@ -79,7 +79,7 @@ pub struct Repository {
     sealer: Sealer,
     id_key: ChunkIdKey,
     key_name: String,
-    index: RwLock<Arc<BlobIndex>>,
+    pub(crate) index: RwLock<Arc<BlobIndex>>,
 }
 
 pub(crate) fn hostname() -> String {
@@ -235,6 +235,13 @@ impl Repository {
         }
         *self.index.write() = Arc::new(index);
         Ok(())
+    }
+
+    /// Adds an index file that was just stored (and checked) to the loaded index, so
+    /// that what it lists is known without reading every index file again.
+    pub fn add_index_file(&self, name: &str, file: &IndexFile) {
+        let mut index = self.index.write();
+        Arc::make_mut(&mut index).add_file(name, file);
     }
 
     /// The exported form of the key that opened this repository (still wrapped by its

@@ -290,13 +290,18 @@ pub async fn put(
             }
             let v = s.store.get_vault(&vault)?;
             let repo = s.repos.open_or_create(&v, &agent.id)?;
-            let checked = match kind {
-                ObjectKind::Pack => intake::check_pack(&repo, &name, &data).map(|_| ()),
-                ObjectKind::Index => intake::check_index(&repo, &name, &data).map(|_| ()),
-                _ => intake::check_manifest(&repo, &name, &data).map(|_| ()),
-            };
-            checked.map_err(|e| intake_error(&agent.host, e))?;
+            let index_file = match kind {
+                ObjectKind::Pack => intake::check_pack(&repo, &name, &data).map(|_| None),
+                ObjectKind::Index => intake::check_index(&repo, &name, &data).map(Some),
+                _ => intake::check_manifest(&repo, &name, &data).map(|_| None),
+            }
+            .map_err(|e| intake_error(&agent.host, e))?;
             b.put(kind, &name, &data).map_err(storage_error)?;
+            // The server's view of the index stays current: the next pack's check
+            // knows which of its blobs are second copies of stored ones.
+            if let Some(file) = index_file {
+                repo.add_index_file(&name, &file);
+            }
             Ok(StatusCode::CREATED)
         })
         .await
