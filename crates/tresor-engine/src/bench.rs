@@ -204,6 +204,8 @@ fn pipeline(
             repo.backend().get(ObjectKind::Pack, &p.name)?,
         ));
     }
+    // The writer's handle does not re-read what it wrote; the second copies need it.
+    repo.reload_index()?;
     for (what, index) in [
         (
             "upload check, new blobs (server intake, one core)",

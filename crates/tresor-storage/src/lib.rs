@@ -170,7 +170,9 @@ pub trait Backend: Send + Sync {
 }
 
 /// Names are restricted so that no backend ever sees a path separator or a dot name.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+/// Every name from outside (an agent's upload path) passes here before it reaches a
+/// backend.
+pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 200
         || !name
