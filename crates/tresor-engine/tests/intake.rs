@@ -133,6 +133,8 @@ fn fixture() -> Fixture {
     let mut second = first.clone();
     second[..CHUNK * 3].fill(7);
     let p2 = backup(&repo, &second, Some(p1.clone()));
+    // As a server holds it: its index knows every index file stored.
+    repo.reload_index().unwrap();
     Fixture {
         _dir: dir,
         repo,
