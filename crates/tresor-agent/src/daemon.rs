@@ -183,6 +183,9 @@ struct CredentialsFile {
     server: String,
     fingerprint: String,
     secret: String,
+    /// The vault the file was made for: the server refuses it for another.
+    #[serde(default)]
+    vault: Option<String>,
 }
 
 fn state_path(config: &AgentConfig) -> PathBuf {
@@ -237,6 +240,8 @@ pub async fn load_or_register(config: &AgentConfig) -> Result<AgentState, AgentE
         agent_id: String,
         credential: String,
         vault: String,
+        #[serde(default)]
+        location: Option<String>,
     }
     let reg: Registered = api
         .post_json(
@@ -245,10 +250,22 @@ pub async fn load_or_register(config: &AgentConfig) -> Result<AgentState, AgentE
                 "secret": creds.secret,
                 "host": config.host(),
                 "location": config.location,
+                "vault": creds.vault,
                 "version": env!("CARGO_PKG_VERSION"),
             }),
         )
         .await?;
+    // The server places the host where its vault credentials say, whatever agent.toml
+    // claims: say so, since VMs are offered only to vaults of that location.
+    if let Some(given) = &reg.location {
+        if !given.eq_ignore_ascii_case(&config.location) {
+            tracing::warn!(
+                registered = ?given,
+                configured = ?config.location,
+                "this host is registered in the location of its vault credentials, not the one agent.toml names; its VMs can be protected by vaults of that location"
+            );
+        }
+    }
     let state = AgentState {
         server: creds.server,
         fingerprint: creds.fingerprint,
