@@ -119,8 +119,7 @@ done
 
 rm -rf "$WORK"
 mkdir -p "$WORK" "$LOGS"
-avail_kib=$(df --output=avail -k "$WORK" | tail -n 1)
-((avail_kib > 20 * 1024 * 1024)) || die "less than 20 GiB free under $WORK"
+need_free_gib 20
 
 if [[ $SKIP_TRESOR == 1 ]]; then
     TRESOR="(skipped)"

@@ -215,3 +215,22 @@ rp_id_from() {
         die "tresor did not print a recovery point id as the last line of stdout (got '$id'; see $1)"
     echo "$id"
 }
+
+# Dies unless the work folder has more than $1 GiB free.
+need_free_gib() {
+    local avail_kib
+    avail_kib=$(df --output=avail -k "$WORK" | tail -n 1)
+    ((avail_kib > $1 * 1024 * 1024)) || die "less than $1 GiB free under $WORK"
+}
+
+# Sets TRESOR: $TRESOR_BIN, or a release build of this checkout (timed as a step).
+find_tresor() {
+    if [[ -n ${TRESOR_BIN:-} ]]; then
+        TRESOR=$TRESOR_BIN
+    else
+        say "building tresor: cargo build --release -p tresor (in $ROOT)"
+        timed cargo-build cargo build --manifest-path "$ROOT/Cargo.toml" --release -p tresor
+        TRESOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/tresor
+    fi
+    [[ -x $TRESOR ]] || die "no tresor binary at $TRESOR (set TRESOR_BIN)"
+}

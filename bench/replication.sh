@@ -113,18 +113,9 @@ for tool in timeout mkfs.ext4 qemu-img qemu-system-x86_64 "$PY"; do
 done
 rm -rf "$WORK"
 mkdir -p "$WORK" "$LOGS" "$SVC"
-avail_kib=$(df --output=avail -k "$WORK" | tail -n 1)
-need_gib=$(calc "int($IMAGE_GIB * 3 + 4)")
-((avail_kib > need_gib * 1024 * 1024)) || die "less than $need_gib GiB free under $WORK"
+need_free_gib "$(calc "int($IMAGE_GIB * 3 + 4)")"
 
-if [[ -n ${TRESOR_BIN:-} ]]; then
-    TRESOR=$TRESOR_BIN
-else
-    say "building tresor: cargo build --release -p tresor (in $ROOT)"
-    timed cargo-build cargo build --manifest-path "$ROOT/Cargo.toml" --release -p tresor
-    TRESOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/tresor
-fi
-[[ -x $TRESOR ]] || die "no tresor binary at $TRESOR (set TRESOR_BIN)"
+find_tresor
 timeout 30 "$TRESOR" repo replicate --help >/dev/null 2>&1 ||
     die "$TRESOR has no 'repo replicate' (an older build?)"
 TRESOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")

@@ -157,18 +157,9 @@ done
 rm -rf "$WORK"
 mkdir -p "$WORK" "$LOGS"
 setup_cache
-avail_kib=$(df --output=avail -k "$WORK" | tail -n 1)
-need_gib=$(calc "int($IMAGE_GIB * 4 + 4)")
-((avail_kib > need_gib * 1024 * 1024)) || die "less than $need_gib GiB free under $WORK"
+need_free_gib "$(calc "int($IMAGE_GIB * 4 + 4)")"
 
-if [[ -n ${TRESOR_BIN:-} ]]; then
-    TRESOR=$TRESOR_BIN
-else
-    say "building tresor: cargo build --release -p tresor (in $ROOT)"
-    timed cargo-build cargo build --manifest-path "$ROOT/Cargo.toml" --release -p tresor
-    TRESOR=${CARGO_TARGET_DIR:-$ROOT/target}/release/tresor
-fi
-[[ -x $TRESOR ]] || die "no tresor binary at $TRESOR (set TRESOR_BIN)"
+find_tresor
 check_cli "$TRESOR"
 TRESOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
 [[ -n ${TRESOR_BIN:-} ]] && TRESOR_REV=$(rev_of "$TRESOR")
