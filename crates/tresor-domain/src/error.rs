@@ -34,6 +34,15 @@ impl RuleError {
     }
 }
 
+/// A date or instant outside the range jiff represents.
+pub(crate) fn out_of_range(e: jiff::Error) -> RuleError {
+    RuleError::new(
+        codes::TIME_OUT_OF_RANGE,
+        format!("A date or time falls outside the supported range: {e}."),
+        "Use dates well within the years -9999 to 9999.",
+    )
+}
+
 /// Every code a [`RuleError`] can carry.
 pub mod codes {
     // Names.
@@ -46,6 +55,8 @@ pub mod codes {
     // Schedule.
     pub const INVALID_SCHEDULE_TIME: &str = "InvalidScheduleTime";
     pub const INVALID_TIME_ZONE: &str = "InvalidTimeZone";
+    /// A date or instant outside the range jiff represents.
+    pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
     // Sets of days, weeks and months in a policy.
     pub const EMPTY_SELECTION: &str = "EmptySelection";
     pub const DUPLICATE_SELECTION: &str = "DuplicateSelection";

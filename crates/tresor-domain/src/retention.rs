@@ -39,7 +39,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, Timestamp, ToSpan, Zoned};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{codes, RuleError};
+use crate::error::{codes, out_of_range, RuleError};
 use crate::policy::{BackupPolicy, DaySelector, MonthDay, WeekOfMonth};
 
 /// Days an on-demand point is kept when the request gives no date.
@@ -97,10 +97,11 @@ impl BackupPolicy {
     /// The rules that keep a scheduled point taken at `point_time`, each
     /// with its expiry, in the order daily, weekly, monthly, yearly.
     ///
-    /// Panics if the schedule's time zone does not load (see
-    /// [`crate::schedule`]).
-    pub fn retention_tags(&self, point_time: Timestamp) -> Vec<RetentionTag> {
-        let tz = self.schedule.tz().unwrap_or_else(|e| panic!("{e}"));
+    /// Fails with `InvalidTimeZone` if the schedule's time zone does not
+    /// load, and with `TimeOutOfRange` if an expiry would fall outside the
+    /// dates jiff represents.
+    pub fn retention_tags(&self, point_time: Timestamp) -> Result<Vec<RetentionTag>, RuleError> {
+        let tz = self.schedule.tz()?;
         let at = point_time.to_zoned(tz);
         let date = at.date();
         let r = &self.retention;
@@ -132,9 +133,11 @@ impl BackupPolicy {
             kept.extend(weekly);
         }
         kept.into_iter()
-            .map(|(rule, span)| RetentionTag {
-                rule,
-                until: add(&at, span),
+            .map(|(rule, span)| {
+                Ok(RetentionTag {
+                    rule,
+                    until: add(&at, span)?,
+                })
             })
             .collect()
     }
@@ -142,19 +145,19 @@ impl BackupPolicy {
     /// When a scheduled point taken at `point_time` expires: the latest
     /// expiry among the rules that keep it, or `point_time` itself if none
     /// does (only under a policy that fails [`BackupPolicy::validate`]).
-    pub fn retain_until(&self, point_time: Timestamp) -> Timestamp {
-        self.retention_tags(point_time)
+    /// Fails as [`BackupPolicy::retention_tags`] does.
+    pub fn retain_until(&self, point_time: Timestamp) -> Result<Timestamp, RuleError> {
+        Ok(self
+            .retention_tags(point_time)?
             .iter()
             .map(|t| t.until)
             .max()
-            .unwrap_or(point_time)
+            .unwrap_or(point_time))
     }
 }
 
-fn add(at: &Zoned, span: Span) -> Timestamp {
-    at.checked_add(span)
-        .expect("within jiff's range")
-        .timestamp()
+fn add(at: &Zoned, span: Span) -> Result<Timestamp, RuleError> {
+    Ok(at.checked_add(span).map_err(out_of_range)?.timestamp())
 }
 
 /// When an on-demand point is kept until if the request does not say:
@@ -176,7 +179,7 @@ pub fn validate_retain_until(now: Timestamp, until: Timestamp) -> Result<Timesta
     let max = add(
         &now.to_zoned(TimeZone::UTC),
         MAX_ON_DEMAND_RETENTION_YEARS.years(),
-    );
+    )?;
     if until > max {
         return Err(RuleError::new(
             codes::RETAIN_UNTIL_TOO_FAR,
@@ -242,7 +245,11 @@ mod tests {
     }
 
     fn rules(p: &BackupPolicy, t: Timestamp) -> Vec<RetentionRule> {
-        p.retention_tags(t).iter().map(|t| t.rule).collect()
+        p.retention_tags(t)
+            .unwrap()
+            .iter()
+            .map(|t| t.rule)
+            .collect()
     }
 
     #[test]
@@ -251,7 +258,7 @@ mod tests {
         // Friday 2026-03-20 22:30 CET; 30 days later is 22:30 CEST.
         let t = ts("2026-03-20T21:30:00Z");
         assert_eq!(rules(&p, t), [RetentionRule::Daily]);
-        assert_eq!(p.retain_until(t), ts("2026-04-19T20:30:00Z"));
+        assert_eq!(p.retain_until(t).unwrap(), ts("2026-04-19T20:30:00Z"));
     }
 
     #[test]
@@ -261,15 +268,15 @@ mod tests {
         // Sunday 2026-03-15, the third Sunday: daily and weekly.
         let t = ts("2026-03-15T21:30:00Z");
         assert_eq!(rules(&p, t), [Daily, Weekly]);
-        assert_eq!(p.retain_until(t), ts("2026-06-07T20:30:00Z")); // 84 days, CEST
-                                                                   // Sunday 2026-03-01, the first Sunday: daily, weekly and monthly.
+        assert_eq!(p.retain_until(t).unwrap(), ts("2026-06-07T20:30:00Z")); // 84 days, CEST
+                                                                            // Sunday 2026-03-01, the first Sunday: daily, weekly and monthly.
         let t = ts("2026-03-01T21:30:00Z");
         assert_eq!(rules(&p, t), [Daily, Weekly, Monthly]);
-        assert_eq!(p.retain_until(t), ts("2031-03-01T21:30:00Z"));
+        assert_eq!(p.retain_until(t).unwrap(), ts("2031-03-01T21:30:00Z"));
         // Sunday 2026-02-01, first Sunday of February: all four, the yearly wins.
         let t = ts("2026-02-01T21:30:00Z");
         assert_eq!(rules(&p, t), [Daily, Weekly, Monthly, Yearly]);
-        assert_eq!(p.retain_until(t), ts("2036-02-01T21:30:00Z"));
+        assert_eq!(p.retain_until(t).unwrap(), ts("2036-02-01T21:30:00Z"));
     }
 
     #[test]
@@ -309,8 +316,8 @@ mod tests {
             rule: RetentionRule::Monthly,
             until: ts("2026-02-28T21:30:00Z"),
         };
-        assert_eq!(p.retention_tags(t)[1], monthly);
-        assert_eq!(p.retain_until(t), ts("2026-03-02T21:30:00Z"));
+        assert_eq!(p.retention_tags(t).unwrap()[1], monthly);
+        assert_eq!(p.retain_until(t).unwrap(), ts("2026-03-02T21:30:00Z"));
         assert_eq!(
             rules(&p, ts("2028-02-28T21:30:00Z")),
             [RetentionRule::Daily]
@@ -346,13 +353,13 @@ mod tests {
     fn policy_change_recomputes() {
         let t = ts("2026-03-15T21:30:00Z");
         let mut p = gfs();
-        let before = p.retain_until(t);
+        let before = p.retain_until(t).unwrap();
         p.retention.weekly.as_mut().unwrap().weeks = 20;
-        assert_eq!(p.retain_until(t), ts("2026-08-02T20:30:00Z"));
+        assert_eq!(p.retain_until(t).unwrap(), ts("2026-08-02T20:30:00Z"));
         p.retention.weekly = None;
-        assert_eq!(p.retain_until(t), ts("2026-04-14T20:30:00Z"));
+        assert_eq!(p.retain_until(t).unwrap(), ts("2026-04-14T20:30:00Z"));
         p = gfs();
-        assert_eq!(p.retain_until(t), before);
+        assert_eq!(p.retain_until(t).unwrap(), before);
     }
 
     #[test]
@@ -371,11 +378,11 @@ mod tests {
         };
         p.validate().unwrap();
         let sat = ts("2026-01-03T23:00:00Z");
-        assert_eq!(p.retain_until(sat), ts("2026-01-31T23:00:00Z"));
+        assert_eq!(p.retain_until(sat).unwrap(), ts("2026-01-31T23:00:00Z"));
         // A late run on Sunday still gets the weekly rule.
         let sun = ts("2026-01-04T00:30:00Z");
         assert_eq!(rules(&p, sun), [RetentionRule::Weekly]);
-        assert_eq!(p.retain_until(sun), ts("2026-02-01T00:30:00Z"));
+        assert_eq!(p.retain_until(sun).unwrap(), ts("2026-02-01T00:30:00Z"));
     }
 
     #[test]
@@ -406,5 +413,33 @@ mod tests {
         ];
         assert_eq!(expired(&points, now), ["a", "c"]);
         assert!(expired::<&str>(&[], now).is_empty());
+    }
+
+    #[test]
+    fn unknown_time_zone_is_an_error() {
+        let mut p = gfs();
+        p.schedule.time_zone = "Mars/Olympus".into();
+        let t = ts("2026-04-12T20:30:00Z");
+        assert_eq!(
+            p.retention_tags(t).unwrap_err().code,
+            codes::INVALID_TIME_ZONE
+        );
+        assert_eq!(
+            p.retain_until(t).unwrap_err().code,
+            codes::INVALID_TIME_ZONE
+        );
+    }
+
+    #[test]
+    fn expiry_beyond_jiffs_range_is_an_error() {
+        let p = gfs();
+        let e = p.retain_until(ts("9999-12-01T00:00:00Z")).unwrap_err();
+        assert_eq!(e.code, codes::TIME_OUT_OF_RANGE);
+        let e = validate_retain_until(
+            Timestamp::MAX - SignedDuration::from_secs(1),
+            Timestamp::MAX,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, codes::TIME_OUT_OF_RANGE);
     }
 }

@@ -15,100 +15,106 @@
 //! So a day is never skipped and never run twice, and a point's date in the
 //! time zone is always the scheduled day, which is what retention reads.
 //!
-//! Both functions here expect a valid schedule
-//! ([`Schedule::validate`]); they panic on one whose time zone does not
-//! load or whose weekly days are empty, as no validated policy has those.
+//! Every function here returns a [`RuleError`] rather than panicking: with
+//! code `InvalidTimeZone` when the schedule's time zone does not load,
+//! `EmptySelection` when a weekly schedule names no day (neither passes
+//! [`Schedule::validate`]), and `TimeOutOfRange` when an instant would fall
+//! outside the range of dates jiff represents (years -9999 to 9999).
 
 use jiff::civil::{Date, DateTime};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
 
+use crate::error::{codes, out_of_range, RuleError};
 use crate::policy::Schedule;
 
 impl Schedule {
     /// The first scheduled instant strictly after `after`.
-    pub fn next_after(&self, after: Timestamp) -> Timestamp {
-        let tz = self.valid_tz();
+    pub fn next_after(&self, after: Timestamp) -> Result<Timestamp, RuleError> {
+        let tz = self.tz()?;
         // Start the day before, in case a run of that local day falls after
         // `after` (it cannot with whole-day offsets, but it costs nothing).
-        let mut day = after
-            .to_zoned(tz.clone())
-            .date()
-            .yesterday()
-            .expect("in range");
+        let mut day = yesterday(after.to_zoned(tz.clone()).date())?;
         for _ in 0..9 {
-            if let Some(t) = self.run_on_day(&tz, day) {
+            if let Some(t) = self.run_on_day(&tz, day)? {
                 if t > after {
-                    return t;
+                    return Ok(t);
                 }
             }
-            day = day.tomorrow().expect("in range");
+            day = tomorrow(day)?;
         }
-        panic!("schedule {self:?} runs on no day; validate it first");
+        Err(RuleError::new(
+            codes::EMPTY_SELECTION,
+            format!(
+                "The schedule at {} in {} runs on no day of the week.",
+                self.time, self.time_zone
+            ),
+            "Choose at least one day for a weekly schedule.",
+        ))
     }
 
     /// Every scheduled instant in `(from, to]`, in order.
-    pub fn occurrences(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
-        let tz = self.valid_tz();
+    pub fn occurrences(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Timestamp>, RuleError> {
+        let tz = self.tz()?;
         let mut out = Vec::new();
         if to <= from {
-            return out;
+            return Ok(out);
         }
-        let mut day = from
-            .to_zoned(tz.clone())
-            .date()
-            .yesterday()
-            .expect("in range");
-        let last = to.to_zoned(tz.clone()).date().tomorrow().expect("in range");
+        let mut day = yesterday(from.to_zoned(tz.clone()).date())?;
+        let last = tomorrow(to.to_zoned(tz.clone()).date())?;
         while day <= last {
-            if let Some(t) = self.run_on_day(&tz, day) {
+            if let Some(t) = self.run_on_day(&tz, day)? {
                 if from < t && t <= to {
                     out.push(t);
                 }
             }
-            day = day.tomorrow().expect("in range");
+            day = tomorrow(day)?;
         }
-        out
+        Ok(out)
     }
 
     /// The instant the schedule runs on `date` (a date in its time zone),
     /// or `None` if it does not run that day.
-    pub fn run_on(&self, date: Date) -> Option<Timestamp> {
-        self.run_on_day(&self.valid_tz(), date)
+    pub fn run_on(&self, date: Date) -> Result<Option<Timestamp>, RuleError> {
+        self.run_on_day(&self.tz()?, date)
     }
 
-    fn valid_tz(&self) -> TimeZone {
-        match self.tz() {
-            Ok(tz) => tz,
-            Err(e) => panic!("{e}"),
+    fn run_on_day(&self, tz: &TimeZone, date: Date) -> Result<Option<Timestamp>, RuleError> {
+        if !self.runs_on(date.weekday()) {
+            return Ok(None);
         }
+        wall_clock_instant(tz, date.to_datetime(self.time)).map(Some)
     }
+}
 
-    fn run_on_day(&self, tz: &TimeZone, date: Date) -> Option<Timestamp> {
-        self.runs_on(date.weekday())
-            .then(|| wall_clock_instant(tz, date.to_datetime(self.time)))
-    }
+fn yesterday(d: Date) -> Result<Date, RuleError> {
+    d.yesterday().map_err(out_of_range)
+}
+
+fn tomorrow(d: Date) -> Result<Date, RuleError> {
+    d.tomorrow().map_err(out_of_range)
 }
 
 /// The instant a wall clock in `tz` shows `dt`: the first one if it shows it
 /// twice, the end of the jump if it never does.
-fn wall_clock_instant(tz: &TimeZone, dt: DateTime) -> Timestamp {
+fn wall_clock_instant(tz: &TimeZone, dt: DateTime) -> Result<Timestamp, RuleError> {
     let ambiguous = tz.to_ambiguous_timestamp(dt);
     let instant = match ambiguous.offset() {
         AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt),
         AmbiguousOffset::Fold { before, .. } => before.to_timestamp(dt),
-        AmbiguousOffset::Gap { after, .. } => {
+        AmbiguousOffset::Gap { before, after } => {
             // Read with the later offset, `dt` names an instant before the
-            // jump; the jump itself is the next transition.
-            let before_jump = after.to_timestamp(dt).expect("in range");
-            let jump = tz
-                .following(before_jump)
-                .next()
-                .expect("a gap has a transition");
-            Ok(jump.timestamp())
+            // jump; the jump itself is the next transition. A gap always
+            // has one; should the time zone data say otherwise, read `dt`
+            // with the offset before the gap, which also lands after it.
+            let before_jump = after.to_timestamp(dt).map_err(out_of_range)?;
+            match tz.following(before_jump).next() {
+                Some(jump) => Ok(jump.timestamp()),
+                None => before.to_timestamp(dt),
+            }
         }
     };
-    instant.expect("in range")
+    instant.map_err(out_of_range)
 }
 
 #[cfg(test)]
@@ -129,28 +135,28 @@ mod tests {
     fn ordinary_days() {
         let s = daily(22, 0, "UTC");
         assert_eq!(
-            s.next_after(ts("2026-05-01T12:00:00Z")),
+            s.next_after(ts("2026-05-01T12:00:00Z")).unwrap(),
             ts("2026-05-01T22:00:00Z")
         );
         // Strictly after: a run at `after` is not the next one.
         assert_eq!(
-            s.next_after(ts("2026-05-01T22:00:00Z")),
+            s.next_after(ts("2026-05-01T22:00:00Z")).unwrap(),
             ts("2026-05-02T22:00:00Z")
         );
         let b = daily(22, 30, "Europe/Berlin");
         // Summer: CEST = UTC+2; winter: CET = UTC+1.
         assert_eq!(
-            b.next_after(ts("2026-07-01T00:00:00Z")),
+            b.next_after(ts("2026-07-01T00:00:00Z")).unwrap(),
             ts("2026-07-01T20:30:00Z")
         );
         assert_eq!(
-            b.next_after(ts("2026-01-15T21:30:00Z")),
+            b.next_after(ts("2026-01-15T21:30:00Z")).unwrap(),
             ts("2026-01-16T21:30:00Z")
         );
         // 00:30 Berlin on 1 January is still 31 December in UTC.
         let b = daily(0, 30, "Europe/Berlin");
         assert_eq!(
-            b.next_after(ts("2026-12-31T12:00:00Z")),
+            b.next_after(ts("2026-12-31T12:00:00Z")).unwrap(),
             ts("2026-12-31T23:30:00Z")
         );
     }
@@ -159,7 +165,9 @@ mod tests {
     fn berlin_spring_forward() {
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
         let gap = daily(2, 30, "Europe/Berlin");
-        let runs = gap.occurrences(ts("2026-03-27T12:00:00Z"), ts("2026-03-31T12:00:00Z"));
+        let runs = gap
+            .occurrences(ts("2026-03-27T12:00:00Z"), ts("2026-03-31T12:00:00Z"))
+            .unwrap();
         assert_eq!(
             runs,
             [
@@ -171,18 +179,18 @@ mod tests {
         );
         let at_two = daily(2, 0, "Europe/Berlin");
         assert_eq!(
-            at_two.next_after(ts("2026-03-28T12:00:00Z")),
+            at_two.next_after(ts("2026-03-28T12:00:00Z")).unwrap(),
             ts("2026-03-29T01:00:00Z")
         );
         // Outside the gap, the offset simply changes.
         let before = daily(1, 30, "Europe/Berlin");
         assert_eq!(
-            before.next_after(ts("2026-03-28T12:00:00Z")),
+            before.next_after(ts("2026-03-28T12:00:00Z")).unwrap(),
             ts("2026-03-29T00:30:00Z")
         );
         let after = daily(3, 0, "Europe/Berlin");
         assert_eq!(
-            after.next_after(ts("2026-03-28T12:00:00Z")),
+            after.next_after(ts("2026-03-28T12:00:00Z")).unwrap(),
             ts("2026-03-29T01:00:00Z")
         );
     }
@@ -192,7 +200,9 @@ mod tests {
         // 2026-10-25: 03:00 CEST falls back to 02:00 CET (01:00 UTC), so
         // 02:00–02:59 happens twice; the run is at the first.
         let fold = daily(2, 30, "Europe/Berlin");
-        let runs = fold.occurrences(ts("2026-10-24T12:00:00Z"), ts("2026-10-26T12:00:00Z"));
+        let runs = fold
+            .occurrences(ts("2026-10-24T12:00:00Z"), ts("2026-10-26T12:00:00Z"))
+            .unwrap();
         assert_eq!(
             runs,
             [
@@ -202,12 +212,12 @@ mod tests {
         );
         // Asking just after the first occurrence does not find the second.
         assert_eq!(
-            fold.next_after(ts("2026-10-25T00:30:00Z")),
+            fold.next_after(ts("2026-10-25T00:30:00Z")).unwrap(),
             ts("2026-10-26T01:30:00Z")
         );
         let after = daily(3, 0, "Europe/Berlin");
         assert_eq!(
-            after.next_after(ts("2026-10-24T12:00:00Z")),
+            after.next_after(ts("2026-10-24T12:00:00Z")).unwrap(),
             ts("2026-10-25T02:00:00Z")
         );
     }
@@ -216,7 +226,9 @@ mod tests {
     fn new_york() {
         // 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00 UTC).
         let s = daily(2, 30, "America/New_York");
-        let spring = s.occurrences(ts("2026-03-07T00:00:00Z"), ts("2026-03-09T23:00:00Z"));
+        let spring = s
+            .occurrences(ts("2026-03-07T00:00:00Z"), ts("2026-03-09T23:00:00Z"))
+            .unwrap();
         assert_eq!(
             spring,
             [
@@ -227,7 +239,9 @@ mod tests {
         );
         // 2026-11-01: 02:00 EDT falls back to 01:00 EST (06:00 UTC).
         let s = daily(1, 30, "America/New_York");
-        let fall = s.occurrences(ts("2026-10-31T00:00:00Z"), ts("2026-11-02T23:00:00Z"));
+        let fall = s
+            .occurrences(ts("2026-10-31T00:00:00Z"), ts("2026-11-02T23:00:00Z"))
+            .unwrap();
         assert_eq!(
             fall,
             [
@@ -239,7 +253,7 @@ mod tests {
         // 23:00 New York on 31 December is 1 January in UTC.
         let s = daily(23, 0, "America/New_York");
         assert_eq!(
-            s.next_after(ts("2026-12-31T12:00:00Z")),
+            s.next_after(ts("2026-12-31T12:00:00Z")).unwrap(),
             ts("2027-01-01T04:00:00Z")
         );
     }
@@ -253,7 +267,9 @@ mod tests {
                 let midnight = |d: Date| d.to_zoned(zone.clone()).unwrap().timestamp();
                 let second = jiff::SignedDuration::from_secs(1);
                 let from = midnight(date(2026, 1, 1)) - second;
-                let runs = s.occurrences(from, midnight(date(2027, 1, 1)) - second);
+                let runs = s
+                    .occurrences(from, midnight(date(2027, 1, 1)) - second)
+                    .unwrap();
                 let dates: Vec<_> = runs
                     .iter()
                     .map(|t| t.to_zoned(zone.clone()).date())
@@ -264,7 +280,7 @@ mod tests {
                 // next_after walks the same instants.
                 let mut t = from;
                 for r in &runs {
-                    t = s.next_after(t);
+                    t = s.next_after(t).unwrap();
                     assert_eq!(t, *r);
                 }
             }
@@ -278,7 +294,9 @@ mod tests {
             time(2, 30, 0, 0),
             "Europe/Berlin",
         );
-        let runs = s.occurrences(ts("2026-03-24T00:00:00Z"), ts("2026-04-06T00:00:00Z"));
+        let runs = s
+            .occurrences(ts("2026-03-24T00:00:00Z"), ts("2026-04-06T00:00:00Z"))
+            .unwrap();
         assert_eq!(
             runs,
             [
@@ -290,13 +308,58 @@ mod tests {
         );
         // Across the year: Thursday 2026-12-31 to Sunday 2027-01-03.
         assert_eq!(
-            s.next_after(ts("2026-12-30T12:00:00Z")),
+            s.next_after(ts("2026-12-30T12:00:00Z")).unwrap(),
             ts("2027-01-03T01:30:00Z")
         );
-        assert_eq!(s.run_on(date(2027, 1, 3)), Some(ts("2027-01-03T01:30:00Z")));
-        assert_eq!(s.run_on(date(2027, 1, 4)), None);
+        assert_eq!(
+            s.run_on(date(2027, 1, 3)).unwrap(),
+            Some(ts("2027-01-03T01:30:00Z"))
+        );
+        assert_eq!(s.run_on(date(2027, 1, 4)).unwrap(), None);
         assert!(s
             .occurrences(ts("2026-03-26T00:00:00Z"), ts("2026-03-26T00:00:00Z"))
+            .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn unknown_time_zone_is_an_error() {
+        let s = daily(22, 0, "Mars/Olympus");
+        let t = ts("2026-05-01T12:00:00Z");
+        let code = |r: Result<_, RuleError>| r.err().map(|e: RuleError| e.code);
+        assert_eq!(
+            code(s.next_after(t).map(|_| ())),
+            Some(codes::INVALID_TIME_ZONE)
+        );
+        assert_eq!(
+            code(s.occurrences(t, ts("2026-05-09T12:00:00Z")).map(|_| ())),
+            Some(codes::INVALID_TIME_ZONE)
+        );
+        assert_eq!(
+            code(s.run_on(date(2026, 5, 1)).map(|_| ())),
+            Some(codes::INVALID_TIME_ZONE)
+        );
+    }
+
+    #[test]
+    fn no_day_and_edge_of_time_are_errors() {
+        let none = Schedule::weekly(vec![], time(22, 0, 0, 0), "UTC");
+        let e = none.next_after(ts("2026-05-01T12:00:00Z")).unwrap_err();
+        assert_eq!(e.code, codes::EMPTY_SELECTION);
+        assert!(none
+            .occurrences(ts("2026-05-01T12:00:00Z"), ts("2026-05-09T12:00:00Z"))
+            .unwrap()
+            .is_empty());
+        let s = daily(22, 0, "UTC");
+        assert_eq!(
+            s.next_after(Timestamp::MAX).unwrap_err().code,
+            codes::TIME_OUT_OF_RANGE
+        );
+        assert_eq!(
+            s.occurrences(Timestamp::MIN, ts("2026-05-01T12:00:00Z"))
+                .unwrap_err()
+                .code,
+            codes::TIME_OUT_OF_RANGE
+        );
     }
 }

@@ -252,6 +252,7 @@ fn catalogue_point(
         policy
             .as_ref()
             .map(|p: &BackupPolicy| p.retain_until(created))
+            .transpose()?
     };
     Ok(PointRow {
         id: manifest.id.clone(),

@@ -54,7 +54,7 @@ fn tick_item(
     };
     let policy = policies::parse(&state.store.get_policy(policy_id)?)?;
     let from = item.last_window.unwrap_or(item.created);
-    let Some(&window) = policy.schedule.occurrences(from, now).last() else {
+    let Some(&window) = policy.schedule.occurrences(from, now)?.last() else {
         return Ok(());
     };
     item.last_window = Some(window);

@@ -639,7 +639,7 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
                 expires: Some(if on_demand {
                     now + SignedDuration::from_hours(24)
                 } else {
-                    policy.retain_until(created)
+                    policy.retain_until(created).unwrap()
                 }),
                 on_demand,
                 size: 1,

@@ -138,7 +138,7 @@ pub async fn update(
             for item in s.store.items_using_policy(&row.id)? {
                 for mut p in s.store.list_points(&item.id)? {
                     if !p.on_demand {
-                        p.expires = Some(policy.retain_until(p.created));
+                        p.expires = Some(policy.retain_until(p.created)?);
                         s.store.update_point(&p)?;
                     }
                 }

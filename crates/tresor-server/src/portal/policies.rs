@@ -340,7 +340,8 @@ fn details_page(
         .schedule
         .validate()
         .is_ok()
-        .then(|| pol.schedule.next_after(state.now()));
+        .then(|| pol.schedule.next_after(state.now()).ok())
+        .flatten();
     let base = format!("/vaults/{vault}/policies/{}", pol.name);
     let body = html! {
         h1 { (pol.name) }
