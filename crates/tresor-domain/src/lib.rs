@@ -22,7 +22,8 @@
 //! - [`names`]: vault, resource group, location and policy names;
 //! - [`vault`]: vaults and their storage redundancy;
 //! - [`policy`]: backup policies, their schedules and retention rules, and
-//!   the checks between them;
+//!   the checks between them (the types are defined in `policy_types`, which
+//!   `schedule` and `retention` read, and re-exported from `policy`);
 //! - [`schedule`]: the instants a schedule runs at, across daylight saving;
 //! - [`retention`]: how long each recovery point is kept;
 //! - [`item`]: the protection state of a protected item;
@@ -35,6 +36,7 @@ pub mod item;
 pub mod job;
 pub mod names;
 pub mod policy;
+mod policy_types;
 pub mod retention;
 pub mod schedule;
 pub mod vault;

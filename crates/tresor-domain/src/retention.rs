@@ -40,7 +40,7 @@ use jiff::{SignedDuration, Span, Timestamp, ToSpan, Zoned};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{codes, out_of_range, RuleError};
-use crate::policy::{BackupPolicy, DaySelector, MonthDay, WeekOfMonth};
+use crate::policy_types::{BackupPolicy, DaySelector, MonthDay, WeekOfMonth};
 
 /// Days an on-demand point is kept when the request gives no date.
 pub const DEFAULT_ON_DEMAND_RETENTION_DAYS: i64 = 30;

@@ -26,7 +26,7 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::Timestamp;
 
 use crate::error::{codes, out_of_range, RuleError};
-use crate::policy::Schedule;
+use crate::policy_types::Schedule;
 
 impl Schedule {
     /// The first scheduled instant strictly after `after`.
