@@ -2,10 +2,10 @@
 //!
 //! On disk a blob is `nonce (12) || AES-256-GCM(payload) || tag (16)` where the payload is
 //! the plaintext, zstd-compressed when that makes it smaller. The associated data is
-//! `id (32) || kind (1)`, so a blob cannot be passed off under another id or kind. Where
-//! a blob is and how its payload is compressed is recorded in its [`PackEntry`].
+//! `id (32) || kind (1)`, so a blob cannot be passed off under another id or kind.
 //!
-//! [`PackEntry`]: crate::pack::PackEntry
+//! A blob knows nothing of the pack that holds it: the pack's trailer records where each
+//! blob is and how its payload is compressed, and hands those to [`open_blob`].
 
 use tresor_crypto::{ChunkIdKey, Sealer};
 
