@@ -13,6 +13,25 @@ pub enum JobOperation {
     Restore,
     DisableBackup,
     DeleteBackupData,
+    /// Re-reading a vault's data in one region (the server's own job).
+    Verify,
+    /// Removing data no recovery point needs (the server's own job).
+    GarbageCollection,
+}
+
+impl JobOperation {
+    /// Its name in JSON and in the catalogue (`"DeleteBackupData"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOperation::ConfigureBackup => "ConfigureBackup",
+            JobOperation::Backup => "Backup",
+            JobOperation::Restore => "Restore",
+            JobOperation::DisableBackup => "DisableBackup",
+            JobOperation::DeleteBackupData => "DeleteBackupData",
+            JobOperation::Verify => "Verify",
+            JobOperation::GarbageCollection => "GarbageCollection",
+        }
+    }
 }
 
 /// Where a job, or one of its tasks, stands.

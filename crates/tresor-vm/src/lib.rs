@@ -18,8 +18,6 @@
 //! **Architecture invariant:** knows nothing of QEMU, repositories or HTTP. It is the
 //! vocabulary the agent and the vault share with providers.
 
-mod preflight;
-
 use std::fmt;
 use std::sync::Arc;
 
@@ -28,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use tresor_blocksource::{BlockSource, DirtyExtents};
 pub use tresor_format::manifest::Consistency;
 
-pub use preflight::{CheckCode, CheckResult, Severity};
+pub use tresor_api::inventory::{
+    CheckCode, CheckResult, GuestAgentState, Severity, VmDisk, VmInfo, VmState,
+};
 
 /// Errors of providers. Each carries a stable [`CheckCode`], so a failed backup job
 /// reports the same code the preflight check would have shown.
@@ -58,67 +58,6 @@ impl fmt::Display for VmRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Run state, as far as backups care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VmState {
-    Running,
-    /// QEMU runs but the guest does not (paused, suspended, ...): a running-VM
-    /// backup still works, without freezing the guest.
-    Paused,
-    /// No QEMU process: its images are read offline.
-    Stopped,
-}
-
-impl fmt::Display for VmState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            VmState::Running => "running",
-            VmState::Paused => "paused",
-            VmState::Stopped => "stopped",
-        })
-    }
-}
-
-/// Whether a guest agent answers, and what it can do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
-pub enum GuestAgentState {
-    /// No guest agent socket is configured for the VM.
-    NotConfigured,
-    /// The socket is there but nobody answered in time.
-    NotResponding { reason: String },
-    Responding {
-        version: String,
-        /// `guest-fsfreeze-freeze` is supported and enabled.
-        can_freeze: bool,
-    },
-}
-
-/// One disk of a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmDisk {
-    /// The disk's name in recovery points: the guest device (`vda`) or image file name.
-    pub name: String,
-    /// The hypervisor's handle on it (a QEMU block node), when running.
-    pub node: Option<String>,
-    /// The image file (or block device) behind it.
-    pub image: String,
-    /// `qcow2`, `raw`, ...
-    pub format: String,
-    pub virtual_size: u64,
-}
-
-/// What a provider knows of a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VmInfo {
-    pub name: String,
-    pub uuid: Option<String>,
-    pub state: VmState,
-    pub disks: Vec<VmDisk>,
-    pub guest_agent: GuestAgentState,
 }
 
 /// What a backup view is asked for.

@@ -1,12 +1,81 @@
-//! Preflight checks: whether backups of a VM will work, and what to fix.
-//!
-//! Codes are stable: scripts, alerts and the portal match on them, and a backup job
-//! that fails carries the code of the check that would have caught it.
+//! What a host agent knows and reports of its VMs: run state, disks, guest agent,
+//! and the findings of the preflight checks. Providers (`tresor-vm`) produce these;
+//! the server keeps and shows them.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Run state, as far as backups care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VmState {
+    Running,
+    /// QEMU runs but the guest does not (paused, suspended, ...): a running-VM
+    /// backup still works, without freezing the guest.
+    Paused,
+    /// No QEMU process: its images are read offline.
+    Stopped,
+}
+
+impl fmt::Display for VmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VmState::Running => "running",
+            VmState::Paused => "paused",
+            VmState::Stopped => "stopped",
+        })
+    }
+}
+
+/// Whether a guest agent answers, and what it can do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum GuestAgentState {
+    /// No guest agent socket is configured for the VM.
+    NotConfigured,
+    /// The socket is there but nobody answered in time.
+    NotResponding { reason: String },
+    Responding {
+        version: String,
+        /// `guest-fsfreeze-freeze` is supported and enabled.
+        can_freeze: bool,
+    },
+}
+
+/// One disk of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmDisk {
+    /// The disk's name in recovery points: the guest device (`vda`) or image file name.
+    pub name: String,
+    /// The hypervisor's handle on it (a QEMU block node), when running.
+    pub node: Option<String>,
+    /// The image file (or block device) behind it.
+    pub image: String,
+    /// `qcow2`, `raw`, ...
+    pub format: String,
+    pub virtual_size: u64,
+}
+
+/// What a provider knows of a VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmInfo {
+    pub name: String,
+    pub uuid: Option<String>,
+    pub state: VmState,
+    pub disks: Vec<VmDisk>,
+    pub guest_agent: GuestAgentState,
+}
+
+/// What the server keeps and shows of a VM: what the provider knows, with the
+/// preflight checks' findings when the agent ran them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmReport {
+    #[serde(flatten)]
+    pub info: VmInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<Vec<CheckResult>>,
+}
 /// A stable name for a condition a check (or a failed backup) reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,0 +1,202 @@
+//! The error answer of the API, and every code it can carry.
+//!
+//! Every error is `{"code", "message", "recommendation"}` with the code's HTTP
+//! status; a 500 adds `requestId` (the server's log has the cause under it). Codes
+//! are stable: scripts, the CLI and the portal match on them. The domain's rule codes
+//! (`tresor_domain::codes`) are among them, answered with 400.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// An [`ErrorCode`]'s name. A `String` here so that a client understands an
+    /// answer from a newer server with a code it does not know.
+    pub code: String,
+    /// What is wrong, naming the offending value.
+    pub message: String,
+    /// What to do about it.
+    pub recommendation: String,
+    /// A 500's request id, to find its cause in the server's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+macro_rules! error_codes {
+    ($($code:ident $status:literal $what:literal,)*) => {
+        /// Every code an error answer can carry, with its HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $(#[doc = $what] $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for documents and tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            /// The code's name on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$code => stringify!($code),)* }
+            }
+
+            /// The HTTP status the code is answered with.
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$code => $status,)* }
+            }
+
+            /// What the code means, in a few words.
+            pub fn meaning(self) -> &'static str {
+                match self { $(ErrorCode::$code => $what,)* }
+            }
+        }
+
+        impl FromStr for ErrorCode {
+            type Err = UnknownErrorCode;
+            fn from_str(s: &str) -> Result<ErrorCode, UnknownErrorCode> {
+                match s {
+                    $(stringify!($code) => Ok(ErrorCode::$code),)*
+                    _ => Err(UnknownErrorCode(s.to_string())),
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    AgentOffline 400 "The VM's host agent has not been seen for two minutes.",
+    AlreadyExists 409 "A resource of that name exists.",
+    AlreadyProtected 409 "The VM is protected already.",
+    AmbiguousHost 409 "More than one agent has that host name.",
+    BackupAlreadyInProgress 409 "A backup of the item is running.",
+    CrossRegionRestoreCannotBeDisabled 400 "Cross-region restore, once enabled, stays enabled.",
+    CrossRegionRestoreNeedsGeoRedundancy 400 "Cross-region restore needs a GeoRedundant vault.",
+    CrossRegionRestoreNotEnabled 400 "The vault does not allow reading from the secondary region.",
+    DailyRetentionNotAllowed 400 "A rule of the vault (tresor-domain) is broken.",
+    DailyRetentionRequired 400 "A rule of the vault (tresor-domain) is broken.",
+    DaysOfMonthNeedDailySchedule 400 "A rule of the vault (tresor-domain) is broken.",
+    DuplicateSelection 400 "A rule of the vault (tresor-domain) is broken.",
+    EmptySelection 400 "A rule of the vault (tresor-domain) is broken.",
+    Forbidden 403 "The credential may not do this.",
+    GeoRedundancyUnavailable 400 "The vault's location has no paired location.",
+    InstantRestoreOutOfRange 400 "A rule of the vault (tresor-domain) is broken.",
+    InternalError 500 "The server failed; its log has the cause under the request id.",
+    InvalidAgentReport 400 "What the agent sent is malformed or out of bounds.",
+    InvalidCredentialsValidity 400 "Vault credentials are valid 1 to 10 days.",
+    InvalidDayOfMonth 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidFormValue 400 "A portal form's field does not parse.",
+    InvalidFormat 400 "The disk format is not qcow2 or raw.",
+    InvalidHostName 400 "The host name is empty, too long or has control characters.",
+    InvalidLocation 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidMonth 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidNumber 400 "A portal form's number does not parse.",
+    InvalidObjectKind 400 "The repository has no such object kind.",
+    InvalidObjectName 400 "The object's name is not one the repository uses.",
+    InvalidPolicyName 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidRange 400 "The Range header does not parse.",
+    InvalidRequest 400 "The path, query or body does not parse.",
+    InvalidRequestBody 422 "The body does not have the fields and types of this call.",
+    InvalidResourceGroupName 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidRestoreMode 400 "The restore mode is not RestoreDisks, CreateVm or ReplaceDisks.",
+    InvalidScheduleTime 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidTimeZone 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidTokenName 400 "A token's name is empty or too long.",
+    InvalidVaultCredentials 401 "The vault credentials file is unknown, used, expired or for another vault.",
+    InvalidVaultName 400 "A rule of the vault (tresor-domain) is broken.",
+    JobAlreadyEnded 409 "The job ended; its result is final.",
+    JobInProgress 409 "A job of the item is running.",
+    LocationMismatch 400 "The VM's host is in another location than the vault.",
+    MethodNotAllowed 405 "The path does not serve this method.",
+    NoDisks 400 "The VM has no disk to back up.",
+    NoVmSelected 400 "The portal's form selected no VM.",
+    NotFound 404 "The resource does not exist.",
+    NotGeoRedundant 400 "The vault has no secondary region.",
+    ObjectExists 409 "Objects are written once; one of that name exists.",
+    ObjectRejected 422 "The uploaded object failed the server's checks.",
+    PolicyAlreadyExists 409 "A policy of that name exists in the vault.",
+    PolicyInUse 409 "Protected items use the policy.",
+    PolicyNameMismatch 400 "The body names another policy than the path.",
+    ProtectionAlreadyStopped 400 "A rule of the vault (tresor-domain) is broken.",
+    ProtectionNotStopped 400 "A rule of the vault (tresor-domain) is broken.",
+    ProtectionStopped 400 "A rule of the vault (tresor-domain) is broken.",
+    RangeNotSatisfiable 416 "The range lies outside the object.",
+    RecoveryPointMissing 400 "The reported recovery point is not stored.",
+    RecoveryPointNotInSecondaryRegion 409 "The point has not reached the secondary region yet.",
+    RedundancyLocked 400 "Storage redundancy cannot change once a backup is stored.",
+    RequestTooLarge 413 "The body exceeds the route's limit.",
+    RetainUntilInPast 400 "A rule of the vault (tresor-domain) is broken.",
+    RetainUntilTooFar 400 "A rule of the vault (tresor-domain) is broken.",
+    RetentionOutOfRange 400 "A rule of the vault (tresor-domain) is broken.",
+    ScheduledDayNotRetained 400 "A rule of the vault (tresor-domain) is broken.",
+    SelectorDayNotScheduled 400 "A rule of the vault (tresor-domain) is broken.",
+    StorageFull 507 "The vault's storage has no room.",
+    TargetPathRequired 400 "The restore mode needs a target path.",
+    TimeOutOfRange 400 "A time lies outside the range the vault can compute with.",
+    TooManyAttempts 429 "Too many failed attempts from this address.",
+    Unauthorized 401 "The call needs a valid credential.",
+    UnsupportedDiskFormat 400 "A disk's format cannot be backed up.",
+    UnsupportedMediaType 415 "The body is not JSON.",
+    VaultAlreadyExists 409 "A vault of that name exists.",
+    VaultNotEmpty 409 "The vault still holds items or recovery points.",
+    WeeklyRetentionDayNotScheduled 400 "A rule of the vault (tresor-domain) is broken.",
+    WeeklyRetentionRequired 400 "A rule of the vault (tresor-domain) is broken.",
+}
+
+/// A name that is no [`ErrorCode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownErrorCode(pub String);
+
+impl fmt::Display for UnknownErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is no error code of this API", self.0)
+    }
+}
+
+impl std::error::Error for UnknownErrorCode {}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ErrorCode, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_rule_code_is_an_api_code_answered_with_400() {
+        for code in tresor_domain::codes::ALL {
+            let c: ErrorCode = code.parse().unwrap();
+            assert_eq!(c.status(), 400, "{code}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_statuses_are_errors() {
+        for c in ErrorCode::ALL {
+            assert_eq!(c.as_str().parse::<ErrorCode>().unwrap(), *c);
+            assert!((400..600).contains(&c.status()), "{c}");
+            let json = serde_json::to_string(c).unwrap();
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), *c);
+        }
+        assert!("NoSuchCode".parse::<ErrorCode>().is_err());
+    }
+}

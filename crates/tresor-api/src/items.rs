@@ -1,0 +1,127 @@
+//! Protectable VMs, protected items, back up now, restore, recovery points.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+pub use tresor_domain::ProtectionState;
+
+use crate::inventory::VmReport;
+use crate::vaults::ReplicationStatus;
+
+/// A VM a host agent of the vault's location reported, not yet protected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectableVm {
+    pub host: String,
+    pub agent_id: String,
+    pub vm: String,
+    pub name: String,
+    pub location: String,
+    pub agent_online: bool,
+    /// What the agent reported (state, disks, guest agent, preflight).
+    pub info: VmReport,
+}
+
+/// `POST /api/v1/vaults/{vault}/items`: enable protection of a VM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnableProtection {
+    /// The host (agent) the VM runs on: its host name or agent id.
+    pub host: String,
+    /// The agent's name for the VM.
+    pub vm: String,
+    /// Default: DefaultPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// A protected VM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectedItem {
+    pub id: String,
+    pub vm_name: String,
+    /// The host agent's name for the VM.
+    pub vm: String,
+    pub host: String,
+    pub agent_id: String,
+    pub policy: Option<String>,
+    pub protection_state: ProtectionState,
+    pub last_backup_time: Option<Timestamp>,
+    pub created: Timestamp,
+    /// The item's copy in the secondary region (shown for one item, not in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// `POST .../items/{item}/backup` (the body may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupNow {
+    /// Keep the point until then (default: 30 days from now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<Timestamp>,
+}
+
+/// `POST .../items/{item}/disable` (the body may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Disable {
+    /// Delete the item's recovery points too (otherwise they are kept, and retention stops).
+    #[serde(default)]
+    pub delete_backup_data: bool,
+}
+
+/// `?useSecondaryRegion=true`: the points as the secondary region holds them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionQuery {
+    #[serde(default)]
+    pub use_secondary_region: bool,
+}
+
+/// `POST .../items/{item}/restore`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreRequest {
+    pub recovery_point: String,
+    /// `RestoreDisks` (to a folder on the host), `CreateVm` (disks and a new VM's
+    /// definition), `ReplaceDisks` (over the stopped original). A string, so that
+    /// another value is answered with `InvalidRestoreMode` naming the three.
+    pub mode: String,
+    /// Folder on the host for RestoreDisks and CreateVm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<String>,
+    /// `qcow2` or `raw` (default: each disk's own format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Name of the new VM (CreateVm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    /// Restore from the copy in the secondary region (cross-region restore).
+    #[serde(default)]
+    pub use_secondary_region: bool,
+}
+
+/// A recovery point.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryPoint {
+    pub id: String,
+    pub item_id: String,
+    pub time: Timestamp,
+    /// `AppConsistent`, `FileSystemConsistent` or `CrashConsistent`.
+    pub consistency: String,
+    pub expiry: Option<Timestamp>,
+    /// Made by "back up now": kept until its own date whatever the policy says.
+    pub on_demand: bool,
+    /// Virtual size of its disks, bytes.
+    pub size: u64,
+    /// Its disks, the backup's figures, its parent, warnings, freeze time, host.
+    pub details: Value,
+    /// When it reached the secondary region (GeoRedundant vaults).
+    pub replicated: Option<Timestamp>,
+    /// When it was deleted from the primary; it stays restorable from the secondary
+    /// until the soft-delete window ends.
+    pub deleted_from_primary: Option<Timestamp>,
+}

@@ -1,0 +1,140 @@
+//! Vaults: create, show, backup properties, vault credentials, verify.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+pub use tresor_domain::StorageRedundancy;
+
+/// `POST /api/v1/vaults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateVault {
+    pub name: String,
+    pub resource_group: String,
+    pub location: String,
+    /// Default: GeoRedundant, as Azure.
+    #[serde(default)]
+    pub storage_redundancy: Option<StorageRedundancy>,
+}
+
+/// A vault as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vault {
+    pub id: String,
+    pub name: String,
+    pub resource_group: String,
+    pub location: String,
+    pub storage_redundancy: StorageRedundancy,
+    /// True once the first backup is stored: redundancy can no longer change.
+    pub redundancy_locked: bool,
+    /// Recovery points can be listed and restored from the secondary region.
+    pub cross_region_restore: bool,
+    /// The copy in the paired location: status, lag, bytes pending, last error.
+    pub replication: ReplicationStatus,
+    pub created: Timestamp,
+}
+
+/// How the copy of a vault (or of one item) in the secondary region stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    pub status: ReplicationHealth,
+    /// The paired location, for GeoRedundant vaults whose location has one.
+    pub secondary_location: Option<String>,
+    /// Figures, for GeoRedundant vaults with a paired location.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReplicationProgress>,
+}
+
+/// Where replication stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicationHealth {
+    /// The vault is LocallyRedundant.
+    NotApplicable,
+    /// GeoRedundant, but the server's configuration pairs its location with none.
+    NoPairedLocation,
+    /// Every point is on the secondary.
+    UpToDate,
+    /// Points wait to be copied.
+    Replicating,
+    /// The last run failed (see `lastError`); it is retried.
+    Failing,
+}
+
+/// The figures of a GeoRedundant vault's replication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationProgress {
+    /// Age of the oldest point not yet copied, seconds (0 when none waits).
+    pub lag_seconds: f64,
+    pub pending_recovery_points: usize,
+    pub bytes_pending: u64,
+    pub recovery_points_on_secondary: usize,
+    /// Deleted from the primary, kept on the secondary until the soft-delete window ends.
+    pub soft_deleted_recovery_points: usize,
+    pub last_success: Option<Timestamp>,
+    pub last_error: Option<ReplicationError>,
+    pub next_attempt: Option<Timestamp>,
+    pub bytes_replicated: u64,
+}
+
+/// Why the last replication run failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationError {
+    pub code: String,
+    pub message: String,
+    pub recommendation: String,
+    pub time: Timestamp,
+}
+
+/// `PUT /api/v1/vaults/{vault}/backup-properties`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupProperties {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_redundancy: Option<StorageRedundancy>,
+    /// Allow listing and restoring recovery points from the secondary region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_region_restore: Option<bool>,
+}
+
+/// `POST /api/v1/vaults/{vault}/credentials` (the body may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialsRequest {
+    /// Days the credentials stay valid: 1..=10 (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_days: Option<u32>,
+    /// The location of the agent that registers with them (default: the vault's).
+    /// The agent gets this location whatever it claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// A vault credentials file: what an agent needs to register with this vault's
+/// server. Written by `tresor vault credentials` and the portal, read by
+/// `tresor agent register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsFile {
+    pub server: String,
+    /// SHA-256 of the server's certificate: the agent trusts exactly this certificate.
+    pub fingerprint: String,
+    pub vault: String,
+    /// One-time secret; registering an agent uses it up.
+    pub secret: String,
+    pub expires: Timestamp,
+    /// The location the registering agent gets.
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+/// `POST /api/v1/vaults/{vault}/verify` (the body may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Verify the copy in the secondary region.
+    #[serde(default)]
+    pub use_secondary_region: bool,
+}
