@@ -79,4 +79,34 @@ pub mod codes {
     pub const PROTECTION_STOPPED: &str = "ProtectionStopped";
     pub const PROTECTION_ALREADY_STOPPED: &str = "ProtectionAlreadyStopped";
     pub const PROTECTION_NOT_STOPPED: &str = "ProtectionNotStopped";
+
+    /// Every code above (the API's error codes include each; a test there checks).
+    pub const ALL: &[&str] = &[
+        INVALID_VAULT_NAME,
+        INVALID_RESOURCE_GROUP_NAME,
+        INVALID_LOCATION,
+        INVALID_POLICY_NAME,
+        REDUNDANCY_LOCKED,
+        INVALID_SCHEDULE_TIME,
+        INVALID_TIME_ZONE,
+        TIME_OUT_OF_RANGE,
+        EMPTY_SELECTION,
+        DUPLICATE_SELECTION,
+        INVALID_DAY_OF_MONTH,
+        INVALID_MONTH,
+        RETENTION_OUT_OF_RANGE,
+        DAILY_RETENTION_REQUIRED,
+        WEEKLY_RETENTION_REQUIRED,
+        DAILY_RETENTION_NOT_ALLOWED,
+        WEEKLY_RETENTION_DAY_NOT_SCHEDULED,
+        SCHEDULED_DAY_NOT_RETAINED,
+        SELECTOR_DAY_NOT_SCHEDULED,
+        DAYS_OF_MONTH_NEED_DAILY_SCHEDULE,
+        INSTANT_RESTORE_OUT_OF_RANGE,
+        RETAIN_UNTIL_IN_PAST,
+        RETAIN_UNTIL_TOO_FAR,
+        PROTECTION_STOPPED,
+        PROTECTION_ALREADY_STOPPED,
+        PROTECTION_NOT_STOPPED,
+    ];
 }
