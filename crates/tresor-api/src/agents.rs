@@ -140,6 +140,13 @@ pub struct Completion {
     pub result: Value,
 }
 
+/// The answer to a completion: the status the job ended with (the agent's, except
+/// that an end that is neither a success nor a cancel is recorded as `Failed`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CompletionAnswer {
+    pub status: JobStatus,
+}
+
 /// A host agent as the API and the portal show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
