@@ -48,3 +48,47 @@ pub struct JobQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
+
+/// A backup job's `result`: its recovery point and figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResult {
+    pub recovery_point: String,
+    /// `AppConsistent`, `FileSystemConsistent` or `CrashConsistent`.
+    pub consistency: String,
+    /// Bytes read from the VM's disks.
+    #[serde(default)]
+    pub bytes_read: Option<u64>,
+    /// Bytes the vault stored anew (after deduplication and compression).
+    #[serde(default)]
+    pub bytes_added: Option<u64>,
+    /// How long the guest's file systems were frozen, milliseconds.
+    #[serde(default)]
+    pub frozen_ms: Option<u64>,
+}
+
+/// A verify job's `result`: what was read, and the damage found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    /// `Primary` or `Secondary`.
+    pub region: String,
+    pub points_checked: u64,
+    pub packs_checked: u64,
+    pub bytes_checked: u64,
+    pub damaged_points: Vec<DamagedPoint>,
+    /// Damage in the storage itself (packs, index), whether or not a point needs it.
+    pub problems: Vec<String>,
+}
+
+/// A recovery point a verify found damaged or missing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DamagedPoint {
+    pub id: String,
+    /// The point's name (its VM's history), when its manifest could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    pub problems: Vec<String>,
+}
