@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tresor_tls::Fingerprint;
 use url::Url;
 
-use crate::ClientError;
+use crate::error::ClientError;
 
 /// The vault server: its HTTPS URL and the fingerprint of its certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,8 +160,7 @@ impl fmt::Display for ProxySource {
 /// The way requests to the server take.
 ///
 /// Decided with `hyper-util`'s proxy matcher, the one `reqwest` uses for
-/// its own proxy settings; a [`Transport`](crate::Transport) then follows the
-/// decided route, and [`check`](crate::check) tests it:
+/// its own proxy settings:
 ///
 /// - An explicit [`ProxyConfig`] is used for the server unless `NO_PROXY`
 ///   (or `no_proxy`) in the environment matches the server's host; the

@@ -1,4 +1,9 @@
 //! A step-by-step diagnosis of the way to the server.
+//!
+//! The check takes the very [`Route`] a [`Transport`] decides and follows,
+//! so what it finds is what requests meet; and it tells apart what a failed
+//! request cannot ([`Transport::classify`] sees a dead proxy and one that
+//! refuses the tunnel alike).
 
 use std::fmt;
 use std::io;
@@ -14,11 +19,8 @@ use tokio::time::timeout;
 
 use crate::address::host_port;
 use crate::error::truncate;
-use crate::transport::error_chain;
-use crate::{
-    ApiClient, ClientError, ConnectFailure, FailureKind, ProxyConfig, Route, ServerAddress,
-    Transport,
-};
+use crate::failure::{error_chain, ConnectFailure, FailureKind};
+use crate::{ApiClient, ClientError, ProxyConfig, Route, ServerAddress, Transport};
 
 /// How long each step of [`check`] may take.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);

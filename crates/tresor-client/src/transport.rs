@@ -1,13 +1,14 @@
 //! The HTTP client: HTTPS with the pinned certificate, through the proxy when
 //! there is one.
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use url::Url;
 
 use crate::address::host_port;
-use crate::{ClientError, FailureKind, ProxyConfig, Route, ServerAddress};
+use crate::error::ClientError;
+use crate::failure::{error_chain, FailureKind};
+use crate::{ProxyConfig, Route, ServerAddress};
 
 /// An HTTP client for one vault server.
 ///
@@ -15,8 +16,8 @@ use crate::{ClientError, FailureKind, ProxyConfig, Route, ServerAddress};
 /// way to the server is decided once, when the transport is made, as
 /// [`Route::decide`] describes: an explicit proxy, else the environment's
 /// `HTTPS_PROXY`/`ALL_PROXY`, each bypassed when `NO_PROXY` matches the
-/// server. The HTTP client is then told that route (a proxy, or none), so it
-/// goes exactly the way [`check`](crate::check) tests.
+/// server. The HTTP client is then told that route (a proxy, or none), and
+/// takes no other way.
 #[derive(Clone)]
 pub struct Transport {
     client: reqwest::Client,
@@ -141,7 +142,7 @@ impl Transport {
     /// - another TLS error: `TlsFailed`;
     /// - connecting fails through a proxy: `ProxyUnreachable` (the HTTP
     ///   client does not tell a dead proxy from one refusing the tunnel;
-    ///   [`check`](crate::check) does);
+    ///   the connection check does);
     /// - connecting fails directly: `DnsFailed` when resolving the name
     ///   failed, else `TcpConnectFailed`;
     /// - anything after the connection (no answer in time, a broken answer):
@@ -189,19 +190,4 @@ fn classify_kind(err: &reqwest::Error, detail: &str, via_proxy: bool) -> Failure
         return FailureKind::TcpConnectFailed;
     }
     FailureKind::ServerError
-}
-
-/// The messages of an error and its sources, joined by `: `, skipping
-/// repeats.
-pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(e) = current {
-        let msg = e.to_string();
-        if !parts.iter().any(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }
