@@ -1,0 +1,106 @@
+//! The schema: every version of it, in order, and bringing a database up to the
+//! newest one this program knows (refusing a newer one).
+
+use rusqlite::Connection;
+
+use super::values::db;
+use crate::{Result, StoreError};
+
+/// Schema versions, in order; `user_version` counts how many were applied.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE vaults (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+    resource_group TEXT NOT NULL, location TEXT NOT NULL, redundancy TEXT NOT NULL,
+    redundancy_locked INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE policies (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    name TEXT NOT NULL, name_key TEXT NOT NULL, body TEXT NOT NULL, created INTEGER NOT NULL,
+    UNIQUE (vault_id, name_key));
+CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL UNIQUE, expires INTEGER NOT NULL, used INTEGER NOT NULL);
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY, host TEXT NOT NULL, location TEXT NOT NULL,
+    credential_hash TEXT NOT NULL UNIQUE, version TEXT, registered INTEGER NOT NULL,
+    last_seen INTEGER);
+CREATE TABLE vms (
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE, vm TEXT NOT NULL,
+    body TEXT NOT NULL, seen INTEGER NOT NULL, PRIMARY KEY (agent_id, vm));
+CREATE TABLE items (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    agent_id TEXT NOT NULL, vm TEXT NOT NULL, vm_name TEXT NOT NULL, policy_id TEXT,
+    state TEXT NOT NULL, last_window INTEGER, last_backup INTEGER, created INTEGER NOT NULL,
+    active INTEGER NOT NULL);
+-- A VM is protected by one vault at a time.
+CREATE UNIQUE INDEX items_one_vault ON items (agent_id, vm) WHERE active = 1;
+CREATE INDEX items_by_vault ON items (vault_id);
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    item_id TEXT, operation TEXT NOT NULL, status TEXT NOT NULL, agent_id TEXT,
+    target_agent TEXT, created INTEGER NOT NULL, started INTEGER, ended INTEGER,
+    lease_until INTEGER, body TEXT NOT NULL);
+CREATE INDEX jobs_by_time ON jobs (created DESC);
+CREATE INDEX jobs_by_vault ON jobs (vault_id, created DESC);
+CREATE INDEX jobs_waiting ON jobs (target_agent, created) WHERE agent_id IS NULL AND status = 'InProgress';
+-- One unfinished backup per item.
+CREATE UNIQUE INDEX jobs_one_backup ON jobs (item_id)
+    WHERE operation = 'Backup' AND status IN ('InProgress', 'Cancelling');
+CREATE TABLE points (
+    id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    item_id TEXT NOT NULL, created INTEGER NOT NULL, consistency TEXT NOT NULL,
+    expires INTEGER, on_demand INTEGER NOT NULL, size INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX points_by_item ON points (item_id, created);
+"#,
+    r#"
+-- Job lists are read newest first, per vault or per item, with ties broken by id:
+-- indexes in that order let SQLite stop after LIMIT rows instead of sorting them all.
+DROP INDEX jobs_by_time;
+DROP INDEX jobs_by_vault;
+CREATE INDEX jobs_by_time ON jobs (created DESC, id);
+CREATE INDEX jobs_by_vault ON jobs (vault_id, created DESC, id);
+CREATE INDEX jobs_by_item ON jobs (item_id, created DESC, id);
+"#,
+    r#"
+-- Geo-redundant storage: whether points may be read from the secondary, when each
+-- point reached the secondary, and when it was deleted from the primary (the row then
+-- stays until the soft-delete window ends and the secondary copy goes too).
+ALTER TABLE vaults ADD COLUMN cross_region_restore INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE points ADD COLUMN replicated INTEGER;
+ALTER TABLE points ADD COLUMN primary_deleted INTEGER;
+CREATE TABLE replication (
+    vault_id TEXT PRIMARY KEY REFERENCES vaults(id) ON DELETE CASCADE, body TEXT NOT NULL);
+"#,
+    r#"
+-- Vault credentials name the location of the agent that registers with them (the
+-- operator's word, not the agent's); NULL means the vault's location.
+ALTER TABLE enrollments ADD COLUMN location TEXT;
+"#,
+];
+
+/// Applies the migrations a database at `user_version` has not had yet, each in
+/// its own transaction.
+pub(super) fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "the metadata database has schema version {version}, newer than this program knows ({}); use a newer tresor",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction().map_err(db)?;
+        tx.execute_batch(sql).map_err(db)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        tracing::info!(version = i + 1, "metadata schema migrated");
+    }
+    Ok(())
+}

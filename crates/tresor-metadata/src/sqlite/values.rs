@@ -1,0 +1,51 @@
+//! Conversions between the catalogue's values and SQLite's (times as
+//! milliseconds, JSON bodies as text), and SQLite's errors as [`StoreError`]s.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::StoreError;
+
+pub(super) fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Maps a uniqueness violation to [`StoreError::Conflict`] naming `what`.
+pub(super) fn unique(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let what = what.into();
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict { what }
+        }
+        _ => db(e),
+    }
+}
+
+pub(super) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(super) fn ts(v: i64) -> rusqlite::Result<Timestamp> {
+    Timestamp::from_millisecond(v).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+pub(super) fn opt_ts(v: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+    v.map(ts).transpose()
+}
+
+pub(super) fn json(text: String) -> rusqlite::Result<Value> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(super) fn not_found(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound { what },
+        e => db(e),
+    }
+}
