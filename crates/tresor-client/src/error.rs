@@ -6,6 +6,7 @@ use crate::failure::FailureKind;
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server answered with an error.
     #[error("the server answered {status} {code}: {message}")]

@@ -7,6 +7,7 @@ use std::io;
 /// Each variant names the step or request that failed, so that a message such as
 /// "server does not support meta context `qemu:dirty-bitmap:b0`" can be shown as is.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NbdError {
     /// Connecting the socket failed.
     #[error("cannot connect to NBD server at {target}: {source}")]

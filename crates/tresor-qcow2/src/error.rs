@@ -7,6 +7,7 @@ use crate::layout::{MAX_CLUSTER_BITS, MIN_CLUSTER_BITS};
 
 /// Errors of the qcow2 writer. Every message names the offending value.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O operation on the image file failed.
     #[error("qcow2 image {path}: cannot {action}: {source}")]

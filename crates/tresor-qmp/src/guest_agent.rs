@@ -42,6 +42,7 @@ const DELIMITER: u8 = 0xFF;
 
 /// Errors of the guest-agent client. Each names the command that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GuestAgentError {
     /// The unix socket could not be connected.
     #[error("connecting to guest agent socket {path}: {source}")]

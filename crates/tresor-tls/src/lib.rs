@@ -28,6 +28,7 @@ pub use rustls;
 
 /// What can fail while loading or creating the server's identity.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]

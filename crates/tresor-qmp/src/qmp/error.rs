@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// Errors of the QMP client. Each names the command or step that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QmpError {
     /// The unix socket could not be connected.
     #[error("connecting to QMP socket {path}: {source}")]
