@@ -1,4 +1,6 @@
-//! Requests to the vault server's API.
+//! Requests to the vault server's API: JSON and bytes to and from a path, with
+//! the token, the server's errors decoded. The typed operations built on them are
+//! in `operations.rs`.
 
 use std::time::Instant;
 
@@ -67,13 +69,37 @@ impl ApiClient {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
+        self.send_json(Method::POST, path, body).await
+    }
+
+    /// `PUT path` with a JSON body, decoding the JSON answer.
+    pub async fn put_json<B, T>(&self, path: &str, body: &B) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        self.send_json(Method::PUT, path, body).await
+    }
+
+    /// `POST path` without a body, decoding the JSON answer (an empty answer,
+    /// such as a 204, as JSON `null`).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let response = self.send(Method::POST, path, |r| r).await?;
+        self.decode_json(response).await
+    }
+
+    async fn send_json<B, T>(&self, method: Method, path: &str, body: &B) -> Result<T, ClientError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
         let body = serde_json::to_vec(body).map_err(|e| {
             ClientError::InvalidRequest(format!(
                 "the request body for {path} cannot be encoded: {e}"
             ))
         })?;
         let response = self
-            .send(Method::POST, path, |r| {
+            .send(method, path, |r| {
                 r.header(CONTENT_TYPE, "application/json").body(body)
             })
             .await?;
