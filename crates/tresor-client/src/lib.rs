@@ -17,8 +17,6 @@ mod address;
 mod api;
 mod check;
 mod error;
-mod operations;
-mod path;
 mod failure;
 mod operations;
 mod path;
