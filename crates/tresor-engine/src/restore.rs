@@ -10,7 +10,7 @@
 //! at the output path that looks complete.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use tresor_format::blob::BlobKind;
 use tresor_format::manifest::{DiskEntry, Manifest};
 use tresor_format::ChunkId;
 use tresor_qcow2::Qcow2Writer;
+use tresor_storage::DirectFile;
 
 use crate::progress::Progress;
 use crate::tree::walk_chunks;
@@ -54,72 +55,26 @@ pub struct RestoreStats {
 
 /// Where restored chunks go.
 enum Target {
-    File(RawOutput),
-    Device(RawOutput),
+    /// A raw file or device, written with `O_DIRECT` where the file system allows it.
+    ///
+    /// Restored data must reach the disk before the restore reports success. Through
+    /// the page cache that costs the copy into freshly allocated cache pages (the most
+    /// expensive part of a restore on many virtual machines) and then the write-back
+    /// anyway; direct writes skip the first and overlap the second with decompression.
+    /// Chunks are aligned to their size, so only a disk's unaligned tail goes through
+    /// the page cache.
+    File(DirectFile),
+    /// A block device, written as a raw file is.
+    Device(DirectFile),
     Qcow2(Qcow2Writer),
-}
-
-/// A raw file or device, written with `O_DIRECT` where the file system allows it.
-///
-/// Restored data must reach the disk before the restore reports success. Through the
-/// page cache that costs the copy into freshly allocated cache pages (the most
-/// expensive part of a restore on many virtual machines) and then the write-back
-/// anyway; direct writes skip the first and overlap the second with decompression.
-/// Chunks are aligned to their size, so only a disk's unaligned tail goes through the
-/// page cache.
-struct RawOutput {
-    direct: Option<File>,
-    buffered: File,
 }
 
 /// Bytes of consecutive chunks a restore worker writes at once.
 const BATCH_BYTES: u64 = 4 << 20;
 
-/// `O_DIRECT` wants buffers, offsets and lengths aligned to the logical block size;
-/// 4 KiB covers every common device.
-const DIRECT_ALIGN: usize = 4096;
-
-impl RawOutput {
-    fn open(path: &Path, buffered: File) -> RawOutput {
-        let direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .ok();
-        RawOutput { direct, buffered }
-    }
-
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        if let Some(direct) = &self.direct {
-            if offset.is_multiple_of(DIRECT_ALIGN as u64) && data.len().is_multiple_of(DIRECT_ALIGN)
-            {
-                let written = ALIGNED.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    buf.resize(data.len() + DIRECT_ALIGN, 0);
-                    let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
-                    let aligned = &mut buf[start..start + data.len()];
-                    aligned.copy_from_slice(data);
-                    direct.write_all_at(aligned, offset)
-                });
-                match written {
-                    // Some file systems accept O_DIRECT at open and refuse it at write
-                    // (alignment stricter than 4 KiB, FUSE): those writes go buffered.
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                    other => return other,
-                }
-            }
-        }
-        self.buffered.write_all_at(data, offset)
-    }
-
-    fn sync(&self) -> std::io::Result<()> {
-        self.buffered.sync_all()
-    }
-}
-
 thread_local! {
     /// Each restore worker's aligned staging buffer for direct writes.
-    static ALIGNED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static STAGING: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Target {
@@ -130,7 +85,9 @@ impl Target {
             source: e,
         };
         match self {
-            Target::File(f) | Target::Device(f) => f.write(offset, data).map_err(io),
+            Target::File(f) | Target::Device(f) => STAGING
+                .with(|staging| f.write_all_at(data, offset, &mut staging.borrow_mut()))
+                .map_err(io),
             Target::Qcow2(q) => {
                 let cluster = q.cluster_size() as usize;
                 for (i, piece) in data.chunks(cluster).enumerate() {
@@ -196,7 +153,7 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
                 disk.size
             )));
         }
-        Target::Device(RawOutput::open(req.output, f))
+        Target::Device(DirectFile::open(req.output, f))
     } else {
         let _ = std::fs::remove_file(&partial);
         match req.format {
@@ -207,7 +164,7 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
                     .open(&partial)
                     .map_err(|e| out_err("create", e))?;
                 f.set_len(disk.size).map_err(|e| out_err("set size", e))?;
-                Target::File(RawOutput::open(&partial, f))
+                Target::File(DirectFile::open(&partial, f))
             }
             OutputFormat::Qcow2 => {
                 let bits = (disk.chunk_size.trailing_zeros()).clamp(12, 21);
@@ -227,12 +184,12 @@ pub fn run(repo: &Repository, req: RestoreRequest<'_>) -> Result<RestoreStats> {
     let finish = result.and_then(|stats| {
         match target {
             Target::File(f) => {
-                f.sync().map_err(|e| out_err("fsync", e))?;
+                f.sync_all().map_err(|e| out_err("fsync", e))?;
                 drop(f);
                 std::fs::rename(&partial, req.output)
                     .map_err(|e| out_err("rename into place", e))?;
             }
-            Target::Device(f) => f.sync().map_err(|e| out_err("fsync", e))?,
+            Target::Device(f) => f.sync_all().map_err(|e| out_err("fsync", e))?,
             Target::Qcow2(q) => {
                 q.finish()?;
                 std::fs::rename(&partial, req.output)

@@ -11,10 +11,12 @@
 //! **Architecture invariant:** this crate knows nothing of what the objects contain: no
 //! formats, no keys, no chunks. Names are opaque strings chosen by the caller.
 
+mod direct;
 mod file;
 mod local;
 mod writers;
 
+pub use direct::{DirectFile, DIRECT_ALIGN, DIRECT_PIECE};
 pub use file::write_file_atomic;
 pub use local::LocalDir;
 pub use writers::{LocalWriterRegistry, WriterGuard, WriterInfo, WriterRegistry};

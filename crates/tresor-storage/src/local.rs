@@ -12,12 +12,13 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rand::RngCore;
 
+use crate::direct::DirectFile;
 use crate::{
     check_name, Backend, Error, LocalWriterRegistry, ObjectInfo, ObjectKind, Result, WriterRegistry,
 };
@@ -286,53 +287,22 @@ impl Backend for LocalDir {
 
 /// Objects at least this large are written with `O_DIRECT`.
 const DIRECT_MIN: usize = 1 << 20;
-/// Alignment `O_DIRECT` needs for buffers, offsets and lengths.
-const DIRECT_ALIGN: usize = 4096;
-/// Staging buffer for direct writes.
-const DIRECT_PIECE: usize = 4 << 20;
 
 /// Creates `path` with `data` and fsyncs it.
 ///
-/// Large objects (packs) are written with `O_DIRECT` except for their unaligned tail:
-/// they are fsynced at once anyway, and on many virtual machines allocating page-cache
-/// pages for them costs more CPU than the rest of the write. Where the file system
-/// refuses `O_DIRECT` (tmpfs), the ordinary path is taken.
+/// Large objects (packs) are written with `O_DIRECT` except for their unaligned tail
+/// ([`DirectFile`]): they are fsynced at once anyway, and on many virtual machines
+/// allocating page-cache pages for them costs more CPU than the rest of the write.
+/// Where the file system refuses `O_DIRECT` (tmpfs), the ordinary path is taken.
 fn write_durably(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
-    let aligned_len = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-    let direct = if data.len() >= DIRECT_MIN {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .ok()
-    } else {
-        None
-    };
-    match direct {
-        Some(direct) => {
-            let mut staging = vec![0u8; DIRECT_PIECE + DIRECT_ALIGN];
-            let start = staging.as_ptr().align_offset(DIRECT_ALIGN);
-            let mut result = Ok(());
-            for (i, piece) in data[..aligned_len].chunks(DIRECT_PIECE).enumerate() {
-                let buf = &mut staging[start..start + piece.len()];
-                buf.copy_from_slice(piece);
-                result = direct.write_all_at(buf, (i * DIRECT_PIECE) as u64);
-                if result.is_err() {
-                    break;
-                }
-            }
-            match result {
-                Ok(()) => f.write_all_at(&data[aligned_len..], aligned_len as u64)?,
-                // Accepted at open, refused at write (stricter alignment, FUSE): write
-                // it all through the page cache instead.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => f.write_all_at(data, 0)?,
-                Err(e) => return Err(e),
-            }
-        }
-        None => f.write_all(data)?,
+    if data.len() < DIRECT_MIN {
+        f.write_all(data)?;
+        return f.sync_all();
     }
-    f.sync_all()
+    let out = DirectFile::open(path, f);
+    out.write_all_at(data, 0, &mut Vec::new())?;
+    out.sync_all()
 }
 
 /// Makes a rename or unlink in `dir` durable.
@@ -343,6 +313,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direct::DIRECT_PIECE;
 
     #[test]
     fn put_get_list_delete() {
