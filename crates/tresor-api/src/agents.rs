@@ -7,16 +7,18 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::inventory::{CheckResult, VmInfo, VmReport};
 use crate::jobs::{JobErrorInfo, JobOperation, JobStatus};
 
 /// `POST /api/v1/agents/register`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterRequest {
     /// The one-time secret of a vault credentials file.
     pub secret: String,
+    #[schema(example = "kvm2")]
     pub host: String,
     /// Ignored: the agent's location is the one its vault credentials were made for.
     /// (Older agents send theirs; an agent does not decide where it is.)
@@ -30,7 +32,7 @@ pub struct RegisterRequest {
 }
 
 /// The answer to a registration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterResponse {
     pub agent_id: String,
@@ -42,7 +44,7 @@ pub struct RegisterResponse {
 }
 
 /// `GET /api/v1/agent/ping`: the agent's credential works.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentPing {
     pub agent_id: String,
@@ -50,7 +52,7 @@ pub struct AgentPing {
 }
 
 /// `POST /api/v1/agent/heartbeat`: the agent is alive, and what it knows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,7 +62,7 @@ pub struct Heartbeat {
 }
 
 /// One VM of a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportedVm {
     /// The agent's name for the VM.
@@ -72,14 +74,16 @@ pub struct ReportedVm {
 }
 
 /// The answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatAnswer {
+    #[schema(value_type = String, format = DateTime)]
     pub server_time: Timestamp,
 }
 
 /// `POST /api/v1/agent/jobs/next?wait=N`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NextQuery {
     /// Seconds to wait for a job (at most and by default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,15 +91,18 @@ pub struct NextQuery {
 }
 
 /// A job as an agent receives it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     pub job_id: String,
     pub operation: JobOperation,
     pub vault_id: String,
+    #[schema(required)]
     pub item_id: Option<String>,
+    #[schema(required)]
     pub vm: Option<String>,
     /// The name the item's points carry in the repository (its history).
+    #[schema(required)]
     pub point_name: Option<String>,
     /// The passphrase of the agent's repository in this vault.
     pub passphrase: String,
@@ -104,7 +111,7 @@ pub struct Assignment {
 }
 
 /// `POST /api/v1/agent/jobs/{job}/progress`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
     pub bytes_done: u64,
@@ -115,13 +122,13 @@ pub struct Progress {
 }
 
 /// The answer to a progress report: whether the job was asked to cancel.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProgressAnswer {
     pub cancel: bool,
 }
 
 /// `POST /api/v1/agent/jobs/{job}/complete`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Completion {
     /// `Completed`, `CompletedWithWarnings`, `Failed` or `Cancelled`.
@@ -142,20 +149,23 @@ pub struct Completion {
 
 /// The answer to a completion: the status the job ended with (the agent's, except
 /// that an end that is neither a success nor a cancel is recorded as `Failed`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CompletionAnswer {
     pub status: JobStatus,
 }
 
 /// A host agent as the API and the portal show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub id: String,
     pub host: String,
     pub location: String,
+    #[schema(required)]
     pub version: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub registered: Timestamp,
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub last_heartbeat: Option<Timestamp>,
     pub online: bool,
     /// The VMs it reported, each with what it knows and its preflight checks.
@@ -163,9 +173,10 @@ pub struct Agent {
 }
 
 /// A VM as its agent last reported it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AgentVm {
     pub vm: String,
     pub info: VmReport,
+    #[schema(value_type = String, format = DateTime)]
     pub seen: Timestamp,
 }

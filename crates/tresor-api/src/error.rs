@@ -9,13 +9,15 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
 
 /// An error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// An [`ErrorCode`]'s name. A `String` here so that a client understands an
     /// answer from a newer server with a code it does not know.
+    #[schema(examples("NotFound"))]
     pub code: String,
     /// What is wrong, naming the offending value.
     pub message: String,
@@ -145,6 +147,27 @@ error_codes! {
     WeeklyRetentionDayNotScheduled 400 "A rule of the vault (tresor-domain) is broken.",
     WeeklyRetentionRequired 400 "A rule of the vault (tresor-domain) is broken.",
 }
+
+/// In the API's description: the names of every code, and what each means with its status.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut description = String::from(
+            "Every code an error answer can carry, with its HTTP status. A client should \
+             expect codes it does not know (from a newer server).\n",
+        );
+        for c in ErrorCode::ALL {
+            description.push_str(&format!("\n- `{c}` ({}): {}", c.status(), c.meaning()));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 /// A name that is no [`ErrorCode`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Run state, as far as backups care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum VmState {
     Running,
@@ -29,7 +30,7 @@ impl fmt::Display for VmState {
 }
 
 /// Whether a guest agent answers, and what it can do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum GuestAgentState {
     /// No guest agent socket is configured for the VM.
@@ -44,11 +45,12 @@ pub enum GuestAgentState {
 }
 
 /// One disk of a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VmDisk {
     /// The disk's name in recovery points: the guest device (`vda`) or image file name.
     pub name: String,
     /// The hypervisor's handle on it (a QEMU block node), when running.
+    #[schema(required)]
     pub node: Option<String>,
     /// The image file (or block device) behind it.
     pub image: String,
@@ -58,9 +60,10 @@ pub struct VmDisk {
 }
 
 /// What a provider knows of a VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VmInfo {
     pub name: String,
+    #[schema(required)]
     pub uuid: Option<String>,
     pub state: VmState,
     pub disks: Vec<VmDisk>,
@@ -69,7 +72,7 @@ pub struct VmInfo {
 
 /// What the server keeps and shows of a VM: what the provider knows, with the
 /// preflight checks' findings when the agent ran them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VmReport {
     #[serde(flatten)]
     pub info: VmInfo,
@@ -77,7 +80,7 @@ pub struct VmReport {
     pub preflight: Option<Vec<CheckResult>>,
 }
 /// A stable name for a condition a check (or a failed backup) reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckCode {
     /// The provider does not know the VM.
@@ -139,7 +142,7 @@ impl fmt::Display for CheckCode {
 }
 
 /// How much a check's finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// Fine.
@@ -151,15 +154,17 @@ pub enum Severity {
 }
 
 /// One finding of a preflight check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CheckResult {
     /// What was checked, for people: "QMP socket", "guest agent", "disk vda".
     pub subject: String,
     pub severity: Severity,
     /// `None` when the check passed.
+    #[schema(required)]
     pub code: Option<CheckCode>,
     pub message: String,
     /// What to do about it, when something is to be done.
+    #[schema(required)]
     pub fix: Option<String>,
 }
 

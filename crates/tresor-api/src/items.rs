@@ -4,12 +4,13 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 pub use tresor_domain::ProtectionState;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::inventory::VmReport;
 use crate::vaults::ReplicationStatus;
 
 /// A VM a host agent of the vault's location reported, not yet protected.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProtectableVm {
     pub host: String,
@@ -23,12 +24,14 @@ pub struct ProtectableVm {
 }
 
 /// `POST /api/v1/vaults/{vault}/items`: enable protection of a VM.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnableProtection {
     /// The host (agent) the VM runs on: its host name or agent id.
+    #[schema(example = "kvm1")]
     pub host: String,
     /// The agent's name for the VM.
+    #[schema(example = "app01")]
     pub vm: String,
     /// Default: DefaultPolicy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,7 +39,7 @@ pub struct EnableProtection {
 }
 
 /// A protected VM.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProtectedItem {
     pub id: String,
@@ -45,9 +48,12 @@ pub struct ProtectedItem {
     pub vm: String,
     pub host: String,
     pub agent_id: String,
+    #[schema(required)]
     pub policy: Option<String>,
     pub protection_state: ProtectionState,
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub last_backup_time: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
     /// The item's copy in the secondary region (shown for one item, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,16 +61,17 @@ pub struct ProtectedItem {
 }
 
 /// `POST .../items/{item}/backup` (the body may be left out).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupNow {
     /// Keep the point until then (default: 30 days from now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub retain_until: Option<Timestamp>,
 }
 
 /// `POST .../items/{item}/disable` (the body may be left out).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Disable {
     /// Delete the item's recovery points too (otherwise they are kept, and retention stops).
@@ -73,27 +80,30 @@ pub struct Disable {
 }
 
 /// `?useSecondaryRegion=true`: the points as the secondary region holds them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct RegionQuery {
     #[serde(default)]
     pub use_secondary_region: bool,
 }
 
 /// `POST .../items/{item}/restore`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     pub recovery_point: String,
     /// `RestoreDisks` (to a folder on the host), `CreateVm` (disks and a new VM's
     /// definition), `ReplaceDisks` (over the stopped original). A string, so that
     /// another value is answered with `InvalidRestoreMode` naming the three.
+    #[schema(schema_with = restore_mode_schema)]
     pub mode: String,
     /// Folder on the host for RestoreDisks and CreateVm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_path: Option<String>,
     /// `qcow2` or `raw` (default: each disk's own format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = disk_format_schema)]
     pub format: Option<String>,
     /// Name of the new VM (CreateVm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,14 +114,17 @@ pub struct RestoreRequest {
 }
 
 /// A recovery point.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryPoint {
     pub id: String,
     pub item_id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub time: Timestamp,
     /// `AppConsistent`, `FileSystemConsistent` or `CrashConsistent`.
+    #[schema(schema_with = consistency_schema)]
     pub consistency: String,
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub expiry: Option<Timestamp>,
     /// Made by "back up now": kept until its own date whatever the policy says.
     pub on_demand: bool,
@@ -120,8 +133,44 @@ pub struct RecoveryPoint {
     /// Its disks, the backup's figures, its parent, warnings, freeze time, host.
     pub details: Value,
     /// When it reached the secondary region (GeoRedundant vaults).
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub replicated: Option<Timestamp>,
     /// When it was deleted from the primary; it stays restorable from the secondary
     /// until the soft-delete window ends.
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub deleted_from_primary: Option<Timestamp>,
+}
+
+/// The restore modes a [`RestoreRequest`] names.
+pub const RESTORE_MODES: [&str; 3] = ["RestoreDisks", "CreateVm", "ReplaceDisks"];
+
+/// The formats a restore writes disks in.
+pub const DISK_FORMATS: [&str; 2] = ["qcow2", "raw"];
+
+/// The consistencies of a [`RecoveryPoint`].
+pub const CONSISTENCIES: [&str; 3] = ["AppConsistent", "FileSystemConsistent", "CrashConsistent"];
+
+fn names(names: &[&str]) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names.iter().copied()))
+        .build()
+}
+
+fn restore_mode_schema() -> utoipa::openapi::schema::Object {
+    names(&RESTORE_MODES)
+}
+
+fn disk_format_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .item(names(&DISK_FORMATS))
+        .item(
+            utoipa::openapi::schema::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Null),
+        )
+        .into()
+}
+
+fn consistency_schema() -> utoipa::openapi::schema::Object {
+    names(&CONSISTENCIES)
 }

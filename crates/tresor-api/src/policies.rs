@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 pub use tresor_domain::BackupPolicy;
+use utoipa::ToSchema;
 
 /// A policy of a vault. Created and updated with a [`BackupPolicy`] body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     pub id: String,

@@ -3,13 +3,17 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 pub use tresor_domain::StorageRedundancy;
+use utoipa::ToSchema;
 
 /// `POST /api/v1/vaults`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateVault {
+    #[schema(value_type = tresor_domain::VaultName)]
     pub name: String,
+    #[schema(value_type = tresor_domain::ResourceGroupName)]
     pub resource_group: String,
+    #[schema(value_type = tresor_domain::Location)]
     pub location: String,
     /// Default: GeoRedundant, as Azure.
     #[serde(default)]
@@ -17,7 +21,7 @@ pub struct CreateVault {
 }
 
 /// A vault as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Vault {
     pub id: String,
@@ -31,23 +35,26 @@ pub struct Vault {
     pub cross_region_restore: bool,
     /// The copy in the paired location: status, lag, bytes pending, last error.
     pub replication: ReplicationStatus,
+    #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
 }
 
 /// How the copy of a vault (or of one item) in the secondary region stands.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationStatus {
     pub status: ReplicationHealth,
     /// The paired location, for GeoRedundant vaults whose location has one.
+    #[schema(required)]
     pub secondary_location: Option<String>,
     /// Figures, for GeoRedundant vaults with a paired location.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = progress_fields_schema)]
     pub progress: Option<ReplicationProgress>,
 }
 
 /// Where replication stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum ReplicationHealth {
     /// The vault is LocallyRedundant.
     NotApplicable,
@@ -62,34 +69,39 @@ pub enum ReplicationHealth {
 }
 
 /// The figures of a GeoRedundant vault's replication.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationProgress {
     /// Age of the oldest point not yet copied, seconds (0 when none waits).
+    #[schema(minimum = 0)]
     pub lag_seconds: f64,
     pub pending_recovery_points: usize,
     pub bytes_pending: u64,
     pub recovery_points_on_secondary: usize,
     /// Deleted from the primary, kept on the secondary until the soft-delete window ends.
     pub soft_deleted_recovery_points: usize,
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub last_success: Option<Timestamp>,
+    #[schema(required)]
     pub last_error: Option<ReplicationError>,
+    #[schema(required, value_type = Option<String>, format = DateTime)]
     pub next_attempt: Option<Timestamp>,
     pub bytes_replicated: u64,
 }
 
 /// Why the last replication run failed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationError {
     pub code: String,
     pub message: String,
     pub recommendation: String,
+    #[schema(value_type = String, format = DateTime)]
     pub time: Timestamp,
 }
 
 /// `PUT /api/v1/vaults/{vault}/backup-properties`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupProperties {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,11 +112,12 @@ pub struct BackupProperties {
 }
 
 /// `POST /api/v1/vaults/{vault}/credentials` (the body may be left out).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CredentialsRequest {
     /// Days the credentials stay valid: 1..=10 (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10)]
     pub valid_days: Option<u32>,
     /// The location of the agent that registers with them (default: the vault's).
     /// The agent gets this location whatever it claims.
@@ -115,7 +128,7 @@ pub struct CredentialsRequest {
 /// A vault credentials file: what an agent needs to register with this vault's
 /// server. Written by `tresor vault credentials` and the portal, read by
 /// `tresor agent register`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsFile {
     pub server: String,
@@ -124,6 +137,7 @@ pub struct CredentialsFile {
     pub vault: String,
     /// One-time secret; registering an agent uses it up.
     pub secret: String,
+    #[schema(value_type = String, format = DateTime)]
     pub expires: Timestamp,
     /// The location the registering agent gets.
     #[serde(default)]
@@ -131,10 +145,21 @@ pub struct CredentialsFile {
 }
 
 /// `POST /api/v1/vaults/{vault}/verify` (the body may be left out).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
     /// Verify the copy in the secondary region.
     #[serde(default)]
     pub use_secondary_region: bool,
+}
+
+/// [`ReplicationProgress`]'s fields, none required: a vault without figures has none
+/// of them (the flattened `Option`).
+fn progress_fields_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    let mut schema = <ReplicationProgress as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(fields)) = &mut schema {
+        fields.required.clear();
+    }
+    schema
 }

@@ -14,11 +14,12 @@
 //!   is `ProtectionStopped` until the store removes it.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{codes, RuleError};
 
 /// Where an item's protection stands (Azure's `protectionState`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum ProtectionState {
     /// Backup is configured; the first backup has not succeeded yet.
     InitialBackupPending,

@@ -2,11 +2,12 @@
 //! Backup's jobs view, with their tasks and errors.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::RuleError;
 
 /// What a job does (Azure's `operation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum JobOperation {
     ConfigureBackup,
     Backup,
@@ -35,7 +36,7 @@ impl JobOperation {
 }
 
 /// Where a job, or one of its tasks, stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum JobStatus {
     InProgress,
     Completed,
@@ -62,7 +63,7 @@ impl JobStatus {
 }
 
 /// A step of a job, such as "Take snapshot" or "Transfer data to vault".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobTask {
     pub name: String,
@@ -70,7 +71,7 @@ pub struct JobTask {
 }
 
 /// Why a job failed or warned: a code, what happened, what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobErrorInfo {
     pub code: String,

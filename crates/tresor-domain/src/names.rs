@@ -19,7 +19,7 @@
 use crate::error::{codes, RuleError};
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $check:ident) => {
+    ($(#[$doc:meta])* $name:ident, $check:ident, $pattern:literal, $example:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -74,6 +74,20 @@ macro_rules! name_type {
                 n.0
             }
         }
+
+        // A string, of the pattern the check behind deserializing enforces.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some($pattern))
+                    .examples([$example])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -81,25 +95,33 @@ name_type!(
     /// The name of a vault: 2–50 characters, a letter first, then ASCII
     /// letters, digits and hyphens.
     VaultName,
-    check_vault_name
+    check_vault_name,
+    "^[A-Za-z][A-Za-z0-9-]{1,49}$",
+    "Vault-2"
 );
 name_type!(
     /// The resource group a vault belongs to: 1–90 characters of ASCII
     /// letters, digits, `_`, `-`, `.`, `(` and `)`, not ending in `.`.
     ResourceGroupName,
-    check_resource_group_name
+    check_resource_group_name,
+    "^[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]$",
+    "rg1"
 );
 name_type!(
     /// Where a vault is, as a label: 1–64 lowercase ASCII letters, digits and
     /// hyphens (`westeurope`, `local`).
     Location,
-    check_location
+    check_location,
+    "^[a-z0-9-]{1,64}$",
+    "westeurope"
 );
 name_type!(
     /// The name of a backup policy: 3–150 characters, a letter first, then
     /// ASCII letters, digits, hyphens and underscores.
     PolicyName,
-    check_policy_name
+    check_policy_name,
+    "^[A-Za-z][A-Za-z0-9_-]{2,149}$",
+    "Policy-2"
 );
 
 fn length_ok(s: &str, min: usize, max: usize) -> bool {
@@ -169,6 +191,19 @@ fn check_policy_name(s: &str) -> Result<(), RuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The examples the API's description gives are names the checks accept.
+    #[test]
+    fn schema_examples_are_valid_names() {
+        fn example<T: utoipa::PartialSchema>() -> String {
+            let schema = serde_json::to_value(T::schema()).unwrap();
+            schema["examples"][0].as_str().unwrap().to_string()
+        }
+        VaultName::parse(&example::<VaultName>()).unwrap();
+        ResourceGroupName::parse(&example::<ResourceGroupName>()).unwrap();
+        Location::parse(&example::<Location>()).unwrap();
+        PolicyName::parse(&example::<PolicyName>()).unwrap();
+    }
 
     fn code<T>(r: Result<T, RuleError>) -> &'static str {
         r.err().expect("should be refused").code

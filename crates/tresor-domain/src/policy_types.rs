@@ -10,6 +10,7 @@
 use jiff::civil::{Time, Weekday};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{codes, RuleError};
 use crate::names::PolicyName;
@@ -18,26 +19,29 @@ use crate::names::PolicyName;
 pub const DEFAULT_INSTANT_RESTORE_DAYS: u32 = 2;
 
 /// How often a policy backs up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Frequency {
     /// Every day.
     Daily,
     /// On the given days of the week.
     Weekly {
         #[serde(with = "weekday_names")]
+        #[schema(schema_with = weekday_names::schema)]
         days: Vec<Weekday>,
     },
 }
 
 /// When a policy backs up: a wall-clock time in a time zone, daily or on
 /// some weekdays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Schedule {
     pub frequency: Frequency,
     /// Wall-clock time in `time_zone`: on the hour or half hour.
+    #[schema(value_type = String, pattern = r"^([01][0-9]|2[0-3]):[03]0(:00)?$", example = "22:30:00")]
     pub time: Time,
     /// An IANA time zone name, such as `Europe/Berlin` or `UTC`.
+    #[schema(example = "UTC")]
     pub time_zone: String,
 }
 
@@ -53,7 +57,7 @@ pub enum MonthDay {
 /// A week of the month, for weekday-based monthly and yearly retention.
 /// `First` is days 1–7, `Second` 8–14, `Third` 15–21, `Fourth` 22–28 and
 /// `Last` the last seven days of the month (it can overlap `Fourth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum WeekOfMonth {
     First,
     Second,
@@ -63,7 +67,7 @@ pub enum WeekOfMonth {
 }
 
 /// Which days of a month a monthly or yearly rule keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum DaySelector {
     /// Given days of the month (Azure's "day based").
     DaysOfMonth(Vec<MonthDay>),
@@ -72,27 +76,29 @@ pub enum DaySelector {
     WeekdaysOfWeeks {
         weeks: Vec<WeekOfMonth>,
         #[serde(with = "weekday_names")]
+        #[schema(schema_with = weekday_names::schema)]
         days: Vec<Weekday>,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyRetention {
     /// 7 to 9999.
     pub days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WeeklyRetention {
     #[serde(with = "weekday_names")]
+    #[schema(schema_with = weekday_names::schema)]
     pub days_of_week: Vec<Weekday>,
     /// 1 to 5163.
     pub weeks: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonthlyRetention {
     pub selector: DaySelector,
@@ -100,11 +106,12 @@ pub struct MonthlyRetention {
     pub months: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct YearlyRetention {
     /// Months 1 (January) to 12, serialized by name (`"January"`).
     #[serde(with = "month_names")]
+    #[schema(schema_with = month_names::schema)]
     pub months_of_year: Vec<i8>,
     pub selector: DaySelector,
     /// 1 to 99.
@@ -112,7 +119,7 @@ pub struct YearlyRetention {
 }
 
 /// The retention rules of a policy; absent rules keep nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Retention {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,8 +165,14 @@ pub struct Retention {
 ///
 /// A weekly schedule is `"frequency": { "Weekly": { "days": ["Saturday"] } }`;
 /// a last day of the month is `"Last"` among the `DaysOfMonth`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(
+    description = "A backup policy: when it backs up (`schedule`) and how long \
+    its recovery points are kept (`retention`). A weekly schedule is \
+    `\"frequency\": {\"Weekly\": {\"days\": [\"Saturday\"]}}`; a last day of the month \
+    is `\"Last\"` among the `DaysOfMonth`."
+)]
 pub struct BackupPolicy {
     pub name: PolicyName,
     pub schedule: Schedule,
@@ -245,6 +258,29 @@ impl<'de> Deserialize<'de> for MonthDay {
     }
 }
 
+impl utoipa::PartialSchema for MonthDay {
+    /// As (de)serialized above: a day's number or `"Last"`.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(u8::MAX)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["Last"])),
+            )
+            .description(Some("A day of the month (1 to 28), or \"Last\"."))
+            .into()
+    }
+}
+
+impl ToSchema for MonthDay {}
+
 /// Weekdays as Azure spells them: `"Monday"` ... `"Sunday"`.
 pub(crate) mod weekday_names {
     use jiff::civil::Weekday;
@@ -259,6 +295,11 @@ pub(crate) mod weekday_names {
         "Saturday",
         "Sunday",
     ];
+
+    /// The schema of a list of weekdays as written here.
+    pub fn schema() -> utoipa::openapi::schema::Array {
+        super::names_schema(&NAMES)
+    }
 
     pub fn name(day: Weekday) -> &'static str {
         NAMES[day.to_monday_zero_offset() as usize]
@@ -298,6 +339,11 @@ mod month_names {
         "December",
     ];
 
+    /// The schema of a list of months as written here.
+    pub fn schema() -> utoipa::openapi::schema::Array {
+        super::names_schema(&NAMES)
+    }
+
     pub fn serialize<S: Serializer>(months: &[i8], s: S) -> Result<S::Ok, S::Error> {
         let names: Result<Vec<&str>, S::Error> = months
             .iter()
@@ -325,4 +371,16 @@ mod month_names {
             })
             .collect()
     }
+}
+
+/// A list of names out of `names` (weekdays, months), for the API's description.
+fn names_schema(names: &[&str]) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names.iter().copied())),
+        )
+        .build()
 }

@@ -7,12 +7,13 @@
 //! means for the bytes is the storage's business.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{codes, RuleError};
 use crate::names::{Location, ResourceGroupName, VaultName};
 
 /// How a vault keeps copies of its data (Azure's `storageModelType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 pub enum StorageRedundancy {
     /// Copies in a second location as well (Azure's default).
     #[default]
