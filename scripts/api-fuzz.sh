@@ -147,9 +147,15 @@ spare_secret=$(call POST "/api/v1/vaults/$vault/credentials" '{}' | field secret
 registered=$(call POST /api/v1/agents/register '{"secret":"'"$secret"'","host":"kvm1","vault":"'$vault'","version":"0.1.0"}' "")
 agent=$(printf '%s' "$registered" | field credential)
 agent_id=$(printf '%s' "$registered" | field agentId)
-vm='{"vm":"web01","info":{"name":"web01","state":"running","disks":[{"name":"vda","format":"qcow2","image":"/srv/web01.qcow2","virtual_size":1048576}]}}'
-vm2='{"vm":"db01","info":{"name":"db01","state":"shutoff","disks":[{"name":"vda","format":"raw","image":"/srv/db01.raw","virtual_size":1048576}]}}'
-vm3='{"vm":"app01","info":{"name":"app01","state":"running","disks":[{"name":"vda","format":"qcow2","image":"/srv/app01.qcow2","virtual_size":1048576}]}}'
+# VMs as an agent reports them (tresor_api::inventory::VmInfo): the server shows them
+# back in agents and protectable items, checked against the same schema.
+vm_info() { # NAME STATE FORMAT
+  printf '{"vm":"%s","info":{"name":"%s","uuid":null,"state":"%s","disks":[{"name":"vda","node":null,"image":"/srv/%s.%s","format":"%s","virtual_size":1048576}],"guest_agent":{"state":"not-configured"}}}' \
+    "$1" "$1" "$2" "$1" "$3" "$3"
+}
+vm=$(vm_info web01 running qcow2)
+vm2=$(vm_info db01 stopped raw)
+vm3=$(vm_info app01 running qcow2)
 call POST /api/v1/agent/heartbeat '{"version":"0.1.0","vms":['"$vm"','"$vm2"','"$vm3"']}' "$agent" >/dev/null
 item=$(call POST "/api/v1/vaults/$vault/items" '{"host":"kvm1","vm":"web01","policy":"Policy-1"}' | field id)
 call POST "/api/v1/vaults/$vault/items" '{"host":"'"$agent_id"'","vm":"db01"}' >/dev/null
