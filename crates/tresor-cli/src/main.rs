@@ -1,7 +1,6 @@
 //! The `tresor` command. Parsing and printing only: the work is done by the library crates.
 
 mod cli;
-mod cli_service;
 mod commands;
 mod passphrase;
 mod progress_bar;

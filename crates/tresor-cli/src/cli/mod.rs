@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::cli_service::*;
+mod service;
+
+pub use service::*;
 
 #[derive(Parser)]
 #[command(

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use tresor_api::vaults::StorageRedundancy;
 
 /// How the management commands reach the server. Flags win over the environment,
 /// the environment over the config file (default `~/.config/tresor/cli.json`, the
@@ -158,11 +159,11 @@ pub enum Redundancy {
     LocallyRedundant,
 }
 
-impl Redundancy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Redundancy::GeoRedundant => "GeoRedundant",
-            Redundancy::LocallyRedundant => "LocallyRedundant",
+impl From<Redundancy> for StorageRedundancy {
+    fn from(r: Redundancy) -> StorageRedundancy {
+        match r {
+            Redundancy::GeoRedundant => StorageRedundancy::GeoRedundant,
+            Redundancy::LocallyRedundant => StorageRedundancy::LocallyRedundant,
         }
     }
 }
@@ -359,7 +360,7 @@ pub enum RestoreCommand {
         #[arg(long)]
         target_path: String,
         #[arg(long, value_enum)]
-        format: Option<crate::cli::FormatArg>,
+        format: Option<super::FormatArg>,
     },
     /// Restore the disks and define a new VM from them (vm.json, start-vm.sh).
     CreateVm {

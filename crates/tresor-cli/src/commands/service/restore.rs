@@ -1,0 +1,92 @@
+//! `tresor recoverypoint` and `tresor restore`: an item's recovery points, and
+//! restoring one (disks to a folder, a new VM, or over the original's disks).
+
+use anyhow::Result;
+use tresor_api::items::RestoreRequest;
+use tresor_client::{ApiClient, Region};
+
+use super::jobs::JOB_COLUMNS;
+use super::output::{confirm, print};
+use crate::cli::{FormatArg, Output, PointCommand, RestoreCommand};
+
+const POINT_COLUMNS: &[(&str, &str)] = &[
+    ("NAME", "id"),
+    ("TIME", "time"),
+    ("CONSISTENCY", "consistency"),
+    ("EXPIRY", "expiry"),
+    ("ON DEMAND", "onDemand"),
+    ("SIZE", "size"),
+    ("IN SECONDARY", "replicated"),
+    ("DELETED FROM PRIMARY", "deletedFromPrimary"),
+];
+
+pub async fn recovery_points(api: &ApiClient, output: Output, cmd: PointCommand) -> Result<()> {
+    match cmd {
+        PointCommand::List {
+            vault,
+            item,
+            use_secondary_region,
+        } => {
+            let region = Region::of(use_secondary_region);
+            let points = api
+                .recovery_points(&vault.vault_name, &item, region)
+                .await?;
+            print(output, &points, POINT_COLUMNS)
+        }
+        PointCommand::Show {
+            vault,
+            item,
+            name,
+            use_secondary_region,
+        } => {
+            let region = Region::of(use_secondary_region);
+            let point = api
+                .recovery_point(&vault.vault_name, &item, &name, region)
+                .await?;
+            print(output, &point, POINT_COLUMNS)
+        }
+    }
+}
+
+pub async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Result<()> {
+    let (target, mode, target_path, format, new_name) = match cmd {
+        RestoreCommand::RestoreDisks {
+            target,
+            target_path,
+            format,
+        } => {
+            let format = format.map(|f| match f {
+                FormatArg::Qcow2 => "qcow2".to_string(),
+                FormatArg::Raw => "raw".to_string(),
+            });
+            (target, "RestoreDisks", Some(target_path), format, None)
+        }
+        RestoreCommand::CreateVm {
+            target,
+            target_path,
+            new_name,
+        } => (target, "CreateVm", Some(target_path), None, new_name),
+        RestoreCommand::ReplaceDisks { target, yes } => {
+            confirm(
+                yes,
+                &format!(
+                    "overwrite the disks of {} with recovery point {}",
+                    target.item, target.rp_name
+                ),
+            )?;
+            (target, "ReplaceDisks", None, None, None)
+        }
+    };
+    let request = RestoreRequest {
+        recovery_point: target.rp_name,
+        mode: mode.to_string(),
+        target_path,
+        format,
+        new_name,
+        use_secondary_region: target.use_secondary_region,
+    };
+    let job = api
+        .restore(&target.vault.vault_name, &target.item, &request)
+        .await?;
+    print(output, &job, JOB_COLUMNS)
+}
