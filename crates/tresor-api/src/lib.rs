@@ -14,6 +14,7 @@
 //! - [`jobs`]: jobs, their operations, statuses and filters.
 //! - [`agents`]: registration, heartbeat, job assignment, progress and completion.
 //! - [`inventory`]: what an agent reports of its VMs (state, disks, guest agent, preflight).
+//! - [`overview`]: a vault's storage figures, reported VMs with the vault protecting each.
 //! - [`storage`]: an agent's access to its repository (objects, writers).
 //! - [`tokens`]: API tokens.
 //! - [`error`]: the error answer and its codes.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod inventory;
 pub mod items;
 pub mod jobs;
+pub mod overview;
 pub mod policies;
 pub mod storage;
 pub mod tokens;

@@ -7,25 +7,23 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
+use tresor_api::jobs::{Job, JobQuery, JobStatus};
+use tresor_api::vaults::Vault;
+use tresor_service::{Service, ServiceError};
 
-use super::layout::{
-    badge, bytes, csrf_field, empty, error_box, notice, spaced, time, url_encode, vault_page,
-    vault_tabs, with_status, Done,
+use crate::layout::{
+    badge, bytes, csrf_field, empty, error_box, notice, spaced, time, vault_page, vault_tabs,
+    wire_name, with_status, Done,
 };
-use super::session::Operator;
-use super::vaults::{error_page, vault_of};
-use crate::api;
-use crate::api::jobs::JobQuery;
-use crate::auth::Admin;
-use crate::dto::{JobDto, VaultDto};
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::session::Operator;
+use crate::urls::url_encode;
+use crate::vaults::{error_page, vault_of};
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/vaults/{vault}/jobs", get(list))
         .route("/vaults/{vault}/jobs/{job}", get(details))
@@ -63,10 +61,10 @@ pub fn duration(secs: f64) -> String {
 }
 
 /// The task a job is at: the first one running, else the last one.
-fn current_task(j: &JobDto) -> Option<&str> {
+fn current_task(j: &Job) -> Option<&str> {
     j.tasks
         .iter()
-        .find(|t| matches!(t.status, tresor_domain::JobStatus::InProgress))
+        .find(|t| t.status == JobStatus::InProgress)
         .or(j.tasks.last())
         .map(|t| t.name.as_str())
 }
@@ -102,7 +100,7 @@ fn job_url(vault: &str, id: &str) -> String {
     format!("/vaults/{}/jobs/{}", url_encode(vault), url_encode(id))
 }
 
-fn item_link(vault: &str, j: &JobDto) -> Markup {
+fn item_link(vault: &str, j: &Job) -> Markup {
     let name = if j.vm_name.is_empty() {
         "–"
     } else {
@@ -138,7 +136,7 @@ fn chosen(v: Option<&str>) -> Option<String> {
 
 async fn list(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path(vault): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
@@ -153,15 +151,8 @@ async fn list(
         limit: q.limit,
         ..JobQuery::default()
     };
-    let jobs = match api::jobs::list(
-        Admin,
-        State(state.clone()),
-        Path(v.name.clone()),
-        Query(query),
-    )
-    .await
-    {
-        Ok(Json(j)) => j,
+    let jobs = match state.jobs(&op.principal, v.name.clone(), query).await {
+        Ok(j) => j,
         Err(e) => return error_page(&op, &e),
     };
     let item_name = item.as_ref().map(|id| {
@@ -221,7 +212,7 @@ async fn list(
     vault_page("Backup jobs", &op, &v.name, &[], body)
 }
 
-fn jobs_table(v: &VaultDto, jobs: &[JobDto]) -> Markup {
+fn jobs_table(v: &Vault, jobs: &[Job]) -> Markup {
     html! {
         table #jobs data-live-jobs=(v.name) {
             caption.sr-only { "Backup jobs" }
@@ -237,15 +228,17 @@ fn jobs_table(v: &VaultDto, jobs: &[JobDto]) -> Markup {
             } }
             tbody {
                 @for j in jobs {
-                    tr data-job=(j.id) data-status=(j.status) {
-                        td { (spaced(&j.operation)) }
-                        td { (status_badge(&j.status)) }
+                    @let status = wire_name(&j.status);
+                    @let operation = spaced(j.operation.as_str());
+                    tr data-job=(j.id) data-status=(status) {
+                        td { (operation) }
+                        td { (status_badge(&status)) }
                         td { (item_link(&v.name, j)) }
                         td data-field="task" { (current_task(j).unwrap_or("–")) }
                         td { (time(Some(j.start_time))) }
                         td data-field="duration" { (duration(j.duration)) }
                         td { (progress(j.percent)) }
-                        td { a href=(job_url(&v.name, &j.id)) aria-label={ "Details of the " (spaced(&j.operation).to_lowercase()) " job of " (j.vm_name) ", " (j.start_time.strftime("%Y-%m-%d %H:%M UTC").to_string()) } { "Details" } }
+                        td { a href=(job_url(&v.name, &j.id)) aria-label={ "Details of the " (operation.to_lowercase()) " job of " (j.vm_name) ", " (j.start_time.strftime("%Y-%m-%d %H:%M UTC").to_string()) } { "Details" } }
                     }
                 }
             }
@@ -255,7 +248,7 @@ fn jobs_table(v: &VaultDto, jobs: &[JobDto]) -> Markup {
 
 async fn details(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path((vault, id)): Path<(String, String)>,
     Query(q): Query<Done>,
 ) -> Response {
@@ -296,7 +289,7 @@ fn result_value(key: &str, value: &Value) -> Markup {
 }
 
 /// What a finished job produced: its recovery point, restored disks, figures.
-fn result_section(v: &VaultDto, j: &JobDto) -> Markup {
+fn result_section(v: &Vault, j: &Job) -> Markup {
     let Some(obj) = j.result.as_object().filter(|o| !o.is_empty()) else {
         return html! {};
     };
@@ -356,34 +349,33 @@ fn result_section(v: &VaultDto, j: &JobDto) -> Markup {
 
 async fn job_page(
     op: &Operator,
-    state: &Arc<AppState>,
+    state: &Arc<Service>,
     vault: &str,
     id: &str,
     done: Option<&str>,
-    error: Option<&ApiError>,
+    error: Option<&ServiceError>,
 ) -> Response {
     let v = or_return!(vault_of(state, op, vault).await);
-    let j = match api::jobs::show(
-        Admin,
-        State(state.clone()),
-        Path((v.name.clone(), id.to_string())),
-    )
-    .await
+    let j = match state
+        .job(&op.principal, v.name.clone(), id.to_string())
+        .await
     {
-        Ok(Json(j)) => j,
+        Ok(j) => j,
         Err(e) => return error_page(op, &e),
     };
     let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = job_url(&v.name, &j.id);
-    let running = j.status == "InProgress" || j.status == "Cancelling";
+    let running = matches!(j.status, JobStatus::InProgress | JobStatus::Cancelling);
+    let status = wire_name(&j.status);
+    let operation = spaced(j.operation.as_str());
     let what = if j.vm_name.is_empty() {
-        spaced(&j.operation)
+        operation.clone()
     } else {
-        format!("{} of {}", spaced(&j.operation), j.vm_name)
+        format!("{operation} of {}", j.vm_name)
     };
     let cancel_question = format!(
         "Cancel this {} job{}? It stops at its next step and ends as Cancelled.",
-        spaced(&j.operation).to_lowercase(),
+        operation.to_lowercase(),
         if j.vm_name.is_empty() {
             String::new()
         } else {
@@ -398,7 +390,7 @@ async fn job_page(
         (vault_tabs(&v.name, "Backup jobs"))
         @if let Some(err) = &j.error {
             div.alert.bad.job-error #job-error role="alert" aria-labelledby="job-error-h" {
-                h2 #job-error-h { @if j.status == "Failed" { "This job failed" } @else { "Error" } }
+                h2 #job-error-h { @if j.status == JobStatus::Failed { "This job failed" } @else { "Error" } }
                 p #job-error-message { strong { (err.message) } }
                 p #job-error-code { "Error code: " code { (err.code) } }
                 @if !err.recommendation.is_empty() {
@@ -407,7 +399,7 @@ async fn job_page(
             }
         }
         div.toolbar {
-            @if j.status == "InProgress" {
+            @if j.status == JobStatus::InProgress {
                 form.inline #cancel-job method="post" action={ (url) "/cancel" }
                     data-confirm=(cancel_question) {
                     (csrf_field(op))
@@ -427,8 +419,8 @@ async fn job_page(
                 th scope="col" { "Progress" }
             } }
             tbody {
-                tr data-job=(j.id) data-status=(j.status) {
-                    td { (status_badge(&j.status)) }
+                tr data-job=(j.id) data-status=(status) {
+                    td { (status_badge(&status)) }
                     td data-field="task" { (current_task(&j).unwrap_or("–")) }
                     td data-field="duration" { (duration(j.duration)) }
                     td { (progress(j.percent)) }
@@ -442,8 +434,8 @@ async fn job_page(
             section.card aria-labelledby="props-h" {
                 h2 #props-h { "Details" }
                 dl.props #job-details {
-                    dt { "Operation" } dd { (spaced(&j.operation)) }
-                    dt { "Status" } dd { (badge(&j.status)) }
+                    dt { "Operation" } dd { (operation) }
+                    dt { "Status" } dd { (badge(&status)) }
                     dt { "VM" } dd { (item_link(&v.name, &j)) }
                     dt { "Start time" } dd { (time(Some(j.start_time))) }
                     dt { "End time" } dd { (time(j.end_time)) }
@@ -466,7 +458,7 @@ async fn job_page(
                         thead { tr { th scope="col" { "Task" } th scope="col" { "Status" } } }
                         tbody {
                             @for t in &j.tasks {
-                                @let s = crate::dto::enum_name(t.status);
+                                @let s = wire_name(&t.status);
                                 tr { td { (t.name) } td { (badge(&s)) } }
                             }
                         }
@@ -502,22 +494,19 @@ pub struct CancelForm {
 
 async fn cancel(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path((vault, id)): Path<(String, String)>,
     Form(f): Form<CancelForm>,
 ) -> Response {
     if let Some(r) = op.csrf_rejection(&f.csrf) {
         return r;
     }
-    match api::jobs::cancel(
-        Admin,
-        State(state.clone()),
-        Path((vault.clone(), id.clone())),
-    )
-    .await
+    match state
+        .cancel_job(&op.principal, vault.clone(), id.clone())
+        .await
     {
-        Ok(Json(j)) => {
-            let text = if j.status == "Cancelled" {
+        Ok(j) => {
+            let text = if j.status == JobStatus::Cancelled {
                 "Job cancelled.".to_string()
             } else {
                 "Cancel requested: the job stops at its next step and ends as Cancelled."

@@ -1,19 +1,28 @@
 //! The web portal: the seed's click path in a browser, served by `tresor serve`.
 //!
-//! Pages are rendered on the server (maud) from the same API handlers the CLI calls,
-//! so a page shows exactly what the API says and a form obeys exactly the API's rules:
-//! a form handler builds the API's request, calls the handler, and on an error shows
+//! Pages are rendered on the server (maud) from the vault service's use cases, the
+//! very ones the REST API calls, so a page shows exactly what the API says and a form
+//! obeys exactly the API's rules: a form handler builds the `tresor-api` request,
+//! calls the use case with the signed-in operator's principal, and on an error shows
 //! the page again with the error's message, code and recommendation.
 //!
-//! - `session.rs`: sign-in, the session cookie, CSRF.
-//! - `layout.rs`: the page shell and shared pieces.
+//! - `session.rs`: the signed-in operator, from the session cookie; CSRF checks.
+//! - `layout.rs`: the page shell and shared pieces; `urls.rs`: percent-encoding.
 //! - `vaults.rs`: the vault list, "+ Add", a vault's overview and backup configuration.
 //! - `backup.rs`: the "+ Backup" wizard (where, what, policy, VMs, enable).
-//! - `items.rs`: backup items, back up now, recovery points, restore.
+//! - `items/`: backup items: the list and one item's page (`page.rs`), what those
+//!   pages share (`shared.rs`), back up now (`backup_now.rs`), restore from a
+//!   recovery point (`restore.rs`), stop backup (`stop.rs`).
 //! - `jobs.rs`: backup jobs, filtered, with live progress.
-//! - `policies.rs`: backup policies: list, details, create, edit.
+//! - `policies/`: backup policies: the list, details and delete (`pages.rs`), a
+//!   policy in words (`summary.rs`), the create and edit form as typed and its
+//!   parsing (`form.rs`), the form's page and its handlers (`edit.rs`).
 //! - `agents.rs`: host agents, vault credentials, preflight per VM.
 //! - `assets/`: the style sheet (light and dark) and the one script.
+//!
+//! **Architecture invariant:** the portal knows HTTP and HTML and nothing of storage:
+//! everything it shows or changes goes through a use case of `tresor-service`, never
+//! the catalogue or the repositories, and nothing of the REST adapter.
 
 /// `let v = or_return!(vault_of(&state, &op, &vault).await);`: the value, or the
 /// handler returns the error page at once.
@@ -37,6 +46,7 @@ pub mod jobs;
 pub mod layout;
 pub mod policies;
 pub mod session;
+pub mod urls;
 pub mod vaults;
 
 use std::sync::Arc;
@@ -47,16 +57,21 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use maud::html;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use tresor_api::ErrorCode;
+use tresor_service::auth::{new_secret, same_secret};
+use tresor_service::Service;
+use tresor_web::cookies::{cookie, set_cookie, LOGIN_COOKIE, SESSION_COOKIE};
+use tresor_web::{ClientIp, HttpError};
 
-use crate::auth::hash_secret;
-use crate::rate_limit::ClientIp;
-use crate::state::AppState;
 use layout::page;
-use session::{cookie, set_cookie, Operator, LOGIN_COOKIE, SESSION_COOKIE};
+use session::Operator;
+use urls::{percent_decode, url_encode};
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// The largest body a portal request may carry: forms are small.
+const MAX_FORM: usize = 64 << 10;
+
+pub fn router(state: Arc<Service>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/vaults") }))
         .route("/login", get(login_page).post(login))
@@ -70,8 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(jobs::routes())
         .merge(policies::routes())
         .merge(agents::routes())
-        // Forms are small; nothing in the portal takes a large body.
-        .layer(axum::extract::DefaultBodyLimit::max(crate::api::MAX_JSON))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
         .with_state(state)
 }
 
@@ -142,7 +156,7 @@ fn safe_next(next: Option<&str>) -> String {
         if !plain_path(&form) {
             return HOME.to_string();
         }
-        let decoded = layout::percent_decode(&form);
+        let decoded = percent_decode(&form);
         if decoded == form {
             return n.to_string();
         }
@@ -153,7 +167,7 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    let token = crate::auth::new_secret("login");
+    let token = new_secret("login");
     let body = html! {
         section.signin {
             h1 { "Sign in to Tresor" }
@@ -185,19 +199,17 @@ pub struct LoginForm {
 }
 
 async fn login(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     // An address that failed too often is refused before its token is even looked
     // at, so that guessing gets no answer.
-    if let Err(wait) = state.limiters.sign_in.check(ip, std::time::Instant::now()) {
-        tracing::warn!(client = %ip, "portal sign-in refused: too many failed attempts");
-        return wait.response("failed sign-ins");
+    if let Err(e) = state.sign_in_allowed(ip) {
+        return HttpError(e).into_response();
     }
-    let ok_origin =
-        cookie(&headers, LOGIN_COOKIE).is_some_and(|c| session::same_secret(c, &f.csrf));
+    let ok_origin = cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same_secret(c, &f.csrf));
     if !ok_origin {
         return (
             StatusCode::FORBIDDEN,
@@ -205,18 +217,9 @@ async fn login(
         )
             .into_response();
     }
-    let hash = hash_secret(f.token.trim());
-    let s = state.clone();
-    let found = tokio::task::spawn_blocking(move || s.store.find_token(&hash))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .flatten();
     let next = safe_next(f.next.as_deref());
-    match found {
-        Some(t) if t.role == "admin" => {
-            let id = state.sessions.open(&t.id, &t.name, state.now());
-            tracing::info!(token = ?t.name, client = %ip, "portal sign-in");
+    match state.sign_in(f.token.trim(), ip).await {
+        Ok(id) => {
             let mut r = Redirect::to(&next).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
@@ -226,16 +229,9 @@ async fn login(
                 .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
             r
         }
-        _ => {
-            tracing::warn!(client = %ip, "portal sign-in with an unknown token");
-            if let Err(wait) = state.limiters.sign_in.take(ip, std::time::Instant::now()) {
-                return wait.response("failed sign-ins");
-            }
-            Redirect::to(&format!(
-                "/login?failed=1&next={}",
-                layout::url_encode(&next)
-            ))
-            .into_response()
+        Err(e) if e.code == ErrorCode::TooManyAttempts => HttpError(e).into_response(),
+        Err(_) => {
+            Redirect::to(&format!("/login?failed=1&next={}", url_encode(&next))).into_response()
         }
     }
 }
@@ -246,7 +242,7 @@ pub struct CsrfForm {
 }
 
 async fn logout(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     op: Operator,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
@@ -255,7 +251,7 @@ async fn logout(
         return r;
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        state.sessions.close(id);
+        state.sign_out(id);
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut()
@@ -269,10 +265,34 @@ pub struct ValidateQuery {
     value: String,
 }
 
+/// The answer of `/portal/validate`: whether the value keeps the rule, and if not,
+/// the rule's code, message and recommendation.
+#[derive(Debug, Default, Serialize)]
+struct Verdict {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
+}
+
+impl Verdict {
+    fn refused(code: &str, message: String, rule: String) -> Verdict {
+        Verdict {
+            ok: false,
+            code: Some(code.to_string()),
+            message: Some(message),
+            rule: Some(rule),
+        }
+    }
+}
+
 /// Live validation for forms: the domain's own rules, answered as you type.
 async fn validate(
-    _: Operator,
-    State(state): State<Arc<AppState>>,
+    op: Operator,
+    State(state): State<Arc<Service>>,
     Query(q): Query<ValidateQuery>,
 ) -> Response {
     use tresor_domain::{Location, PolicyName, ResourceGroupName, VaultName};
@@ -284,25 +304,29 @@ async fn validate(
         _ => return (StatusCode::BAD_REQUEST, "unknown kind").into_response(),
     };
     let answer = match rule {
-        Err(e) => {
-            json!({"ok": false, "code": e.code, "message": e.message, "rule": e.recommendation})
-        }
+        Err(e) => Verdict::refused(e.code, e.message, e.recommendation),
         Ok(()) if q.kind == "vault-name" => {
-            let name = q.value.clone();
-            let s = state.clone();
-            let taken = tokio::task::spawn_blocking(move || s.store.find_vault_by_name(&name))
+            let taken = state
+                .vault_name_taken(&op.principal, q.value.clone())
                 .await
-                .ok()
-                .and_then(|r| r.ok())
-                .flatten()
-                .is_some();
+                .unwrap_or(false);
             if taken {
-                json!({"ok": false, "code": "VaultAlreadyExists", "message": format!("A vault named {} already exists.", q.value), "rule": "Names are unique in this installation, whatever their case."})
+                Verdict::refused(
+                    ErrorCode::VaultAlreadyExists.as_str(),
+                    format!("A vault named {} already exists.", q.value),
+                    "Names are unique in this installation, whatever their case.".into(),
+                )
             } else {
-                json!({"ok": true})
+                Verdict {
+                    ok: true,
+                    ..Verdict::default()
+                }
             }
         }
-        Ok(()) => json!({"ok": true}),
+        Ok(()) => Verdict {
+            ok: true,
+            ..Verdict::default()
+        },
     };
     Json(answer).into_response()
 }

@@ -3,34 +3,35 @@
 //! "Enable backup".
 //!
 //! The steps are plain GET pages (`?step=goal|policy|vms&policy=NAME`) that carry the
-//! chosen policy along; only enabling is a POST (with CSRF). VMs come from the API's
-//! protectable list; the VMs that cannot be chosen are shown too, greyed out, with the
-//! reason (another location, already protected, host agent offline). Enabling calls
-//! the API's enable handler once per VM, so each obeys exactly the API's rules; its
-//! errors are shown per VM.
+//! chosen policy along; only enabling is a POST (with CSRF). VMs come from the
+//! service's protectable list; the VMs that cannot be chosen are shown too, greyed
+//! out, with the reason (another location, already protected, host agent offline).
+//! Enabling calls the service's enable protection once per VM, so each obeys exactly
+//! the API's rules; its errors are shown per VM.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use maud::{html, Markup};
 use serde::Deserialize;
-use serde_json::Value;
+use tresor_api::inventory::{Severity, VmReport};
+use tresor_api::items::{EnableProtection, ProtectionState};
+use tresor_api::policies::Policy;
+use tresor_api::vaults::Vault;
+use tresor_api::ErrorCode;
+use tresor_service::{Service, ServiceError, ServiceResult};
 
-use super::layout::{csrf_field, empty, error_box, notice, url_encode, vault_page, with_status};
-use super::policies::{policy_props, retention_summary, schedule_summary};
-use super::session::Operator;
-use super::vaults::{error_page, vault_of};
-use crate::api;
-use crate::auth::Admin;
-use crate::dto::{PolicyDto, VaultDto};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::layout::{csrf_field, empty, error_box, notice, spaced, vault_page, with_status};
+use crate::policies::summary::{policy_props, retention_summary, schedule_summary};
+use crate::session::Operator;
+use crate::urls::url_encode;
+use crate::vaults::{error_page, vault_of};
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<Service>> {
     Router::new().route("/vaults/{vault}/backup", get(wizard).post(enable))
 }
 
@@ -92,7 +93,7 @@ fn steps(vault: &str, current: Step, policy: Option<&str>) -> Markup {
     }
 }
 
-fn wizard_page(op: &Operator, v: &VaultDto, body: Markup, error: Option<&ApiError>) -> Response {
+fn wizard_page(op: &Operator, v: &Vault, body: Markup, error: Option<&ServiceError>) -> Response {
     let body = html! {
         h1 { "Backup" }
         p.muted { "Vault " (v.name) " · location " (v.location) }
@@ -103,7 +104,7 @@ fn wizard_page(op: &Operator, v: &VaultDto, body: Markup, error: Option<&ApiErro
 
 async fn wizard(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path(vault): Path<String>,
     Query(q): Query<WizardQuery>,
 ) -> Response {
@@ -130,7 +131,7 @@ async fn wizard(
     }
 }
 
-fn goal_step(op: &Operator, v: &VaultDto, policy: Option<&str>) -> Response {
+fn goal_step(op: &Operator, v: &Vault, policy: Option<&str>) -> Response {
     let body = html! {
         (steps(&v.name, Step::Goal, policy))
         section.card.backup-step aria-labelledby="goal-h" {
@@ -171,16 +172,15 @@ fn goal_step(op: &Operator, v: &VaultDto, policy: Option<&str>) -> Response {
 
 async fn policy_step(
     op: &Operator,
-    state: &Arc<AppState>,
-    v: &VaultDto,
+    state: &Arc<Service>,
+    v: &Vault,
     chosen: Option<&str>,
-    error: Option<&ApiError>,
+    error: Option<&ServiceError>,
 ) -> Response {
-    let policies: Vec<PolicyDto> =
-        match api::policies::list(Admin, State(state.clone()), Path(v.name.clone())).await {
-            Ok(Json(p)) => p,
-            Err(e) => return error_page(op, &e),
-        };
+    let policies: Vec<Policy> = match state.policies(&op.principal, v.name.clone()).await {
+        Ok(p) => p,
+        Err(e) => return error_page(op, &e),
+    };
     let chosen = chosen
         .filter(|c| {
             policies
@@ -252,17 +252,19 @@ struct VmChoice {
     name: String,
     host: String,
     location: String,
-    info: Value,
+    info: VmReport,
     /// Why it cannot be chosen; `None` when it can.
     reason: Option<String>,
 }
 
-/// Every VM the agents reported: the API's protectable ones (those of an offline
+/// Every VM the agents reported: the service's protectable ones (those of an offline
 /// agent greyed out), then those of other locations and those already protected.
-async fn vm_choices(state: &Arc<AppState>, v: &VaultDto) -> ApiResult<Vec<VmChoice>> {
-    let protectable = api::items::protectable(Admin, State(state.clone()), Path(v.name.clone()))
-        .await?
-        .0;
+async fn vm_choices(
+    state: &Arc<Service>,
+    op: &Operator,
+    v: &Vault,
+) -> ServiceResult<Vec<VmChoice>> {
+    let protectable = state.protectable_vms(&op.principal, v.name.clone()).await?;
     let mut out: Vec<VmChoice> = protectable
         .into_iter()
         .map(|p| VmChoice {
@@ -277,68 +279,39 @@ async fn vm_choices(state: &Arc<AppState>, v: &VaultDto) -> ApiResult<Vec<VmChoi
         })
         .collect();
     let known: HashSet<String> = out.iter().map(|c| c.key.clone()).collect();
-    let location = v.location.clone();
-    let others = state
-        .blocking(move |s| {
-            let agents = s.store.list_agents()?;
-            let mut vault_names: BTreeMap<String, String> = BTreeMap::new();
-            let mut others = Vec::new();
-            for vm in s.store.list_inventory()? {
-                let key = format!("{}/{}", vm.agent_id, vm.vm);
-                if known.contains(&key) {
-                    continue;
-                }
-                let Some(agent) = agents.iter().find(|a| a.id == vm.agent_id) else {
-                    continue;
-                };
-                let reason = if agent.location != location {
-                    format!(
-                        "in location {}; this vault is in {location}",
-                        agent.location
-                    )
-                } else if let Some(item) = s.store.find_active_item(&agent.id, &vm.vm)? {
-                    let vault = match vault_names.get(&item.vault_id) {
-                        Some(n) => n.clone(),
-                        None => {
-                            let n = s
-                                .store
-                                .get_vault(&item.vault_id)
-                                .map(|x| x.name)
-                                .unwrap_or_else(|_| item.vault_id.clone());
-                            vault_names.insert(item.vault_id.clone(), n.clone());
-                            n
-                        }
-                    };
-                    if item.state == "ProtectionStopped" {
-                        format!(
-                            "already protected by vault {vault} (protection stopped, data kept)"
-                        )
-                    } else {
-                        format!("already protected by vault {vault}")
-                    }
-                } else {
-                    continue;
-                };
-                others.push(VmChoice {
-                    key,
-                    agent_id: agent.id.clone(),
-                    name: vm
-                        .body
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&vm.vm)
-                        .to_string(),
-                    vm: vm.vm,
-                    host: agent.host.clone(),
-                    location: agent.location.clone(),
-                    info: vm.body,
-                    reason: Some(reason),
-                });
+    for vm in state.vm_protection(&op.principal).await? {
+        let key = format!("{}/{}", vm.agent_id, vm.vm);
+        if known.contains(&key) {
+            continue;
+        }
+        let reason = if vm.location != v.location {
+            format!(
+                "in location {}; this vault is in {}",
+                vm.location, v.location
+            )
+        } else if let Some(p) = &vm.protected_by {
+            if p.state == ProtectionState::ProtectionStopped {
+                format!(
+                    "already protected by vault {} (protection stopped, data kept)",
+                    p.vault
+                )
+            } else {
+                format!("already protected by vault {}", p.vault)
             }
-            Ok(others)
-        })
-        .await?;
-    out.extend(others);
+        } else {
+            continue;
+        };
+        out.push(VmChoice {
+            key,
+            agent_id: vm.agent_id,
+            name: vm.info.info.name.clone(),
+            vm: vm.vm,
+            host: vm.host,
+            location: vm.location,
+            info: vm.info,
+            reason: Some(reason),
+        });
+    }
     out.sort_by(|a, b| {
         (a.reason.is_some(), &a.host, &a.name).cmp(&(b.reason.is_some(), &b.host, &b.name))
     });
@@ -346,23 +319,24 @@ async fn vm_choices(state: &Arc<AppState>, v: &VaultDto) -> ApiResult<Vec<VmChoi
 }
 
 /// The worst severity of a VM's preflight checks and the findings worth reading.
-fn preflight(info: &Value) -> Markup {
-    let Some(checks) = info.get("preflight").and_then(Value::as_array) else {
+fn preflight(info: &VmReport) -> Markup {
+    let Some(checks) = &info.preflight else {
         return html! { span.muted { "Not reported" } };
     };
-    let rank = |c: &Value| match c.get("severity").and_then(Value::as_str) {
-        Some("error") => 2,
-        Some("warning") => 1,
-        _ => 0,
-    };
-    let worst = checks.iter().map(rank).max().unwrap_or(0);
+    let worst = checks
+        .iter()
+        .map(|c| c.severity)
+        .max()
+        .unwrap_or(Severity::Ok);
     let (class, text) = match worst {
-        2 => ("bad", "Error"),
-        1 => ("warn", "Warning"),
-        _ => ("good", "OK"),
+        Severity::Error => ("bad", "Error"),
+        Severity::Warning => ("warn", "Warning"),
+        Severity::Ok => ("good", "OK"),
     };
-    let findings: Vec<&Value> = checks.iter().filter(|c| rank(c) > 0).collect();
-    let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let findings: Vec<_> = checks
+        .iter()
+        .filter(|c| c.severity > Severity::Ok)
+        .collect();
     html! {
         span class={ "badge " (class) } data-preflight=(text) { (text) }
         @if !findings.is_empty() {
@@ -371,11 +345,9 @@ fn preflight(info: &Value) -> Markup {
                 ul {
                     @for c in &findings {
                         li {
-                            strong { (s(c, "subject")) } ": " (s(c, "message"))
-                            @let fix = s(c, "fix");
-                            @if !fix.is_empty() { br; span.small { "Fix: " (fix) } }
-                            @let code = s(c, "code");
-                            @if !code.is_empty() { " " code.small { (code) } }
+                            strong { (c.subject) } ": " (c.message)
+                            @if let Some(fix) = c.fix.as_deref().filter(|f| !f.is_empty()) { br; span.small { "Fix: " (fix) } }
+                            @if let Some(code) = c.code { " " code.small { (code.as_str()) } }
                         }
                     }
                 }
@@ -391,31 +363,28 @@ struct Outcome<'a> {
     /// The VMs enabled by this submit.
     enabled: Vec<String>,
     /// Per VM key: why it was refused.
-    failed: Vec<(String, String, ApiError)>,
+    failed: Vec<(String, String, ServiceError)>,
     /// The VM keys ticked.
     chosen: Vec<String>,
     /// An error of the whole form (no VM ticked).
-    error: Option<ApiError>,
+    error: Option<ServiceError>,
 }
 
 async fn vms_step(
     op: &Operator,
-    state: &Arc<AppState>,
-    v: &VaultDto,
+    state: &Arc<Service>,
+    v: &Vault,
     policy_name: &str,
     outcome: &Outcome<'_>,
 ) -> Response {
-    let policy = match api::policies::show(
-        Admin,
-        State(state.clone()),
-        Path((v.name.clone(), policy_name.to_string())),
-    )
-    .await
+    let policy = match state
+        .policy(&op.principal, v.name.clone(), policy_name.to_string())
+        .await
     {
-        Ok(Json(p)) => p,
+        Ok(p) => p,
         Err(e) => return policy_step(op, state, v, None, Some(&e)).await,
     };
-    let vms = match vm_choices(state, v).await {
+    let vms = match vm_choices(state, op, v).await {
         Ok(vms) => vms,
         Err(e) => return error_page(op, &e),
     };
@@ -474,8 +443,8 @@ async fn vms_step(
                             @for (i, c) in vms.iter().enumerate() {
                                 @let id = format!("vm-{i}");
                                 @let failed = outcome.failed.iter().find(|(k, _, _)| *k == c.key);
-                                @let disks = c.info.get("disks").and_then(Value::as_array).map(|d| d.len()).unwrap_or(0);
-                                @let vm_state = c.info.get("state").and_then(Value::as_str).unwrap_or("–");
+                                @let disks = c.info.info.disks.len();
+                                @let vm_state = c.info.info.state.to_string();
                                 tr.disabled[c.reason.is_some()] data-vm=(c.key) data-host=(c.host) data-vm-name=(c.name) data-agent=(c.agent_id) {
                                     td {
                                         input type="checkbox" id=(id) name="vm" value=(c.key)
@@ -489,7 +458,7 @@ async fn vms_step(
                                         @if c.name != c.vm { br; span.small.muted { (c.vm) } }
                                     }
                                     td { (c.host) br; span.small.muted { (c.location) } }
-                                    td { (super::layout::spaced(vm_state)) }
+                                    td { (spaced(&vm_state)) }
                                     td { (disks) }
                                     td { (preflight(&c.info)) }
                                     td {
@@ -514,10 +483,10 @@ async fn vms_step(
     wizard_page(op, v, body, status_error)
 }
 
-/// "Enable backup": the API's enable, once per ticked VM.
+/// "Enable backup": the service's enable protection, once per ticked VM.
 async fn enable(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path(vault): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
@@ -541,8 +510,8 @@ async fn enable(
         .collect();
     if chosen.is_empty() {
         let outcome = Outcome {
-            error: Some(ApiError::bad_request(
-                "NoVmSelected",
+            error: Some(ServiceError::new(
+                ErrorCode::NoVmSelected,
                 "No virtual machine was chosen.",
                 "tick the VMs to protect with this policy, then Enable backup",
             )),
@@ -556,14 +525,16 @@ async fn enable(
     };
     for key in &chosen {
         let (host, vm) = key.split_once('/').unwrap_or(("", key.as_str()));
-        let req = api::items::EnableProtection {
+        let req = EnableProtection {
             host: host.to_string(),
             vm: vm.to_string(),
             policy: policy.clone(),
         };
-        match api::items::enable(Admin, State(state.clone()), Path(v.name.clone()), Json(req)).await
+        match state
+            .enable_protection(&op.principal, v.name.clone(), req)
+            .await
         {
-            Ok((_, Json(item))) => outcome
+            Ok(item) => outcome
                 .enabled
                 .push(format!("{} on {}", item.vm_name, item.host)),
             Err(e) => outcome.failed.push((key.clone(), vm.to_string(), e)),

@@ -2,37 +2,35 @@
 //! results and protection; and "Register a new host": vault credentials to download,
 //! with the steps that turn them into a running agent.
 //!
-//! Everything is read through the API (`GET /api/v1/agents`, `GET /api/v1/vaults`)
-//! and the credentials come from the API's own handler, so its rules (1 to 10 days,
-//! an existing vault) are the page's rules.
+//! Everything is read through the service's use cases (the agents, the vaults, each
+//! reported VM's protection) and the credentials come from its vault credentials use
+//! case, so its rules (1 to 10 days, an existing vault) are the page's rules.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use jiff::Timestamp;
 use maud::{html, Markup};
 use serde::Deserialize;
-use serde_json::Value;
+use tresor_api::agents::{Agent, AgentVm};
+use tresor_api::inventory::{GuestAgentState, Severity};
+use tresor_api::vaults::{CredentialsRequest, Vault};
+use tresor_api::ErrorCode;
+use tresor_service::{Service, ServiceError};
 
-use super::layout::{
-    badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, with_status, Field,
+use crate::layout::{
+    badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, wire_name, with_status,
+    Field,
 };
-use super::session::Operator;
-use super::vaults::error_page;
-use crate::api;
-use crate::api::agents::AgentDto;
-use crate::api::vaults::CredentialsRequest;
-use crate::auth::Admin;
-use crate::dto::VaultDto;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::session::Operator;
+use crate::vaults::error_page;
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/agents", get(list))
         // A GET here (after signing in again, say) shows the form.
@@ -64,7 +62,7 @@ pub struct CredentialsForm {
 
 async fn list(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Query(q): Query<AgentsQuery>,
 ) -> Response {
     let form = CredentialsForm {
@@ -76,10 +74,10 @@ async fn list(
 }
 
 /// Downloads a vault credentials file (`VAULT.credentials`), or shows the page again
-/// with the API's error.
+/// with the service's error.
 async fn download(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Form(f): Form<CredentialsForm>,
 ) -> Response {
     if let Some(r) = op.csrf_rejection(&f.csrf) {
@@ -89,21 +87,21 @@ async fn download(
         Ok(d) => d,
         Err(e) => return agents_page(&op, &state, &f, Some(&e), None).await,
     };
-    let answer = api::vaults::credentials(
-        Admin,
-        State(state.clone()),
-        Path(f.vault.trim().to_string()),
-        Some(Json(CredentialsRequest {
-            valid_days,
-            location: None,
-        })),
-    )
-    .await;
+    let answer = state
+        .vault_credentials(
+            &op.principal,
+            f.vault.trim().to_string(),
+            CredentialsRequest {
+                valid_days,
+                location: None,
+            },
+        )
+        .await;
     match answer {
-        Ok(Json(c)) => {
+        Ok(c) => {
             let text = match serde_json::to_string_pretty(&c) {
                 Ok(t) => t,
-                Err(e) => return error_page(&op, &ApiError::internal(e)),
+                Err(e) => return error_page(&op, &ServiceError::internal(e)),
             };
             // Vault names are letters, digits and hyphens; keep the header safe anyway.
             let file: String = c
@@ -130,32 +128,31 @@ async fn download(
     }
 }
 
-/// The days field: empty means the API's default; anything but a whole number is
-/// refused here (the API takes a number); the range is the API's to judge.
-fn parse_days(s: &str) -> Result<Option<u32>, ApiError> {
+/// The days field: empty means the service's default; anything but a whole number is
+/// refused here (the request takes a number); the range is the service's to judge.
+fn parse_days(s: &str) -> Result<Option<u32>, ServiceError> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
     }
     s.parse::<u32>().map(Some).map_err(|_| {
-        ApiError::bad_request(
-            "InvalidCredentialsValidity",
+        ServiceError::new(
+            ErrorCode::InvalidCredentialsValidity,
             format!("“{s}” is not a number of days"),
             "type a whole number of days",
         )
     })
 }
 
-/// One VM as the page shows it, read from the inventory body (`tresor_vm::VmInfo`
-/// plus its `preflight` array of `tresor_vm::CheckResult`).
+/// One VM as the page shows it, from what its agent reported.
 struct VmView {
     name: String,
-    state: Option<String>,
+    state: String,
     disks: Vec<DiskView>,
-    guest_agent: Option<String>,
+    guest_agent: String,
     /// `None` when the agent reported no preflight.
     checks: Option<Vec<Check>>,
-    seen: Option<Timestamp>,
+    seen: Timestamp,
     /// The vault protecting it and the item's state.
     protection: Option<(String, String)>,
 }
@@ -163,8 +160,8 @@ struct VmView {
 struct DiskView {
     name: String,
     format: String,
-    size: Option<u64>,
-    image: Option<String>,
+    size: u64,
+    image: String,
 }
 
 struct Check {
@@ -186,59 +183,61 @@ fn severity(s: &str) -> (u8, &'static str) {
     }
 }
 
+/// A severity's serialized name.
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Ok => "ok",
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+    }
+}
+
 impl VmView {
-    fn of(entry: &Value) -> VmView {
-        let info = &entry["info"];
-        let text = |v: &Value| v.as_str().map(str::to_string);
-        let disks = info["disks"]
-            .as_array()
-            .map(|ds| {
-                ds.iter()
-                    .map(|d| DiskView {
-                        name: text(&d["name"]).unwrap_or_else(|| "?".into()),
-                        format: text(&d["format"]).unwrap_or_default(),
-                        size: d["virtual_size"].as_u64(),
-                        image: text(&d["image"]),
-                    })
-                    .collect()
+    fn of(entry: &AgentVm) -> VmView {
+        let info = &entry.info.info;
+        let disks = info
+            .disks
+            .iter()
+            .map(|d| DiskView {
+                name: d.name.clone(),
+                format: d.format.clone(),
+                size: d.virtual_size,
+                image: d.image.clone(),
             })
-            .unwrap_or_default();
-        let ga = &info["guest_agent"];
-        let guest_agent = match ga["state"].as_str() {
-            Some("not-configured") => Some("not configured".to_string()),
-            Some("not-responding") => Some(format!(
-                "not responding ({})",
-                ga["reason"].as_str().unwrap_or("no answer")
-            )),
-            Some("responding") => Some(format!(
-                "responding, version {}, {}",
-                ga["version"].as_str().unwrap_or("?"),
-                if ga["can_freeze"].as_bool().unwrap_or(false) {
+            .collect();
+        let guest_agent = match &info.guest_agent {
+            GuestAgentState::NotConfigured => "not configured".to_string(),
+            GuestAgentState::NotResponding { reason } => format!("not responding ({reason})"),
+            GuestAgentState::Responding {
+                version,
+                can_freeze,
+            } => format!(
+                "responding, version {version}, {}",
+                if *can_freeze {
                     "can freeze file systems"
                 } else {
                     "cannot freeze file systems"
                 }
-            )),
-            _ => None,
+            ),
         };
-        let checks = info["preflight"].as_array().map(|cs| {
+        let checks = entry.info.preflight.as_ref().map(|cs| {
             cs.iter()
                 .map(|c| Check {
-                    subject: text(&c["subject"]).unwrap_or_default(),
-                    severity: text(&c["severity"]).unwrap_or_else(|| "warning".into()),
-                    code: text(&c["code"]),
-                    message: text(&c["message"]).unwrap_or_default(),
-                    fix: text(&c["fix"]).filter(|f| !f.is_empty()),
+                    subject: c.subject.clone(),
+                    severity: severity_name(c.severity).to_string(),
+                    code: c.code.map(|c| c.as_str().to_string()),
+                    message: c.message.clone(),
+                    fix: c.fix.clone().filter(|f| !f.is_empty()),
                 })
                 .collect()
         });
         VmView {
-            name: text(&entry["vm"]).unwrap_or_else(|| "?".into()),
-            state: text(&info["state"]),
+            name: entry.vm.clone(),
+            state: info.state.to_string(),
             disks,
             guest_agent,
             checks,
-            seen: entry["seen"].as_str().and_then(|t| t.parse().ok()),
+            seen: entry.seen,
             protection: None,
         }
     }
@@ -288,44 +287,35 @@ fn slug(s: &str) -> String {
 /// The page: the agents, then "Register a new host" with the form as typed.
 async fn agents_page(
     op: &Operator,
-    state: &Arc<AppState>,
+    state: &Arc<Service>,
     form: &CredentialsForm,
-    error: Option<&ApiError>,
+    error: Option<&ServiceError>,
     done: Option<&str>,
 ) -> Response {
-    let agents: Vec<AgentDto> = match api::agents::list(Admin, State(state.clone())).await {
-        Ok(Json(a)) => a,
+    let agents: Vec<Agent> = match state.agents(&op.principal).await {
+        Ok(a) => a,
         Err(e) => return error_page(op, &e),
     };
-    let vaults: Vec<VaultDto> = match api::vaults::list(Admin, State(state.clone())).await {
-        Ok(Json(v)) => v,
+    let vaults: Vec<Vault> = match state.vaults(&op.principal).await {
+        Ok(v) => v,
         Err(e) => return error_page(op, &e),
     };
-    // Each VM's protection: the store's active item for (agent, VM), and its vault.
-    let mut hosts: Vec<(&AgentDto, Vec<VmView>)> = agents
+    let mut hosts: Vec<(&Agent, Vec<VmView>)> = agents
         .iter()
         .map(|a| (a, a.vms.iter().map(VmView::of).collect()))
         .collect();
-    let keys: Vec<(String, String)> = hosts
-        .iter()
-        .flat_map(|(a, vms)| vms.iter().map(|v| (a.id.clone(), v.name.clone())))
-        .collect();
-    let protected = state
-        .blocking(move |s| {
-            let mut out = HashMap::new();
-            for (agent, vm) in keys {
-                if let Some(item) = s.store.find_active_item(&agent, &vm)? {
-                    let vault = s.store.get_vault(&item.vault_id)?;
-                    out.insert((agent, vm), (vault.name, item.state));
-                }
-            }
-            Ok(out)
-        })
-        .await;
-    let mut protected = match protected {
-        Ok(p) => p,
-        Err(e) => return error_page(op, &e),
-    };
+    // Each VM's protection: the vault whose item protects it, and the item's state.
+    let mut protected: HashMap<(String, String), (String, String)> =
+        match state.vm_protection(&op.principal).await {
+            Ok(vms) => vms
+                .into_iter()
+                .filter_map(|v| {
+                    let p = v.protected_by?;
+                    Some(((v.agent_id, v.vm), (p.vault, wire_name(&p.state))))
+                })
+                .collect(),
+            Err(e) => return error_page(op, &e),
+        };
     for (a, vms) in &mut hosts {
         for v in vms.iter_mut() {
             v.protection = protected.remove(&(a.id.clone(), v.name.clone()));
@@ -413,7 +403,7 @@ fn host_summary(vms: &[VmView]) -> Markup {
     }
 }
 
-fn host_section(now: Timestamp, a: &AgentDto, vms: &[VmView], id: &str) -> Markup {
+fn host_section(now: Timestamp, a: &Agent, vms: &[VmView], id: &str) -> Markup {
     html! {
         section.card.agent id=(id) aria-labelledby={ (id) "-h" } data-host=(a.host) {
             div.agent-head {
@@ -453,7 +443,7 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
         details.vm id=(vm_id) data-vm=(v.name) data-worst=[worst] open[worst == Some("error")] {
             summary {
                 strong.vm-name { (v.name) }
-                span.vm-state { @if let Some(s) = &v.state { (s) } @else { "state unknown" } }
+                span.vm-state { (v.state) }
                 span.vm-preflight {
                     span.sr-only { "Preflight: " }
                     @match worst {
@@ -470,8 +460,8 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
             }
             div.vm-body {
                 dl.props {
-                    dt { "Run state" } dd { @if let Some(s) = &v.state { (s) } @else { span.muted { "unknown" } } }
-                    dt { "Guest agent" } dd { @if let Some(g) = &v.guest_agent { (g) } @else { span.muted { "unknown" } } }
+                    dt { "Run state" } dd { (v.state) }
+                    dt { "Guest agent" } dd { (v.guest_agent) }
                     dt { "Protection" }
                     dd.protection {
                         @match &v.protection {
@@ -486,7 +476,7 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
                             }
                         }
                     }
-                    dt { "Reported" } dd { (time(v.seen)) }
+                    dt { "Reported" } dd { (time(Some(v.seen))) }
                 }
                 h4 { "Disks" }
                 @if v.disks.is_empty() {
@@ -500,8 +490,8 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
                                 tr {
                                     td { (d.name) }
                                     td { (d.format) }
-                                    td { @if let Some(n) = d.size { (bytes(n)) } @else { span.muted { "–" } } }
-                                    td { @if let Some(i) = &d.image { code.small { (i) } } }
+                                    td { (bytes(d.size)) }
+                                    td { code.small { (d.image) } }
                                 }
                             }
                         }
@@ -536,15 +526,15 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
 
 fn register_section(
     op: &Operator,
-    vaults: &[VaultDto],
+    vaults: &[Vault],
     f: &CredentialsForm,
-    error: Option<&ApiError>,
+    error: Option<&ServiceError>,
 ) -> Markup {
     let field_error = |field: &str| -> Option<String> {
         let e = error?;
         let hit = match field {
-            "valid_days" => e.code == "InvalidCredentialsValidity",
-            "vault" => e.code.contains("Vault") || e.code == "NotFound",
+            "valid_days" => e.code == ErrorCode::InvalidCredentialsValidity,
+            "vault" => e.code.as_str().contains("Vault") || e.code == ErrorCode::NotFound,
             _ => false,
         };
         hit.then(|| e.message.clone())
@@ -583,7 +573,7 @@ fn register_section(
                             aria-invalid=[field_error("vault").map(|_| "true")] {
                             @for v in vaults {
                                 option value=(v.name) selected[chosen.is_some_and(|c| c.name == v.name)] {
-                                    (v.name) " · " (v.location) " · " (spaced(&v.storage_redundancy))
+                                    (v.name) " · " (v.location) " · " (spaced(&wire_name(&v.storage_redundancy)))
                                 }
                             }
                         }
@@ -655,13 +645,18 @@ mod tests {
         assert_eq!(parse_days("3").unwrap(), Some(3));
         assert_eq!(
             parse_days("zwei").unwrap_err().code,
-            "InvalidCredentialsValidity"
+            ErrorCode::InvalidCredentialsValidity
         );
+    }
+
+    /// A reported VM, as the service answers it.
+    fn reported(v: serde_json::Value) -> AgentVm {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
     fn inventory_bodies_are_read() {
-        let v = VmView::of(&json!({
+        let v = VmView::of(&reported(json!({
             "vm": "app",
             "seen": "2026-01-01T12:00:00Z",
             "info": {
@@ -673,24 +668,31 @@ mod tests {
                     {"subject": "guest agent", "severity": "warning", "code": "guest-agent-not-configured", "message": "none", "fix": "add one"}
                 ]
             }
-        }));
+        })));
         assert_eq!(v.name, "app");
-        assert_eq!(v.state.as_deref(), Some("running"));
-        assert_eq!(v.disks[0].size, Some(64 << 20));
+        assert_eq!(v.state, "running");
+        assert_eq!(v.disks[0].size, 64 << 20);
         assert_eq!(v.worst(), Some("warning"));
-        assert_eq!(v.guest_agent.as_deref(), Some("not configured"));
-        let none = VmView::of(&json!({"vm": "b", "info": {}}));
+        assert_eq!(v.guest_agent, "not configured");
+        let none = VmView::of(&reported(json!({
+            "vm": "b",
+            "seen": "2026-01-01T12:00:00Z",
+            "info": {"name": "b", "uuid": null, "state": "stopped", "disks": [], "guest_agent": {"state": "not-configured"}}
+        })));
         assert_eq!(none.worst(), None);
     }
 
     #[test]
     fn a_vm_with_an_error_is_open_and_says_so() {
-        let v = VmView::of(&json!({
+        let v = VmView::of(&reported(json!({
             "vm": "db",
-            "info": {"state": "running", "disks": [], "preflight": [
-                {"subject": "scratch folder", "severity": "error", "code": "scratch-space-missing", "message": "missing", "fix": "create it"}
-            ]}
-        }));
+            "seen": "2026-01-01T12:00:00Z",
+            "info": {"name": "db", "uuid": null, "state": "running", "disks": [],
+                "guest_agent": {"state": "responding", "version": "8.2", "can_freeze": true},
+                "preflight": [
+                    {"subject": "scratch folder", "severity": "error", "code": "scratch-space-missing", "message": "missing", "fix": "create it"}
+                ]}
+        })));
         let html = vm_details(&v, "agent-kvm1").into_string();
         assert!(html.contains(r#"id="vm-kvm1-db""#), "{html}");
         assert!(html.contains(r#"data-worst="error" open"#), "{html}");
@@ -698,5 +700,6 @@ mod tests {
             r#"<li class="check" data-severity="error" data-code="scratch-space-missing">"#
         ));
         assert!(html.contains(">ERROR<") && html.contains("create it"));
+        assert!(html.contains("responding, version 8.2, can freeze file systems"));
     }
 }

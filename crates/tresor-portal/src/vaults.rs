@@ -7,24 +7,24 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Json, Router};
+use axum::{Form, Router};
 use jiff::SignedDuration;
 use maud::html;
 use serde::Deserialize;
-use tresor_domain::StorageRedundancy;
+use tresor_api::items::{ProtectedItem, ProtectionState};
+use tresor_api::jobs::JobQuery;
+use tresor_api::vaults::{BackupProperties, CreateVault, StorageRedundancy, Vault};
+use tresor_api::ErrorCode;
+use tresor_service::{Service, ServiceError};
 
-use super::layout::{
-    badge, bytes, csrf_field, empty, error_box, notice, page, time, vault_page, vault_tabs,
-    with_status, Done, Field,
+use crate::layout::{
+    badge, bytes, csrf_field, empty, error_box, notice, page, replication_error, spaced, status_of,
+    time, vault_page, vault_tabs, wire_name, with_status, Done, Field,
 };
-use super::session::Operator;
-use crate::api;
-use crate::auth::Admin;
-use crate::dto::{ItemDto, VaultDto};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::session::Operator;
+use crate::urls::url_encode;
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/vaults", get(list))
         .route("/vaults/new", get(new_form).post(create))
@@ -36,53 +36,42 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// A page for an error met while reading (the vault is gone, storage is down...).
-pub fn error_page(op: &Operator, e: &ApiError) -> Response {
+pub fn error_page(op: &Operator, e: &ServiceError) -> Response {
     let mut r = page(
         "Something went wrong",
         Some(op),
         &[("Vaults", "/vaults")],
         error_box(e),
     );
-    *r.status_mut() = e.status;
+    *r.status_mut() = status_of(e);
     r
 }
 
-/// The vault's items, through the API.
-pub async fn items_of(state: &Arc<AppState>, vault: &str) -> ApiResult<Vec<ItemDto>> {
-    Ok(
-        api::items::list(Admin, State(state.clone()), Path(vault.to_string()))
-            .await?
-            .0,
-    )
-}
-
 /// The health of a vault's backups, from its items' states.
-fn health(items: &[ItemDto]) -> &'static str {
+fn health(items: &[ProtectedItem]) -> &'static str {
+    let any = |state: ProtectionState| items.iter().any(|i| i.protection_state == state);
     if items.is_empty() {
         "NoItems"
-    } else if items
-        .iter()
-        .any(|i| i.protection_state == "ProtectionError")
-    {
+    } else if any(ProtectionState::ProtectionError) {
         "Unhealthy"
-    } else if items
-        .iter()
-        .any(|i| i.protection_state == "InitialBackupPending")
-    {
+    } else if any(ProtectionState::InitialBackupPending) {
         "Pending"
     } else {
         "Healthy"
     }
 }
 
-async fn list(op: Operator, State(state): State<Arc<AppState>>, Query(q): Query<Done>) -> Response {
-    let vaults = match api::vaults::list(Admin, State(state.clone())).await {
-        Ok(Json(v)) => v,
+async fn list(op: Operator, State(state): State<Arc<Service>>, Query(q): Query<Done>) -> Response {
+    let vaults = match state.vaults(&op.principal).await {
+        Ok(v) => v,
         Err(e) => return error_page(&op, &e),
     };
     let mut rows = Vec::new();
     for v in &vaults {
-        let items = items_of(&state, &v.name).await.unwrap_or_default();
+        let items = state
+            .items(&op.principal, v.name.clone())
+            .await
+            .unwrap_or_default();
         rows.push((v, items.len(), health(&items)));
     }
     let body = html! {
@@ -107,7 +96,7 @@ async fn list(op: Operator, State(state): State<Arc<AppState>>, Query(q): Query<
                             td { a href={ "/vaults/" (v.name) } { (v.name) } }
                             td { (v.resource_group) }
                             td { (v.location) }
-                            td { (super::layout::spaced(&v.storage_redundancy)) }
+                            td { (spaced(&wire_name(&v.storage_redundancy))) }
                             td { (n) }
                             td { @if *h == "NoItems" { span.muted { "No items" } } @else { (badge(h)) } }
                         }
@@ -133,38 +122,31 @@ pub struct NewVault {
     storage_redundancy: String,
 }
 
-/// Locations worth offering: those agents report and those the server configures.
-fn known_locations(state: &AppState) -> Vec<String> {
-    let mut out: Vec<String> = state
-        .store
-        .list_agents()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| a.location)
-        .collect();
-    out.extend(state.repos.locations().configured_names());
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn new_vault_form(
+/// The form for a new vault, as typed, with the locations worth offering (those
+/// agents report and those the server configures).
+async fn new_vault_form(
     op: &Operator,
-    state: &AppState,
+    state: &Arc<Service>,
     f: &NewVault,
-    error: Option<&ApiError>,
+    error: Option<&ServiceError>,
 ) -> Response {
     let field_error = |field: &str| -> Option<String> {
         let e = error?;
+        let code = e.code.as_str();
         let hit = match field {
-            "name" => e.code.contains("VaultName") || e.code == "VaultAlreadyExists",
-            "resource_group" => e.code.contains("ResourceGroup"),
-            "location" => e.code.contains("Location") || e.code == "GeoRedundancyUnavailable",
+            "name" => code.contains("VaultName") || e.code == ErrorCode::VaultAlreadyExists,
+            "resource_group" => code.contains("ResourceGroup"),
+            "location" => {
+                code.contains("Location") || e.code == ErrorCode::GeoRedundancyUnavailable
+            }
             _ => false,
         };
         hit.then(|| format!("{} {}", e.message, e.recommendation))
     };
-    let locations = known_locations(state);
+    let locations = state
+        .known_locations(&op.principal)
+        .await
+        .unwrap_or_default();
     let redundancy = if f.storage_redundancy.is_empty() {
         "GeoRedundant"
     } else {
@@ -208,13 +190,13 @@ fn new_vault_form(
     )
 }
 
-async fn new_form(op: Operator, State(state): State<Arc<AppState>>) -> Response {
-    new_vault_form(&op, &state, &NewVault::default(), None)
+async fn new_form(op: Operator, State(state): State<Arc<Service>>) -> Response {
+    new_vault_form(&op, &state, &NewVault::default(), None).await
 }
 
 async fn create(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Form(f): Form<NewVault>,
 ) -> Response {
     if let Some(r) = op.csrf_rejection(&f.csrf) {
@@ -224,107 +206,68 @@ async fn create(
         "LocallyRedundant" => Some(StorageRedundancy::LocallyRedundant),
         _ => Some(StorageRedundancy::GeoRedundant),
     };
-    let req = api::vaults::CreateVault {
+    let req = CreateVault {
         name: f.name.trim().to_string(),
         resource_group: f.resource_group.trim().to_string(),
         location: f.location.trim().to_string(),
         storage_redundancy: redundancy,
     };
-    match api::vaults::create(Admin, State(state.clone()), Json(req)).await {
-        Ok((_, Json(v))) => Redirect::to(&format!(
+    match state.create_vault(&op.principal, req).await {
+        Ok(v) => Redirect::to(&format!(
             "/vaults/{}?done={}",
             v.name,
-            super::layout::url_encode(&format!(
+            url_encode(&format!(
                 "Vault {} created. Next: + Backup to protect VMs.",
                 v.name
             ))
         ))
         .into_response(),
-        Err(e) => new_vault_form(&op, &state, &f, Some(&e)),
+        Err(e) => new_vault_form(&op, &state, &f, Some(&e)).await,
     }
 }
 
 /// The vault, or the page for its error.
-pub async fn vault_of(
-    state: &Arc<AppState>,
-    op: &Operator,
-    vault: &str,
-) -> Result<VaultDto, Response> {
-    api::vaults::show(Admin, State(state.clone()), Path(vault.to_string()))
+pub async fn vault_of(state: &Arc<Service>, op: &Operator, vault: &str) -> Result<Vault, Response> {
+    state
+        .vault(&op.principal, vault.to_string())
         .await
-        .map(|j| j.0)
         .map_err(|e| error_page(op, &e))
-}
-
-/// Storage figures of a vault: bytes stored in its primary target, and the logical
-/// size of all its recovery points.
-fn storage_figures(state: &AppState, vault_name: &str) -> ApiResult<(u64, u64)> {
-    let v = api::vaults::find_vault(state, vault_name)?;
-    let mut stored = 0;
-    for agent in state.repos.of_vault(&v, crate::repos::Region::Primary) {
-        if let Ok(b) = state
-            .repos
-            .backend(&v, &agent, crate::repos::Region::Primary, false)
-        {
-            for kind in [
-                tresor_storage::ObjectKind::Pack,
-                tresor_storage::ObjectKind::Index,
-                tresor_storage::ObjectKind::Point,
-            ] {
-                stored += b
-                    .list(kind)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|o| o.size)
-                    .sum::<u64>();
-            }
-        }
-    }
-    let logical = state
-        .store
-        .list_vault_points(&v.id)?
-        .iter()
-        .map(|p| p.size)
-        .sum();
-    Ok((stored, logical))
 }
 
 async fn overview(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path(vault): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
-    let items = items_of(&state, &vault).await.unwrap_or_default();
+    let items = state
+        .items(&op.principal, v.name.clone())
+        .await
+        .unwrap_or_default();
     let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
     for i in &items {
-        *by_state.entry(i.protection_state.clone()).or_default() += 1;
+        *by_state.entry(wire_name(&i.protection_state)).or_default() += 1;
     }
-    let vid = v.id.clone();
-    let name = v.name.clone();
-    let figures = state
-        .blocking(move |st| {
-            let since = st.now() - SignedDuration::from_hours(24);
-            let jobs = st.store.list_jobs(&tresor_metadata::JobFilter {
-                vault_id: Some(vid),
-                from: Some(since),
-                limit: Some(100_000),
-                ..Default::default()
-            })?;
-            let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
-            for j in &jobs {
-                *by_status.entry(j.status.clone()).or_default() += 1;
-            }
-            let storage = storage_figures(st, &name)?;
-            Ok((by_status, storage))
-        })
-        .await;
-    let (jobs_by_status, (stored, logical)) = match figures {
-        Ok(f) => f,
+    let last_day = JobQuery {
+        from: Some(state.now() - SignedDuration::from_hours(24)),
+        limit: Some(100_000),
+        ..JobQuery::default()
+    };
+    let jobs = match state.jobs(&op.principal, v.name.clone(), last_day).await {
+        Ok(j) => j,
+        Err(e) => return error_page(&op, &e),
+    };
+    let mut jobs_by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for j in &jobs {
+        *jobs_by_status.entry(wire_name(&j.status)).or_default() += 1;
+    }
+    let (stored, logical) = match state.vault_storage(&op.principal, v.name.clone()).await {
+        Ok(s) => (s.stored_bytes, s.logical_bytes),
         Err(e) => return error_page(&op, &e),
     };
     let r = &v.replication;
+    let progress = r.progress.as_ref();
     let body = html! {
         h1 { (v.name) }
         p.muted { "Recovery Services vault · " (v.location) " · resource group " (v.resource_group) }
@@ -359,19 +302,15 @@ async fn overview(
             }
             section.card aria-labelledby="repl-h" {
                 h2 #repl-h { "Replication" }
-                @if v.storage_redundancy == "GeoRedundant" {
-                    p { (badge(r["status"].as_str().unwrap_or("-"))) " to " strong { (r["secondaryLocation"].as_str().unwrap_or("?")) } }
+                @if v.storage_redundancy == StorageRedundancy::GeoRedundant {
+                    p { (badge(&wire_name(&r.status))) " to " strong { (r.secondary_location.as_deref().unwrap_or("?")) } }
                     dl.props {
-                        dt { "Lag" } dd { (format!("{:.0} s", r["lagSeconds"].as_f64().unwrap_or(0.0))) }
-                        dt { "Pending" } dd { (bytes(r["bytesPending"].as_u64().unwrap_or(0))) " in " (r["pendingRecoveryPoints"].as_u64().unwrap_or(0)) " points" }
-                        dt { "Last replicated" } dd { (time(r["lastSuccess"].as_str().and_then(|t| t.parse().ok()))) }
+                        dt { "Lag" } dd { (format!("{:.0} s", progress.map_or(0.0, |p| p.lag_seconds))) }
+                        dt { "Pending" } dd { (bytes(progress.map_or(0, |p| p.bytes_pending))) " in " (progress.map_or(0, |p| p.pending_recovery_points)) " points" }
+                        dt { "Last replicated" } dd { (time(progress.and_then(|p| p.last_success))) }
                     }
-                    @if r["lastError"].is_object() {
-                        div.alert.bad role="alert" {
-                            p { strong { (r["lastError"]["message"].as_str().unwrap_or("")) } }
-                            p.small { "Code " code { (r["lastError"]["code"].as_str().unwrap_or("")) } }
-                            p { "What to do: " (r["lastError"]["recommendation"].as_str().unwrap_or("")) }
-                        }
+                    @if let Some(e) = progress.and_then(|p| p.last_error.as_ref()) {
+                        (replication_error(e))
                     }
                 } @else {
                     p.muted { "Locally redundant: one copy, no replication." }
@@ -384,11 +323,11 @@ async fn overview(
 
 fn configuration_page(
     op: &Operator,
-    v: &VaultDto,
-    error: Option<&ApiError>,
+    v: &Vault,
+    error: Option<&ServiceError>,
     done: Option<&str>,
 ) -> Response {
-    let geo = v.storage_redundancy == "GeoRedundant";
+    let geo = v.storage_redundancy == StorageRedundancy::GeoRedundant;
     let body = html! {
         h1 { (v.name) }
         (vault_tabs(&v.name, "Backup configuration"))
@@ -397,7 +336,7 @@ fn configuration_page(
         section.card aria-labelledby="red-h" {
             h2 #red-h { "Storage replication type" }
             @if v.redundancy_locked {
-                p { strong { (super::layout::spaced(&v.storage_redundancy)) } " " span.badge.plain { "Locked" } }
+                p { strong { (spaced(&wire_name(&v.storage_redundancy))) } " " span.badge.plain { "Locked" } }
                 p.muted #locked-reason { "The vault already holds backups, so its storage redundancy cannot change any more. To use another redundancy, create a new vault and protect the VMs there." }
             } @else {
                 form.stack method="post" action={ "/vaults/" (v.name) "/configuration" } {
@@ -424,7 +363,7 @@ fn configuration_page(
             section.card aria-labelledby="crr-h" {
                 h2 #crr-h { "Cross-region restore" }
                 @if v.cross_region_restore {
-                    p { (badge("Enabled")) " Recovery points can be listed and restored from the secondary region (" (v.replication["secondaryLocation"].as_str().unwrap_or("?")) "). Once enabled, it stays enabled." }
+                    p { (badge("Enabled")) " Recovery points can be listed and restored from the secondary region (" (v.replication.secondary_location.as_deref().unwrap_or("?")) "). Once enabled, it stays enabled." }
                 } @else {
                     p.muted { "Allow listing and restoring recovery points from the secondary region, also when the primary storage is lost. Once enabled, it cannot be disabled." }
                     form method="post" action={ "/vaults/" (v.name) "/configuration" } {
@@ -444,7 +383,7 @@ fn configuration_page(
 
 async fn configuration(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path(vault): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
@@ -465,31 +404,27 @@ pub struct ConfigurationForm {
 
 async fn set_configuration(
     op: Operator,
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Service>>,
     Path(vault): Path<String>,
     Form(f): Form<ConfigurationForm>,
 ) -> Response {
     if let Some(r) = op.csrf_rejection(&f.csrf) {
         return r;
     }
-    let req = api::vaults::BackupProperties {
+    let req = BackupProperties {
         storage_redundancy: f.storage_redundancy.as_deref().map(|r| match r {
             "LocallyRedundant" => StorageRedundancy::LocallyRedundant,
             _ => StorageRedundancy::GeoRedundant,
         }),
         cross_region_restore: f.cross_region_restore.as_deref().map(|v| v == "true"),
     };
-    match api::vaults::set_backup_properties(
-        Admin,
-        State(state.clone()),
-        Path(vault.clone()),
-        Json(req),
-    )
-    .await
+    match state
+        .set_backup_properties(&op.principal, vault.clone(), req)
+        .await
     {
         Ok(_) => Redirect::to(&format!(
             "/vaults/{vault}/configuration?done={}",
-            super::layout::url_encode("Backup configuration saved.")
+            url_encode("Backup configuration saved.")
         ))
         .into_response(),
         Err(e) => match vault_of(&state, &op, &vault).await {

@@ -5,13 +5,17 @@
 //! portal's one script (`/assets/portal.js`) adds live validation and live job
 //! progress where the page asks for it with `data-*` attributes.
 
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use jiff::Timestamp;
 use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::session::Operator;
-use crate::error::ApiError;
+use tresor_api::vaults::ReplicationError;
+use tresor_service::ServiceError;
+
+use crate::session::Operator;
+use crate::urls::url_encode;
 
 /// Where a page sits, for the breadcrumb trail: (label, link).
 pub type Crumbs<'a> = &'a [(&'a str, &'a str)];
@@ -141,8 +145,8 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// An API error as the operator sees it: what, its code, and what to do.
-pub fn error_box(e: &ApiError) -> Markup {
+/// A service error as the operator sees it: what, its code, and what to do.
+pub fn error_box(e: &ServiceError) -> Markup {
     html! {
         div.alert.bad role="alert" {
             p { strong { (e.message) } }
@@ -154,48 +158,20 @@ pub fn error_box(e: &ApiError) -> Markup {
     }
 }
 
+/// Why the last replication run failed, as the vault and item pages show it.
+pub fn replication_error(e: &ReplicationError) -> Markup {
+    html! {
+        div.alert.bad role="alert" {
+            p { strong { (e.message) } }
+            p.small { "Code " code { (e.code) } }
+            p { "What to do: " (e.recommendation) }
+        }
+    }
+}
+
 /// A one-line notice after an action (`?done=...`).
 pub fn notice(text: &str) -> Markup {
     html! { div.alert.good role="status" { (text) } }
-}
-
-/// Percent-encodes a query value.
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes (invalid ones stay as they are; bytes that are not UTF-8
-/// become U+FFFD).
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// An empty state: a sentence and, maybe, the way out of it.
@@ -251,13 +227,27 @@ pub struct Done {
 
 /// Sets the response's status to the error's, if there is one.
 ///
-/// A form shown again after the API refused it carries the API's status (400, 404,
+/// A form shown again after the service refused it carries the error's status (400, 404,
 /// 409...), so every page builder that takes an optional error ends with this.
-pub fn with_status(mut r: Response, error: Option<&ApiError>) -> Response {
+pub fn with_status(mut r: Response, error: Option<&ServiceError>) -> Response {
     if let Some(e) = error {
-        *r.status_mut() = e.status;
+        *r.status_mut() = status_of(e);
     }
     r
+}
+
+/// The HTTP status of a service error.
+pub fn status_of(e: &ServiceError) -> StatusCode {
+    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The name an enum value has on the wire (`GeoRedundant`, `InProgress`), to show and
+/// to match on.
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The breadcrumb trail of a vault's subpages: "Vaults", the vault, then `more`.
@@ -424,6 +414,6 @@ mod tests {
         assert_eq!(spaced("ERROR"), "ERROR");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 << 20), "3.0 MiB");
-        assert_eq!(url_encode("/vaults?x=a b"), "/vaults%3Fx%3Da%20b");
+        assert_eq!(wire_name(&tresor_api::JobStatus::InProgress), "InProgress");
     }
 }

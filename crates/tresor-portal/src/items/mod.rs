@@ -1,0 +1,46 @@
+//! Backup items: the protected VMs of a vault, one VM's details and recovery points
+//! (in the primary region, and in the secondary one with cross-region restore),
+//! "Back up now" with a retention date, restore (new VM, disks, or over the original)
+//! and "Stop backup" (keeping or deleting the data).
+//!
+//! Every page reads through the service's use cases and every form builds the API's
+//! request and calls the use case, so the portal obeys exactly the API's rules.
+//!
+//! - `page.rs`: the list and one item's page.
+//! - `shared.rs`: what those pages share.
+//! - `backup_now.rs`, `restore.rs`, `stop.rs`: the forms.
+
+mod backup_now;
+mod page;
+mod restore;
+mod shared;
+mod stop;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tresor_service::Service;
+
+use crate::items::backup_now::{backup, backup_form};
+use crate::items::page::{details, list};
+use crate::items::restore::{restore, restore_form};
+use crate::items::stop::{stop, stop_form};
+
+pub fn routes() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/vaults/{vault}/items", get(list))
+        .route("/vaults/{vault}/items/{item}", get(details))
+        .route(
+            "/vaults/{vault}/items/{item}/backup",
+            get(backup_form).post(backup),
+        )
+        .route(
+            "/vaults/{vault}/items/{item}/restore",
+            get(restore_form).post(restore),
+        )
+        .route(
+            "/vaults/{vault}/items/{item}/stop",
+            get(stop_form).post(stop),
+        )
+}
