@@ -28,7 +28,6 @@ use crate::layout::{
     Field,
 };
 use crate::session::Operator;
-use crate::vaults::error_page;
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
@@ -99,10 +98,10 @@ async fn download(
         .await;
     match answer {
         Ok(c) => {
-            let text = match serde_json::to_string_pretty(&c) {
-                Ok(t) => t,
-                Err(e) => return error_page(&op, &ServiceError::internal(e)),
-            };
+            let text = or_page!(
+                &op,
+                serde_json::to_string_pretty(&c).map_err(ServiceError::internal)
+            );
             // Vault names are letters, digits and hyphens; keep the header safe anyway.
             let file: String = c
                 .vault
@@ -292,30 +291,21 @@ async fn agents_page(
     error: Option<&ServiceError>,
     done: Option<&str>,
 ) -> Response {
-    let agents: Vec<Agent> = match state.agents(&op.principal).await {
-        Ok(a) => a,
-        Err(e) => return error_page(op, &e),
-    };
-    let vaults: Vec<Vault> = match state.vaults(&op.principal).await {
-        Ok(v) => v,
-        Err(e) => return error_page(op, &e),
-    };
+    let agents: Vec<Agent> = or_page!(op, state.agents(&op.principal).await);
+    let vaults: Vec<Vault> = or_page!(op, state.vaults(&op.principal).await);
     let mut hosts: Vec<(&Agent, Vec<VmView>)> = agents
         .iter()
         .map(|a| (a, a.vms.iter().map(VmView::of).collect()))
         .collect();
     // Each VM's protection: the vault whose item protects it, and the item's state.
-    let mut protected: HashMap<(String, String), (String, String)> =
-        match state.vm_protection(&op.principal).await {
-            Ok(vms) => vms
-                .into_iter()
-                .filter_map(|v| {
-                    let p = v.protected_by?;
-                    Some(((v.agent_id, v.vm), (p.vault, wire_name(&p.state))))
-                })
-                .collect(),
-            Err(e) => return error_page(op, &e),
-        };
+    let reported = or_page!(op, state.vm_protection(&op.principal).await);
+    let mut protected: HashMap<(String, String), (String, String)> = reported
+        .into_iter()
+        .filter_map(|v| {
+            let p = v.protected_by?;
+            Some(((v.agent_id, v.vm), (p.vault, wire_name(&p.state))))
+        })
+        .collect();
     for (a, vms) in &mut hosts {
         for v in vms.iter_mut() {
             v.protection = protected.remove(&(a.id.clone(), v.name.clone()));

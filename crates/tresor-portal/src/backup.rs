@@ -29,7 +29,7 @@ use crate::layout::{csrf_field, empty, error_box, notice, spaced, vault_page, wi
 use crate::policies::summary::{policy_props, retention_summary, schedule_summary};
 use crate::session::Operator;
 use crate::urls::url_encode;
-use crate::vaults::{error_page, vault_of};
+use crate::vaults::vault_of;
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new().route("/vaults/{vault}/backup", get(wizard).post(enable))
@@ -177,10 +177,7 @@ async fn policy_step(
     chosen: Option<&str>,
     error: Option<&ServiceError>,
 ) -> Response {
-    let policies: Vec<Policy> = match state.policies(&op.principal, v.name.clone()).await {
-        Ok(p) => p,
-        Err(e) => return error_page(op, &e),
-    };
+    let policies: Vec<Policy> = or_page!(op, state.policies(&op.principal, v.name.clone()).await);
     let chosen = chosen
         .filter(|c| {
             policies
@@ -384,10 +381,7 @@ async fn vms_step(
         Ok(p) => p,
         Err(e) => return policy_step(op, state, v, None, Some(&e)).await,
     };
-    let vms = match vm_choices(state, op, v).await {
-        Ok(vms) => vms,
-        Err(e) => return error_page(op, &e),
-    };
+    let vms = or_page!(op, vm_choices(state, op, v).await);
     let pname = policy.policy.name.to_string();
     let selectable = vms.iter().filter(|c| c.reason.is_none()).count();
     let status_error = outcome

@@ -21,7 +21,7 @@ use crate::layout::{
 };
 use crate::session::Operator;
 use crate::urls::url_encode;
-use crate::vaults::{error_page, vault_of};
+use crate::vaults::vault_of;
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
@@ -151,10 +151,7 @@ async fn list(
         limit: q.limit,
         ..JobQuery::default()
     };
-    let jobs = match state.jobs(&op.principal, v.name.clone(), query).await {
-        Ok(j) => j,
-        Err(e) => return error_page(&op, &e),
-    };
+    let jobs = or_page!(&op, state.jobs(&op.principal, v.name.clone(), query).await);
     let item_name = item.as_ref().map(|id| {
         jobs.iter()
             .find(|j| j.item_id.as_deref() == Some(id))
@@ -356,13 +353,12 @@ async fn job_page(
     error: Option<&ServiceError>,
 ) -> Response {
     let v = or_return!(vault_of(state, op, vault).await);
-    let j = match state
-        .job(&op.principal, v.name.clone(), id.to_string())
-        .await
-    {
-        Ok(j) => j,
-        Err(e) => return error_page(op, &e),
-    };
+    let j = or_page!(
+        op,
+        state
+            .job(&op.principal, v.name.clone(), id.to_string())
+            .await
+    );
     let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = job_url(&v.name, &j.id);
     let running = matches!(j.status, JobStatus::InProgress | JobStatus::Cancelling);

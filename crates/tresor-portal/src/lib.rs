@@ -29,12 +29,24 @@
 ///
 /// Page handlers look up their vault (and item, policy...) first, through helpers that
 /// return `Result<T, Response>` whose error is the page to show; this keeps each of
-/// those look-ups to one line. Defined before the modules so they can use it.
+/// those look-ups to one line. Defined before the modules so they can use it (as
+/// `or_page!`).
 macro_rules! or_return {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
             Err(r) => return r,
+        }
+    };
+}
+
+/// `let jobs = or_page!(&op, state.jobs(&op.principal, ..).await);`: a use case's
+/// answer, or the handler returns the page for its error (`vaults::error_page`).
+macro_rules! or_page {
+    ($op:expr, $answer:expr) => {
+        match $answer {
+            Ok(v) => v,
+            Err(e) => return $crate::vaults::error_page($op, &e),
         }
     };
 }

@@ -62,10 +62,7 @@ fn health(items: &[ProtectedItem]) -> &'static str {
 }
 
 async fn list(op: Operator, State(state): State<Arc<Service>>, Query(q): Query<Done>) -> Response {
-    let vaults = match state.vaults(&op.principal).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&op, &e),
-    };
+    let vaults = or_page!(&op, state.vaults(&op.principal).await);
     let mut rows = Vec::new();
     for v in &vaults {
         let items = state
@@ -254,18 +251,19 @@ async fn overview(
         limit: Some(100_000),
         ..JobQuery::default()
     };
-    let jobs = match state.jobs(&op.principal, v.name.clone(), last_day).await {
-        Ok(j) => j,
-        Err(e) => return error_page(&op, &e),
-    };
+    let jobs = or_page!(
+        &op,
+        state.jobs(&op.principal, v.name.clone(), last_day).await
+    );
     let mut jobs_by_status: BTreeMap<String, usize> = BTreeMap::new();
     for j in &jobs {
         *jobs_by_status.entry(wire_name(&j.status)).or_default() += 1;
     }
-    let (stored, logical) = match state.vault_storage(&op.principal, v.name.clone()).await {
-        Ok(s) => (s.stored_bytes, s.logical_bytes),
-        Err(e) => return error_page(&op, &e),
-    };
+    let storage = or_page!(
+        &op,
+        state.vault_storage(&op.principal, v.name.clone()).await
+    );
+    let (stored, logical) = (storage.stored_bytes, storage.logical_bytes);
     let r = &v.replication;
     let progress = r.progress.as_ref();
     let body = html! {

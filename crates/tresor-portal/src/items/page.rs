@@ -18,7 +18,7 @@ use crate::layout::{
 };
 use crate::session::Operator;
 use crate::urls::url_encode;
-use crate::vaults::{error_page, vault_of};
+use crate::vaults::vault_of;
 
 pub(super) async fn list(
     op: Operator,
@@ -27,10 +27,7 @@ pub(super) async fn list(
     Query(q): Query<Done>,
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
-    let items = match state.items(&op.principal, v.name.clone()).await {
-        Ok(i) => i,
-        Err(e) => return error_page(&op, &e),
-    };
+    let items = or_page!(&op, state.items(&op.principal, v.name.clone()).await);
     let mut rows = Vec::new();
     for i in &items {
         let newest = points_of(&state, &op, &v.name, &i.id, false)

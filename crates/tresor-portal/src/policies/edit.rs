@@ -17,7 +17,7 @@ use crate::policies::pages::policy_subpage;
 use crate::policies::summary::{day_name, week_name, MONTHS, WEEKDAYS, WEEKS};
 use crate::session::Operator;
 use crate::urls::url_encode;
-use crate::vaults::{error_page, vault_of};
+use crate::vaults::vault_of;
 
 /// Offered when the time zone database lists nothing.
 const COMMON_ZONES: [&str; 40] = [
@@ -374,16 +374,14 @@ pub(super) async fn edit_form(
     Path((vault, name)): Path<(String, String)>,
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
-    match state.policy(&op.principal, v.name.clone(), name).await {
-        Ok(p) => form_page(
-            &op,
-            &v.name,
-            Some(&p),
-            &PolicyForm::from_policy(&p.policy),
-            None,
-        ),
-        Err(e) => error_page(&op, &e),
-    }
+    let p = or_page!(&op, state.policy(&op.principal, v.name.clone(), name).await);
+    form_page(
+        &op,
+        &v.name,
+        Some(&p),
+        &PolicyForm::from_policy(&p.policy),
+        None,
+    )
 }
 
 pub(super) async fn update(
@@ -396,13 +394,12 @@ pub(super) async fn update(
     if let Some(r) = op.csrf_rejection(&f.csrf) {
         return r;
     }
-    let existing = match state
-        .policy(&op.principal, vault.clone(), name.clone())
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return error_page(&op, &e),
-    };
+    let existing = or_page!(
+        &op,
+        state
+            .policy(&op.principal, vault.clone(), name.clone())
+            .await
+    );
     f.name = existing.policy.name.to_string();
     let policy = match f.to_policy(&f.name) {
         Ok(p) => p,

@@ -35,10 +35,7 @@ pub(super) async fn list(
     Query(q): Query<Done>,
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
-    let policies = match state.policies(&op.principal, v.name.clone()).await {
-        Ok(p) => p,
-        Err(e) => return error_page(&op, &e),
-    };
+    let policies = or_page!(&op, state.policies(&op.principal, v.name.clone()).await);
     let body = html! {
         h1 { (v.name) }
         @if let Some(d) = &q.done { (notice(d)) }
@@ -153,10 +150,8 @@ pub(super) async fn details(
     Query(q): Query<Done>,
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
-    match state.policy(&op.principal, v.name.clone(), name).await {
-        Ok(p) => details_page(&op, &state, &v.name, &p, None, q.done.as_deref()),
-        Err(e) => error_page(&op, &e),
-    }
+    let p = or_page!(&op, state.policy(&op.principal, v.name.clone(), name).await);
+    details_page(&op, &state, &v.name, &p, None, q.done.as_deref())
 }
 
 #[derive(Debug, Deserialize)]
