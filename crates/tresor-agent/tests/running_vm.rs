@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use tresor_agent::{backup_vm, VmBackupOptions};
-use tresor_engine::backup::{self, BackupRequest, DiskSource};
+use tresor_agent::{backup_vm, disk_sources, VmBackupOptions};
+use tresor_engine::backup::{self, BackupRequest};
 use tresor_engine::Consistency;
 use tresor_qemu::{point_bitmap_name, QemuProvider, QemuVmConfig};
 use tresor_vm::{CheckCode, Severity, ViewRequest, VmProvider, VmRef};
@@ -136,16 +136,7 @@ async fn writes_during_a_backup_land_in_the_next_point() {
     write(&qmp, 0, &mut disk0, MIB, 64 * 1024, 0x30).await;
     write(&qmp, 0, &mut disk0, 20 * MIB, 64 * 1024, 0x31).await;
     write(&qmp, 1, &mut disk1, MIB, 64 * 1024, 0x40).await;
-    let disks: Vec<DiskSource> = view
-        .disks()
-        .iter()
-        .map(|d| DiskSource {
-            name: d.name.clone(),
-            source: d.source.clone(),
-            dirty: d.dirty.clone(),
-        })
-        .collect();
-    let mut req = BackupRequest::new("vm1", disks);
+    let mut req = BackupRequest::new("vm1", disk_sources(view.disks()));
     req.id = Some(point.clone());
     let first = tokio::task::block_in_place(|| backup::run(&repo, req)).unwrap();
     view.finish(true).await.unwrap();

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use tresor_blocksource::DirtyExtents;
-use tresor_engine::backup::{self, BackupRequest, DiskSource};
+use tresor_agent::images::ImagesBackup;
+use tresor_agent::{Parent, RunOptions};
 use tresor_engine::replicate::{self, ReplicateOptions};
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
 use tresor_engine::{gc, verify, Consistency, InitOptions, KdfParams, LocalDir, Repository};
@@ -139,87 +139,50 @@ fn backup(args: BackupArgs) -> Result<()> {
         no_quiesce: _,
         name,
         parent,
-        dirty_extents: dirty_files,
+        dirty_extents,
         bitmaps,
         consistency,
         threads,
         images,
     } = args;
-    let dir = &repo.dir;
-    let name = name.context("--name is required when backing up images")?;
-    if !dirty_files.is_empty() && dirty_files.len() != images.len() {
-        bail!(
-            "{} --dirty-extents files for {} images: give one per image, in the same order",
-            dirty_files.len(),
-            images.len()
-        );
-    }
-    let repo = open(dir)?;
-    let parent = match parent.as_deref() {
-        None => None,
-        Some("latest") => {
-            let latest = repo
-                .list_points()?
-                .into_iter()
-                .rev()
-                .find(|p| p.name == name);
-            if latest.is_none() && !dirty_files.is_empty() {
-                bail!("--parent latest: no recovery point named {name:?} yet, so dirty extents cannot be used; back up without them first");
-            }
-            latest
-        }
-        Some(id) => Some(repo.load_point(id)?),
-    };
-    let mut disks = Vec::new();
-    for (i, image) in images.iter().enumerate() {
-        let disk_name = image
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .with_context(|| format!("{} has no file name", image.display()))?;
-        let parent_bitmap = match (&parent, bitmaps) {
-            (Some(p), true) => Some(tresor_qemu::point_bitmap_name(&p.id)),
-            _ => None,
-        };
-        let opened = tresor_qemu::open_offline_disk(image, bitmaps, parent_bitmap.as_deref())?;
-        if let Some(reason) = &opened.full_read_reason {
-            eprintln!("note: {reason}");
-        }
-        let (source, mut dirty) = (opened.source, opened.dirty);
-        if let Some(f) = dirty_files.get(i) {
-            let mut d = DirtyExtents::load(f)?;
-            d.clamp(source.size());
-            dirty = Some(d);
-        }
-        disks.push(DiskSource {
-            name: disk_name,
-            source,
-            dirty,
-        });
-    }
-    let manifest = with_progress("backup", |progress| {
-        let mut req = BackupRequest::new(name, disks);
-        req.parent = parent;
-        req.consistency = match consistency {
+    let request = ImagesBackup {
+        name: name.context("--name is required when backing up images")?,
+        images,
+        parent: match parent {
+            None => Parent::None,
+            Some(p) if p == "latest" => Parent::Latest,
+            Some(id) => Parent::Point(id),
+        },
+        dirty_extents,
+        bitmaps,
+        consistency: match consistency {
             ConsistencyArg::App => Consistency::AppConsistent,
             ConsistencyArg::FileSystem => Consistency::FileSystemConsistent,
             ConsistencyArg::Crash => Consistency::CrashConsistent,
-        };
-        req.progress = Some(progress);
-        req.workers = threads;
-        backup::run(&repo, req)
-    })?;
-    // The point is committed and qemu-nbd has let go of the images: from now on the
-    // bitmaps record what changes after this point.
-    if bitmaps {
-        for image in &images {
-            if let Err(e) = tresor_qemu::start_point_bitmap(image, &manifest.id) {
-                eprintln!(
-                    "warning: could not start the dirty bitmap of {} for this point ({e}); the next backup reads the whole image",
-                    image.display()
-                );
-            }
-        }
+        },
+    };
+    // A command line that does not hold together is refused before the passphrase
+    // is asked for.
+    request.check()?;
+    let repo = open(&repo.dir)?;
+    let opened = request.open(&repo)?;
+    for note in opened.notes() {
+        eprintln!("note: {note}");
     }
+    let outcome = with_progress("backup", |progress| {
+        opened.run(
+            &repo,
+            RunOptions {
+                progress: Some(progress),
+                workers: threads,
+                ..RunOptions::default()
+            },
+        )
+    })?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    let manifest = outcome.manifest;
     let s = &manifest.stats;
     println!(
         "read {} in {:.2} s; stored {} new ({} chunks new, {} reused, {} tree nodes)",
