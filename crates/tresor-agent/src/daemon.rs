@@ -12,6 +12,8 @@
 //! socket_dirs = ["/run/tresor/vms"]               # NAME.qmp (+ NAME.qga) sockets
 //! restore_roots = ["/srv/restore"]                # where restores may write; default:
 //!                                                 # STATE_DIR/restores
+//! drain_timeout_secs = 600                        # on SIGTERM, how long a running job
+//!                                                 # may still take before it is cancelled
 //! [proxy]                                         # else HTTPS_PROXY / NO_PROXY
 //! host = "proxy.example"
 //! port = 3128
@@ -32,15 +34,24 @@
 //!
 //! Jobs run one at a time: many items due at once queue on the host instead of
 //! loading it. While a job runs, progress is reported every few seconds, which keeps
-//! the job's lease; a cancel request is read from the answer. Stopping the agent
-//! (SIGTERM, Ctrl-C) drains it: no new job is taken, the running one is cancelled
-//! cleanly (no point is left behind that lies) and reported.
+//! the job's lease; a cancel request is read from the answer.
+//!
+//! Stopping the agent (SIGTERM, Ctrl-C) cancels one [`CancellationToken`] that every
+//! task of the agent is handed. Idle, the agent ends at once (the wait for a job is
+//! dropped; a job the server assigned in that instant is ended as abandoned at the
+//! agent's next start, or when its lease runs out). With a job running, no new job is
+//! taken and the running one may finish within `drain_timeout_secs`; past that it is
+//! cancelled through the engine (which commits a point whole or not at all) and
+//! reported Failed with the code `AgentShuttingDown`. Its end is reported before the
+//! agent exits, and every wait has a limit.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -62,6 +73,15 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Timeout of each API call's connection and of each wait for data.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a running job may take to finish once the agent is asked to stop.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(600);
+/// How long a job cancelled by the agent's stop may take to wind down (the engine
+/// stops at its next chunk; a VM's view is torn down).
+const CANCEL_GRACE: Duration = Duration::from_secs(60);
+/// How long the agent keeps retrying to report a job's end while it stops.
+const REPORT_GRACE: Duration = Duration::from_secs(30);
+/// The job error code of work the agent's stop cut short.
+const SHUTTING_DOWN: &str = "AgentShuttingDown";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +103,10 @@ pub struct AgentConfig {
     /// `STATE_DIR/restores`.
     #[serde(default)]
     pub restore_roots: Vec<PathBuf>,
+    /// On SIGTERM, how long a running job may still take before it is cancelled.
+    /// Default: 600 (ten minutes).
+    #[serde(default)]
+    pub drain_timeout_secs: Option<u64>,
     #[serde(default, rename = "vm")]
     pub vms: Vec<QemuVmConfig>,
 }
@@ -114,6 +138,12 @@ impl AgentConfig {
             }
         }
         Ok(config)
+    }
+
+    /// How long a running job may still take once the agent is asked to stop.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout_secs
+            .map_or(DEFAULT_DRAIN, Duration::from_secs)
     }
 
     pub fn host(&self) -> String {
@@ -298,13 +328,54 @@ pub fn client(config: &AgentConfig, state: &AgentState) -> Result<ApiClient, Age
     ))
 }
 
-/// Runs the agent until `stop` resolves: heartbeats and jobs.
+/// Runs the agent until `stop` resolves: heartbeats and jobs. Then drains it (see
+/// the module's documentation) and returns, within a bounded time.
 pub async fn run(
     config: AgentConfig,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    let shutdown = CancellationToken::new();
+    // Every wait of the stop is bounded; this bounds them all together.
+    let limit = config.drain_timeout() + CANCEL_GRACE + REPORT_GRACE;
+    // The agent runs in a task of its own: a job blocks its task while the engine
+    // runs, and `stop` must be heard meanwhile.
+    let mut agent = tokio::spawn(serve(config, shutdown.clone()));
+    tokio::select! {
+        ended = &mut agent => return joined(ended),
+        () = stop => {}
+    }
+    tracing::info!("stopping: no new jobs; a running job may finish, else it is cancelled");
+    shutdown.cancel();
+    match tokio::time::timeout(limit, &mut agent).await {
+        Ok(ended) => joined(ended),
+        Err(_) => {
+            tracing::error!(
+                "the agent did not stop within {} s; leaving what still runs",
+                limit.as_secs()
+            );
+            agent.abort();
+            Ok(())
+        }
+    }
+}
+
+fn joined(ended: Result<Result<(), AgentError>, tokio::task::JoinError>) -> Result<(), AgentError> {
+    match ended {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The agent's work until `shutdown`: registration, heartbeats, jobs.
+async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     config.prepare_dirs()?;
+    // Registration is not cut short (the server may have registered the agent
+    // already); each of its calls has a timeout.
     let state = load_or_register(&config).await?;
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
     let api = Arc::new(client(&config, &state)?);
     let provider = Arc::new(config.provider());
     let roots = config.restore_roots();
@@ -314,19 +385,11 @@ pub async fn run(
         api.clone(),
         provider.clone(),
         config.state_dir.clone(),
+        shutdown.clone(),
     ));
-    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let jobs = tokio::spawn(job_loop(
-        api.clone(),
-        config.clone(),
-        provider.clone(),
-        draining.clone(),
-    ));
-    stop.await;
-    tracing::info!("stopping: no new jobs; a running job is cancelled cleanly");
-    draining.store(true, Ordering::SeqCst);
+    job_loop(api, config, provider, &shutdown).await;
+    // An inventory under way is of no use any more.
     heartbeat.abort();
-    let _ = jobs.await;
     Ok(())
 }
 
@@ -405,7 +468,12 @@ async fn host_known_disks(
     }
 }
 
-async fn heartbeats(api: Arc<ApiClient>, provider: Arc<QemuProvider>, state_dir: PathBuf) {
+async fn heartbeats(
+    api: Arc<ApiClient>,
+    provider: Arc<QemuProvider>,
+    state_dir: PathBuf,
+    shutdown: CancellationToken,
+) {
     loop {
         let (vms, disks) = inventory_and_disks(provider.as_ref()).await;
         remember_disks(&state_dir, disks);
@@ -416,7 +484,10 @@ async fn heartbeats(api: Arc<ApiClient>, provider: Arc<QemuProvider>, state_dir:
         {
             tracing::warn!(error = %e, "heartbeat failed");
         }
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(HEARTBEAT) => {}
+        }
     }
 }
 
@@ -432,22 +503,27 @@ struct Assignment {
     params: Value,
 }
 
+/// Takes jobs one at a time until `shutdown`.
 async fn job_loop(
     api: Arc<ApiClient>,
     config: Arc<AgentConfig>,
     provider: Arc<QemuProvider>,
-    draining: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: &CancellationToken,
 ) {
     let mut backoff = Duration::from_secs(1);
-    while !draining.load(Ordering::SeqCst) {
-        let next = api
-            .send(reqwest::Method::POST, "api/v1/agent/jobs/next", |r| r)
-            .await;
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = api.send(reqwest::Method::POST, "api/v1/agent/jobs/next", |r| r) => next,
+        };
         let response = match next {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reach the server for jobs");
-                tokio::time::sleep(backoff).await;
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
@@ -463,17 +539,32 @@ async fn job_loop(
                 continue;
             }
         };
-        run_job(&api, &config, provider.clone(), job, draining.clone()).await;
+        if shutdown.is_cancelled() {
+            // Taken in the instant the agent was asked to stop: not started.
+            let completion = failed(
+                SHUTTING_DOWN,
+                "the agent was stopping when it received the job; it did not start".into(),
+                "run the job again once the agent runs",
+            );
+            report_end(&api, &job.job_id, &completion, shutdown).await;
+            return;
+        }
+        run_job(&api, &config, provider.clone(), job, shutdown).await;
+        if shutdown.is_cancelled() {
+            return;
+        }
     }
 }
 
-/// Runs one job and reports its end (retrying the report until the server takes it).
+/// Runs one job and reports its end. When the agent is asked to stop meanwhile, the
+/// job has the drain time to finish; then it is cancelled, and ends Failed with
+/// [`SHUTTING_DOWN`] unless it completed.
 async fn run_job(
     api: &Arc<ApiClient>,
     config: &AgentConfig,
     provider: Arc<QemuProvider>,
     job: Assignment,
-    draining: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: &CancellationToken,
 ) {
     tracing::info!(job = %job.job_id, operation = %job.operation, "job started");
     let progress = Arc::new(Progress::default());
@@ -481,7 +572,11 @@ async fn run_job(
         api.clone(),
         job.job_id.clone(),
         progress.clone(),
-        draining,
+    ));
+    let drain = tokio::spawn(cancel_when_drained(
+        shutdown.clone(),
+        config.drain_timeout(),
+        progress.clone(),
     ));
     let completion = match job.operation.as_str() {
         "Backup" => run_backup(api, provider, &job, progress.clone()).await,
@@ -493,39 +588,101 @@ async fn run_job(
         ),
     };
     reporter.abort();
-    let path = format!("api/v1/agent/jobs/{}/complete", job.job_id);
+    drain.abort();
+    // The drain task ended on its own only when it cancelled the job.
+    let cut_short = drain.await.is_ok();
+    let completion = if cut_short {
+        shut_down(completion)
+    } else {
+        completion
+    };
+    report_end(api, &job.job_id, &completion, shutdown).await;
+    tracing::info!(job = %job.job_id, status = %completion["status"], "job ended");
+}
+
+/// Once `shutdown` is cancelled, waits `drain`, then cancels the job.
+async fn cancel_when_drained(
+    shutdown: CancellationToken,
+    drain: Duration,
+    progress: Arc<Progress>,
+) {
+    shutdown.cancelled().await;
+    tracing::info!(
+        "the agent is stopping: the running job has {} s to finish",
+        drain.as_secs()
+    );
+    tokio::time::sleep(drain).await;
+    tracing::warn!("the agent is stopping: cancelling the running job");
+    progress.cancel.store(true, Ordering::SeqCst);
+}
+
+/// A job's end after the agent's stop cancelled it: Failed with [`SHUTTING_DOWN`]
+/// where it ended cancelled. A point it committed, or a failure of its own, stands.
+fn shut_down(completion: Value) -> Value {
+    if completion["status"] != "Cancelled" {
+        return completion;
+    }
+    let said: Vec<&str> = completion["warnings"]
+        .as_array()
+        .map(|w| w.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    failed(
+        SHUTTING_DOWN,
+        format!(
+            "the agent was stopped, and cancelled the job before it ended ({})",
+            said.join("; ")
+        ),
+        "run the job again; to let jobs finish when the agent stops, give it more time (drain_timeout_secs)",
+    )
+}
+
+/// Reports a job's end, retrying while the server cannot take it: up to 30 times,
+/// and for [`REPORT_GRACE`] at most once the agent is stopping.
+async fn report_end(
+    api: &ApiClient,
+    job_id: &str,
+    completion: &Value,
+    shutdown: &CancellationToken,
+) {
+    let path = format!("api/v1/agent/jobs/{job_id}/complete");
+    let started = tokio::time::Instant::now();
     let mut delay = Duration::from_secs(1);
     for _ in 0..30 {
-        match api.post_json::<_, Value>(&path, &completion).await {
-            Ok(_) => break,
+        let call = api.post_json::<_, Value>(&path, completion);
+        let result = if shutdown.is_cancelled() {
+            match tokio::time::timeout_at(started + REPORT_GRACE, call).await {
+                Ok(r) => r,
+                Err(_) => break,
+            }
+        } else {
+            call.await
+        };
+        match result {
+            Ok(_) => return,
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "cannot report the job's end yet; retrying");
-                tokio::time::sleep(delay).await;
+                let wake = tokio::time::Instant::now() + delay;
+                if shutdown.is_cancelled() && wake >= started + REPORT_GRACE {
+                    break;
+                }
+                tokio::time::sleep_until(wake).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
                 tracing::error!(error = %e, "the server refused the job's end");
-                break;
+                return;
             }
         }
     }
-    tracing::info!(job = %job.job_id, status = %completion["status"], "job ended");
+    tracing::error!(job = %job_id, "could not report the job's end; the server ends it when its lease runs out");
 }
 
-/// Reports progress every few seconds; sets the cancel flag when the server (or a
-/// drain) asks for it.
-async fn report_progress(
-    api: Arc<ApiClient>,
-    job_id: String,
-    progress: Arc<Progress>,
-    draining: Arc<std::sync::atomic::AtomicBool>,
-) {
+/// Reports progress every few seconds; sets the cancel flag when the server asks for
+/// it.
+async fn report_progress(api: Arc<ApiClient>, job_id: String, progress: Arc<Progress>) {
     let path = format!("api/v1/agent/jobs/{job_id}/progress");
     loop {
         tokio::time::sleep(PROGRESS_EVERY).await;
-        if draining.load(Ordering::SeqCst) {
-            progress.cancel.store(true, Ordering::SeqCst);
-        }
         let (done, total) = progress.snapshot();
         let task = if total > 0 {
             "Transfer data to vault"
@@ -844,6 +1001,23 @@ mod tests {
         assert_eq!(mode(&d.join("state/restores")), 0o700);
     }
 
+    /// A job the agent's stop cancelled fails with a code; one that completed, or
+    /// failed of its own, keeps its end.
+    #[test]
+    fn a_job_cut_short_by_the_stop_fails_with_agent_shutting_down() {
+        let cut = shut_down(json!({ "status": "Cancelled", "warnings": ["stopped: cancelled"] }));
+        assert_eq!(cut["status"], "Failed");
+        assert_eq!(cut["error"]["code"], SHUTTING_DOWN);
+        assert!(cut["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped: cancelled"));
+        let done = json!({ "status": "Completed", "pointId": "p" });
+        assert_eq!(shut_down(done.clone()), done);
+        let own = failed("VaultUnreachable", "no".into(), "check");
+        assert_eq!(shut_down(own.clone()), own);
+    }
+
     /// A state folder inside another folder that does not exist yet is created
     /// private too (with its parents), as on a fresh host.
     #[test]
@@ -858,6 +1032,7 @@ mod tests {
             socket_dirs: vec![],
             proxy: None,
             restore_roots: vec![],
+            drain_timeout_secs: None,
             vms: vec![],
         };
         config.prepare_dirs().unwrap();

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::service::*;
 use serde_json::Value;
@@ -544,72 +544,4 @@ fn one_command_protects_a_single_host_and_a_point_becomes_a_new_vm() {
         std::fs::read(d.join("replaced.raw")).unwrap() == restored,
         "the original is not as at the point"
     );
-}
-
-#[test]
-fn stopping_an_agent_mid_backup_ends_its_job_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let data = d.join("server");
-    let _server = start_server_at(&data, free_port());
-    let cli = Cli {
-        config: data.join("cli.json"),
-    };
-    let vm = start_vm(d, "big", 64 * MIB);
-    let (agent_qmp, test_qmp) = (vm.agent_qmp.clone(), vm.test_qmp.clone());
-    random_write(&test_qmp, d, 0, 48, 3);
-    cli.ok(&["vault", "create", "-n", "drain", "-g", "rg", "-l", "local"]);
-    let creds = d.join("creds.json");
-    cli.issue_credentials("drain", &creds);
-    let proxy = Proxy::start(4 * MIB);
-    let agent_toml = agent_config(
-        d,
-        Some(&creds),
-        ("h", "local"),
-        ("big", &agent_qmp),
-        Some(proxy.port),
-    );
-    let mut agent = start_agent(&agent_toml);
-    cli.wait_protectable("drain", "big");
-    cli.ok(&[
-        "protection",
-        "enable-for-vm",
-        "-v",
-        "drain",
-        "--vm",
-        "big",
-        "--host",
-        "h",
-    ]);
-    let job_id = cli.backup_until_uploading("drain", "big", &proxy, 4 * MIB);
-    // SIGTERM: the agent drains, it does not die mid-write.
-    assert!(Command::new("kill")
-        .arg("-TERM")
-        .arg(agent.0.id().to_string())
-        .status()
-        .unwrap()
-        .success());
-    let exited = {
-        let started = Instant::now();
-        loop {
-            if let Some(st) = agent.0.try_wait().unwrap() {
-                break Some(st);
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    assert!(
-        exited.is_some_and(|s| s.success()),
-        "the agent did not stop cleanly: {exited:?}"
-    );
-    let job = cli.json(&["job", "show", "-v", "drain", "-n", &job_id]);
-    assert_eq!(job["status"], "Cancelled", "{job}");
-    assert!(cli
-        .json(&["recoverypoint", "list", "-v", "drain", "-i", "big"])
-        .as_array()
-        .unwrap()
-        .is_empty());
 }
