@@ -2,19 +2,46 @@
 # The whole test suite: installs what the tests need (when run as root), then checks
 # formatting and lints and runs every test of the workspace. Ends with one line
 # "N passed, M failed" summing all test binaries.
+#
+#   scripts/test.sh          everything (the README's and CI's command)
+#   scripts/test.sh --fast   the inner loop: formatting, every unit test and the
+#                            in-process integration tests (a server on a free port,
+#                            no QEMU, no browser); under two minutes after a build
+# Further arguments go to `cargo test` (a test name filter, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -eq 0 ]; then
+fast=0
+if [ "${1:-}" = "--fast" ]; then
+  fast=1
+  shift
+fi
+
+# The integration tests that need neither QEMU nor a browser.
+in_process=(
+  architecture api_rules hostile_agent hostile_http scheduler
+  client env_proxy intake pipeline replicate golden sqlite hostile_peers
+  identity_and_pinning
+)
+
+if [ "$fast" -eq 0 ] && [ "$(id -u)" -eq 0 ]; then
   scripts/install-deps.sh
 fi
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+if [ "$fast" -eq 0 ]; then
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+if [ "$fast" -eq 1 ]; then
+  targets=(--lib --bins)
+  for t in "${in_process[@]}"; do targets+=(--test "$t"); done
+  cargo test --workspace "${targets[@]}" "$@" 2>&1 | tee "$log" || status=$?
+else
+  cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -1,10 +1,10 @@
-//! The vault server's `Range` header parser (`tresor_server::api::range`). The
+//! The vault service's `Range` parser (`tresor_service::ranges`). The
 //! module is pure and compiled here alone, so the fuzz build does not need the
 //! whole server. Whatever it accepts lies inside the object.
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../crates/tresor-server/src/api/range.rs"]
+#[path = "../../crates/tresor-service/src/ranges.rs"]
 mod range;
 
 use libfuzzer_sys::fuzz_target;

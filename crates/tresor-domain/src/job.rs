@@ -14,6 +14,9 @@ pub enum JobOperation {
     Restore,
     DisableBackup,
     DeleteBackupData,
+    /// Copying a GeoRedundant vault's new data to its paired location (the server's
+    /// own job).
+    Replication,
     /// Re-reading a vault's data in one region (the server's own job).
     Verify,
     /// Removing data no recovery point needs (the server's own job).
@@ -29,6 +32,7 @@ impl JobOperation {
             JobOperation::Restore => "Restore",
             JobOperation::DisableBackup => "DisableBackup",
             JobOperation::DeleteBackupData => "DeleteBackupData",
+            JobOperation::Replication => "Replication",
             JobOperation::Verify => "Verify",
             JobOperation::GarbageCollection => "GarbageCollection",
         }

@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 use tresor_client::{ApiClient, ServerAddress, Transport};
 use tresor_domain::{BackupPolicy, PolicyName, Schedule};
 use tresor_metadata::{AgentRow, ItemRow, JobRow, PolicyRow, VaultRow};
-use tresor_server::state::Clock;
-use tresor_server::{scheduler, ServerConfig};
+use tresor_server::ServerConfig;
+use tresor_service::scheduler;
+use tresor_service::Clock;
 
 struct HandClock(Mutex<Timestamp>);
 

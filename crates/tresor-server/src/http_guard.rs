@@ -16,8 +16,9 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
-
-use crate::error::{ApiError, InternalDetail};
+use tresor_api::ErrorCode;
+use tresor_service::ServiceError;
+use tresor_web::{HttpError, InternalDetail};
 
 /// The portal loads its script and style sheet from the server itself and nothing
 /// else; its script calls the API of the same origin; forms post to the same origin.
@@ -67,7 +68,7 @@ pub fn guard(app: Router) -> Router {
 
 /// A new request id: 16 random hex digits.
 fn new_request_id() -> String {
-    let mut id = crate::auth::new_id();
+    let mut id = tresor_service::auth::new_id();
     id.truncate(16);
     id
 }
@@ -92,12 +93,11 @@ async fn request_id_and_errors(req: Request, next: Next) -> Response {
         }
         StatusCode::PAYLOAD_TOO_LARGE if !is_json(&r) => {
             let limit = crate::api::body_limit(&path);
-            r = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestTooLarge",
+            r = HttpError(ServiceError::new(
+                ErrorCode::RequestTooLarge,
                 format!("the request's body is larger than this call accepts ({limit} bytes)"),
                 "send a smaller body; objects are uploaded one pack or index file at a time",
-            )
+            ))
             .into_response();
         }
         _ => {}
@@ -116,20 +116,15 @@ fn is_json(r: &Response) -> bool {
 
 /// The answer to a request the server failed: the id, nothing of the cause.
 fn internal_answer(id: &str, api: bool) -> Response {
-    let e = ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "InternalError",
+    let e = ServiceError::new(
+        ErrorCode::InternalError,
         format!("the server failed to complete this request (request id {id})"),
         "retry; if it persists, give the server's administrator the request id: the server's log has the cause",
     );
     if api {
-        let body = serde_json::json!({
-            "code": e.code,
-            "message": e.message,
-            "recommendation": e.recommendation,
-            "requestId": id,
-        });
-        return (e.status, axum::Json(body)).into_response();
+        let mut body = e.body();
+        body.request_id = Some(id.to_string());
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
     }
     let page = maud::html! {
         (maud::DOCTYPE)
@@ -152,12 +147,11 @@ fn internal_answer(id: &str, api: bool) -> Response {
 /// page elsewhere.
 pub async fn not_found(req: Request<Body>) -> Response {
     if req.uri().path().starts_with("/api/") {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFound",
+        return HttpError(ServiceError::new(
+            ErrorCode::NotFound,
             "no such API call",
             "see /openapi.json for the calls this server offers",
-        )
+        ))
         .into_response();
     }
     (
@@ -185,7 +179,9 @@ mod tests {
                 .route(
                     "/api/v1/fails",
                     get(|| async {
-                        ApiError::internal("/var/lib/tresor/metadata.db: disk I/O error")
+                        HttpError(ServiceError::internal(
+                            "/var/lib/tresor/metadata.db: disk I/O error",
+                        ))
                     }),
                 )
                 .route(

@@ -13,54 +13,36 @@
 //! DATA/cli.json          URL, certificate fingerprint and admin token for the CLI (0600)
 //! ```
 //!
-//! - `api/`: the REST API, one module per resource; `openapi.rs` describes it.
-//! - `auth.rs`: admin and API tokens, agents' credentials (stored as SHA-256 only).
-//! - `garbage.rs`: garbage collection, live points decided by the catalogue.
-//! - `jobs.rs`: the job engine (leases, completion, recovery point catalogue, retention).
-//! - `scheduler.rs`: policies' schedules to backup jobs, each window once.
-//! - `repos.rs`: one repository per (vault, host), so an agent reaches only its own.
-//! - `locations.rs`: locations' storage targets and pairs (`server.toml`).
-//! - `replication.rs`: GeoRedundant vaults copied to the paired location, deletes delayed.
-//! - `verify.rs`: re-reading a vault's data in either region.
-//! - `portal/`: the web portal (server-rendered pages over the same API handlers).
-//! - `http_limits.rs`: connection limits and timeouts; `http_guard.rs`: security
-//!   headers, request ids, 500s without their cause; `rate_limit.rs`: failed sign-ins
-//!   and registrations per client address.
+//! This crate is the HTTP side of the vault service (`tresor-service`): it starts
+//! the HTTPS listener and mounts two thin adapters over the same [`Service`]:
 //!
-//! **Architecture invariant:** knows nothing of QEMU: VMs are what agents report.
-//! Rules are the domain model's; the catalogue is the metadata store's.
+//! - `api/`: the REST API, one module per resource, the routes in one table
+//!   (`api/mod.rs`); each handler extracts the caller and the request, calls one
+//!   service method, and answers. `openapi.rs` generates `/openapi.json` from the
+//!   `tresor-api` types.
+//! - the portal (`tresor-portal`), mounted beside it.
+//! - `http_limits.rs`: connection limits and timeouts; `http_guard.rs`: security
+//!   headers, request ids, 500s without their cause.
+//!
+//! **Architecture invariant:** decides nothing about who may do what, and reads no
+//! catalogue row itself: both are the service's.
 
 pub mod api;
-pub mod auth;
-pub mod dto;
-pub mod error;
-pub mod garbage;
 pub mod http_guard;
 pub mod http_limits;
-pub mod jobs;
-pub mod locations;
 pub mod openapi;
-pub mod portal;
-pub mod rate_limit;
-pub mod replication;
-pub mod repos;
-pub mod scheduler;
-pub mod state;
-pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::SignedDuration;
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
-use tresor_metadata::{MetadataStore, SqliteStore, TokenRow};
-
-use crate::auth::{hash_secret, new_id, new_secret};
-use crate::repos::Repos;
-use crate::state::{AppState, Clock, SystemClock};
+use tokio_util::sync::CancellationToken;
+pub use tresor_api::config::CliConfig;
+use tresor_metadata::{MetadataStore, SqliteStore};
+use tresor_service::locations::Locations;
+use tresor_service::repos::Repos;
+use tresor_service::{Clock, Service, ServiceParts, SystemClock};
 
 /// How to run the server.
 #[derive(Clone)]
@@ -96,16 +78,6 @@ impl ServerConfig {
     }
 }
 
-/// What the CLI needs to talk to this server, written to `DATA/cli.json` at first
-/// start (mode 0600).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CliConfig {
-    pub server: String,
-    pub fingerprint: String,
-    pub token: String,
-}
-
 /// A started server.
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -113,9 +85,11 @@ pub struct RunningServer {
     pub fingerprint: String,
     /// The admin token, when this start created it (first start).
     pub new_admin_token: Option<String>,
-    pub state: Arc<AppState>,
+    pub state: Arc<Service>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Cancelled to stop the background loops.
+    stop: CancellationToken,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -125,13 +99,15 @@ impl RunningServer {
         self.task.await.map_err(std::io::Error::other)?
     }
 
-    /// Stops accepting, lets requests in flight end (at most 10 s), stops the loops.
+    /// Stops accepting, lets requests in flight end (at most 10 s), and ends the
+    /// background loops after the step each is in.
     pub async fn shutdown(self) {
-        for b in &self.background {
-            b.abort();
-        }
+        self.stop.cancel();
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         let _ = self.task.await;
+        for b in self.background {
+            let _ = b.await;
+        }
     }
 }
 
@@ -241,8 +217,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     };
     std::fs::create_dir_all(&dir).map_err(data_err)?;
     restrict(&dir, 0o700).map_err(data_err)?;
-    let locations = locations::Locations::load(&dir, config.config_file.as_deref())
-        .map_err(StartError::Config)?;
+    let locations =
+        Locations::load(&dir, config.config_file.as_deref()).map_err(StartError::Config)?;
     create_private(&dir.join("metadata.db")).map_err(data_err)?;
     let store = SqliteStore::open(&dir.join("metadata.db"))?;
     let identity = tresor_tls::ServerIdentity::load_or_create(&dir.join("tls"), &config.tls_names)
@@ -262,18 +238,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .clone()
         .unwrap_or_else(|| format!("https://{addr}"));
 
-    // First start: an admin token, shown once, kept as a hash.
-    let mut new_admin_token = None;
-    if store.get_setting("admin_token_created")?.is_none() {
-        let token = new_secret("tresor_admin");
-        store.insert_token(&TokenRow {
-            id: new_id(),
-            name: "admin".into(),
-            hash: hash_secret(&token),
-            role: "admin".into(),
-            created: config.clock.now(),
-        })?;
-        store.set_setting("admin_token_created", &config.clock.now().to_string())?;
+    let state = Arc::new(Service::new(ServiceParts {
+        store: Arc::new(store) as Arc<dyn MetadataStore>,
+        repos: Repos::new(&dir, locations).map_err(data_err)?,
+        data_dir: dir.clone(),
+        clock: config.clock.clone(),
+        public_url: url.clone(),
+        fingerprint: fingerprint.clone(),
+    }));
+    state
+        .recover_after_restart()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+
+    // First start: an admin token, shown once, kept as a hash, and the CLI's
+    // configuration with it.
+    let new_admin_token = state
+        .first_admin_token()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    if let Some(token) = &new_admin_token {
         let cli = CliConfig {
             server: url.clone(),
             fingerprint: fingerprint.clone(),
@@ -285,25 +267,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             0o600,
         )
         .map_err(data_err)?;
-        new_admin_token = Some(token);
     }
-
-    let state = Arc::new(AppState {
-        store: Arc::new(store) as Arc<dyn MetadataStore>,
-        repos: Repos::new(&dir, locations).map_err(data_err)?,
-        data_dir: dir.clone(),
-        clock: config.clock.clone(),
-        public_url: url.clone(),
-        fingerprint: fingerprint.clone(),
-        jobs_changed: tokio::sync::Notify::new(),
-        writers: Mutex::new(Default::default()),
-        storage_maintenance: Mutex::new(()),
-        replication_wake: tokio::sync::Notify::new(),
-        sessions: Default::default(),
-        limiters: Default::default(),
-    });
-    jobs::extend_leases_after_restart(&state).map_err(|e| StartError::Other(e.to_string()))?;
-    replication::fail_interrupted_runs(&state).map_err(|e| StartError::Other(e.to_string()))?;
 
     // Files made before this start (an older server, the TLS key, repositories'
     // secrets) and the catalogue's -wal/-shm, now that SQLite made them.
@@ -311,7 +275,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let app = http_guard::guard(
         api::router(state.clone())
-            .merge(portal::router(state.clone()))
+            .merge(tresor_portal::router(state.clone()))
             .fallback(http_guard::not_found),
     );
     let limits = config.http.clone();
@@ -342,8 +306,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     tracing::info!(%url, %fingerprint, "vault server listening");
 
+    let stop = CancellationToken::new();
     let background = if config.background {
-        background_loops(state.clone())
+        tresor_service::background::start(state.clone(), stop.clone())
     } else {
         Vec::new()
     };
@@ -355,120 +320,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         state,
         handle,
         task,
+        stop,
         background,
     })
 }
 
-/// The scheduler and sweepers. Each runs its step off the async threads and logs
-/// failures rather than stopping.
-fn background_loops(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
-    fn every(
-        state: Arc<AppState>,
-        period: Duration,
-        name: &'static str,
-        step: fn(&AppState) -> error::ApiResult<()>,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let s = state.clone();
-                match tokio::task::spawn_blocking(move || step(&s)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(loop_name = name, error = %e, "background step failed")
-                    }
-                    Err(e) => {
-                        tracing::error!(loop_name = name, error = %e, "background step panicked")
-                    }
-                }
-            }
-        })
-    }
-    let replicator = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let s = state.clone();
-                match tokio::task::spawn_blocking(move || replication::run_all(&s)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(loop_name = "replication", error = %e, "background step failed")
-                    }
-                    Err(e) => {
-                        tracing::error!(loop_name = "replication", error = %e, "background step panicked")
-                    }
-                }
-                // A finished backup wakes the loop at once; otherwise it looks again
-                // after a while (retries after failures wait their own backoff).
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), state.replication_wake.notified())
-                        .await;
-            }
-        })
-    };
-    vec![
-        replicator,
-        every(state.clone(), Duration::from_secs(15), "scheduler", |s| {
-            scheduler::tick(s, s.now()).map(|_| ())
-        }),
-        every(state.clone(), Duration::from_secs(10), "leases", |s| {
-            jobs::sweep_leases(s).map(|_| ())
-        }),
-        every(state.clone(), Duration::from_secs(3600), "retention", |s| {
-            scheduler::retention(s).map(|_| ())
-        }),
-        every(state, Duration::from_secs(24 * 3600), "gc", |s| {
-            // The first tick fires at once; collect only after a day of uptime.
-            if s.store.get_setting("last_gc")?.is_some_and(|t| {
-                t.parse::<jiff::Timestamp>()
-                    .is_ok_and(|t| s.now() - SignedDuration::from_hours(23) < t)
-            }) {
-                return Ok(());
-            }
-            garbage::collect_all(s)?;
-            s.store.set_setting("last_gc", &s.now().to_string())?;
-            Ok(())
-        }),
-    ]
-}
-
-/// The identity of an agent that runs in the server's own process
-/// (`tresor serve --with-local-agent`).
-#[derive(Debug, Clone)]
-pub struct LocalAgent {
-    pub server: String,
-    pub fingerprint: String,
-    pub agent_id: String,
-    pub credential: String,
-}
-
-/// Registers this host's own agent directly (no credentials file needed: it is the
-/// server's process).
-pub fn register_local_agent(
-    state: &AppState,
-    host: &str,
-    location: &str,
-) -> Result<LocalAgent, StartError> {
-    let location =
-        tresor_domain::Location::parse(location).map_err(|e| StartError::Other(e.to_string()))?;
-    let credential = new_secret("tresor_agent");
-    let now = state.now();
-    let agent = tresor_metadata::AgentRow {
-        id: new_id(),
-        host: host.to_string(),
-        location: location.to_string(),
-        credential_hash: hash_secret(&credential),
-        version: Some(env!("CARGO_PKG_VERSION").to_string()),
-        registered: now,
-        last_seen: Some(now),
-    };
-    state.store.insert_agent(&agent)?;
-    Ok(LocalAgent {
-        server: state.public_url.clone(),
-        fingerprint: state.fingerprint.clone(),
-        agent_id: agent.id,
-        credential,
-    })
-}
+pub use tresor_service::usecases::agents::LocalAgent;

@@ -9,8 +9,8 @@ use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
-use tresor_server::state::Clock;
 use tresor_server::ServerConfig;
+use tresor_service::Clock;
 
 struct HandClock(Mutex<Timestamp>);
 
@@ -674,7 +674,7 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
         .json()
         .await
         .unwrap();
-    assert_eq!(tresor_server::scheduler::retention(s).unwrap(), 0);
+    assert_eq!(tresor_service::scheduler::retention(s).unwrap(), 0);
     // Back to 30 days: the 40-day-old scheduled point expires; the on-demand one keeps its own date.
     longer["retention"]["daily"]["days"] = json!(30);
     let _ = w
@@ -686,7 +686,7 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
         )
         .await
         .unwrap();
-    assert_eq!(tresor_server::scheduler::retention(s).unwrap(), 1);
+    assert_eq!(tresor_service::scheduler::retention(s).unwrap(), 1);
     let left: Value = w
         .admin
         .get_json("api/v1/vaults/ret/items/web/recovery-points")
@@ -701,7 +701,7 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
     assert_eq!(ids, ["new", "kept"]);
     // Two days on, the on-demand point's own date has passed too.
     w.advance(SignedDuration::from_hours(48));
-    assert_eq!(tresor_server::scheduler::retention(s).unwrap(), 1);
+    assert_eq!(tresor_service::scheduler::retention(s).unwrap(), 1);
     drop(a);
     w.finish().await;
 }

@@ -293,7 +293,7 @@ impl World {
 
     async fn collect_garbage(&self) {
         let state = self.server.state.clone();
-        tokio::task::spawn_blocking(move || tresor_server::garbage::collect_all(&state))
+        tokio::task::spawn_blocking(move || tresor_service::garbage::collect_all(&state))
             .await
             .unwrap()
             .unwrap();

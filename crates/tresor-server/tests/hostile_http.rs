@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
 use tresor_server::http_limits::HttpLimits;
-use tresor_server::state::Clock;
 use tresor_server::ServerConfig;
+use tresor_service::Clock;
 
 struct HandClock(Mutex<Timestamp>);
 
@@ -199,7 +199,7 @@ impl World {
 }
 
 fn enc(s: &str) -> String {
-    tresor_server::portal::layout::url_encode(s)
+    tresor_portal::urls::url_encode(s)
 }
 
 fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 use serde_json::json;
 use tresor_domain::{BackupPolicy, PolicyName, Schedule};
 use tresor_metadata::{AgentRow, ItemRow, JobFilter, PolicyRow, VaultRow};
-use tresor_server::state::{AppState, Clock};
-use tresor_server::{jobs, scheduler, ServerConfig};
+use tresor_server::ServerConfig;
+use tresor_service::{jobs, scheduler};
+use tresor_service::{Clock, Service};
 
 struct HandClock(Mutex<Timestamp>);
 
@@ -35,7 +36,7 @@ async fn start(dir: &Path, clock: Arc<HandClock>) -> tresor_server::RunningServe
 
 /// A vault with one item whose policy runs daily at `time` in `zone`, protected
 /// since `since`.
-fn protect(state: &AppState, time: &str, zone: &str, since: Timestamp) -> String {
+fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String {
     let store = &state.store;
     store
         .insert_vault(&VaultRow {
@@ -92,7 +93,7 @@ fn protect(state: &AppState, time: &str, zone: &str, since: Timestamp) -> String
 }
 
 /// Ticks at `now`; returns the windows of the jobs it started.
-fn tick(state: &AppState, clock: &HandClock, now: &str) -> Vec<Timestamp> {
+fn tick(state: &Service, clock: &HandClock, now: &str) -> Vec<Timestamp> {
     *clock.0.lock() = t(now);
     let out = scheduler::tick(state, t(now)).unwrap();
     out.started
@@ -109,7 +110,7 @@ fn tick(state: &AppState, clock: &HandClock, now: &str) -> Vec<Timestamp> {
 }
 
 /// Ends every running job as Completed (as an agent would).
-fn complete_all(state: &AppState) {
+fn complete_all(state: &Service) {
     for mut j in state.store.list_jobs(&JobFilter::default()).unwrap() {
         if !j.is_finished() {
             j.status = "Completed".into();

@@ -4,7 +4,6 @@ pub mod agents;
 pub mod items;
 pub mod jobs;
 pub mod policies;
-pub mod range;
 pub mod storage;
 pub mod tokens;
 pub mod vaults;
@@ -16,10 +15,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::{json, Value};
-
-use crate::error::ApiError;
-use crate::state::AppState;
+use tresor_api::config::Ping;
+use tresor_api::ErrorCode;
+use tresor_service::{Service, ServiceError};
+use tresor_web::HttpError;
 
 /// The largest object an agent may upload. A pack is about 16 MiB (a little more
 /// with its header and the last blob that did not fit) and an index file at most a
@@ -68,19 +67,19 @@ async fn refusals_as_errors(r: Response) -> Response {
         .unwrap_or_default();
     let (code, recommendation) = match status {
         StatusCode::METHOD_NOT_ALLOWED => (
-            "MethodNotAllowed",
+            ErrorCode::MethodNotAllowed,
             "see /openapi.json for the methods of this path",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "UnsupportedMediaType",
+            ErrorCode::UnsupportedMediaType,
             "send the body as JSON with Content-Type: application/json",
         ),
         StatusCode::UNPROCESSABLE_ENTITY => (
-            "InvalidRequestBody",
+            ErrorCode::InvalidRequestBody,
             "send the fields /openapi.json describes for this call, with their types",
         ),
         _ => (
-            "InvalidRequest",
+            ErrorCode::InvalidRequest,
             "check the path, query and body against /openapi.json",
         ),
     };
@@ -92,18 +91,24 @@ async fn refusals_as_errors(r: Response) -> Response {
     } else {
         text
     };
-    let mut out = ApiError::new(status, code, message, recommendation).into_response();
+    // The code's own status, except for axum's other 4xx (a path parameter that does
+    // not parse is 400, a missing route 404...), which keep theirs.
+    let mut out = HttpError(ServiceError::new(code, message, recommendation)).into_response();
+    *out.status_mut() = status;
     if let Some(allow) = parts.headers.get(header::ALLOW) {
         out.headers_mut().insert(header::ALLOW, allow.clone());
     }
     out
 }
 
-async fn ping() -> Json<Value> {
-    Json(json!({ "service": "tresor", "version": env!("CARGO_PKG_VERSION") }))
+async fn ping() -> Json<Ping> {
+    Json(Ping {
+        service: "tresor".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<Service>) -> Router {
     let v = "/api/v1/vaults/{vault}";
     Router::new()
         .route("/api/v1/ping", get(ping))

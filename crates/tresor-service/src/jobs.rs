@@ -8,35 +8,34 @@
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
-use tresor_domain::{BackupPolicy, JobErrorInfo, JobStatus, JobTask, ProtectionState};
+use tresor_api::ErrorCode;
+use tresor_domain::{BackupPolicy, JobErrorInfo, JobOperation, JobStatus, JobTask};
 use tresor_metadata::{ItemRow, JobRow, PointRow};
 
 use crate::auth::new_id;
-use crate::dto::{enum_name, parse_enum, JobBody};
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::catalogue::{parse_policy, parse_state};
+use crate::error::{ServiceError, ServiceResult};
+use crate::state::Service;
+use crate::views::{enum_name, JobBody};
 
 /// How long a taken job lives without a report from its agent.
 pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
 
 pub const TASK_SNAPSHOT: &str = "Take snapshot";
 pub const TASK_TRANSFER: &str = "Transfer data to vault";
-
-/// An item's state as the catalogue stores it; an unknown name is an error state.
-pub fn parse_state(s: &str) -> ProtectionState {
-    parse_enum(s).unwrap_or(ProtectionState::ProtectionError)
-}
+/// Tasks every backup job has, in order.
+pub const BACKUP_TASKS: [&str; 2] = [TASK_SNAPSHOT, TASK_TRANSFER];
 
 /// A new job, `InProgress`, for `target_agent` to take (or none: done by the server).
 pub fn new_job(
-    state: &AppState,
+    state: &Service,
     vault_id: &str,
     item: Option<&ItemRow>,
-    operation: &str,
+    operation: JobOperation,
     target_agent: Option<&str>,
     params: Value,
     tasks: &[&str],
-) -> ApiResult<JobRow> {
+) -> ServiceResult<JobRow> {
     new_job_at(
         state,
         state.now(),
@@ -52,15 +51,15 @@ pub fn new_job(
 /// A new job that began at `created` (a run the server recorded after it started).
 #[allow(clippy::too_many_arguments)]
 pub fn new_job_at(
-    state: &AppState,
+    state: &Service,
     created: Timestamp,
     vault_id: &str,
     item: Option<&ItemRow>,
-    operation: &str,
+    operation: JobOperation,
     target_agent: Option<&str>,
     params: Value,
     tasks: &[&str],
-) -> ApiResult<JobRow> {
+) -> ServiceResult<JobRow> {
     let body = JobBody {
         vm_name: item.map(|i| i.vm_name.clone()).unwrap_or_default(),
         params,
@@ -77,7 +76,7 @@ pub fn new_job_at(
         id: new_id(),
         vault_id: vault_id.to_string(),
         item_id: item.map(|i| i.id.clone()),
-        operation: operation.to_string(),
+        operation: operation.as_str().to_string(),
         status: enum_name(JobStatus::InProgress),
         agent_id: None,
         target_agent: target_agent.map(str::to_string),
@@ -85,11 +84,11 @@ pub fn new_job_at(
         started: None,
         ended: None,
         lease_until: None,
-        body: serde_json::to_value(&body).map_err(ApiError::internal)?,
+        body: serde_json::to_value(&body).map_err(ServiceError::internal)?,
     };
     state.store.insert_job(&job).map_err(|e| match e {
-        tresor_metadata::StoreError::Conflict { .. } => ApiError::conflict(
-            "BackupAlreadyInProgress",
+        tresor_metadata::StoreError::Conflict { .. } => ServiceError::new(
+            ErrorCode::BackupAlreadyInProgress,
             "a backup of this item is already running",
             "wait for it to finish (tresor job wait), then back up again",
         ),
@@ -101,13 +100,13 @@ pub fn new_job_at(
 
 /// Ends `job` with `status`; every task still running ends with it.
 pub fn finish(
-    state: &AppState,
+    state: &Service,
     job: &mut JobRow,
     status: JobStatus,
     error: Option<JobErrorInfo>,
     warnings: Vec<String>,
     result: Value,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let mut body = JobBody::of(job);
     for t in &mut body.tasks {
         if !t.status.is_terminal() {
@@ -122,7 +121,7 @@ pub fn finish(
     job.status = enum_name(status);
     job.ended = Some(state.now());
     job.lease_until = None;
-    job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
     state.store.update_job(job)?;
     // The agent's writer registrations end with its last running job.
     if let Some(agent) = &job.agent_id {
@@ -135,7 +134,7 @@ pub fn finish(
 }
 
 /// Whether the agent has no running job (so its registrations can go).
-fn no_running_job(state: &AppState, agent: &str) -> bool {
+fn no_running_job(state: &Service, agent: &str) -> bool {
     state
         .store
         .running_jobs_of_agent(agent)
@@ -156,11 +155,11 @@ pub struct BackupDone {
 /// that fails the check is not catalogued: its manifest is removed (so no later backup
 /// builds on it) and the job fails with `RecoveryPointRejected`. A job never lists a
 /// point that is not there, or one that lies.
-pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> ApiResult<()> {
+pub fn complete_backup(state: &Service, job: &mut JobRow, done: BackupDone) -> ServiceResult<()> {
     let item_id = job
         .item_id
         .clone()
-        .ok_or_else(|| ApiError::internal("backup job without item"))?;
+        .ok_or_else(|| ServiceError::internal("backup job without item"))?;
     let mut item = state.store.get_item(&item_id)?;
     let agent = job.agent_id.clone().unwrap_or_default();
     let mut vault = state.store.get_vault(&job.vault_id)?;
@@ -222,13 +221,13 @@ pub fn complete_backup(state: &AppState, job: &mut JobRow, done: BackupDone) -> 
 /// within the job's run by the server's clock: an agent cannot date a point into the
 /// past to have retention delete it early.
 fn catalogue_point(
-    state: &AppState,
+    state: &Service,
     job: &JobRow,
     item: &ItemRow,
     manifest: &tresor_engine::Manifest,
     done: &BackupDone,
     began: Timestamp,
-) -> ApiResult<PointRow> {
+) -> ServiceResult<PointRow> {
     let created = manifest.created.clamp(began, state.now().max(began));
     let body = JobBody::of(job);
     let on_demand = body
@@ -241,7 +240,7 @@ fn catalogue_point(
         .as_deref()
         .map(|p| state.store.get_policy(p))
         .transpose()?
-        .map(|p| crate::api::policies::parse(&p))
+        .map(|p| parse_policy(&p))
         .transpose()?;
     let expires = if on_demand {
         body.params
@@ -282,11 +281,11 @@ fn catalogue_point(
 /// it); `Err` is the server's own trouble (storage unavailable), for which the agent
 /// retries its report.
 fn accept_point(
-    state: &AppState,
+    state: &Service,
     repo: &tresor_engine::Repository,
     item: &ItemRow,
     point_id: &str,
-) -> ApiResult<Result<tresor_engine::Manifest, JobErrorInfo>> {
+) -> ServiceResult<Result<tresor_engine::Manifest, JobErrorInfo>> {
     let refuse = |code: &str, message: String| {
         JobErrorInfo {
         code: code.into(),
@@ -330,7 +329,7 @@ fn accept_point(
 /// Deletes the item's expired points: from the repository first, then the catalogue
 /// (where a GeoRedundant vault's replicated points stay for the soft-delete window:
 /// see `replication.rs`). Storage is reclaimed by the next garbage collection.
-pub fn apply_retention(state: &AppState, item: &ItemRow) -> ApiResult<usize> {
+pub fn apply_retention(state: &Service, item: &ItemRow) -> ServiceResult<usize> {
     if !parse_state(&item.state).applies_retention() {
         return Ok(0);
     }
@@ -353,11 +352,11 @@ pub fn apply_retention(state: &AppState, item: &ItemRow) -> ApiResult<usize> {
 
 /// Removes points from the primary repository, then from the catalogue's primary view.
 pub fn forget_points(
-    state: &AppState,
+    state: &Service,
     vault: &tresor_metadata::VaultRow,
     agent: &str,
     points: &[&PointRow],
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     if points.is_empty() {
         return Ok(());
     }
@@ -367,13 +366,13 @@ pub fn forget_points(
             Ok(_) | Err(tresor_engine::Error::PointNotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        crate::replication::delete_points(state, vault, std::slice::from_ref(*p))?;
+        crate::catalogue::delete_points(state, vault, std::slice::from_ref(*p))?;
     }
     Ok(())
 }
 
 /// Fails the jobs whose agent stopped reporting.
-pub fn sweep_leases(state: &AppState) -> ApiResult<usize> {
+pub fn sweep_leases(state: &Service) -> ServiceResult<usize> {
     let now = state.now();
     let jobs = state.store.jobs_with_expired_lease(now)?;
     let n = jobs.len();
@@ -398,7 +397,7 @@ pub fn sweep_leases(state: &AppState) -> ApiResult<usize> {
 /// the middle of it). That job ends now, `Failed` with `AgentRestarted` (`Cancelled`
 /// if a cancel was asked for), instead of when its lease runs out; until then it would
 /// also hold the item's one running backup, refusing "back up now".
-pub fn end_abandoned_jobs(state: &AppState, agent_id: &str) -> ApiResult<usize> {
+pub fn end_abandoned_jobs(state: &Service, agent_id: &str) -> ServiceResult<usize> {
     let jobs = state.store.running_jobs_of_agent(agent_id)?;
     let n = jobs.len();
     for job in jobs {
@@ -415,7 +414,7 @@ pub fn end_abandoned_jobs(state: &AppState, agent_id: &str) -> ApiResult<usize> 
     Ok(n)
 }
 
-fn host_of(state: &AppState, job: &JobRow) -> String {
+fn host_of(state: &Service, job: &JobRow) -> String {
     job.agent_id
         .as_deref()
         .and_then(|a| state.store.get_agent(a).ok())
@@ -426,12 +425,12 @@ fn host_of(state: &AppState, job: &JobRow) -> String {
 /// Ends a job its agent no longer works on: `Cancelled` if a cancel was asked for,
 /// else `Failed` with `code`; a backup's item records the failure.
 fn abandon(
-    state: &AppState,
+    state: &Service,
     mut job: JobRow,
     code: &str,
     message: String,
     recommendation: &str,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let cancelled = job.status == "Cancelling";
     finish(
         state,
@@ -450,7 +449,7 @@ fn abandon(
         Value::Null,
     )?;
     if let Some(item_id) = &job.item_id {
-        if job.operation == "Backup" {
+        if job.operation == JobOperation::Backup.as_str() {
             let mut item = state.store.get_item(item_id)?;
             item.state = enum_name(parse_state(&item.state).after_backup_failed());
             state.store.update_item(&item)?;
@@ -461,7 +460,7 @@ fn abandon(
 
 /// At start-up: jobs taken before the server stopped get a fresh lease, so their
 /// agents can report again instead of finding them failed for the server's absence.
-pub fn extend_leases_after_restart(state: &AppState) -> ApiResult<()> {
+pub fn extend_leases_after_restart(state: &Service) -> ServiceResult<()> {
     let now = state.now();
     for mut job in state.store.jobs_with_expired_lease(now + LEASE + LEASE)? {
         job.lease_until = Some(now + LEASE);

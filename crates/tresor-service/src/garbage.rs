@@ -16,16 +16,18 @@
 //! vault naming what is wrong, and the others go on.
 
 use std::collections::HashSet;
+use tresor_api::ErrorCode;
+use tresor_domain::JobOperation;
 
 use serde_json::json;
 use tresor_domain::{JobErrorInfo, JobStatus};
 use tresor_engine::gc::{GcOptions, GcReport};
 use tresor_metadata::VaultRow;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::jobs;
 use crate::repos::Region;
-use crate::state::AppState;
+use crate::state::Service;
 
 pub const TASK_GC: &str = "Reclaim unreferenced storage";
 
@@ -39,7 +41,7 @@ pub struct Collected {
 
 /// Collects every repository of every vault. Failures are recorded per repository
 /// (a Failed job in its vault) and never stop the others.
-pub fn collect_all(state: &AppState) -> ApiResult<()> {
+pub fn collect_all(state: &Service) -> ServiceResult<()> {
     let _exclusive = state.storage_maintenance.lock();
     for vault in state.store.list_vaults()? {
         for agent in state.repos.of_vault(&vault, Region::Primary) {
@@ -80,7 +82,7 @@ pub fn collect_all(state: &AppState) -> ApiResult<()> {
 
 /// A job that shows what a collection did (or why it stopped).
 fn record(
-    state: &AppState,
+    state: &Service,
     vault: &VaultRow,
     agent: &str,
     begun: jiff::Timestamp,
@@ -102,7 +104,7 @@ fn record(
         begun,
         &vault.id,
         None,
-        "GarbageCollection",
+        JobOperation::GarbageCollection,
         None,
         json!({ "hostAgent": agent }),
         &[TASK_GC],
@@ -116,10 +118,10 @@ fn record(
 /// Collects one host's repository in a vault; `None` when it was left alone (missing,
 /// or its host has a job running).
 pub fn collect_repository(
-    state: &AppState,
+    state: &Service,
     vault: &VaultRow,
     agent: &str,
-) -> ApiResult<Option<Collected>> {
+) -> ServiceResult<Option<Collected>> {
     if !state.repos.exists(vault, agent, Region::Primary)
         || !state.store.running_jobs_of_agent(agent)?.is_empty()
     {
@@ -133,7 +135,7 @@ pub fn collect_repository(
         .backend()
         .writers()
         .live()
-        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ServiceError::internal(e.to_string()))?
         .is_empty();
     if !state.store.running_jobs_of_agent(agent)?.is_empty() {
         return Ok(None);
@@ -162,7 +164,7 @@ pub fn collect_repository(
                 Err(tresor_engine::Error::Format(_)) | Err(tresor_engine::Error::Invalid(_)) => {
                     repo.backend()
                         .delete(tresor_storage::ObjectKind::Point, id)
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                        .map_err(|e| ServiceError::internal(e.to_string()))?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -178,14 +180,13 @@ pub fn collect_repository(
     Ok(Some(out))
 }
 
-fn gc_error(e: tresor_engine::Error) -> ApiError {
+fn gc_error(e: tresor_engine::Error) -> ServiceError {
     match e {
-        tresor_engine::Error::Invalid(m) => ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "GarbageCollectionStopped",
+        tresor_engine::Error::Invalid(m) => ServiceError::new(
+            ErrorCode::GarbageCollectionStopped,
             m,
             "run a verify of the vault",
         ),
-        e => ApiError::internal(e),
+        e => ServiceError::internal(e),
     }
 }

@@ -4,29 +4,30 @@
 //! damaged points.
 
 use std::sync::Arc;
+use tresor_domain::JobOperation;
 
 use serde_json::{json, Value};
 use tresor_domain::{JobErrorInfo, JobStatus};
 use tresor_engine::progress::Progress;
 use tresor_metadata::{JobRow, VaultRow};
 
-use crate::dto::JobBody;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::jobs;
 use crate::replication::ProgressReporter;
 use crate::repos::Region;
-use crate::state::AppState;
+use crate::state::Service;
+use crate::views::JobBody;
 
 pub const TASK_VERIFY: &str = "Verify recovery points";
 
 /// Starts a verify of the vault's copy in `region`, in the background.
-pub fn start(state: &Arc<AppState>, vault: &VaultRow, region: Region) -> ApiResult<JobRow> {
+pub fn start(state: &Arc<Service>, vault: &VaultRow, region: Region) -> ServiceResult<JobRow> {
     state.repos.available_target(vault, region)?;
     let job = jobs::new_job(
         state,
         &vault.id,
         None,
-        "Verify",
+        JobOperation::Verify,
         None,
         json!({ "useSecondaryRegion": region == Region::Secondary }),
         &[TASK_VERIFY],
@@ -40,7 +41,7 @@ pub fn start(state: &Arc<AppState>, vault: &VaultRow, region: Region) -> ApiResu
     Ok(job)
 }
 
-fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiResult<()> {
+fn run(state: &Service, vault: &VaultRow, region: Region, job: JobRow) -> ServiceResult<()> {
     let progress = Arc::new(Progress::default());
     let reporter = ProgressReporter::start(state, &job, progress.clone());
     let mut points_checked = 0;
@@ -157,6 +158,6 @@ fn run(state: &AppState, vault: &VaultRow, region: Region, job: JobRow) -> ApiRe
     };
     let mut body = JobBody::of(&job);
     body.bytes_done = bytes_checked;
-    job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
     jobs::finish(state, &mut job, status, error, Vec::new(), result)
 }

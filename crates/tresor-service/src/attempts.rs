@@ -8,16 +8,13 @@
 //! catalogue's lookups, and a typo-ing operator is not locked out for long.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+use tresor_api::ErrorCode;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
-use crate::error::ApiError;
+use crate::error::ServiceError;
 
 /// Addresses remembered at most; beyond, those with full buckets are forgotten first.
 const MAX_ADDRESSES: usize = 10_000;
@@ -91,39 +88,17 @@ fn wait(b: Bucket) -> Duration {
 }
 
 impl RetryAfter {
-    /// The 429 answer: `Retry-After` in whole seconds (at least 1) and the API's error.
-    pub fn response(self, what: &str) -> Response {
+    /// The refusal: `TooManyAttempts`, with the wait in whole seconds (at least 1),
+    /// which the REST adapter sends as `Retry-After`.
+    pub fn error(self, what: &str) -> ServiceError {
         let secs = self.0.as_secs_f64().ceil().max(1.0) as u64;
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyAttempts",
+        let mut e = ServiceError::new(
+            ErrorCode::TooManyAttempts,
             format!("too many {what} from this address; try again in {secs} s"),
             "wait, then check the secret you are using: it may be wrong or used up",
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        r
-    }
-}
-
-/// The client's IP address (from the connection; the server sits behind no proxy).
-/// Requests without connection info (a router called in a unit test) share one
-/// unspecified address.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientIp, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
-        ))
+        );
+        e.retry_after = Some(secs);
+        e
     }
 }
 

@@ -12,12 +12,13 @@
 
 use jiff::Timestamp;
 use serde_json::json;
+use tresor_api::ErrorCode;
+use tresor_domain::JobOperation;
 
-use crate::api::agents::BACKUP_TASKS;
-use crate::api::policies;
-use crate::error::ApiResult;
-use crate::jobs::{self, parse_state};
-use crate::state::AppState;
+use crate::catalogue::{parse_policy, parse_state};
+use crate::error::ServiceResult;
+use crate::jobs::{self, BACKUP_TASKS};
+use crate::state::Service;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub struct Tick {
     pub skipped: usize,
 }
 
-pub fn tick(state: &AppState, now: Timestamp) -> ApiResult<Tick> {
+pub fn tick(state: &Service, now: Timestamp) -> ServiceResult<Tick> {
     let mut out = Tick::default();
     for item in state.store.list_active_items()? {
         // One item's trouble (a policy that no longer parses, a store error) is logged
@@ -41,18 +42,18 @@ pub fn tick(state: &AppState, now: Timestamp) -> ApiResult<Tick> {
 }
 
 fn tick_item(
-    state: &AppState,
+    state: &Service,
     now: Timestamp,
     mut item: tresor_metadata::ItemRow,
     out: &mut Tick,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     if !parse_state(&item.state).runs_scheduled_backups() {
         return Ok(());
     }
     let Some(policy_id) = &item.policy_id else {
         return Ok(());
     };
-    let policy = policies::parse(&state.store.get_policy(policy_id)?)?;
+    let policy = parse_policy(&state.store.get_policy(policy_id)?)?;
     let from = item.last_window.unwrap_or(item.created);
     let Some(&window) = policy.schedule.occurrences(from, now)?.last() else {
         return Ok(());
@@ -63,7 +64,7 @@ fn tick_item(
         state,
         &item.vault_id,
         Some(&item),
-        "Backup",
+        JobOperation::Backup,
         Some(&item.agent_id),
         json!({"onDemand": false, "window": window}),
         &BACKUP_TASKS,
@@ -72,7 +73,7 @@ fn tick_item(
             tracing::info!(item = ?item.vm_name, %window, job = %job.id, "scheduled backup started");
             out.started.push(job.id);
         }
-        Err(e) if e.code == "BackupAlreadyInProgress" => {
+        Err(e) if e.code == ErrorCode::BackupAlreadyInProgress => {
             tracing::warn!(item = ?item.vm_name, %window, "scheduled window passed over: the previous backup still runs");
             out.skipped += 1;
         }
@@ -83,7 +84,7 @@ fn tick_item(
 
 /// Applies retention to every item (points past their expiry go). An item whose
 /// retention fails (its vault's storage away, say) is logged and the others go on.
-pub fn retention(state: &AppState) -> ApiResult<usize> {
+pub fn retention(state: &Service) -> ServiceResult<usize> {
     let mut n = 0;
     for item in state.store.list_active_items()? {
         match jobs::apply_retention(state, &item) {

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tresor_api::ErrorCode;
 
 use parking_lot::Mutex;
 use tresor_engine::{InitOptions, LocalDir, Repository};
@@ -22,7 +23,7 @@ use tresor_metadata::VaultRow;
 use tresor_storage::{Backend, ObjectKind};
 
 use crate::auth::new_secret;
-use crate::error::ApiError;
+use crate::error::ServiceError;
 use crate::locations::{Locations, Target};
 
 /// Which copy of a vault's data.
@@ -46,7 +47,7 @@ impl Region {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct RepoError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -54,8 +55,8 @@ impl RepoError {
     pub fn unavailable(region: Region, message: String) -> RepoError {
         RepoError {
             code: match region {
-                Region::Primary => "PrimaryStorageUnavailable",
-                Region::Secondary => "SecondaryStorageUnavailable",
+                Region::Primary => ErrorCode::PrimaryStorageUnavailable,
+                Region::Secondary => ErrorCode::SecondaryStorageUnavailable,
             },
             message,
         }
@@ -63,23 +64,18 @@ impl RepoError {
 
     pub fn recommendation(&self) -> &'static str {
         match self.code {
-            "PrimaryStorageUnavailable" => "bring the vault's storage target back (mount it), or restore from the secondary region (--use-secondary-region)",
-            "SecondaryStorageUnavailable" => "bring the paired location's storage target back (mount it); replication catches up by itself",
-            "NoSecondaryRegion" => "use a GeoRedundant vault in a location with a pair ([[location]] paired = ... in the server's configuration)",
+            ErrorCode::PrimaryStorageUnavailable => "bring the vault's storage target back (mount it), or restore from the secondary region (--use-secondary-region)",
+            ErrorCode::SecondaryStorageUnavailable => "bring the paired location's storage target back (mount it); replication catches up by itself",
+            ErrorCode::NoSecondaryRegion => "use a GeoRedundant vault in a location with a pair ([[location]] paired = ... in the server's configuration)",
             _ => "see the server's log",
         }
     }
 }
 
-impl From<RepoError> for ApiError {
-    fn from(e: RepoError) -> ApiError {
+impl From<RepoError> for ServiceError {
+    fn from(e: RepoError) -> ServiceError {
         let rec = e.recommendation();
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            e.code,
-            e.message,
-            rec,
-        )
+        ServiceError::new(e.code, e.message, rec)
     }
 }
 
@@ -119,7 +115,7 @@ impl Repos {
                 self.locations
                     .secondary(&vault.location)
                     .ok_or_else(|| RepoError {
-                        code: "NoSecondaryRegion",
+                        code: ErrorCode::NoSecondaryRegion,
                         message: format!(
                             "location {} has no paired location, so vault {} has no secondary copy",
                             vault.location, vault.name
@@ -203,7 +199,7 @@ impl Repos {
         }
         let _creating = self.creating.lock();
         let other = |message: String| RepoError {
-            code: "RepositoryError",
+            code: ErrorCode::RepositoryError,
             message,
         };
         let primary = self.backend(vault, agent, Region::Primary, true)?;
@@ -282,7 +278,7 @@ impl Repos {
         }
         let backend = self.backend(vault, agent, region, false)?;
         let pass = self.passphrase(&vault.id, agent).map_err(|e| RepoError {
-            code: "RepositoryError",
+            code: ErrorCode::RepositoryError,
             message: format!("reading the passphrase of vault {}: {e}", vault.name),
         })?;
         Repository::open(backend, pass.as_bytes())

@@ -25,6 +25,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tresor_api::ErrorCode;
+use tresor_domain::JobOperation;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -35,11 +37,15 @@ use tresor_engine::replicate::{self, ReplicateOptions};
 use tresor_metadata::{JobRow, PointRow, VaultRow};
 use tresor_storage::ObjectKind;
 
-use crate::dto::JobBody;
-use crate::error::{ApiError, ApiResult};
+use crate::catalogue::is_geo;
+use crate::error::{ServiceError, ServiceResult};
 use crate::jobs;
 use crate::repos::{Region, RepoError};
-use crate::state::AppState;
+use crate::state::Service;
+use crate::views::JobBody;
+use tresor_api::vaults::{
+    ReplicationError, ReplicationHealth, ReplicationProgress, ReplicationStatus,
+};
 
 pub const TASK_COPY: &str = "Copy data to secondary region";
 
@@ -68,16 +74,7 @@ pub struct ReplicationState {
     pub pending_deletes: BTreeMap<String, BTreeMap<String, Timestamp>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplicationError {
-    pub code: String,
-    pub message: String,
-    pub recommendation: String,
-    pub time: Timestamp,
-}
-
-pub fn load_state(state: &AppState, vault_id: &str) -> ApiResult<ReplicationState> {
+pub fn load_state(state: &Service, vault_id: &str) -> ServiceResult<ReplicationState> {
     Ok(state
         .store
         .get_replication(vault_id)?
@@ -85,16 +82,12 @@ pub fn load_state(state: &AppState, vault_id: &str) -> ApiResult<ReplicationStat
         .unwrap_or_default())
 }
 
-fn save_state(state: &AppState, vault_id: &str, st: &ReplicationState) -> ApiResult<()> {
+fn save_state(state: &Service, vault_id: &str, st: &ReplicationState) -> ServiceResult<()> {
     state.store.put_replication(
         vault_id,
-        &serde_json::to_value(st).map_err(ApiError::internal)?,
+        &serde_json::to_value(st).map_err(ServiceError::internal)?,
     )?;
     Ok(())
-}
-
-pub fn is_geo(vault: &VaultRow) -> bool {
-    vault.redundancy == "GeoRedundant"
 }
 
 /// What a point's catalogue row says of the data a backup added (for bytes pending
@@ -108,16 +101,21 @@ fn bytes_added(p: &PointRow) -> u64 {
 
 /// The vault's (or one item's) replication as the API shows it.
 pub fn status(
-    state: &AppState,
+    state: &Service,
     vault: &VaultRow,
     item_id: Option<&str>,
     now: Timestamp,
-) -> ApiResult<Value> {
+) -> ServiceResult<ReplicationStatus> {
+    let without = |status| ReplicationStatus {
+        status,
+        secondary_location: None,
+        progress: None,
+    };
     if !is_geo(vault) {
-        return Ok(json!({"status": "NotApplicable", "secondaryLocation": null}));
+        return Ok(without(ReplicationHealth::NotApplicable));
     }
     let Ok(target) = state.repos.target(vault, Region::Secondary) else {
-        return Ok(json!({"status": "NoPairedLocation", "secondaryLocation": null}));
+        return Ok(without(ReplicationHealth::NoPairedLocation));
     };
     let st = load_state(state, &vault.id)?;
     let points: Vec<PointRow> = state
@@ -148,45 +146,31 @@ pub fn status(
         .filter(|p| p.primary_deleted.is_some() && p.replicated.is_some())
         .count();
     let status = if st.last_error.is_some() {
-        "Failing"
+        ReplicationHealth::Failing
     } else if pending.is_empty() {
-        "UpToDate"
+        ReplicationHealth::UpToDate
     } else {
-        "Replicating"
+        ReplicationHealth::Replicating
     };
-    Ok(json!({
-        "status": status,
-        "secondaryLocation": target.location,
-        "lagSeconds": lag,
-        "pendingRecoveryPoints": pending.len(),
-        "bytesPending": bytes_pending,
-        "recoveryPointsOnSecondary": on_secondary,
-        "softDeletedRecoveryPoints": soft_deleted,
-        "lastSuccess": st.last_success,
-        "lastError": st.last_error,
-        "nextAttempt": st.next_attempt,
-        "bytesReplicated": st.bytes_replicated,
-    }))
-}
-
-/// Deletes points from the primary's catalogue view: a point already on the
-/// secondary stays there (soft-deleted) for the window; any other goes at once.
-pub fn delete_points(state: &AppState, vault: &VaultRow, points: &[PointRow]) -> ApiResult<()> {
-    let now = state.now();
-    for p in points {
-        if is_geo(vault) && p.replicated.is_some() {
-            let mut p = p.clone();
-            p.primary_deleted = Some(now);
-            state.store.update_point(&p)?;
-        } else {
-            state.store.delete_point(&p.id)?;
-        }
-    }
-    Ok(())
+    Ok(ReplicationStatus {
+        status,
+        secondary_location: Some(target.location),
+        progress: Some(ReplicationProgress {
+            lag_seconds: lag,
+            pending_recovery_points: pending.len(),
+            bytes_pending,
+            recovery_points_on_secondary: on_secondary,
+            soft_deleted_recovery_points: soft_deleted,
+            last_success: st.last_success,
+            last_error: st.last_error,
+            next_attempt: st.next_attempt,
+            bytes_replicated: st.bytes_replicated,
+        }),
+    })
 }
 
 /// One pass over every GeoRedundant vault (the background loop's step).
-pub fn run_all(state: &AppState) -> ApiResult<usize> {
+pub fn run_all(state: &Service) -> ServiceResult<usize> {
     let mut jobs = 0;
     for vault in state.store.list_vaults()? {
         if !is_geo(&vault) {
@@ -206,7 +190,7 @@ pub fn run_all(state: &AppState) -> ApiResult<usize> {
 }
 
 /// Replicates one vault if anything waits (or `force`), returning the run's job.
-pub fn run_vault(state: &AppState, vault: &VaultRow, force: bool) -> ApiResult<Option<JobRow>> {
+pub fn run_vault(state: &Service, vault: &VaultRow, force: bool) -> ServiceResult<Option<JobRow>> {
     let now = state.now();
     let st = load_state(state, &vault.id)?;
     if !force && st.next_attempt.is_some_and(|t| t > now) {
@@ -240,10 +224,10 @@ pub fn run_vault(state: &AppState, vault: &VaultRow, force: bool) -> ApiResult<O
 }
 
 /// Starts a replication run of `vault` now, in the background; returns its job.
-pub fn start_now(state: &Arc<AppState>, vault: &VaultRow) -> ApiResult<JobRow> {
+pub fn start_now(state: &Arc<Service>, vault: &VaultRow) -> ServiceResult<JobRow> {
     if !is_geo(vault) {
-        return Err(ApiError::bad_request(
-            "NotGeoRedundant",
+        return Err(ServiceError::new(
+            ErrorCode::NotGeoRedundant,
             format!(
                 "vault {} is {}: it is not replicated",
                 vault.name, vault.redundancy
@@ -262,11 +246,11 @@ pub fn start_now(state: &Arc<AppState>, vault: &VaultRow) -> ApiResult<JobRow> {
     Ok(job)
 }
 
-fn new_run_job(state: &AppState, vault: &VaultRow) -> ApiResult<JobRow> {
+fn new_run_job(state: &Service, vault: &VaultRow) -> ServiceResult<JobRow> {
     new_run_job_at(state, vault, state.now())
 }
 
-fn new_run_job_at(state: &AppState, vault: &VaultRow, started: Timestamp) -> ApiResult<JobRow> {
+fn new_run_job_at(state: &Service, vault: &VaultRow, started: Timestamp) -> ServiceResult<JobRow> {
     let secondary = state
         .repos
         .target(vault, Region::Secondary)
@@ -277,7 +261,7 @@ fn new_run_job_at(state: &AppState, vault: &VaultRow, started: Timestamp) -> Api
         started,
         &vault.id,
         None,
-        "Replication",
+        JobOperation::Replication,
         None,
         json!({ "secondaryLocation": secondary }),
         &[TASK_COPY],
@@ -286,10 +270,10 @@ fn new_run_job_at(state: &AppState, vault: &VaultRow, started: Timestamp) -> Api
 
 /// One run, under the storage lock; the state and points are read again under it.
 fn execute(
-    state: &AppState,
+    state: &Service,
     vault: &VaultRow,
     mut job: Option<JobRow>,
-) -> ApiResult<Option<JobRow>> {
+) -> ServiceResult<Option<JobRow>> {
     let _exclusive = state.storage_maintenance.lock();
     let now = state.now();
     let mut st = load_state(state, &vault.id)?;
@@ -352,7 +336,7 @@ fn execute(
             let mut body = JobBody::of(&job);
             body.bytes_total = body.bytes_total.max(run.bytes_copied);
             body.bytes_done = run.bytes_copied;
-            job.body = serde_json::to_value(&body).map_err(ApiError::internal)?;
+            job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
             let result = json!({
                 "recoveryPointsReplicated": run.published,
                 "objectsCopied": run.objects_copied,
@@ -381,7 +365,7 @@ fn execute(
                 .map(bytes_added)
                 .sum();
             save_state(state, &vault.id, &st)?;
-            tracing::warn!(vault = %vault.name, code = e.code, error = %e.message, retry_in_s = backoff.as_secs(), "replication failed");
+            tracing::warn!(vault = %vault.name, code = e.code.as_str(), error = %e.message, retry_in_s = backoff.as_secs(), "replication failed");
             jobs::finish(
                 state,
                 &mut job,
@@ -415,7 +399,7 @@ impl RunOutcome {
     }
 }
 
-fn repo_error(code: &'static str) -> impl Fn(String) -> RepoError {
+fn repo_error(code: ErrorCode) -> impl Fn(String) -> RepoError {
     move |message| RepoError { code, message }
 }
 
@@ -430,13 +414,13 @@ fn key_kind(key: &str) -> Option<(ObjectKind, &str)> {
 }
 
 fn copy_and_delete(
-    state: &AppState,
+    state: &Service,
     vault: &VaultRow,
     points: &[PointRow],
     st: &mut ReplicationState,
     progress: &Progress,
 ) -> Result<RunOutcome, RepoError> {
-    let db = |e: tresor_metadata::StoreError| repo_error("CatalogueError")(e.to_string());
+    let db = |e: tresor_metadata::StoreError| repo_error(ErrorCode::CatalogueError)(e.to_string());
     let now = state.now();
     let window = state.repos.locations().replication.soft_delete;
     let items: HashMap<String, String> = state
@@ -564,7 +548,7 @@ fn copy_and_delete(
 
 /// Names a failed copy by the target that is not there (checked after the failure),
 /// or as a replication failure when both are.
-fn classify(state: &AppState, vault: &VaultRow, message: String) -> RepoError {
+fn classify(state: &Service, vault: &VaultRow, message: String) -> RepoError {
     for region in [Region::Secondary, Region::Primary] {
         if let Ok(t) = state.repos.target(vault, region) {
             if let Err(why) = t.check() {
@@ -572,7 +556,7 @@ fn classify(state: &AppState, vault: &VaultRow, message: String) -> RepoError {
             }
         }
     }
-    repo_error("ReplicationFailed")(message)
+    repo_error(ErrorCode::ReplicationFailed)(message)
 }
 
 /// Copies a running job's byte counts (replication, verify) into the job twice a second.
@@ -583,7 +567,7 @@ pub(crate) struct ProgressReporter {
 
 impl ProgressReporter {
     pub(crate) fn start(
-        state: &AppState,
+        state: &Service,
         job: &JobRow,
         progress: Arc<Progress>,
     ) -> ProgressReporter {
@@ -629,12 +613,12 @@ impl ProgressReporter {
 
 /// At start-up: runs the server itself did (replication, verify) cannot have survived
 /// its stop; they end as failed, and the next run starts from what is stored.
-pub fn fail_interrupted_runs(state: &AppState) -> ApiResult<usize> {
+pub fn fail_interrupted_runs(state: &Service) -> ServiceResult<usize> {
     let mut n = 0;
-    for op in ["Replication", "Verify"] {
+    for op in [JobOperation::Replication, JobOperation::Verify] {
         let running = state.store.list_jobs(&tresor_metadata::JobFilter {
             status: Some("InProgress".into()),
-            operation: Some(op.into()),
+            operation: Some(op.as_str().into()),
             limit: Some(10_000),
             ..Default::default()
         })?;
@@ -645,9 +629,9 @@ pub fn fail_interrupted_runs(state: &AppState) -> ApiResult<usize> {
                 JobStatus::Failed,
                 Some(JobErrorInfo {
                     code: "ServerRestarted".into(),
-                    message: format!("the server stopped while this {op} job ran"),
+                    message: format!("the server stopped while this {} job ran", op.as_str()),
                     recommendation: match op {
-                        "Replication" => "nothing to do: the next replication run continues from what reached the secondary".into(),
+                        JobOperation::Replication => "nothing to do: the next replication run continues from what reached the secondary".into(),
                         _ => "run the verify again".into(),
                     },
                 }),

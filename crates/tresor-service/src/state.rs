@@ -1,4 +1,6 @@
-//! What every request handler shares.
+//! The service: the catalogue, the repositories, the clock, and what running work
+//! shares (writers, wake-ups, sessions, attempt limits). Every use case is a method
+//! of [`Service`] taking a [`Principal`](crate::Principal).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use parking_lot::Mutex;
 use tresor_metadata::MetadataStore;
 use tresor_storage::WriterGuard;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::repos::Repos;
 
 /// The time, from the system or (in tests) from a hand.
@@ -25,13 +27,25 @@ impl Clock for SystemClock {
     }
 }
 
-/// A writer registration an agent holds through the server (see `api/storage.rs`).
+/// A writer registration an agent holds through the server (see `usecases/storage.rs`).
 pub struct HeldWriter {
     pub agent_id: String,
     pub guard: WriterGuard,
 }
 
-pub struct AppState {
+/// What the service is made of; [`Service::new`] makes one.
+pub struct ServiceParts {
+    pub store: Arc<dyn MetadataStore>,
+    pub repos: Repos,
+    pub data_dir: PathBuf,
+    pub clock: Arc<dyn Clock>,
+    /// The address agents and clients use (`https://host:port`), for credentials files.
+    pub public_url: String,
+    /// SHA-256 of the server's certificate, hex, for credentials files.
+    pub fingerprint: String,
+}
+
+pub struct Service {
     pub store: Arc<dyn MetadataStore>,
     pub repos: Repos,
     pub data_dir: PathBuf,
@@ -50,12 +64,29 @@ pub struct AppState {
     /// Wakes the replication loop (a backup completed).
     pub replication_wake: tokio::sync::Notify,
     /// The portal's signed-in sessions.
-    pub sessions: crate::portal::session::Sessions,
+    pub(crate) sessions: crate::sessions::Sessions,
     /// Failed sign-ins and registrations, counted per client address.
-    pub limiters: crate::rate_limit::Limiters,
+    pub(crate) limiters: crate::attempts::Limiters,
 }
 
-impl AppState {
+impl Service {
+    pub fn new(parts: ServiceParts) -> Service {
+        Service {
+            store: parts.store,
+            repos: parts.repos,
+            data_dir: parts.data_dir,
+            clock: parts.clock,
+            public_url: parts.public_url,
+            fingerprint: parts.fingerprint,
+            jobs_changed: tokio::sync::Notify::new(),
+            writers: Mutex::new(HashMap::new()),
+            storage_maintenance: Mutex::new(()),
+            replication_wake: tokio::sync::Notify::new(),
+            sessions: Default::default(),
+            limiters: Default::default(),
+        }
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -63,11 +94,11 @@ impl AppState {
     /// Runs catalogue (or repository) work off the async threads.
     pub async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
+        f: impl FnOnce(&Service) -> ServiceResult<T> + Send + 'static,
+    ) -> ServiceResult<T> {
         let state = self.clone();
         tokio::task::spawn_blocking(move || f(&state))
             .await
-            .map_err(ApiError::internal)?
+            .map_err(ServiceError::internal)?
     }
 }

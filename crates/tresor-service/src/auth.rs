@@ -1,0 +1,123 @@
+//! Who is calling: the admin (the token printed at first start, or an API token, or a
+//! portal session opened with one) or a host agent (its credential). Tokens are
+//! random, shown once, stored only as SHA-256.
+//!
+//! A [`Principal`] is made here and nowhere else: its fields are private and it has
+//! no public constructor, so an adapter holds one only after the service checked a
+//! credential. Every use case takes one and says what it needs of it.
+
+use rand::RngCore;
+use tresor_metadata::AgentRow;
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// SHA-256 of a secret, hex: what the catalogue keeps.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        secret.as_bytes(),
+    ))
+}
+
+/// A new secret: `PREFIX_` and 32 random bytes in hex. The prefix says what it is
+/// when one turns up in a log or a file.
+pub fn new_secret(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+/// A short random id for catalogue rows.
+pub fn new_id() -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Compares secrets without leaking where they differ through timing.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// An authenticated caller. See the module's comment: only this crate makes one.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    who: Who,
+}
+
+#[derive(Debug, Clone)]
+enum Who {
+    /// The admin token or an API token (by id and name).
+    Admin { token_id: String, name: String },
+    /// A registered host agent.
+    Agent(AgentRow),
+}
+
+impl Principal {
+    /// Only `usecases/sign_in.rs` and `sessions.rs` make principals, after checking a
+    /// credential.
+    pub(crate) fn admin(token_id: String, name: String) -> Principal {
+        Principal {
+            who: Who::Admin { token_id, name },
+        }
+    }
+
+    pub(crate) fn agent(agent: AgentRow) -> Principal {
+        Principal {
+            who: Who::Agent(agent),
+        }
+    }
+
+    /// A name for logs and the portal's header: the token's name or the agent's host.
+    pub fn name(&self) -> &str {
+        match &self.who {
+            Who::Admin { name, .. } => name,
+            Who::Agent(a) => &a.host,
+        }
+    }
+
+    /// The token that proved it, for an administrator.
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::Admin { token_id, .. } => Some(token_id),
+            Who::Agent(_) => None,
+        }
+    }
+
+    /// Managing vaults, policies, items, jobs, tokens and agents.
+    pub(crate) fn require_admin(&self) -> ServiceResult<()> {
+        match &self.who {
+            Who::Admin { .. } => Ok(()),
+            // An agent's credential is no token: to a call for administrators it is
+            // as good as none.
+            Who::Agent(_) => Err(ServiceError::unauthorized()),
+        }
+    }
+
+    /// The calls of a host agent: its jobs and its own repositories.
+    pub(crate) fn require_agent(&self) -> ServiceResult<&AgentRow> {
+        match &self.who {
+            Who::Agent(a) => Ok(a),
+            Who::Admin { .. } => Err(ServiceError::unauthorized()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_and_hashed() {
+        let a = new_secret("tresor_admin");
+        assert!(a.starts_with("tresor_admin_"));
+        assert_ne!(a, new_secret("tresor_admin"));
+        assert_eq!(hash_secret("x").len(), 64);
+        assert_ne!(hash_secret(&a), a);
+        assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("a", "ab"));
+    }
+}

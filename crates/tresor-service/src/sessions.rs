@@ -1,0 +1,130 @@
+//! Portal sessions: a token (the admin token or an API token) buys a session.
+//!
+//! - The session id is random; the service keeps only its SHA-256. (How it travels,
+//!   in an `HttpOnly; Secure; SameSite=Strict` cookie, is the portal's business.)
+//! - Every session has a CSRF token that the portal puts in its forms and checks on
+//!   every state-changing request.
+//! - Sessions live in memory: a server restart signs everyone out. They end after
+//!   12 hours, or 1 hour without a request, or at sign-out, or when the token that
+//!   opened them is revoked (`DELETE /api/v1/tokens/{id}`).
+//! - Failed sign-ins are limited per client address (`attempts.rs`); signing in
+//!   and out are use cases (`usecases/sign_in.rs`).
+
+use std::collections::HashMap;
+
+use jiff::{SignedDuration, Timestamp};
+use parking_lot::Mutex;
+
+use crate::auth::{hash_secret, new_secret, Principal};
+
+const MAX_AGE: SignedDuration = SignedDuration::from_hours(12);
+const IDLE: SignedDuration = SignedDuration::from_hours(1);
+
+#[derive(Debug, Clone)]
+struct Session {
+    csrf: String,
+    /// The name of the token that signed in (shown in the header).
+    who: String,
+    /// The id of that token: revoking it ends the session.
+    token_id: String,
+    created: Timestamp,
+    last_seen: Timestamp,
+}
+
+/// A live session: who it is, and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub principal: Principal,
+    /// The CSRF token of the session's forms and script calls.
+    pub csrf: String,
+}
+
+/// The signed-in sessions, by SHA-256 of their id.
+#[derive(Default)]
+pub struct Sessions {
+    by_hash: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Opens a session; returns its id.
+    pub(crate) fn open(&self, token_id: &str, who: &str, now: Timestamp) -> String {
+        let id = new_secret("tresor_session");
+        let mut map = self.by_hash.lock();
+        map.retain(|_, s| alive(s, now));
+        map.insert(
+            hash_secret(&id),
+            Session {
+                csrf: new_secret("csrf"),
+                who: who.to_string(),
+                token_id: token_id.to_string(),
+                created: now,
+                last_seen: now,
+            },
+        );
+        id
+    }
+
+    /// The session of `id`, if it is alive (and marks it used).
+    pub(crate) fn find(&self, id: &str, now: Timestamp) -> Option<SignedIn> {
+        let mut map = self.by_hash.lock();
+        let key = hash_secret(id);
+        let s = map.get_mut(&key)?;
+        if !alive(s, now) {
+            map.remove(&key);
+            return None;
+        }
+        s.last_seen = now;
+        Some(SignedIn {
+            principal: Principal::admin(s.token_id.clone(), s.who.clone()),
+            csrf: s.csrf.clone(),
+        })
+    }
+
+    pub(crate) fn close(&self, id: &str) {
+        self.by_hash.lock().remove(&hash_secret(id));
+    }
+
+    /// Ends every session opened with the token `token_id`; returns how many.
+    pub(crate) fn close_for_token(&self, token_id: &str) -> usize {
+        let mut map = self.by_hash.lock();
+        let before = map.len();
+        map.retain(|_, s| s.token_id != token_id);
+        before - map.len()
+    }
+}
+
+fn alive(s: &Session, now: Timestamp) -> bool {
+    now < s.created + MAX_AGE && now < s.last_seen + IDLE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_and_close() {
+        let s = Sessions::default();
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let id = s.open("t1", "admin", t0);
+        assert!(s.find(&id, t0 + SignedDuration::from_mins(30)).is_some());
+        // Idle for more than an hour: gone.
+        assert!(s.find(&id, t0 + SignedDuration::from_mins(91)).is_none());
+        let id = s.open("t1", "admin", t0);
+        let mut t = t0;
+        for _ in 0..13 {
+            t += SignedDuration::from_mins(55);
+            let alive = s.find(&id, t).is_some();
+            assert_eq!(alive, t < t0 + MAX_AGE, "{t}");
+        }
+        let id = s.open("t1", "admin", t0);
+        s.close(&id);
+        assert!(s.find(&id, t0).is_none());
+        let a = s.open("t-ops", "ops", t0);
+        let b = s.open("t-ops", "ops", t0);
+        let c = s.open("t-scripts", "scripts", t0);
+        assert_eq!(s.close_for_token("t-ops"), 2);
+        assert!(s.find(&a, t0).is_none() && s.find(&b, t0).is_none());
+        assert!(s.find(&c, t0).is_some());
+        assert!(s.find("tresor_session_forged", t0).is_none());
+    }
+}

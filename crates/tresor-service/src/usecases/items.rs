@@ -1,0 +1,503 @@
+//! Protectable VMs, protected items, "back up now", disabling protection, recovery
+//! points and restores.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tresor_api::items::{
+    BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
+    RestoreRequest,
+};
+use tresor_api::jobs::Job;
+use tresor_api::ErrorCode;
+use tresor_domain::{
+    default_retain_until, validate_retain_until, JobOperation, JobStatus, ProtectionState,
+};
+use tresor_metadata::{AgentRow, ItemRow, VaultRow};
+
+use crate::auth::{new_id, Principal};
+use crate::catalogue::{find_item, find_policy, find_vault, parse_state};
+use crate::error::{ServiceError, ServiceResult};
+use crate::jobs::{self, BACKUP_TASKS};
+use crate::state::Service;
+use crate::usecases::agents::{online, vm_report};
+use crate::views::{self, enum_name};
+
+/// Disk formats an agent can back up.
+const SUPPORTED_FORMATS: [&str; 4] = ["qcow2", "raw", "file", "host_device"];
+
+fn item_dto(s: &Service, i: &ItemRow) -> ServiceResult<ProtectedItem> {
+    let host = s
+        .store
+        .get_agent(&i.agent_id)
+        .map(|a| a.host)
+        .unwrap_or_default();
+    let policy = i
+        .policy_id
+        .as_deref()
+        .and_then(|p| s.store.get_policy(p).ok())
+        .map(|p| p.name);
+    Ok(views::item(i, &host, policy))
+}
+
+fn find_agent(s: &Service, host: &str) -> ServiceResult<AgentRow> {
+    let agents = s.store.list_agents()?;
+    let matching: Vec<_> = agents
+        .into_iter()
+        .filter(|a| a.id == host || a.host == host)
+        .collect();
+    match matching.len() {
+        0 => Err(ServiceError::not_found(format!("a host agent for {host}"))),
+        1 => Ok(matching.into_iter().next().expect("one")),
+        _ => Err(ServiceError::new(
+            ErrorCode::AmbiguousHost,
+            format!("several agents report host name {host}"),
+            "name the host by its agent id",
+        )),
+    }
+}
+
+/// Cross-region restore must be enabled on the vault to read from the secondary.
+fn check_crr(v: &VaultRow) -> ServiceResult<()> {
+    if !v.cross_region_restore {
+        return Err(ServiceError::new(
+            ErrorCode::CrossRegionRestoreNotEnabled,
+            format!(
+                "cross-region restore is not enabled on vault {}{}",
+                v.name,
+                if v.redundancy == "GeoRedundant" {
+                    ""
+                } else {
+                    " (and it is LocallyRedundant: it has no secondary copy)"
+                }
+            ),
+            "enable it: tresor vault update NAME --cross-region-restore (GeoRedundant vaults only)",
+        ));
+    }
+    Ok(())
+}
+
+/// An item's points in one region, newest first. The secondary's are those that
+/// reached it, including points deleted from the primary within the soft-delete window.
+fn region_points(
+    s: &Service,
+    v: &VaultRow,
+    item: &ItemRow,
+    secondary: bool,
+) -> ServiceResult<Vec<tresor_metadata::PointRow>> {
+    let mut points = if secondary {
+        check_crr(v)?;
+        s.store
+            .list_vault_points_with_deleted(&v.id)?
+            .into_iter()
+            .filter(|p| p.item_id == item.id && p.replicated.is_some())
+            .collect()
+    } else {
+        s.store.list_points(&item.id)?
+    };
+    points.reverse();
+    Ok(points)
+}
+
+/// The point `id` of `item` in one region.
+fn region_point(
+    s: &Service,
+    v: &VaultRow,
+    item: &ItemRow,
+    id: &str,
+    secondary: bool,
+) -> ServiceResult<tresor_metadata::PointRow> {
+    let missing = || {
+        ServiceError::not_found(format!(
+            "recovery point {id} of {} in the {} region",
+            item.vm_name,
+            if secondary { "secondary" } else { "primary" }
+        ))
+    };
+    let p = s.store.get_point(id).map_err(|_| missing())?;
+    if p.item_id != item.id {
+        return Err(missing());
+    }
+    if secondary {
+        check_crr(v)?;
+        if p.replicated.is_none() {
+            return Err(ServiceError::new(
+                ErrorCode::RecoveryPointNotInSecondaryRegion,
+                format!(
+                    "recovery point {id} of {} has not reached the secondary region yet",
+                    item.vm_name
+                ),
+                "restore it from the primary region, or wait for replication (tresor vault show)",
+            ));
+        }
+    } else if p.primary_deleted.is_some() {
+        return Err(ServiceError::not_found(format!(
+            "recovery point {id} of {} was deleted from the primary region; it is still in the secondary region (--use-secondary-region)",
+            item.vm_name
+        )));
+    }
+    Ok(p)
+}
+
+impl Service {
+    pub async fn protectable_vms(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+    ) -> ServiceResult<Vec<ProtectableVm>> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let agents = s.store.list_agents()?;
+            let now = s.now();
+            let mut out = Vec::new();
+            for vm in s.store.list_inventory()? {
+                let Some(agent) = agents.iter().find(|a| a.id == vm.agent_id) else {
+                    continue;
+                };
+                // Only VMs in the vault's location, not protected by any vault.
+                if agent.location != v.location
+                    || s.store.find_active_item(&agent.id, &vm.vm)?.is_some()
+                {
+                    continue;
+                }
+                let Some(info) = vm_report(&vm) else {
+                    continue;
+                };
+                out.push(ProtectableVm {
+                    host: agent.host.clone(),
+                    agent_id: agent.id.clone(),
+                    name: info.info.name.clone(),
+                    vm: vm.vm,
+                    location: agent.location.clone(),
+                    agent_online: online(agent, now),
+                    info,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Validates the VM and attaches the policy. Creates no recovery point: the item waits
+    /// for its first backup ("initial backup pending").
+    pub async fn enable_protection(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        req: EnableProtection,
+    ) -> ServiceResult<ProtectedItem> {
+        who.require_admin()?;
+        self
+            .blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let policy_name = req.policy.as_deref().unwrap_or("DefaultPolicy");
+                let (policy, _) = find_policy(s, &v, policy_name)?;
+                let agent = find_agent(s, &req.host)?;
+                let inventory = s.store.list_inventory()?;
+                let vm = inventory
+                    .iter()
+                    .find(|x| x.agent_id == agent.id && x.vm == req.vm)
+                    .ok_or_else(|| {
+                        ServiceError::not_found(format!("VM {} on host {} (the agent has not reported it)", req.vm, agent.host))
+                    })?;
+                if agent.location != v.location {
+                    return Err(ServiceError::new(
+                        ErrorCode::LocationMismatch,
+                        format!("VM {} is in location {}, vault {} in {}", req.vm, agent.location, v.name, v.location),
+                        "protect the VM with a vault in its own location",
+                    ));
+                }
+                if let Some(other) = s.store.find_active_item(&agent.id, &req.vm)? {
+                    let other_vault = s.store.get_vault(&other.vault_id).map(|x| x.name).unwrap_or_default();
+                    return Err(ServiceError::new(
+                        ErrorCode::AlreadyProtected,
+                        format!("VM {} is already protected by vault {other_vault}", req.vm),
+                        "stop its protection there first (a VM is protected by one vault at a time)",
+                    ));
+                }
+                let now = s.now();
+                if !online(&agent, now) {
+                    return Err(ServiceError::new(
+                        ErrorCode::AgentOffline,
+                        format!("the agent on host {} has not reported for more than 2 minutes", agent.host),
+                        "start the agent on that host (tresor agent run) and check its connection (tresor agent check)",
+                    ));
+                }
+                let report = vm_report(vm).ok_or_else(|| {
+                    ServiceError::not_found(format!("a readable report of VM {} on host {} (the agent's last report cannot be read; wait for its next heartbeat)", req.vm, agent.host))
+                })?;
+                let disks = &report.info.disks;
+                if disks.is_empty() {
+                    return Err(ServiceError::new(
+                        ErrorCode::NoDisks,
+                        format!("VM {} has no disk to back up", req.vm),
+                        "attach a disk to the VM",
+                    ));
+                }
+                for d in disks {
+                    let format = d.format.as_str();
+                    if !SUPPORTED_FORMATS.contains(&format) {
+                        return Err(ServiceError::new(
+                            ErrorCode::UnsupportedDiskFormat,
+                            format!(
+                                "disk {} of VM {} is a {format} image; Tresor backs up qcow2 and raw disks",
+                                d.name,
+                                req.vm
+                            ),
+                            "convert the disk with qemu-img convert -O qcow2",
+                        ));
+                    }
+                }
+                let item = ItemRow {
+                    id: new_id(),
+                    vault_id: v.id.clone(),
+                    agent_id: agent.id.clone(),
+                    vm: req.vm.clone(),
+                    vm_name: report.info.name.clone(),
+                    policy_id: Some(policy.id.clone()),
+                    state: enum_name(ProtectionState::configured()),
+                    // The schedule starts now: no window before protection counts as missed.
+                    last_window: Some(now),
+                    last_backup: None,
+                    created: now,
+                    active: true,
+                };
+                s.store.insert_item(&item).map_err(|e| match e {
+                    tresor_metadata::StoreError::Conflict { .. } => ServiceError::new(
+                        ErrorCode::AlreadyProtected,
+                        format!("VM {} is already protected", req.vm),
+                        "stop its protection there first",
+                    ),
+                    e => e.into(),
+                })?;
+                let mut job = jobs::new_job(s, &v.id, Some(&item), JobOperation::ConfigureBackup, None, json!({"policy": policy_name}), &[])?;
+                jobs::finish(s, &mut job, JobStatus::Completed, None, Vec::new(), json!({"item": item.id}))?;
+                item_dto(s, &item)
+            })
+            .await
+    }
+
+    pub async fn items(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+    ) -> ServiceResult<Vec<ProtectedItem>> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let items = s.store.list_items(&v.id, false)?;
+            items
+                .iter()
+                .map(|i| item_dto(s, i))
+                .collect::<ServiceResult<Vec<_>>>()
+        })
+        .await
+    }
+
+    pub async fn item(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+    ) -> ServiceResult<ProtectedItem> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let item = find_item(s, &v, &item)?;
+            let mut dto = item_dto(s, &item)?;
+            dto.replication = Some(crate::replication::status(s, &v, Some(&item.id), s.now())?);
+            Ok(dto)
+        })
+        .await
+    }
+
+    pub async fn backup_now(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+        req: BackupNow,
+    ) -> ServiceResult<Job> {
+        who.require_admin()?;
+        let retain = req.retain_until;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let item = find_item(s, &v, &item)?;
+            parse_state(&item.state).can_back_up_now()?;
+            let now = s.now();
+            let until = match retain {
+                Some(t) => validate_retain_until(now, t)?,
+                None => default_retain_until(now),
+            };
+            let job = jobs::new_job(
+                s,
+                &v.id,
+                Some(&item),
+                JobOperation::Backup,
+                Some(&item.agent_id),
+                json!({"onDemand": true, "retainUntil": until}),
+                &BACKUP_TASKS,
+            )?;
+            views::job(&job, now)
+        })
+        .await
+    }
+
+    pub async fn disable_protection(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+        req: Disable,
+    ) -> ServiceResult<Job> {
+        who.require_admin()?;
+        let delete = req.delete_backup_data;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let mut item = find_item(s, &v, &item)?;
+            let running = s.store.list_jobs(&tresor_metadata::JobFilter {
+                item_id: Some(item.id.clone()),
+                status: Some("InProgress".into()),
+                ..Default::default()
+            })?;
+            if !running.is_empty() {
+                return Err(ServiceError::new(
+                    ErrorCode::JobInProgress,
+                    format!(
+                        "a {} job of {} is running",
+                        running[0].operation, item.vm_name
+                    ),
+                    "wait for it to end, or cancel it (tresor job stop)",
+                ));
+            }
+            let next = parse_state(&item.state).on_disable(!delete)?;
+            let op = if delete {
+                JobOperation::DeleteBackupData
+            } else {
+                JobOperation::DisableBackup
+            };
+            let mut job = jobs::new_job(
+                s,
+                &v.id,
+                Some(&item),
+                op,
+                None,
+                json!({"deleteBackupData": delete}),
+                &[],
+            )?;
+            let mut deleted = 0;
+            if delete {
+                let points = s.store.list_points(&item.id)?;
+                let refs: Vec<&tresor_metadata::PointRow> = points.iter().collect();
+                jobs::forget_points(s, &v, &item.agent_id, &refs)?;
+                deleted = points.len();
+                item.active = false;
+            }
+            item.state = enum_name(next);
+            s.store.update_item(&item)?;
+            jobs::finish(
+                s,
+                &mut job,
+                JobStatus::Completed,
+                None,
+                Vec::new(),
+                json!({"deletedRecoveryPoints": deleted}),
+            )?;
+            views::job(&job, s.now())
+        })
+        .await
+    }
+
+    pub async fn recovery_points(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+        q: RegionQuery,
+    ) -> ServiceResult<Vec<RecoveryPoint>> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let item = find_item(s, &v, &item)?;
+            let points = region_points(s, &v, &item, q.use_secondary_region)?;
+            Ok(points.iter().map(views::point).collect())
+        })
+        .await
+    }
+
+    pub async fn recovery_point(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+        point: String,
+        q: RegionQuery,
+    ) -> ServiceResult<RecoveryPoint> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let item = find_item(s, &v, &item)?;
+            let p = region_point(s, &v, &item, &point, q.use_secondary_region)?;
+            Ok(views::point(&p))
+        })
+        .await
+    }
+
+    pub async fn restore(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+        req: RestoreRequest,
+    ) -> ServiceResult<Job> {
+        who.require_admin()?;
+        match req.mode.as_str() {
+            "RestoreDisks" | "CreateVm"
+                if req
+                    .target_path
+                    .as_deref()
+                    .is_none_or(|p| !p.starts_with('/')) =>
+            {
+                return Err(ServiceError::new(
+                    ErrorCode::TargetPathRequired,
+                    format!("{} needs an absolute target folder on the host", req.mode),
+                    "give --target-path /some/folder",
+                ))
+            }
+            "RestoreDisks" | "CreateVm" | "ReplaceDisks" => {}
+            other => {
+                return Err(ServiceError::new(
+                    ErrorCode::InvalidRestoreMode,
+                    format!("unknown restore mode {other}"),
+                    "use RestoreDisks, CreateVm or ReplaceDisks",
+                ))
+            }
+        }
+        if let Some(f) = &req.format {
+            if f != "qcow2" && f != "raw" {
+                return Err(ServiceError::new(
+                    ErrorCode::InvalidFormat,
+                    format!("unknown disk format {f}"),
+                    "use qcow2 or raw",
+                ));
+            }
+        }
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let item = find_item(s, &v, &item)?;
+            region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
+            let job = jobs::new_job(
+                s,
+                &v.id,
+                Some(&item),
+                JobOperation::Restore,
+                Some(&item.agent_id),
+                serde_json::to_value(&req).map_err(ServiceError::internal)?,
+                &["Restore disks"],
+            )?;
+            views::job(&job, s.now())
+        })
+        .await
+    }
+}

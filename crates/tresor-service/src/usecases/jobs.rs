@@ -1,0 +1,106 @@
+//! Jobs of a vault: list with filters, show, cancel.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tresor_api::jobs::{Job, JobQuery};
+use tresor_api::ErrorCode;
+use tresor_domain::JobStatus;
+use tresor_metadata::JobFilter;
+
+use crate::auth::Principal;
+use crate::catalogue::find_vault;
+use crate::error::{ServiceError, ServiceResult};
+use crate::jobs;
+use crate::state::Service;
+use crate::views::{self, enum_name, JobBody};
+
+/// The job `id` of the vault named `vault`, or NotFound.
+fn find_job(s: &Service, vault: &str, id: &str) -> ServiceResult<tresor_metadata::JobRow> {
+    let v = find_vault(s, vault)?;
+    let job = s.store.get_job(id)?;
+    if job.vault_id != v.id {
+        return Err(ServiceError::not_found(format!(
+            "job {id} in vault {vault}"
+        )));
+    }
+    Ok(job)
+}
+
+impl Service {
+    pub async fn jobs(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        q: JobQuery,
+    ) -> ServiceResult<Vec<Job>> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let jobs = s.store.list_jobs(&JobFilter {
+                vault_id: Some(v.id),
+                item_id: q.item,
+                status: q.status,
+                operation: q.operation,
+                from: q.from,
+                to: q.to,
+                limit: q.limit,
+            })?;
+            let now = s.now();
+            jobs.iter().map(|j| views::job(j, now)).collect()
+        })
+        .await
+    }
+
+    pub async fn job(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        id: String,
+    ) -> ServiceResult<Job> {
+        who.require_admin()?;
+        self.blocking(move |s| views::job(&find_job(s, &vault, &id)?, s.now()))
+            .await
+    }
+
+    /// Cancels a job: at once if no agent took it yet, else the agent (or, for the
+    /// server's own runs, replication and verify, the server) is told and ends the job as
+    /// Cancelled.
+    pub async fn cancel_job(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        id: String,
+    ) -> ServiceResult<Job> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let mut job = find_job(s, &vault, &id)?;
+            if job.is_finished() {
+                return Err(ServiceError::new(
+                    ErrorCode::JobAlreadyEnded,
+                    format!("job {id} already ended as {}", job.status),
+                    "nothing to cancel",
+                ));
+            }
+            let servers_own = job.agent_id.is_none() && job.target_agent.is_none();
+            if job.agent_id.is_none() && !servers_own {
+                jobs::finish(
+                    s,
+                    &mut job,
+                    JobStatus::Cancelled,
+                    None,
+                    Vec::new(),
+                    Value::Null,
+                )?;
+            } else {
+                let mut body = JobBody::of(&job);
+                body.cancel_requested = true;
+                job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
+                job.status = enum_name(JobStatus::Cancelling);
+                s.store.update_job(&job)?;
+            }
+            views::job(&job, s.now())
+        })
+        .await
+    }
+}

@@ -1,0 +1,13 @@
+//! The use cases, one file per resource; each is an `impl Service` block whose
+//! methods take the caller's [`Principal`](crate::Principal) first.
+
+pub mod agents;
+pub mod items;
+pub mod jobs;
+pub mod overview;
+pub mod policies;
+pub mod sign_in;
+pub mod startup;
+pub mod storage;
+pub mod tokens;
+pub mod vaults;

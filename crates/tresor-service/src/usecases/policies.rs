@@ -1,0 +1,159 @@
+//! Backup policies of a vault.
+
+use std::sync::Arc;
+
+use tresor_api::policies::Policy;
+use tresor_api::ErrorCode;
+use tresor_domain::BackupPolicy;
+use tresor_metadata::PolicyRow;
+
+use crate::auth::{new_id, Principal};
+use crate::catalogue::{find_policy, find_vault, parse_policy};
+use crate::error::{ServiceError, ServiceResult};
+use crate::state::Service;
+
+/// A policy as the API shows it, with how many items use it.
+fn dto(state: &Service, row: &PolicyRow) -> ServiceResult<Policy> {
+    Ok(Policy {
+        id: row.id.clone(),
+        policy: parse_policy(row)?,
+        protected_items: state.store.items_using_policy(&row.id)?.len(),
+    })
+}
+
+impl Service {
+    pub async fn policies(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+    ) -> ServiceResult<Vec<Policy>> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let rows = s.store.list_policies(&v.id)?;
+            rows.iter()
+                .map(|r| dto(s, r))
+                .collect::<ServiceResult<Vec<_>>>()
+        })
+        .await
+    }
+
+    pub async fn policy(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        name: String,
+    ) -> ServiceResult<Policy> {
+        who.require_admin()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let (row, _) = find_policy(s, &v, &name)?;
+            dto(s, &row)
+        })
+        .await
+    }
+
+    /// `az backup policy get-default-for-vm`: the policy a VM gets when none is named.
+    pub async fn default_policy_for_vm(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+    ) -> ServiceResult<Policy> {
+        self.policy(who, vault, "DefaultPolicy".to_string()).await
+    }
+
+    pub async fn create_policy(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        policy: BackupPolicy,
+    ) -> ServiceResult<Policy> {
+        who.require_admin()?;
+        policy.validate()?;
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            if s.store.find_policy(&v.id, policy.name.as_str())?.is_some() {
+                return Err(ServiceError::new(
+                    ErrorCode::PolicyAlreadyExists,
+                    format!(
+                        "vault {} already has a policy named {}",
+                        v.name, policy.name
+                    ),
+                    "choose another name, or change the existing policy (tresor policy set)",
+                ));
+            }
+            let row = PolicyRow {
+                id: new_id(),
+                vault_id: v.id.clone(),
+                name: policy.name.to_string(),
+                body: serde_json::to_value(&policy).map_err(ServiceError::internal)?,
+                created: s.now(),
+            };
+            s.store.insert_policy(&row)?;
+            dto(s, &row)
+        })
+        .await
+    }
+
+    /// Changes a policy. It applies to every item that uses it: their scheduled points'
+    /// expiry dates are computed anew.
+    pub async fn update_policy(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        name: String,
+        policy: BackupPolicy,
+    ) -> ServiceResult<Policy> {
+        who.require_admin()?;
+        policy.validate()?;
+        if !policy.name.as_str().eq_ignore_ascii_case(&name) {
+            return Err(ServiceError::new(
+                ErrorCode::PolicyNameMismatch,
+                format!("the body names policy {}, the path {name}", policy.name),
+                "a policy cannot be renamed; create a new one and move the items to it",
+            ));
+        }
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            let (mut row, _) = find_policy(s, &v, &name)?;
+            row.body = serde_json::to_value(&policy).map_err(ServiceError::internal)?;
+            s.store.update_policy(&row)?;
+            for item in s.store.items_using_policy(&row.id)? {
+                for mut p in s.store.list_points(&item.id)? {
+                    if !p.on_demand {
+                        p.expires = Some(policy.retain_until(p.created)?);
+                        s.store.update_point(&p)?;
+                    }
+                }
+            }
+            dto(s, &row)
+        })
+        .await
+    }
+
+    pub async fn delete_policy(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        name: String,
+    ) -> ServiceResult<()> {
+        who.require_admin()?;
+        self
+            .blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let (row, _) = find_policy(s, &v, &name)?;
+                let users = s.store.items_using_policy(&row.id)?;
+                if !users.is_empty() {
+                    let names: Vec<_> = users.iter().map(|i| i.vm_name.as_str()).collect();
+                    return Err(ServiceError::new(
+                        ErrorCode::PolicyInUse,
+                        format!("policy {name} is used by {} protected items: {}", users.len(), names.join(", ")),
+                        "move those items to another policy, or stop their protection, before deleting it",
+                    ));
+                }
+                s.store.delete_policy(&row.id)?;
+                Ok(())
+            })
+            .await
+    }
+}
