@@ -1,0 +1,96 @@
+//! A backup job: the VM backed up into the vault's repository, and its end as the
+//! server wants it (the point, or a stable code with advice).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tresor_client::ApiClient;
+use tresor_engine::progress::Progress;
+use tresor_qemu::QemuProvider;
+use tresor_vm::{CheckCode, VmRef};
+
+use super::assignment::{failed, open_repo, Assignment};
+use crate::{backup_vm, VmBackupOptions};
+
+/// A provider's stable code as a job error code (PascalCase, like the API's).
+fn job_code(code: CheckCode) -> String {
+    code.as_str()
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// What to do about a failed backup, by the provider's code.
+fn recommendation(code: CheckCode) -> &'static str {
+    match code {
+        CheckCode::QmpUnreachable => "check that the VM runs and that its QMP socket in the agent's configuration is right (tresor vm preflight)",
+        CheckCode::ImageLocked => "the VM runs but the agent only knows its images: configure its QMP socket, or stop it",
+        CheckCode::ScratchSpaceMissing => "create the scratch folder or free space there (scratch_dir in the agent's configuration)",
+        CheckCode::BackupInProgress => "wait for the other backup of this VM to end",
+        CheckCode::UnsupportedDiskFormat => "convert the disk to qcow2",
+        CheckCode::VmNotFound => "the VM is no longer in the agent's configuration; add it back or stop its protection",
+        _ => "run tresor vm preflight on the host for details, fix what it says, and back up again",
+    }
+}
+
+pub(super) async fn run_backup(
+    api: &Arc<ApiClient>,
+    provider: Arc<QemuProvider>,
+    job: &Assignment,
+    progress: Arc<Progress>,
+) -> Value {
+    let Some(vm) = &job.vm else {
+        return failed(
+            "InvalidJob",
+            "a backup job without a VM".into(),
+            "report this to the server's operator",
+        );
+    };
+    let (repo, refusal) = match open_repo(api, job) {
+        Ok(r) => r,
+        Err(end) => return end,
+    };
+    let outcome = backup_vm(
+        &repo,
+        provider.as_ref(),
+        &VmRef(vm.clone()),
+        VmBackupOptions {
+            name: job.point_name.clone(),
+            progress: Some(&progress),
+            ..VmBackupOptions::default()
+        },
+    )
+    .await;
+    match outcome {
+        Ok(o) => json!({
+            "status": if o.warnings.is_empty() { "Completed" } else { "CompletedWithWarnings" },
+            "warnings": o.warnings,
+            "pointId": o.manifest.id,
+            "frozenMs": o.frozen_for.map(|d| d.as_millis() as u64),
+        }),
+        Err(e) if progress.cancelled() => json!({
+            "status": "Cancelled",
+            "warnings": [format!("stopped: {e}")],
+        }),
+        // The server refused a call (its storage is full, it refused an upload): the
+        // job ends with the server's code and advice, not a generic failure.
+        Err(e) if e.code == CheckCode::BackupFailed => {
+            match refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(r) => failed(
+                    &r.code,
+                    e.message,
+                    r.recommendation
+                        .as_deref()
+                        .unwrap_or(recommendation(e.code)),
+                ),
+                None => failed(&job_code(e.code), e.message, recommendation(e.code)),
+            }
+        }
+        Err(e) => failed(&job_code(e.code), e.message, recommendation(e.code)),
+    }
+}
