@@ -96,7 +96,7 @@ impl World {
         let vms: Vec<Value> = vms
             .iter()
             .map(|(vm, format)| {
-                json!({"vm": vm, "info": {"name": vm, "disks": [{"name": "vda", "format": format, "image": "/x", "virtual_size": 1}]}})
+                json!({"vm": vm, "info": {"name": vm, "state": "running", "guest_agent": {"state": "not-configured"}, "disks": [{"name": "vda", "format": format, "image": "/x", "virtual_size": 1}]}})
             })
             .collect();
         let _: Value = agent

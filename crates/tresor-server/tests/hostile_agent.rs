@@ -249,7 +249,7 @@ impl World {
             .api
             .post_json(
                 "api/v1/agent/heartbeat",
-                &json!({"vms": [{"vm": "vm1", "info": {"name": "vm1", "disks": [
+                &json!({"vms": [{"vm": "vm1", "info": {"name": "vm1", "state": "running", "guest_agent": {"state": "not-configured"}, "disks": [
                     {"name": "vda", "format": "raw", "image": "/x", "virtual_size": DISK}]}}]}),
             )
             .await

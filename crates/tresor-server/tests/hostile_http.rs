@@ -638,7 +638,7 @@ async fn agent_text_cannot_forge_log_lines_or_markup() {
         .await;
     assert_eq!(code(r), "InvalidHostName");
     let (agent, _) = w.agent("v1", "kvm1").await;
-    let vm = |name: &str, disk: &str| json!({"vm": name, "info": {"name": name, "disks": [{"name": disk, "format": "raw", "image": "/x", "virtual_size": 1}]}});
+    let vm = |name: &str, disk: &str| json!({"vm": name, "info": {"name": name, "state": "running", "guest_agent": {"state": "not-configured"}, "disks": [{"name": disk, "format": "raw", "image": "/x", "virtual_size": 1}]}});
     for vms in [
         json!([vm(forged, "vda")]),
         json!([vm("web", "vda\r\nforged")]),
