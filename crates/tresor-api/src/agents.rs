@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::inventory::{CheckResult, VmInfo, VmReport};
-use crate::jobs::{JobErrorInfo, JobOperation, JobStatus};
+use crate::jobs::{JobErrorInfo, JobOperation, JobParams, JobStatus};
 
 /// `POST /api/v1/agents/register`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -107,7 +107,7 @@ pub struct Assignment {
     /// The passphrase of the agent's repository in this vault.
     pub passphrase: String,
     /// The operation's parameters (a restore's request; a backup's retention).
-    pub params: Value,
+    pub params: JobParams,
 }
 
 /// `POST /api/v1/agent/jobs/{job}/progress`.

@@ -105,3 +105,106 @@ pub struct DamagedPoint {
     pub created: Option<Timestamp>,
     pub problems: Vec<String>,
 }
+
+/// What a job was asked to do: the parameters of its operation, kept with the job
+/// and handed to the agent that runs it (`Assignment::params`). Each operation uses
+/// its own fields; the others stay empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobParams {
+    /// ConfigureBackup: the policy attached to the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Backup: made by "back up now" (kept until `retain_until`), not by the schedule.
+    #[serde(default)]
+    pub on_demand: bool,
+    /// Backup on demand: keep the point until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retain_until: Option<Timestamp>,
+    /// Scheduled backup: the policy's window it runs for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub window: Option<Timestamp>,
+    /// DisableBackup / DeleteBackupData: the item's points are deleted too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_backup_data: Option<bool>,
+    /// Restore: the point to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point: Option<String>,
+    /// Restore: `RestoreDisks`, `CreateVm` or `ReplaceDisks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Restore: the folder on the host (RestoreDisks, CreateVm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<String>,
+    /// Restore: `qcow2` or `raw` (default: each disk's own format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Restore (CreateVm): the new VM's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_name: Option<String>,
+    /// Restore, Verify: work on the copy in the secondary region.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_secondary_region: bool,
+    /// Replication: the paired location copied to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_location: Option<String>,
+    /// GarbageCollection: the host agent whose repository was collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_agent: Option<String>,
+}
+
+impl JobParams {
+    /// A restore's parameters: the request as it was accepted.
+    pub fn restore(req: &crate::items::RestoreRequest) -> JobParams {
+        JobParams {
+            recovery_point: Some(req.recovery_point.clone()),
+            mode: Some(req.mode.clone()),
+            target_path: req.target_path.clone(),
+            format: req.format.clone(),
+            new_name: req.new_name.clone(),
+            use_secondary_region: req.use_secondary_region,
+            ..JobParams::default()
+        }
+    }
+}
+
+/// A ConfigureBackup job's `result`: the protected item it made.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigureBackupResult {
+    pub item: String,
+}
+
+/// A DisableBackup or DeleteBackupData job's `result`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisableBackupResult {
+    pub deleted_recovery_points: usize,
+}
+
+/// A Replication job's `result`: what went to the secondary region.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationResult {
+    /// The points whose manifests reached the secondary in this run.
+    pub recovery_points_replicated: Vec<String>,
+    pub objects_copied: u64,
+    pub bytes_copied: u64,
+    pub bytes_already_on_secondary: u64,
+    pub objects_deleted_from_secondary: u64,
+}
+
+/// A GarbageCollection job's `result`: what one host's repository gave back.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageCollectionResult {
+    pub host_agent: String,
+    pub orphan_manifests_removed: u64,
+    pub blobs_removed: u64,
+    pub packs_deleted: u64,
+    pub packs_repacked: u64,
+    pub bytes_freed: u64,
+    /// Packs kept, each with why (a blob a point needs is in it; FORMAT.md §15).
+    pub packs_kept: Vec<String>,
+}

@@ -16,10 +16,10 @@
 //! vault naming what is wrong, and the others go on.
 
 use std::collections::HashSet;
+use tresor_api::jobs::{GarbageCollectionResult, JobParams};
 use tresor_api::ErrorCode;
 use tresor_domain::JobOperation;
 
-use serde_json::json;
 use tresor_domain::{JobErrorInfo, JobStatus};
 use tresor_engine::gc::{GcOptions, GcReport};
 use tresor_metadata::VaultRow;
@@ -28,6 +28,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::jobs;
 use crate::repos::Region;
 use crate::state::Service;
+use crate::views;
 
 pub const TASK_GC: &str = "Reclaim unreferenced storage";
 
@@ -90,14 +91,14 @@ fn record(
     error: Option<JobErrorInfo>,
     c: &Collected,
 ) {
-    let result = json!({
-        "hostAgent": agent,
-        "orphanManifestsRemoved": c.orphan_manifests,
-        "blobsRemoved": c.report.blobs_removed,
-        "packsDeleted": c.report.packs_deleted,
-        "packsRepacked": c.report.packs_repacked,
-        "bytesFreed": c.report.bytes_freed,
-        "packsKept": c.report.packs_kept,
+    let result = views::result(&GarbageCollectionResult {
+        host_agent: agent.to_string(),
+        orphan_manifests_removed: c.orphan_manifests,
+        blobs_removed: c.report.blobs_removed,
+        packs_deleted: c.report.packs_deleted,
+        packs_repacked: c.report.packs_repacked,
+        bytes_freed: c.report.bytes_freed,
+        packs_kept: c.report.packs_kept.clone(),
     });
     let recorded = jobs::new_job_at(
         state,
@@ -106,10 +107,13 @@ fn record(
         None,
         JobOperation::GarbageCollection,
         None,
-        json!({ "hostAgent": agent }),
+        JobParams {
+            host_agent: Some(agent.to_string()),
+            ..JobParams::default()
+        },
         &[TASK_GC],
     )
-    .and_then(|mut job| jobs::finish(state, &mut job, status, error, Vec::new(), result));
+    .and_then(|mut job| jobs::finish(state, &mut job, status, error, Vec::new(), result?));
     if let Err(e) = recorded {
         tracing::warn!(vault = %vault.name, error = %e, "garbage collection could not record its job");
     }

@@ -8,6 +8,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
+use tresor_api::jobs::{BackupResult, JobParams};
 use tresor_api::ErrorCode;
 use tresor_domain::{BackupPolicy, JobErrorInfo, JobOperation, JobStatus, JobTask};
 use tresor_metadata::{ItemRow, JobRow, PointRow};
@@ -16,7 +17,7 @@ use crate::auth::new_id;
 use crate::catalogue::{parse_policy, parse_state};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
-use crate::views::{enum_name, JobBody};
+use crate::views::{self, enum_name, JobBody};
 
 /// How long a taken job lives without a report from its agent.
 pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
@@ -33,7 +34,7 @@ pub fn new_job(
     item: Option<&ItemRow>,
     operation: JobOperation,
     target_agent: Option<&str>,
-    params: Value,
+    params: JobParams,
     tasks: &[&str],
 ) -> ServiceResult<JobRow> {
     new_job_at(
@@ -57,7 +58,7 @@ pub fn new_job_at(
     item: Option<&ItemRow>,
     operation: JobOperation,
     target_agent: Option<&str>,
-    params: Value,
+    params: JobParams,
     tasks: &[&str],
 ) -> ServiceResult<JobRow> {
     let body = JobBody {
@@ -204,13 +205,14 @@ pub fn complete_backup(state: &Service, job: &mut JobRow, done: BackupDone) -> S
     } else {
         JobStatus::CompletedWithWarnings
     };
-    let result = json!({
-        "recoveryPoint": point.id,
-        "consistency": point.consistency,
-        "bytesRead": point.body["stats"]["bytes_read"],
-        "bytesAdded": point.body["stats"]["bytes_added"],
-        "frozenMs": done.frozen_ms,
-    });
+    let stat = |name: &str| point.body["stats"][name].as_u64();
+    let result = views::result(&BackupResult {
+        recovery_point: point.id.clone(),
+        consistency: point.consistency.clone(),
+        bytes_read: stat("bytes_read"),
+        bytes_added: stat("bytes_added"),
+        frozen_ms: done.frozen_ms,
+    })?;
     finish(state, job, status, None, done.warnings, result)?;
     apply_retention(state, &item)?;
     state.replication_wake.notify_one();
@@ -230,11 +232,7 @@ fn catalogue_point(
 ) -> ServiceResult<PointRow> {
     let created = manifest.created.clamp(began, state.now().max(began));
     let body = JobBody::of(job);
-    let on_demand = body
-        .params
-        .get("onDemand")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let on_demand = body.params.on_demand;
     let policy = item
         .policy_id
         .as_deref()
@@ -243,10 +241,7 @@ fn catalogue_point(
         .map(|p| parse_policy(&p))
         .transpose()?;
     let expires = if on_demand {
-        body.params
-            .get("retainUntil")
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<Timestamp>().ok())
+        body.params.retain_until
     } else {
         policy
             .as_ref()

@@ -25,6 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tresor_api::jobs::{JobParams, ReplicationResult};
 use tresor_api::ErrorCode;
 use tresor_domain::JobOperation;
 
@@ -42,7 +43,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::jobs;
 use crate::repos::{Region, RepoError};
 use crate::state::Service;
-use crate::views::JobBody;
+use crate::views::{self, JobBody};
 use tresor_api::vaults::{
     ReplicationError, ReplicationHealth, ReplicationProgress, ReplicationStatus,
 };
@@ -263,7 +264,10 @@ fn new_run_job_at(state: &Service, vault: &VaultRow, started: Timestamp) -> Serv
         None,
         JobOperation::Replication,
         None,
-        json!({ "secondaryLocation": secondary }),
+        JobParams {
+            secondary_location: secondary,
+            ..JobParams::default()
+        },
         &[TASK_COPY],
     )
 }
@@ -337,13 +341,13 @@ fn execute(
             body.bytes_total = body.bytes_total.max(run.bytes_copied);
             body.bytes_done = run.bytes_copied;
             job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
-            let result = json!({
-                "recoveryPointsReplicated": run.published,
-                "objectsCopied": run.objects_copied,
-                "bytesCopied": run.bytes_copied,
-                "bytesAlreadyOnSecondary": run.bytes_skipped,
-                "objectsDeletedFromSecondary": run.deleted,
-            });
+            let result = views::result(&ReplicationResult {
+                recovery_points_replicated: run.published.clone(),
+                objects_copied: run.objects_copied,
+                bytes_copied: run.bytes_copied,
+                bytes_already_on_secondary: run.bytes_skipped,
+                objects_deleted_from_secondary: run.deleted,
+            })?;
             jobs::finish(state, &mut job, status, None, run.warnings, result)?;
             tracing::info!(vault = %vault.name, points = run.published.len(), bytes = run.bytes_copied, "replicated");
         }

@@ -11,7 +11,7 @@
 //! items due at once queue per host instead of loading one host with all of them.
 
 use jiff::Timestamp;
-use serde_json::json;
+use tresor_api::jobs::JobParams;
 use tresor_api::ErrorCode;
 use tresor_domain::JobOperation;
 
@@ -66,7 +66,10 @@ fn tick_item(
         Some(&item),
         JobOperation::Backup,
         Some(&item.agent_id),
-        json!({"onDemand": false, "window": window}),
+        JobParams {
+            window: Some(window),
+            ..JobParams::default()
+        },
         &BACKUP_TASKS,
     ) {
         Ok(job) => {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use tresor_domain::JobOperation;
 
-use serde_json::{json, Value};
+use tresor_api::jobs::{DamagedPoint, JobParams, VerifyResult};
 use tresor_domain::{JobErrorInfo, JobStatus};
 use tresor_engine::progress::Progress;
 use tresor_metadata::{JobRow, VaultRow};
@@ -16,7 +16,7 @@ use crate::jobs;
 use crate::replication::ProgressReporter;
 use crate::repos::Region;
 use crate::state::Service;
-use crate::views::JobBody;
+use crate::views::{self, JobBody};
 
 pub const TASK_VERIFY: &str = "Verify recovery points";
 
@@ -29,7 +29,10 @@ pub fn start(state: &Arc<Service>, vault: &VaultRow, region: Region) -> ServiceR
         None,
         JobOperation::Verify,
         None,
-        json!({ "useSecondaryRegion": region == Region::Secondary }),
+        JobParams {
+            use_secondary_region: region == Region::Secondary,
+            ..JobParams::default()
+        },
         &[TASK_VERIFY],
     )?;
     let (s, v, j) = (state.clone(), vault.clone(), job.clone());
@@ -47,7 +50,7 @@ fn run(state: &Service, vault: &VaultRow, region: Region, job: JobRow) -> Servic
     let mut points_checked = 0;
     let mut packs_checked = 0;
     let mut bytes_checked = 0;
-    let mut damaged = Vec::<Value>::new();
+    let mut damaged = Vec::<DamagedPoint>::new();
     let mut problems = Vec::<String>::new();
     let mut failure = None;
     // The points the catalogue says this region holds, by host: each must be there.
@@ -105,15 +108,23 @@ fn run(state: &Service, vault: &VaultRow, region: Region, job: JobRow) -> Servic
             Ok((r, present)) => {
                 for (_, id) in expected.iter().filter(|(a, _)| *a == agent) {
                     if !present.contains(id) {
-                        damaged.push(json!({"id": id, "problems": ["the catalogue lists this recovery point in this region, but its manifest is missing"]}));
+                        damaged.push(DamagedPoint {
+                            id: id.clone(),
+                            name: None,
+                            created: None,
+                            problems: vec!["the catalogue lists this recovery point in this region, but its manifest is missing".into()],
+                        });
                     }
                 }
                 points_checked += r.points_checked;
                 packs_checked += r.packs_checked;
                 bytes_checked += r.bytes_checked;
                 problems.extend(r.problems);
-                damaged.extend(r.damaged_points.into_iter().map(|d| {
-                    json!({"id": d.id, "name": d.name, "created": d.created, "problems": d.problems})
+                damaged.extend(r.damaged_points.into_iter().map(|d| DamagedPoint {
+                    id: d.id,
+                    name: Some(d.name),
+                    created: Some(d.created),
+                    problems: d.problems,
                 }));
             }
             Err(e) => {
@@ -124,14 +135,19 @@ fn run(state: &Service, vault: &VaultRow, region: Region, job: JobRow) -> Servic
     }
     reporter.stop();
     let mut job = state.store.get_job(&job.id)?;
-    let result = json!({
-        "region": if region == Region::Secondary { "Secondary" } else { "Primary" },
-        "pointsChecked": points_checked,
-        "packsChecked": packs_checked,
-        "bytesChecked": bytes_checked,
-        "damagedPoints": damaged,
-        "problems": problems,
-    });
+    let result = views::result(&VerifyResult {
+        region: if region == Region::Secondary {
+            "Secondary"
+        } else {
+            "Primary"
+        }
+        .into(),
+        points_checked,
+        packs_checked,
+        bytes_checked,
+        damaged_points: damaged.clone(),
+        problems: problems.clone(),
+    })?;
     let (status, error) = match failure {
         _ if progress.cancelled() => (JobStatus::Cancelled, None),
         Some((code, message, recommendation)) => (

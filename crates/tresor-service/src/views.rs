@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tresor_api::items::{ProtectedItem, RecoveryPoint};
-use tresor_api::jobs::Job;
+use tresor_api::jobs::{Job, JobParams};
 use tresor_api::vaults::{ReplicationStatus, Vault};
 use tresor_domain::{JobErrorInfo, JobOperation, JobStatus, JobTask, ProtectionState};
 use tresor_metadata::{ItemRow, JobRow, PointRow, VaultRow};
@@ -67,7 +67,7 @@ pub fn item(i: &ItemRow, host: &str, policy: Option<String>) -> ProtectedItem {
 #[serde(rename_all = "camelCase", default)]
 pub struct JobBody {
     pub vm_name: String,
-    pub params: Value,
+    pub params: JobParams,
     pub tasks: Vec<JobTask>,
     pub bytes_done: u64,
     pub bytes_total: u64,
@@ -114,6 +114,11 @@ pub fn job(j: &JobRow, now: Timestamp) -> ServiceResult<Job> {
         error: b.error,
         result: b.result,
     })
+}
+
+/// A job's typed result as the JSON the catalogue keeps and the API shows.
+pub fn result(r: &impl Serialize) -> ServiceResult<Value> {
+    serde_json::to_value(r).map_err(ServiceError::internal)
 }
 
 pub fn point(p: &PointRow) -> RecoveryPoint {

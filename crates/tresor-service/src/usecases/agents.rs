@@ -337,10 +337,7 @@ impl Service {
                         .map(|i| s.store.get_item(i))
                         .transpose()?;
                     let params = JobBody::of(&job).params;
-                    let from_secondary = params
-                        .get("useSecondaryRegion")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
+                    let from_secondary = params.use_secondary_region;
                     let vault = s.store.get_vault(&job.vault_id)?;
                     // A cross-region restore must work with the primary gone: it needs the
                     // passphrase only, never a (new) primary repository.

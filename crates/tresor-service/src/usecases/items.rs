@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use tresor_api::items::{
     BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
     RestoreRequest,
 };
-use tresor_api::jobs::Job;
+use tresor_api::jobs::{ConfigureBackupResult, DisableBackupResult, Job, JobParams};
 use tresor_api::ErrorCode;
 use tresor_domain::{
     default_retain_until, validate_retain_until, JobOperation, JobStatus, ProtectionState,
@@ -271,8 +270,8 @@ impl Service {
                     ),
                     e => e.into(),
                 })?;
-                let mut job = jobs::new_job(s, &v.id, Some(&item), JobOperation::ConfigureBackup, None, json!({"policy": policy_name}), &[])?;
-                jobs::finish(s, &mut job, JobStatus::Completed, None, Vec::new(), json!({"item": item.id}))?;
+                let mut job = jobs::new_job(s, &v.id, Some(&item), JobOperation::ConfigureBackup, None, JobParams { policy: Some(policy_name.to_string()), ..JobParams::default() }, &[])?;
+                jobs::finish(s, &mut job, JobStatus::Completed, None, Vec::new(), views::result(&ConfigureBackupResult { item: item.id.clone() })?)?;
                 item_dto(s, &item)
             })
             .await
@@ -336,7 +335,11 @@ impl Service {
                 Some(&item),
                 JobOperation::Backup,
                 Some(&item.agent_id),
-                json!({"onDemand": true, "retainUntil": until}),
+                JobParams {
+                    on_demand: true,
+                    retain_until: Some(until),
+                    ..JobParams::default()
+                },
                 &BACKUP_TASKS,
             )?;
             views::job(&job, now)
@@ -383,7 +386,10 @@ impl Service {
                 Some(&item),
                 op,
                 None,
-                json!({"deleteBackupData": delete}),
+                JobParams {
+                    delete_backup_data: Some(delete),
+                    ..JobParams::default()
+                },
                 &[],
             )?;
             let mut deleted = 0;
@@ -402,7 +408,9 @@ impl Service {
                 JobStatus::Completed,
                 None,
                 Vec::new(),
-                json!({"deletedRecoveryPoints": deleted}),
+                views::result(&DisableBackupResult {
+                    deleted_recovery_points: deleted,
+                })?,
             )?;
             views::job(&job, s.now())
         })
@@ -493,7 +501,7 @@ impl Service {
                 Some(&item),
                 JobOperation::Restore,
                 Some(&item.agent_id),
-                serde_json::to_value(&req).map_err(ServiceError::internal)?,
+                JobParams::restore(&req),
                 &["Restore disks"],
             )?;
             views::job(&job, s.now())

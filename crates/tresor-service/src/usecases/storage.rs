@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tresor_api::storage::{ObjectEntry, RegisterWriter, Writer};
 use tresor_api::ErrorCode;
 use tresor_domain::JobOperation;
@@ -83,11 +82,7 @@ fn secondary_backend(s: &Service, agent: &str, vault: &str) -> ServiceResult<Arc
     let restoring = s.store.running_jobs_of_agent(agent)?.iter().any(|j| {
         j.vault_id == v.id
             && j.operation == JobOperation::Restore.as_str()
-            && JobBody::of(j)
-                .params
-                .get("useSecondaryRegion")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
+            && JobBody::of(j).params.use_secondary_region
     });
     if !restoring {
         return Err(ServiceError::forbidden(
