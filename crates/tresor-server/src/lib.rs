@@ -112,6 +112,7 @@ impl RunningServer {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     #[error("data directory {path}: {source}")]
     DataDir {

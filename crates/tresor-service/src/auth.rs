@@ -44,6 +44,16 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 }
 
 /// An authenticated caller. See the module's comment: only this crate makes one.
+///
+/// Code outside the service cannot make one, neither by its fields nor otherwise:
+///
+/// ```compile_fail
+/// let forged = tresor_service::Principal { who: unimplemented!() };
+/// ```
+///
+/// ```compile_fail
+/// let forged = tresor_service::Principal::admin("id".into(), "admin".into());
+/// ```
 #[derive(Debug, Clone)]
 pub struct Principal {
     who: Who,

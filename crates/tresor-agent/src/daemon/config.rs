@@ -42,6 +42,7 @@ pub struct AgentConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     #[error("agent configuration {path}: {message}")]
     Config { path: String, message: String },
