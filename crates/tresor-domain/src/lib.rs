@@ -47,7 +47,7 @@ pub use job::{JobErrorInfo, JobOperation, JobStatus, JobTask};
 pub use names::{Location, PolicyName, ResourceGroupName, VaultName};
 pub use policy::{
     BackupPolicy, DailyRetention, DaySelector, Frequency, MonthDay, MonthlyRetention, Retention,
-    Schedule, WeekOfMonth, WeeklyRetention, YearlyRetention,
+    Schedule, WeekOfMonth, WeeklyRetention, YearlyRetention, MONTH_NAMES,
 };
 pub use retention::{
     default_retain_until, expired, validate_retain_until, RetentionRule, RetentionTag,

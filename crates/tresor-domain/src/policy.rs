@@ -45,6 +45,7 @@ use crate::names::PolicyName;
 pub use crate::policy_types::{
     BackupPolicy, DailyRetention, DaySelector, Frequency, MonthDay, MonthlyRetention, Retention,
     Schedule, WeekOfMonth, WeeklyRetention, YearlyRetention, DEFAULT_INSTANT_RESTORE_DAYS,
+    MONTH_NAMES,
 };
 
 /// Daily retention limits, in days.

@@ -320,24 +320,27 @@ pub(crate) mod weekday_names {
     }
 }
 
+/// Months as Azure spells them, January first.
+pub const MONTH_NAMES: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
 /// Months as Azure spells them: `"January"` ... `"December"`.
 mod month_names {
     use serde::{de::Error, ser, Deserialize, Deserializer, Serializer};
 
-    const NAMES: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
+    use super::MONTH_NAMES as NAMES;
 
     /// The schema of a list of months as written here.
     pub fn schema() -> utoipa::openapi::schema::Array {

@@ -42,7 +42,7 @@ pub use tresor_api::config::CliConfig;
 use tresor_metadata::{MetadataStore, SqliteStore};
 use tresor_service::locations::Locations;
 use tresor_service::repos::Repos;
-use tresor_service::{Clock, Service, ServiceParts, SystemClock};
+use tresor_service::{Clock, Service, SystemClock};
 
 /// How to run the server.
 #[derive(Clone)]
@@ -239,14 +239,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .clone()
         .unwrap_or_else(|| format!("https://{addr}"));
 
-    let state = Arc::new(Service::new(ServiceParts {
-        store: Arc::new(store) as Arc<dyn MetadataStore>,
-        repos: Repos::new(&dir, locations).map_err(data_err)?,
-        data_dir: dir.clone(),
-        clock: config.clock.clone(),
-        public_url: url.clone(),
-        fingerprint: fingerprint.clone(),
-    }));
+    let state = Arc::new(Service::new(
+        Arc::new(store) as Arc<dyn MetadataStore>,
+        Repos::new(&dir, locations).map_err(data_err)?,
+        dir.clone(),
+        config.clock.clone(),
+        url.clone(),
+        fingerprint.clone(),
+    ));
     state
         .recover_after_restart()
         .map_err(|e| StartError::Other(e.to_string()))?;

@@ -47,5 +47,5 @@ pub mod views;
 pub use auth::Principal;
 pub use error::{ServiceError, ServiceResult};
 pub use sessions::SignedIn;
-pub use state::{Clock, Service, ServiceParts, SystemClock};
+pub use state::{Clock, Service, SystemClock};
 pub use usecases::sign_in::csrf_mismatch;

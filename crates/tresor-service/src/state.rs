@@ -33,18 +33,6 @@ pub struct HeldWriter {
     pub guard: WriterGuard,
 }
 
-/// What the service is made of; [`Service::new`] makes one.
-pub struct ServiceParts {
-    pub store: Arc<dyn MetadataStore>,
-    pub repos: Repos,
-    pub data_dir: PathBuf,
-    pub clock: Arc<dyn Clock>,
-    /// The address agents and clients use (`https://host:port`), for credentials files.
-    pub public_url: String,
-    /// SHA-256 of the server's certificate, hex, for credentials files.
-    pub fingerprint: String,
-}
-
 pub struct Service {
     pub store: Arc<dyn MetadataStore>,
     pub repos: Repos,
@@ -70,14 +58,23 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(parts: ServiceParts) -> Service {
+    /// A service over the catalogue `store` and the repositories `repos`, telling
+    /// agents and clients `public_url` and the certificate's `fingerprint`.
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        repos: Repos,
+        data_dir: PathBuf,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+        fingerprint: String,
+    ) -> Service {
         Service {
-            store: parts.store,
-            repos: parts.repos,
-            data_dir: parts.data_dir,
-            clock: parts.clock,
-            public_url: parts.public_url,
-            fingerprint: parts.fingerprint,
+            store,
+            repos,
+            data_dir,
+            clock,
+            public_url,
+            fingerprint,
             jobs_changed: tokio::sync::Notify::new(),
             writers: Mutex::new(HashMap::new()),
             storage_maintenance: Mutex::new(()),

@@ -22,20 +22,8 @@ pub const WEEKS: [WeekOfMonth; 5] = [
     WeekOfMonth::Fourth,
     WeekOfMonth::Last,
 ];
-pub const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+/// Month names as the policy's JSON spells them.
+pub use tresor_domain::MONTH_NAMES as MONTHS;
 
 pub fn day_name(d: Weekday) -> String {
     format!("{d:?}")

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tresor_api::storage::{ObjectEntry, RegisterWriter, Writer};
 use tresor_api::ErrorCode;
+use tresor_service::repos::Region;
 use tresor_service::usecases::storage::{ObjectRead, Stored};
 use tresor_service::{Service, ServiceError};
 use tresor_web::{AgentCaller, HttpError, HttpResult};
@@ -21,7 +22,9 @@ pub async fn list(
     State(s): S,
     Path((vault, kind)): Path<(String, String)>,
 ) -> HttpResult<Json<Vec<ObjectEntry>>> {
-    Ok(Json(s.list_objects(&who, vault, kind).await?))
+    Ok(Json(
+        s.list_objects(&who, Region::Primary, vault, kind).await?,
+    ))
 }
 
 pub async fn list_secondary(
@@ -29,7 +32,9 @@ pub async fn list_secondary(
     State(s): S,
     Path((vault, kind)): Path<(String, String)>,
 ) -> HttpResult<Json<Vec<ObjectEntry>>> {
-    Ok(Json(s.list_secondary_objects(&who, vault, kind).await?))
+    Ok(Json(
+        s.list_objects(&who, Region::Secondary, vault, kind).await?,
+    ))
 }
 
 /// The `Range` header, as text (a header that is not text is refused).
@@ -73,29 +78,36 @@ fn object_answer(read: ObjectRead) -> Response {
     }
 }
 
-pub async fn get(
-    AgentCaller(who): AgentCaller,
-    State(s): S,
-    Path((vault, kind, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
+async fn read(
+    s: &Arc<Service>,
+    who: &tresor_web::Principal,
+    region: Region,
+    object: (String, String, String),
+    headers: &HeaderMap,
 ) -> HttpResult<Response> {
-    let range = range(&headers)?;
+    let range = range(headers)?;
     Ok(object_answer(
-        s.get_object(&who, vault, kind, name, range).await?,
+        s.get_object(who, region, object, range).await?,
     ))
 }
 
+pub async fn get(
+    AgentCaller(who): AgentCaller,
+    State(s): S,
+    Path(object): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> HttpResult<Response> {
+    read(&s, &who, Region::Primary, object, &headers).await
+}
+
+/// The secondary copy, read only, for a cross-region restore.
 pub async fn get_secondary(
     AgentCaller(who): AgentCaller,
     State(s): S,
-    Path((vault, kind, name)): Path<(String, String, String)>,
+    Path(object): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> HttpResult<Response> {
-    let range = range(&headers)?;
-    Ok(object_answer(
-        s.get_secondary_object(&who, vault, kind, name, range)
-            .await?,
-    ))
+    read(&s, &who, Region::Secondary, object, &headers).await
 }
 
 /// 201 when stored, 200 when the same bytes were there already.

@@ -134,16 +134,45 @@ fn storage_error(e: tresor_storage::Error) -> ServiceError {
     ServiceError::internal(e)
 }
 
-async fn list_in(
-    service: &Arc<Service>,
-    agent: tresor_metadata::AgentRow,
-    vault: String,
-    kind: String,
-    region: Region,
-) -> ServiceResult<Vec<ObjectEntry>> {
-    let kind = kind_of(&kind)?;
-    service
-        .blocking(move |s| {
+/// An upload the checks refused is the uploader's fault (422, naming the object);
+/// anything else is the server's.
+pub fn intake_error(host: &str, e: tresor_engine::Error) -> ServiceError {
+    match e {
+        tresor_engine::Error::Rejected { .. } => {
+            tracing::warn!(host = ?host, error = %e, "upload refused");
+            ServiceError::new(
+                ErrorCode::ObjectRejected,
+                e.to_string(),
+                "the agent sent an object that is not what it claims to be; nothing was stored. Check the host (a damaged or tampered agent) and back up again",
+            )
+        }
+        tresor_engine::Error::Storage(s) => storage_error(s),
+        e => ServiceError::internal(e),
+    }
+}
+
+/// Text from an agent as it may go into a registry file, a log or a page: at most
+/// `max` characters, control characters (newlines among them) shown as `?`.
+fn plain_text(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+impl Service {
+    /// The agent's objects of one kind in `vault`, in one region (the secondary only
+    /// for a cross-region restore of this agent).
+    pub async fn list_objects(
+        self: &Arc<Self>,
+        who: &Principal,
+        region: Region,
+        vault: String,
+        kind: String,
+    ) -> ServiceResult<Vec<ObjectEntry>> {
+        let agent = who.require_agent()?.clone();
+        let kind = kind_of(&kind)?;
+        self.blocking(move |s| {
             let b = region_backend(s, &agent.id, &vault, region)?;
             let list = b.list(kind).map_err(storage_error)?;
             Ok(list
@@ -155,20 +184,20 @@ async fn list_in(
                 .collect())
         })
         .await
-}
+    }
 
-/// Reads an object of the agent's repository in one region, whole or the byte range
-/// `range` (an HTTP `Range` value, `bytes=FIRST-LAST`) asks for.
-async fn get_in(
-    service: &Arc<Service>,
-    agent: tresor_metadata::AgentRow,
-    (vault, kind, name): (String, String, String),
-    range: Option<String>,
-    region: Region,
-) -> ServiceResult<ObjectRead> {
-    let kind = kind_of(&kind)?;
-    service
-        .blocking(move |s| {
+    /// Reads an object of the agent's repository in one region, whole or the byte
+    /// range `range` (an HTTP `Range` value, `bytes=FIRST-LAST`) asks for.
+    pub async fn get_object(
+        self: &Arc<Self>,
+        who: &Principal,
+        region: Region,
+        (vault, kind, name): (String, String, String),
+        range: Option<String>,
+    ) -> ServiceResult<ObjectRead> {
+        let agent = who.require_agent()?.clone();
+        let kind = kind_of(&kind)?;
+        self.blocking(move |s| {
             let b = region_backend(s, &agent.id, &vault, region)?;
             let len = b.size(kind, &name).map_err(storage_error)?;
             Ok(match parse_range(range.as_deref(), len) {
@@ -205,79 +234,6 @@ async fn get_in(
             })
         })
         .await
-}
-
-/// An upload the checks refused is the uploader's fault (422, naming the object);
-/// anything else is the server's.
-pub fn intake_error(host: &str, e: tresor_engine::Error) -> ServiceError {
-    match e {
-        tresor_engine::Error::Rejected { .. } => {
-            tracing::warn!(host = ?host, error = %e, "upload refused");
-            ServiceError::new(
-                ErrorCode::ObjectRejected,
-                e.to_string(),
-                "the agent sent an object that is not what it claims to be; nothing was stored. Check the host (a damaged or tampered agent) and back up again",
-            )
-        }
-        tresor_engine::Error::Storage(s) => storage_error(s),
-        e => ServiceError::internal(e),
-    }
-}
-
-/// Text from an agent as it may go into a registry file, a log or a page: at most
-/// `max` characters, control characters (newlines among them) shown as `?`.
-fn plain_text(text: &str, max: usize) -> String {
-    text.chars()
-        .take(max)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
-impl Service {
-    pub async fn list_objects(
-        self: &Arc<Self>,
-        who: &Principal,
-        vault: String,
-        kind: String,
-    ) -> ServiceResult<Vec<ObjectEntry>> {
-        let agent = who.require_agent()?.clone();
-        list_in(self, agent, vault, kind, Region::Primary).await
-    }
-
-    pub async fn list_secondary_objects(
-        self: &Arc<Self>,
-        who: &Principal,
-        vault: String,
-        kind: String,
-    ) -> ServiceResult<Vec<ObjectEntry>> {
-        let agent = who.require_agent()?.clone();
-        list_in(self, agent, vault, kind, Region::Secondary).await
-    }
-
-    /// Reads an object, or the byte range a `Range: bytes=A-B` header asks for.
-    pub async fn get_object(
-        self: &Arc<Self>,
-        who: &Principal,
-        vault: String,
-        kind: String,
-        name: String,
-        range: Option<String>,
-    ) -> ServiceResult<ObjectRead> {
-        let agent = who.require_agent()?.clone();
-        get_in(self, agent, (vault, kind, name), range, Region::Primary).await
-    }
-
-    /// Reads from the secondary copy (cross-region restore).
-    pub async fn get_secondary_object(
-        self: &Arc<Self>,
-        who: &Principal,
-        vault: String,
-        kind: String,
-        name: String,
-        range: Option<String>,
-    ) -> ServiceResult<ObjectRead> {
-        let agent = who.require_agent()?.clone();
-        get_in(self, agent, (vault, kind, name), range, Region::Secondary).await
     }
 
     /// Creates an object. Existing objects are never replaced: the same bytes again are
