@@ -5,9 +5,20 @@ use anyhow::{Context, Result};
 use crate::cli::ServeArgs;
 use crate::commands::runtime;
 
+/// The server (and the local agent) run until SIGTERM or Ctrl-C cancels one token:
+/// the listener stops accepting, requests in flight get up to 10 s, the background
+/// loops end after their current step, and the local agent drains its job.
 pub fn serve(args: ServeArgs) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown_signal().await;
+                stop.cancel();
+            }
+        });
         let mut config = tresor_server::ServerConfig::new(&args.data_dir);
         config.listen = args.listen;
         config.public_url = args.public_url.clone();
@@ -54,12 +65,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             );
             Some(tokio::spawn(tresor_agent::daemon::run(
                 agent_config,
-                shutdown_signal(),
+                stop.clone().cancelled_owned(),
             )))
         } else {
             None
         };
-        shutdown_signal().await;
+        stop.cancelled().await;
         if let Some(a) = agent {
             let _ = a.await;
         }
