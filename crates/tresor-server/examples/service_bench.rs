@@ -50,7 +50,7 @@ async fn main() {
     let s = server.state.clone();
 
     // --- 1. a day of schedules for 1,000 VMs on 10 hosts
-    s.store
+    s.store()
         .insert_vault(&VaultRow {
             id: "v".into(),
             name: "bench".into(),
@@ -71,7 +71,7 @@ async fn main() {
             p.name = PolicyName::parse(&format!("P{i}x{j}")).unwrap();
             p.schedule = Schedule::daily(time.parse().unwrap(), zone);
             let id = format!("p{i}{j}");
-            s.store
+            s.store()
                 .insert_policy(&PolicyRow {
                     id: id.clone(),
                     vault_id: "v".into(),
@@ -84,7 +84,7 @@ async fn main() {
         }
     }
     for a in 0..10 {
-        s.store
+        s.store()
             .insert_agent(&AgentRow {
                 id: format!("a{a}"),
                 host: format!("kvm{a}"),
@@ -97,7 +97,7 @@ async fn main() {
             .unwrap();
     }
     for i in 0..1000 {
-        s.store
+        s.store()
             .insert_item(&ItemRow {
                 id: format!("i{i}"),
                 vault_id: "v".into(),
@@ -128,7 +128,7 @@ async fn main() {
         let tick = scheduler::tick(&s, now).unwrap();
         tick_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         for id in &tick.started {
-            let job = s.store.get_job(id).unwrap();
+            let job = s.store().get_job(id).unwrap();
             let window: Timestamp = job.body["params"]["window"]
                 .as_str()
                 .unwrap()
@@ -140,10 +140,10 @@ async fn main() {
         // Agents finish jobs after `job_minutes`, then take the next.
         running.retain(|(id, since)| {
             if now.duration_since(*since) >= SignedDuration::from_mins(job_minutes) {
-                let mut j = s.store.get_job(id).unwrap();
+                let mut j = s.store().get_job(id).unwrap();
                 j.status = "Completed".into();
                 j.ended = Some(now);
-                s.store.update_job(&j).unwrap();
+                s.store().update_job(&j).unwrap();
                 false
             } else {
                 true
@@ -151,10 +151,10 @@ async fn main() {
         });
         for a in 0..10 {
             let agent = format!("a{a}");
-            let busy = s.store.running_jobs_of_agent(&agent).unwrap();
+            let busy = s.store().running_jobs_of_agent(&agent).unwrap();
             if busy.is_empty() {
                 if let Some(j) = s
-                    .store
+                    .store()
                     .claim_job(&agent, now, now + SignedDuration::from_mins(10))
                     .unwrap()
                 {
@@ -201,7 +201,7 @@ async fn main() {
         "Failed",
     ];
     for n in 0..100_000u32 {
-        s.store
+        s.store()
             .insert_job(&JobRow {
                 id: format!("bench{n:06}"),
                 vault_id: "v".into(),

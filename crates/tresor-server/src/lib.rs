@@ -242,7 +242,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let state = Arc::new(Service::new(
         Arc::new(store) as Arc<dyn MetadataStore>,
         Repos::new(&dir, locations).map_err(data_err)?,
-        dir.clone(),
         config.clock.clone(),
         url.clone(),
         fingerprint.clone(),

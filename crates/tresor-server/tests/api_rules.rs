@@ -626,10 +626,10 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
     let policy = tresor_domain::BackupPolicy::default_policy();
     // Two scheduled points (kept 30 days by DefaultPolicy) and one on-demand point.
     let now = w.clock.now();
-    let vault_id = s.store.find_vault_by_name("ret").unwrap().unwrap().id;
+    let vault_id = s.store().find_vault_by_name("ret").unwrap().unwrap().id;
     for (id, age_days, on_demand) in [("old", 40, false), ("new", 1, false), ("kept", 40, true)] {
         let created = now - SignedDuration::from_hours(24 * age_days);
-        s.store
+        s.store()
             .insert_point(&tresor_metadata::PointRow {
                 id: id.into(),
                 vault_id: vault_id.clone(),
@@ -649,9 +649,9 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
             })
             .unwrap();
     }
-    let mut row = s.store.get_item(&item_id).unwrap();
+    let mut row = s.store().get_item(&item_id).unwrap();
     row.state = "Protected".into();
-    s.store.update_item(&row).unwrap();
+    s.store().update_item(&row).unwrap();
 
     // Changing the policy to keep daily points 60 days applies to the item's points.
     let mut longer: Value = w

@@ -660,11 +660,11 @@ async fn a_report_retried_after_the_server_stopped_completes_the_job() {
     let host = w.protected_host("v1", "kvm1").await;
     let (points, last) = w.two_backups("v1", &host).await;
     // As if the server had died between cataloguing the point and ending the job.
-    let mut row = w.server.state.store.get_job(&last.job).unwrap();
+    let mut row = w.server.state.store().get_job(&last.job).unwrap();
     row.status = "InProgress".into();
     row.ended = None;
     row.lease_until = Some(w.server.state.now() + jiff::SignedDuration::from_secs(120));
-    w.server.state.store.update_job(&row).unwrap();
+    w.server.state.store().update_job(&row).unwrap();
     host.complete(&last.job, &points[1].0).await;
     let j = job(&w.admin, &last.job).await;
     assert_eq!(j["status"], "Completed", "{j}");

@@ -37,7 +37,7 @@ async fn start(dir: &Path, clock: Arc<HandClock>) -> tresor_server::RunningServe
 /// A vault with one item whose policy runs daily at `time` in `zone`, protected
 /// since `since`.
 fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String {
-    let store = &state.store;
+    let store = state.store();
     store
         .insert_vault(&VaultRow {
             id: "v".into(),
@@ -99,7 +99,7 @@ fn tick(state: &Service, clock: &HandClock, now: &str) -> Vec<Timestamp> {
     out.started
         .iter()
         .map(|id| {
-            let job = state.store.get_job(id).unwrap();
+            let job = state.store().get_job(id).unwrap();
             job.body["params"]["window"]
                 .as_str()
                 .unwrap()
@@ -111,10 +111,10 @@ fn tick(state: &Service, clock: &HandClock, now: &str) -> Vec<Timestamp> {
 
 /// Ends every running job as Completed (as an agent would).
 fn complete_all(state: &Service) {
-    for mut j in state.store.list_jobs(&JobFilter::default()).unwrap() {
+    for mut j in state.store().list_jobs(&JobFilter::default()).unwrap() {
         if !j.is_finished() {
             j.status = "Completed".into();
-            state.store.update_job(&j).unwrap();
+            state.store().update_job(&j).unwrap();
         }
     }
 }
@@ -150,9 +150,9 @@ async fn berlin_spring_forward_and_fall_back_run_each_day_once() {
     complete_all(s);
 
     // 25 October: 02:30 happens twice (00:30 UTC in CEST, 01:30 UTC in CET): once.
-    let mut item = s.store.get_item("i").unwrap();
+    let mut item = s.store().get_item("i").unwrap();
     item.last_window = Some(t("2026-10-24T12:00:00Z"));
-    s.store.update_item(&item).unwrap();
+    s.store().update_item(&item).unwrap();
     assert_eq!(
         tick(s, &clock, "2026-10-25T00:31:00Z"),
         [t("2026-10-25T00:30:00Z")]
@@ -193,12 +193,12 @@ async fn new_york_transitions() {
     let mut policy = BackupPolicy::default_policy();
     policy.name = PolicyName::parse("Nightly").unwrap();
     policy.schedule = Schedule::daily("01:30".parse().unwrap(), "America/New_York");
-    let mut row = s.store.get_policy("p").unwrap();
+    let mut row = s.store().get_policy("p").unwrap();
     row.body = serde_json::to_value(&policy).unwrap();
-    s.store.update_policy(&row).unwrap();
-    let mut item = s.store.get_item("i").unwrap();
+    s.store().update_policy(&row).unwrap();
+    let mut item = s.store().get_item("i").unwrap();
     item.last_window = Some(t("2026-10-31T12:00:00Z"));
-    s.store.update_item(&item).unwrap();
+    s.store().update_item(&item).unwrap();
     assert_eq!(
         tick(s, &clock, "2026-11-01T05:30:00Z"),
         [t("2026-11-01T05:30:00Z")]
@@ -248,7 +248,7 @@ async fn missed_windows_run_once_and_restarts_never_repeat_a_window() {
     assert!(out.started.is_empty());
     assert_eq!(out.skipped, 1);
     let backups = s
-        .store
+        .store()
         .list_jobs(&JobFilter {
             operation: Some("Backup".into()),
             ..JobFilter::default()
@@ -268,7 +268,7 @@ async fn a_job_whose_agent_stops_reporting_fails_and_survives_a_server_restart()
     tick(s, &clock, "2026-06-01T22:00:00Z");
     let now = t("2026-06-01T22:00:01Z");
     let job = s
-        .store
+        .store()
         .claim_job("a", now, now + jobs::LEASE)
         .unwrap()
         .unwrap();
@@ -280,12 +280,12 @@ async fn a_job_whose_agent_stops_reporting_fails_and_survives_a_server_restart()
     let server = start(dir.path(), clock.clone()).await;
     let s = &server.state;
     assert_eq!(jobs::sweep_leases(s).unwrap(), 0);
-    assert_eq!(s.store.get_job(&job.id).unwrap().status, "InProgress");
+    assert_eq!(s.store().get_job(&job.id).unwrap().status, "InProgress");
 
     // The agent never comes back: the job fails with a code and what to do.
     *clock.0.lock() = t("2026-06-01T23:00:00Z") + jobs::LEASE + SignedDuration::from_secs(1);
     assert_eq!(jobs::sweep_leases(s).unwrap(), 1);
-    let failed = s.store.get_job(&job.id).unwrap();
+    let failed = s.store().get_job(&job.id).unwrap();
     assert_eq!(failed.status, "Failed");
     assert_eq!(failed.body["error"]["code"], json!("AgentUnreachable"));
     assert!(failed.ended.is_some());

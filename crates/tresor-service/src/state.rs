@@ -3,7 +3,6 @@
 //! of [`Service`] taking a [`Principal`](crate::Principal).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -34,23 +33,22 @@ pub struct HeldWriter {
 }
 
 pub struct Service {
-    pub store: Arc<dyn MetadataStore>,
-    pub repos: Repos,
-    pub data_dir: PathBuf,
-    pub clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn MetadataStore>,
+    pub(crate) repos: Repos,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The address agents and clients use (`https://host:port`), for credentials files.
-    pub public_url: String,
+    pub(crate) public_url: String,
     /// SHA-256 of the server's certificate, hex, for credentials files.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// Wakes agents waiting for a job.
-    pub jobs_changed: tokio::sync::Notify,
+    pub(crate) jobs_changed: tokio::sync::Notify,
     /// Registrations agents hold while they write, by registration id.
-    pub writers: Mutex<HashMap<String, HeldWriter>>,
+    pub(crate) writers: Mutex<HashMap<String, HeldWriter>>,
     /// Held by garbage collection and replication runs: collection removes objects a
     /// run may be copying.
-    pub storage_maintenance: Mutex<()>,
+    pub(crate) storage_maintenance: Mutex<()>,
     /// Wakes the replication loop (a backup completed).
-    pub replication_wake: tokio::sync::Notify,
+    pub(crate) replication_wake: tokio::sync::Notify,
     /// The portal's signed-in sessions.
     pub(crate) sessions: crate::sessions::Sessions,
     /// Failed sign-ins and registrations, counted per client address.
@@ -63,7 +61,6 @@ impl Service {
     pub fn new(
         store: Arc<dyn MetadataStore>,
         repos: Repos,
-        data_dir: PathBuf,
         clock: Arc<dyn Clock>,
         public_url: String,
         fingerprint: String,
@@ -71,7 +68,6 @@ impl Service {
         Service {
             store,
             repos,
-            data_dir,
             clock,
             public_url,
             fingerprint,
@@ -82,6 +78,13 @@ impl Service {
             sessions: Default::default(),
             limiters: Default::default(),
         }
+    }
+
+    /// The catalogue, for tests and tools that inspect it. Adapters never use it: they
+    /// reach data through the use cases (their crates do not even depend on the
+    /// catalogue's crate; `crates/tresor-cli/tests/architecture.rs` checks).
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
     }
 
     pub fn now(&self) -> Timestamp {
