@@ -208,3 +208,27 @@ pub struct GarbageCollectionResult {
     /// Packs kept, each with why (a blob a point needs is in it; FORMAT.md §15).
     pub packs_kept: Vec<String>,
 }
+
+/// A Restore job's `result`: what the restore made on the host.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreResult {
+    pub disks: Vec<RestoredDisk>,
+    /// CreateVm: the new VM's definition (`vm.json`).
+    #[schema(required)]
+    pub definition: Option<String>,
+    /// CreateVm: the script that starts the new VM.
+    #[schema(required)]
+    pub start_script: Option<String>,
+}
+
+/// One disk a restore wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RestoredDisk {
+    /// The disk's name in the recovery point (`vda`).
+    pub name: String,
+    /// The file written on the host.
+    pub path: String,
+    /// `qcow2` or `raw`.
+    pub format: String,
+}
