@@ -1,5 +1,7 @@
 //! The agent's repository in a vault, reached over the server's API: a
-//! [`Backend`] whose objects are HTTP calls.
+//! [`Backend`] over the API client's typed calls (`ApiClient::objects`, `object`,
+//! `put_object`; writer registrations through `register_writer`, `writers`,
+//! `release_writer`).
 //!
 //! The engine runs on plain threads and calls the backend synchronously; each call
 //! is run on the agent's tokio runtime through a [`Handle`]. Transient failures (the
@@ -13,13 +15,15 @@
 //!
 //! The server lets an agent add packs, index files and manifests and read anything of
 //! its own repository; it never lets it delete or replace (the calls that would are
-//! refused by the server, and [`Backend::delete`] here fails at once).
+//! refused by the server, and [`Backend::delete`] here fails at once). The copy in the
+//! secondary region is only read: a write to it fails here at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tresor_client::{ApiClient, ClientError};
+use tresor_api::storage::RegisterWriter;
+use tresor_client::{ApiClient, ClientError, Region};
 use tresor_storage::{
     Backend, Error, ObjectInfo, ObjectKind, Result, WriterGuard, WriterInfo, WriterRegistry,
 };
@@ -32,9 +36,9 @@ pub struct RemoteBackend {
     api: Arc<ApiClient>,
     handle: Handle,
     vault: String,
-    /// `objects` for the primary copy, `secondary/objects` for the copy in the
-    /// secondary region (read only, during a cross-region restore).
-    objects: &'static str,
+    /// The vault's own copy, or the one in its secondary region (read only, during
+    /// a cross-region restore).
+    region: Region,
     writers: RemoteWriters,
     refusal: RefusalSlot,
 }
@@ -62,7 +66,7 @@ impl RemoteBackend {
             api,
             handle,
             vault: vault_id.to_string(),
-            objects: "objects",
+            region: Region::Primary,
             refusal: Arc::default(),
         }
     }
@@ -95,26 +99,8 @@ impl RemoteBackend {
     /// server lets it read while it runs a cross-region restore.
     pub fn secondary(api: Arc<ApiClient>, handle: Handle, vault_id: &str) -> RemoteBackend {
         RemoteBackend {
-            objects: "secondary/objects",
+            region: Region::Secondary,
             ..RemoteBackend::new(api, handle, vault_id)
-        }
-    }
-
-    fn path(&self, kind: ObjectKind, name: Option<&str>) -> String {
-        let kind = match kind {
-            ObjectKind::Config => "config",
-            ObjectKind::Key => "keys",
-            ObjectKind::Pack => "data",
-            ObjectKind::Index => "index",
-            ObjectKind::Point => "points",
-            ObjectKind::Gc => "gc",
-        };
-        match name {
-            Some(n) => format!(
-                "api/v1/agent/repos/{}/{}/{kind}/{n}",
-                self.vault, self.objects
-            ),
-            None => format!("api/v1/agent/repos/{}/{}/{kind}", self.vault, self.objects),
         }
     }
 
@@ -152,6 +138,18 @@ where
     }
 }
 
+/// The server's name of an object kind (its folder in the repository, FORMAT.md).
+fn kind_name(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::Config => "config",
+        ObjectKind::Key => "keys",
+        ObjectKind::Pack => "data",
+        ObjectKind::Index => "index",
+        ObjectKind::Point => "points",
+        ObjectKind::Gc => "gc",
+    }
+}
+
 fn io_error(backend: String, what: String, e: ClientError) -> Error {
     Error::Io {
         backend,
@@ -166,10 +164,20 @@ impl Backend for RemoteBackend {
     }
 
     fn put(&self, kind: ObjectKind, name: &str, data: &[u8]) -> Result<()> {
-        let path = self.path(kind, Some(name));
+        if self.region == Region::Secondary {
+            return Err(Error::Io {
+                backend: self.describe_path(),
+                what: format!("uploading {kind:?} {name}"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the copy in the secondary region is read only; the server replicates to it",
+                ),
+            });
+        }
         let bytes = bytes::Bytes::copy_from_slice(data);
         with_retries(&self.handle, "upload", || {
-            self.api.put_bytes(&path, bytes.clone())
+            self.api
+                .put_object(&self.vault, kind_name(kind), name, bytes.clone())
         })
         .map_err(|e| {
             io_error(
@@ -181,8 +189,10 @@ impl Backend for RemoteBackend {
     }
 
     fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>> {
-        let path = self.path(kind, Some(name));
-        match with_retries(&self.handle, "download", || self.api.get_bytes(&path, None)) {
+        match with_retries(&self.handle, "download", || {
+            self.api
+                .object(&self.vault, self.region, kind_name(kind), name, None)
+        }) {
             Ok(b) => Ok(b.to_vec()),
             Err(e) if e.status() == Some(404) => Err(Error::NotFound {
                 backend: self.describe_path(),
@@ -198,10 +208,15 @@ impl Backend for RemoteBackend {
     }
 
     fn read_range(&self, kind: ObjectKind, name: &str, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let path = self.path(kind, Some(name));
         let len = buf.len() as u64;
         let data = match with_retries(&self.handle, "download", || {
-            self.api.get_bytes(&path, Some((offset, len)))
+            self.api.object(
+                &self.vault,
+                self.region,
+                kind_name(kind),
+                name,
+                Some((offset, len)),
+            )
         }) {
             Ok(b) => b,
             Err(e) if e.status() == Some(404) => {
@@ -234,14 +249,10 @@ impl Backend for RemoteBackend {
     }
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>> {
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            name: String,
-            size: u64,
-        }
-        let path = self.path(kind, None);
-        let entries: Vec<Entry> = with_retries(&self.handle, "list", || self.api.get_json(&path))
-            .map_err(|e| {
+        let entries = with_retries(&self.handle, "list", || {
+            self.api.objects(&self.vault, self.region, kind_name(kind))
+        })
+        .map_err(|e| {
             io_error(
                 self.describe_path(),
                 format!("listing {kind:?}"),
@@ -282,27 +293,25 @@ struct RemoteWriters {
 
 impl WriterRegistry for RemoteWriters {
     fn register(&self, description: &str) -> Result<WriterGuard> {
-        #[derive(serde::Deserialize)]
-        struct Id {
-            id: String,
-        }
-        let path = format!("api/v1/agent/repos/{}/writers", self.vault);
-        let body = serde_json::json!({ "description": description });
-        let id: Id = with_retries(&self.handle, "register", || {
-            self.api.post_json(&path, &body)
+        let request = RegisterWriter {
+            description: description.to_string(),
+        };
+        let writer = with_retries(&self.handle, "register", || {
+            self.api.register_writer(&self.vault, &request)
         })
         .map_err(|e| io_error(self.vault.clone(), "registering the backup".into(), e))?;
         let api = self.api.clone();
         let handle = self.handle.clone();
-        let release = format!("{path}/{}", id.id);
+        let vault = self.vault.clone();
+        let id = writer.id.clone();
         Ok(WriterGuard::with_release(
             WriterInfo {
-                id: id.id,
-                description: description.to_string(),
+                id: writer.id,
+                description: request.description,
             },
             move || {
                 // Best effort: the server also drops registrations when the job ends.
-                if let Err(e) = handle.block_on(api.delete(&release)) {
+                if let Err(e) = handle.block_on(api.release_writer(&vault, &id)) {
                     tracing::warn!(error = %e, "releasing the writer registration failed");
                 }
             },
@@ -310,19 +319,13 @@ impl WriterRegistry for RemoteWriters {
     }
 
     fn live(&self) -> Result<Vec<WriterInfo>> {
-        #[derive(serde::Deserialize)]
-        struct Live {
-            id: String,
-            description: String,
-        }
-        let path = format!("api/v1/agent/repos/{}/writers", self.vault);
-        let live: Vec<Live> = with_retries(&self.handle, "writers", || self.api.get_json(&path))
+        let live = with_retries(&self.handle, "writers", || self.api.writers(&self.vault))
             .map_err(|e| io_error(self.vault.clone(), "listing writers".into(), e))?;
         Ok(live
             .into_iter()
-            .map(|l| WriterInfo {
-                id: l.id,
-                description: l.description,
+            .map(|w| WriterInfo {
+                id: w.id,
+                description: w.description.unwrap_or_default(),
             })
             .collect())
     }

@@ -1,32 +1,39 @@
-//! What a job is to the agent: its assignment from the server, the repository it
-//! works on, and a failed end as reported.
+//! What a job is to the agent: its assignment from the server (`tresor-api`'s
+//! [`Assignment`]), the repository it works on, and a failed end as reported.
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use tresor_api::agents::Completion;
+use tresor_api::jobs::{JobErrorInfo, JobStatus};
 use tresor_client::ApiClient;
 use tresor_engine::Repository;
 
 use crate::remote::{RefusalSlot, RemoteBackend};
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Assignment {
-    pub(super) job_id: String,
-    pub(super) operation: String,
-    pub(super) vault_id: String,
-    pub(super) vm: Option<String>,
-    pub(super) point_name: Option<String>,
-    pub(super) passphrase: String,
-    pub(super) params: Value,
+pub(super) use tresor_api::agents::Assignment;
+
+/// A job's end with `status` and `warnings`, nothing else.
+pub(super) fn ended(status: JobStatus, warnings: Vec<String>) -> Completion {
+    Completion {
+        status,
+        warnings,
+        error: None,
+        point_id: None,
+        frozen_ms: None,
+        result: serde_json::Value::Null,
+    }
 }
 
-pub(super) fn failed(code: &str, message: String, recommendation: &str) -> Value {
-    json!({
-        "status": "Failed",
-        "error": { "code": code, "message": message, "recommendation": recommendation },
-    })
+/// A failed end: a stable code, what happened, what to do.
+pub(super) fn failed(code: &str, message: String, recommendation: &str) -> Completion {
+    Completion {
+        error: Some(JobErrorInfo {
+            code: code.to_string(),
+            message,
+            recommendation: recommendation.to_string(),
+        }),
+        ..ended(JobStatus::Failed, Vec::new())
+    }
 }
 
 /// The job's repository, and where its backend keeps the server's last error answer;
@@ -34,10 +41,9 @@ pub(super) fn failed(code: &str, message: String, recommendation: &str) -> Value
 pub(super) fn open_repo(
     api: &Arc<ApiClient>,
     job: &Assignment,
-) -> Result<(Repository, RefusalSlot), Value> {
+) -> Result<(Repository, RefusalSlot), Box<Completion>> {
     let handle = tokio::runtime::Handle::current();
-    let from_secondary = job.params["useSecondaryRegion"].as_bool().unwrap_or(false);
-    let backend = if from_secondary {
+    let backend = if job.params.use_secondary_region {
         RemoteBackend::secondary(api.clone(), handle, &job.vault_id)
     } else {
         RemoteBackend::new(api.clone(), handle, &job.vault_id)
@@ -46,10 +52,10 @@ pub(super) fn open_repo(
     tokio::task::block_in_place(|| Repository::open(Arc::new(backend), job.passphrase.as_bytes()))
         .map(|repo| (repo, refusal))
         .map_err(|e| {
-            failed(
+            Box::new(failed(
                 "VaultUnreachable",
                 format!("cannot open the vault's repository: {e}"),
                 "check the agent's connection (tresor agent check)",
-            )
+            ))
         })
 }

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use tresor_api::agents::Completion;
+use tresor_api::jobs::JobStatus;
 use tresor_client::ApiClient;
 use tresor_engine::progress::Progress;
 use tresor_qemu::QemuProvider;
 use tresor_vm::{CheckCode, VmRef};
 
-use super::assignment::{failed, open_repo, Assignment};
+use super::assignment::{ended, failed, open_repo, Assignment};
 use crate::{backup_vm, VmBackupOptions};
 
 /// A provider's stable code as a job error code (PascalCase, like the API's).
@@ -43,7 +44,7 @@ pub(super) async fn run_backup(
     provider: Arc<QemuProvider>,
     job: &Assignment,
     progress: Arc<Progress>,
-) -> Value {
+) -> Completion {
     let Some(vm) = &job.vm else {
         return failed(
             "InvalidJob",
@@ -53,7 +54,7 @@ pub(super) async fn run_backup(
     };
     let (repo, refusal) = match open_repo(api, job) {
         Ok(r) => r,
-        Err(end) => return end,
+        Err(end) => return *end,
     };
     let outcome = backup_vm(
         &repo,
@@ -67,16 +68,21 @@ pub(super) async fn run_backup(
     )
     .await;
     match outcome {
-        Ok(o) => json!({
-            "status": if o.warnings.is_empty() { "Completed" } else { "CompletedWithWarnings" },
-            "warnings": o.warnings,
-            "pointId": o.manifest.id,
-            "frozenMs": o.frozen_for.map(|d| d.as_millis() as u64),
-        }),
-        Err(e) if progress.cancelled() => json!({
-            "status": "Cancelled",
-            "warnings": [format!("stopped: {e}")],
-        }),
+        Ok(o) => {
+            let status = if o.warnings.is_empty() {
+                JobStatus::Completed
+            } else {
+                JobStatus::CompletedWithWarnings
+            };
+            Completion {
+                point_id: Some(o.manifest.id),
+                frozen_ms: o.frozen_for.map(|d| d.as_millis() as u64),
+                ..ended(status, o.warnings)
+            }
+        }
+        Err(e) if progress.cancelled() => {
+            ended(JobStatus::Cancelled, vec![format!("stopped: {e}")])
+        }
         // The server refused a call (its storage is full, it refused an upload): the
         // job ends with the server's code and advice, not a generic failure.
         Err(e) if e.code == CheckCode::BackupFailed => {

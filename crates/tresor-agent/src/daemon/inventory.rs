@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use tresor_api::agents::{Heartbeat, ReportedVm};
 use tresor_client::ApiClient;
 use tresor_qemu::QemuProvider;
 use tresor_vm::{VmDisk, VmProvider, VmRef};
@@ -19,14 +19,14 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// What the agent reports of its VMs: what each is, and its preflight checks (so that
 /// the portal shows why a VM could not be backed up before a backup fails).
-pub async fn inventory(provider: &dyn VmProvider) -> Vec<Value> {
+pub async fn inventory(provider: &dyn VmProvider) -> Vec<ReportedVm> {
     inventory_and_disks(provider).await.0
 }
 
 /// [`inventory`], and the disks of each VM that could be inspected.
 async fn inventory_and_disks(
     provider: &dyn VmProvider,
-) -> (Vec<Value>, BTreeMap<String, Vec<VmDisk>>) {
+) -> (Vec<ReportedVm>, BTreeMap<String, Vec<VmDisk>>) {
     let mut vms = Vec::new();
     let mut disks = BTreeMap::new();
     for vm in provider.list().await.unwrap_or_default() {
@@ -37,7 +37,11 @@ async fn inventory_and_disks(
                         .await
                         .ok();
                 disks.insert(vm.0.clone(), info.disks.clone());
-                vms.push(json!({ "vm": vm.0, "info": info, "preflight": preflight }))
+                vms.push(ReportedVm {
+                    vm: vm.0,
+                    info,
+                    preflight,
+                })
             }
             Ok(Err(e)) => tracing::warn!(vm = %vm, error = %e, "cannot inspect VM"),
             Err(_) => tracing::warn!(vm = %vm, "inspecting the VM timed out"),
@@ -101,11 +105,11 @@ pub(super) async fn heartbeats(
     loop {
         let (vms, disks) = inventory_and_disks(provider.as_ref()).await;
         remember_disks(&state_dir, disks);
-        let body = json!({ "version": env!("CARGO_PKG_VERSION"), "vms": vms });
-        if let Err(e) = api
-            .post_json::<_, Value>("api/v1/agent/heartbeat", &body)
-            .await
-        {
+        let heartbeat = Heartbeat {
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            vms,
+        };
+        if let Err(e) = api.heartbeat(&heartbeat).await {
             tracing::warn!(error = %e, "heartbeat failed");
         }
         tokio::select! {

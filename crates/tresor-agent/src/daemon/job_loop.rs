@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use tresor_api::agents::{self, Completion};
+use tresor_api::jobs::{JobOperation, JobStatus};
 use tresor_client::ApiClient;
 use tresor_engine::progress::Progress;
 use tresor_qemu::QemuProvider;
@@ -36,12 +37,12 @@ pub(super) async fn take_jobs(
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => return,
-            next = api.send(reqwest::Method::POST, "api/v1/agent/jobs/next", |r| r) => next,
+            next = api.next_job(None) => next,
         };
-        let response = match next {
-            Ok(r) => r,
+        let next = match next {
+            Ok(next) => next,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the server for jobs");
+                tracing::warn!(error = %e, "cannot take a job from the server");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
@@ -51,16 +52,8 @@ pub(super) async fn take_jobs(
             }
         };
         backoff = Duration::from_secs(1);
-        if response.status().as_u16() == 204 {
-            continue;
-        }
-        let job: Assignment = match response.json().await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable job assignment");
-                continue;
-            }
-        };
+        // None came within the server's wait.
+        let Some(job) = next else { continue };
         if shutdown.is_cancelled() {
             // Taken in the instant the agent was asked to stop: not started.
             let completion = failed(
@@ -88,7 +81,7 @@ async fn run_job(
     job: Assignment,
     shutdown: &CancellationToken,
 ) {
-    tracing::info!(job = %job.job_id, operation = %job.operation, "job started");
+    tracing::info!(job = %job.job_id, operation = job.operation.as_str(), "job started");
     let progress = Arc::new(Progress::default());
     let reporter = tokio::spawn(report_progress(
         api.clone(),
@@ -100,12 +93,14 @@ async fn run_job(
         config.drain_timeout(),
         progress.clone(),
     ));
-    let completion = match job.operation.as_str() {
-        "Backup" => run_backup(api, provider, &job, progress.clone()).await,
-        "Restore" => run_restore(api, config, provider.as_ref(), &job, progress.clone()).await,
+    let completion = match job.operation {
+        JobOperation::Backup => run_backup(api, provider, &job, progress.clone()).await,
+        JobOperation::Restore => {
+            run_restore(api, config, provider.as_ref(), &job, progress.clone()).await
+        }
         other => failed(
             "UnsupportedOperation",
-            format!("this agent does not run {other} jobs"),
+            format!("this agent does not run {} jobs", other.as_str()),
             "update the agent",
         ),
     };
@@ -119,7 +114,7 @@ async fn run_job(
         completion
     };
     report_end(api, &job.job_id, &completion, shutdown).await;
-    tracing::info!(job = %job.job_id, status = %completion["status"], "job ended");
+    tracing::info!(job = %job.job_id, status = ?completion.status, "job ended");
 }
 
 /// Once `shutdown` is cancelled, waits `drain`, then cancels the job.
@@ -140,19 +135,15 @@ async fn cancel_when_drained(
 
 /// A job's end after the agent's stop cancelled it: Failed with [`SHUTTING_DOWN`]
 /// where it ended cancelled. A point it committed, or a failure of its own, stands.
-fn shut_down(completion: Value) -> Value {
-    if completion["status"] != "Cancelled" {
+fn shut_down(completion: Completion) -> Completion {
+    if completion.status != JobStatus::Cancelled {
         return completion;
     }
-    let said: Vec<&str> = completion["warnings"]
-        .as_array()
-        .map(|w| w.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     failed(
         SHUTTING_DOWN,
         format!(
             "the agent was stopped, and cancelled the job before it ended ({})",
-            said.join("; ")
+            completion.warnings.join("; ")
         ),
         "run the job again; to let jobs finish when the agent stops, give it more time (drain_timeout_secs)",
     )
@@ -163,14 +154,13 @@ fn shut_down(completion: Value) -> Value {
 async fn report_end(
     api: &ApiClient,
     job_id: &str,
-    completion: &Value,
+    completion: &Completion,
     shutdown: &CancellationToken,
 ) {
-    let path = format!("api/v1/agent/jobs/{job_id}/complete");
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_secs(1);
     for _ in 0..30 {
-        let call = api.post_json::<_, Value>(&path, completion);
+        let call = api.complete_job(job_id, completion);
         let result = if shutdown.is_cancelled() {
             match tokio::time::timeout_at(started + REPORT_GRACE, call).await {
                 Ok(r) => r,
@@ -202,7 +192,6 @@ async fn report_end(
 /// Reports progress every few seconds; sets the cancel flag when the server asks for
 /// it.
 async fn report_progress(api: Arc<ApiClient>, job_id: String, progress: Arc<Progress>) {
-    let path = format!("api/v1/agent/jobs/{job_id}/progress");
     loop {
         tokio::time::sleep(PROGRESS_EVERY).await;
         let (done, total) = progress.snapshot();
@@ -211,9 +200,13 @@ async fn report_progress(api: Arc<ApiClient>, job_id: String, progress: Arc<Prog
         } else {
             "Take snapshot"
         };
-        let body = json!({ "bytesDone": done, "bytesTotal": total, "task": task });
-        match api.post_json::<_, Value>(&path, &body).await {
-            Ok(answer) if answer["cancel"] == true => progress.cancel.store(true, Ordering::SeqCst),
+        let report = agents::Progress {
+            bytes_done: done,
+            bytes_total: total,
+            task: Some(task.to_string()),
+        };
+        match api.job_progress(&job_id, &report).await {
+            Ok(answer) if answer.cancel => progress.cancel.store(true, Ordering::SeqCst),
             Ok(_) => {}
             Err(e) if e.status() == Some(409) => {
                 // The server ended the job (its lease ran out): stop working on it.
@@ -227,22 +220,62 @@ async fn report_progress(api: Arc<ApiClient>, job_id: String, progress: Arc<Prog
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    use super::super::assignment::ended;
     use super::*;
+
+    fn wire(c: &Completion) -> serde_json::Value {
+        serde_json::to_value(c).unwrap()
+    }
 
     /// A job the agent's stop cancelled fails with a code; one that completed, or
     /// failed of its own, keeps its end.
     #[test]
     fn a_job_cut_short_by_the_stop_fails_with_agent_shutting_down() {
-        let cut = shut_down(json!({ "status": "Cancelled", "warnings": ["stopped: cancelled"] }));
-        assert_eq!(cut["status"], "Failed");
-        assert_eq!(cut["error"]["code"], SHUTTING_DOWN);
-        assert!(cut["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("stopped: cancelled"));
-        let done = json!({ "status": "Completed", "pointId": "p" });
-        assert_eq!(shut_down(done.clone()), done);
+        let cut = shut_down(ended(
+            JobStatus::Cancelled,
+            vec!["stopped: cancelled".into()],
+        ));
+        assert_eq!(cut.status, JobStatus::Failed);
+        let error = cut.error.unwrap();
+        assert_eq!(error.code, SHUTTING_DOWN);
+        assert!(error.message.contains("stopped: cancelled"));
+        let done = Completion {
+            point_id: Some("p".into()),
+            ..ended(JobStatus::Completed, vec![])
+        };
+        assert_eq!(wire(&shut_down(done.clone())), wire(&done));
         let own = failed("VaultUnreachable", "no".into(), "check");
-        assert_eq!(shut_down(own.clone()), own);
+        assert_eq!(wire(&shut_down(own.clone())), wire(&own));
+    }
+
+    /// Ends go out as the server has always read them.
+    #[test]
+    fn ends_on_the_wire() {
+        assert_eq!(
+            wire(&failed("VaultUnreachable", "no".into(), "check")),
+            json!({
+                "status": "Failed",
+                "warnings": [],
+                "error": { "code": "VaultUnreachable", "message": "no", "recommendation": "check" },
+                "result": null,
+            })
+        );
+        let done = Completion {
+            point_id: Some("p".into()),
+            frozen_ms: Some(12),
+            ..ended(JobStatus::CompletedWithWarnings, vec!["w".into()])
+        };
+        assert_eq!(
+            wire(&done),
+            json!({
+                "status": "CompletedWithWarnings",
+                "warnings": ["w"],
+                "pointId": "p",
+                "frozenMs": 12,
+                "result": null,
+            })
+        );
     }
 }

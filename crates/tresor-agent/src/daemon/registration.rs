@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use tresor_api::agents::RegisterRequest;
+use tresor_api::vaults::CredentialsFile;
 use tresor_client::{ApiClient, ServerAddress, Transport};
 
 use super::config::{write_private, AgentConfig, AgentError};
@@ -22,18 +23,6 @@ pub struct AgentState {
     pub agent_id: String,
     pub credential: String,
     pub vault: String,
-}
-
-/// A vault credentials file (see the server's `vault credentials`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CredentialsFile {
-    server: String,
-    fingerprint: String,
-    secret: String,
-    /// The vault the file was made for: the server refuses it for another.
-    #[serde(default)]
-    vault: Option<String>,
 }
 
 fn state_path(config: &AgentConfig) -> PathBuf {
@@ -82,37 +71,24 @@ pub async fn load_or_register(config: &AgentConfig) -> Result<AgentState, AgentE
         Transport::new(&addr, config.proxy.as_ref(), CALL_TIMEOUT)?,
         None,
     );
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Registered {
-        agent_id: String,
-        credential: String,
-        vault: String,
-        #[serde(default)]
-        location: Option<String>,
-    }
-    let reg: Registered = api
-        .post_json(
-            "api/v1/agents/register",
-            &json!({
-                "secret": creds.secret,
-                "host": config.host(),
-                "location": config.location,
-                "vault": creds.vault,
-                "version": env!("CARGO_PKG_VERSION"),
-            }),
-        )
+    // The vault the file was made for goes along: the server refuses it for another.
+    let reg = api
+        .register_agent(&RegisterRequest {
+            secret: creds.secret,
+            host: config.host(),
+            location: Some(config.location.clone()),
+            vault: Some(creds.vault),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        })
         .await?;
     // The server places the host where its vault credentials say, whatever agent.toml
     // claims: say so, since VMs are offered only to vaults of that location.
-    if let Some(given) = &reg.location {
-        if !given.eq_ignore_ascii_case(&config.location) {
-            tracing::warn!(
-                registered = ?given,
-                configured = ?config.location,
-                "this host is registered in the location of its vault credentials, not the one agent.toml names; its VMs can be protected by vaults of that location"
-            );
-        }
+    if !reg.location.eq_ignore_ascii_case(&config.location) {
+        tracing::warn!(
+            registered = ?reg.location,
+            configured = ?config.location,
+            "this host is registered in the location of its vault credentials, not the one agent.toml names; its VMs can be protected by vaults of that location"
+        );
     }
     let state = AgentState {
         server: creds.server,

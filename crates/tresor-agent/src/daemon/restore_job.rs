@@ -4,16 +4,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use tresor_api::agents::Completion;
+use tresor_api::jobs::{JobStatus, RestoreResult, RestoredDisk};
 use tresor_client::ApiClient;
 use tresor_engine::progress::Progress;
 use tresor_engine::restore::OutputFormat;
 use tresor_vm::VmProvider;
 
-use super::assignment::{failed, open_repo, Assignment};
+use super::assignment::{ended, failed, open_repo, Assignment};
 use super::config::AgentConfig;
 use super::inventory::host_known_disks;
-use crate::restore::{restore_point, RestoreError, RestoreMode};
+use crate::restore::{restore_point, RestoreError, RestoreMode, RestoreOutcome};
 
 pub(super) async fn run_restore(
     api: &Arc<ApiClient>,
@@ -21,11 +22,11 @@ pub(super) async fn run_restore(
     provider: &dyn VmProvider,
     job: &Assignment,
     progress: Arc<Progress>,
-) -> Value {
+) -> Completion {
     let refused = |e: RestoreError| failed(e.code(), e.to_string(), e.recommendation());
     let p = &job.params;
-    let point_id = p["recoveryPoint"].as_str().unwrap_or_default().to_string();
-    let format = match p["format"].as_str() {
+    let point_id = p.recovery_point.clone().unwrap_or_default();
+    let format = match p.format.as_deref() {
         Some("qcow2") => Some(OutputFormat::Qcow2),
         Some("raw") => Some(OutputFormat::Raw),
         _ => None,
@@ -33,16 +34,16 @@ pub(super) async fn run_restore(
     // Checked before anything is read or written; the folders are made later, once
     // the point is known to exist.
     let roots = config.restore_roots();
-    let target = p["targetPath"].as_str().map(Path::new);
-    let mode = match (p["mode"].as_str(), target) {
+    let target = p.target_path.as_deref().map(Path::new);
+    let mode = match (p.mode.as_deref(), target) {
         (Some("RestoreDisks"), Some(target)) => match roots.resolve(target) {
             Ok(folder) => RestoreMode::Disks { folder, format },
             Err(e) => return refused(e.into()),
         },
         (Some("CreateVm"), Some(target)) => {
-            let name = p["newName"]
-                .as_str()
-                .map(str::to_string)
+            let name = p
+                .new_name
+                .clone()
                 .unwrap_or_else(|| format!("{}-restored", job.vm.clone().unwrap_or_default()));
             if let Err(e) = tresor_qemu::validate_vm_name(&name) {
                 return refused(e.into());
@@ -74,14 +75,17 @@ pub(super) async fn run_restore(
         _ => {
             return failed(
                 "InvalidRestoreRequest",
-                format!("cannot restore with {p}"),
+                format!(
+                    "cannot restore with mode {:?} and target path {:?}",
+                    p.mode, p.target_path
+                ),
                 "give a mode and a target path",
             )
         }
     };
     let (repo, _) = match open_repo(api, job) {
         Ok(r) => r,
-        Err(end) => return end,
+        Err(end) => return *end,
     };
     let result = tokio::task::block_in_place(|| {
         let manifest = repo.load_point(&point_id)?;
@@ -104,18 +108,65 @@ pub(super) async fn run_restore(
         restore_point(&repo, &manifest, &mode, Some(&progress))
     });
     match result {
-        Ok(out) => json!({
-            "status": "Completed",
-            "warnings": out.notes,
-            "result": {
-                "disks": out.disks.iter().map(|d| json!({"name": d.name, "path": d.path, "format": d.format})).collect::<Vec<_>>(),
-                "definition": out.definition,
-                "startScript": out.start_script,
-            },
-        }),
-        Err(e) if progress.cancelled() => {
-            json!({ "status": "Cancelled", "warnings": [e.to_string()] })
-        }
+        Ok(out) => completed(out),
+        Err(e) if progress.cancelled() => ended(JobStatus::Cancelled, vec![e.to_string()]),
         Err(e) => refused(e),
+    }
+}
+
+/// A restore's end: Completed, with what it made as the job's result.
+fn completed(out: RestoreOutcome) -> Completion {
+    let shown = |p: &Path| p.to_string_lossy().into_owned();
+    let result = RestoreResult {
+        disks: out
+            .disks
+            .into_iter()
+            .map(|d| RestoredDisk {
+                path: shown(&d.path),
+                name: d.name,
+                format: d.format,
+            })
+            .collect(),
+        definition: out.definition.as_deref().map(shown),
+        start_script: out.start_script.as_deref().map(shown),
+    };
+    Completion {
+        result: serde_json::to_value(result).expect("a restore's result serializes"),
+        ..ended(JobStatus::Completed, out.notes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+    use tresor_qemu::RestoredDisk;
+
+    use super::*;
+
+    /// A restore's end carries what it made, in the shape the server shows.
+    #[test]
+    fn a_restores_result_on_the_wire() {
+        let end = completed(RestoreOutcome {
+            disks: vec![RestoredDisk {
+                name: "vda".into(),
+                path: PathBuf::from("/srv/restore/a/vda.qcow2"),
+                format: "qcow2".into(),
+            }],
+            definition: Some(PathBuf::from("/srv/restore/a/vm.json")),
+            start_script: None,
+            notes: vec!["n".into()],
+        });
+        assert_eq!(end.status, JobStatus::Completed);
+        assert_eq!(end.warnings, ["n"]);
+        assert_eq!(
+            end.result,
+            json!({
+                "disks": [{ "name": "vda", "path": "/srv/restore/a/vda.qcow2", "format": "qcow2" }],
+                "definition": "/srv/restore/a/vm.json",
+                "startScript": null,
+            })
+        );
     }
 }
