@@ -1,6 +1,8 @@
 //! `tresor agent run` and `tresor agent check`: the host agent, and a test of its
 //! way to the server.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 use tresor_agent::daemon::AgentConfig;
 use tresor_api::vaults::CredentialsFile;
@@ -10,12 +12,20 @@ use super::serve::shutdown_signal;
 use crate::cli::AgentCommand;
 use crate::commands::runtime;
 
+/// How long the process waits, once the agent has stopped, for blocking work it left
+/// behind (a job the stop gave up on) before it exits anyway.
+const LEFTOVER_WORK_LIMIT: Duration = Duration::from_secs(5);
+
 pub fn agent(cmd: AgentCommand) -> Result<()> {
     let rt = runtime()?;
     match cmd {
         AgentCommand::Run { config } => {
             let config = AgentConfig::load(&config)?;
-            rt.block_on(tresor_agent::daemon::run(config, shutdown_signal()))?;
+            let ended = rt.block_on(tresor_agent::daemon::run(config, shutdown_signal()));
+            // `run` has bounded every wait of the stop; a blocking thread still busy
+            // (the engine, a VM's view) must not keep the process alive.
+            rt.shutdown_timeout(LEFTOVER_WORK_LIMIT);
+            ended?;
             Ok(())
         }
         AgentCommand::Check { config } => {
