@@ -139,17 +139,6 @@ where
 }
 
 /// The server's name of an object kind (its folder in the repository, FORMAT.md).
-fn kind_name(kind: ObjectKind) -> &'static str {
-    match kind {
-        ObjectKind::Config => "config",
-        ObjectKind::Key => "keys",
-        ObjectKind::Pack => "data",
-        ObjectKind::Index => "index",
-        ObjectKind::Point => "points",
-        ObjectKind::Gc => "gc",
-    }
-}
-
 fn io_error(backend: String, what: String, e: ClientError) -> Error {
     Error::Io {
         backend,
@@ -177,7 +166,7 @@ impl Backend for RemoteBackend {
         let bytes = bytes::Bytes::copy_from_slice(data);
         with_retries(&self.handle, "upload", || {
             self.api
-                .put_object(&self.vault, kind_name(kind), name, bytes.clone())
+                .put_object(&self.vault, kind.name(), name, bytes.clone())
         })
         .map_err(|e| {
             io_error(
@@ -191,7 +180,7 @@ impl Backend for RemoteBackend {
     fn get(&self, kind: ObjectKind, name: &str) -> Result<Vec<u8>> {
         match with_retries(&self.handle, "download", || {
             self.api
-                .object(&self.vault, self.region, kind_name(kind), name, None)
+                .object(&self.vault, self.region, kind.name(), name, None)
         }) {
             Ok(b) => Ok(b.to_vec()),
             Err(e) if e.status() == Some(404) => Err(Error::NotFound {
@@ -213,7 +202,7 @@ impl Backend for RemoteBackend {
             self.api.object(
                 &self.vault,
                 self.region,
-                kind_name(kind),
+                kind.name(),
                 name,
                 Some((offset, len)),
             )
@@ -250,7 +239,7 @@ impl Backend for RemoteBackend {
 
     fn list(&self, kind: ObjectKind) -> Result<Vec<ObjectInfo>> {
         let entries = with_retries(&self.handle, "list", || {
-            self.api.objects(&self.vault, self.region, kind_name(kind))
+            self.api.objects(&self.vault, self.region, kind.name())
         })
         .map_err(|e| {
             io_error(

@@ -127,8 +127,8 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
         ),
         (
             "tresor-agent",
-            all(&[SQL, SERVER_SIDE, &["axum", "axum-server", "maud"]]),
-            "an agent talks to the server over the wire contract only",
+            all(&[SQL, SERVER_SIDE, &["axum", "axum-server", "maud", "reqwest"]]),
+            "an agent talks to the server over the wire contract only, through tresor-client",
         ),
         (
             "tresor-client",

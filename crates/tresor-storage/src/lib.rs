@@ -51,6 +51,20 @@ impl ObjectKind {
         ObjectKind::Gc,
     ];
 
+    /// The kind's name where a name is needed (a path of the vault server's API):
+    /// its folder, and `config` for the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Config => "config",
+            other => other.dir(),
+        }
+    }
+
+    /// The kind called `name` (see [`ObjectKind::name`]).
+    pub fn from_name(name: &str) -> Option<ObjectKind> {
+        ObjectKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The folder (or key prefix) of this kind.
     pub fn dir(self) -> &'static str {
         match self {
@@ -184,4 +198,20 @@ pub fn check_name(name: &str) -> Result<()> {
         return Err(Error::BadName(name.to_string()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_found_by_their_names() {
+        for k in ObjectKind::ALL {
+            assert_eq!(ObjectKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(ObjectKind::Config.name(), "config");
+        assert_eq!(ObjectKind::Pack.name(), "data");
+        assert_eq!(ObjectKind::from_name(""), None);
+        assert_eq!(ObjectKind::from_name("packs"), None);
+    }
 }

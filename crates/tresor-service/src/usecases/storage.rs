@@ -46,20 +46,12 @@ pub enum Stored {
 
 /// The names kinds have in paths.
 pub fn kind_of(name: &str) -> ServiceResult<ObjectKind> {
-    Ok(match name {
-        "config" => ObjectKind::Config,
-        "keys" => ObjectKind::Key,
-        "data" => ObjectKind::Pack,
-        "index" => ObjectKind::Index,
-        "points" => ObjectKind::Point,
-        "gc" => ObjectKind::Gc,
-        other => {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidObjectKind,
-                format!("no object kind {other:?}"),
-                "use config, keys, data, index, points or gc",
-            ))
-        }
+    ObjectKind::from_name(name).ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::InvalidObjectKind,
+            format!("no object kind {name:?}"),
+            "use config, keys, data, index, points or gc",
+        )
     })
 }
 
