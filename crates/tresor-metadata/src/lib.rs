@@ -11,10 +11,14 @@
 //! Rules live in the domain model; enums travel here as their names, and documents
 //! that only the server interprets (a policy, a job's progress) as JSON.
 //!
+//! The audit log is append-only: [`MetadataStore::append_audit`] links each entry
+//! to the one before it by hash (`audit`), and no method changes or removes one.
+//!
 //! Times are [`jiff::Timestamp`]s, stored as milliseconds since the Unix epoch (UTC).
 //!
 //! **Architecture invariant:** knows nothing of HTTP, QEMU or repositories.
 
+pub mod audit;
 mod rows;
 mod sqlite;
 
@@ -50,6 +54,17 @@ pub struct JobFilter {
     pub from: Option<Timestamp>,
     /// Created before.
     pub to: Option<Timestamp>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Which audit entries [`MetadataStore::list_audit`] returns, in seq order.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// From this seq on; without it, the newest `limit` entries.
+    pub from: Option<u64>,
+    /// Only entries of this vault (by name, as recorded).
+    pub vault: Option<String>,
     /// At most this many (default 100).
     pub limit: Option<u32>,
 }
@@ -153,4 +168,11 @@ pub trait MetadataStore: Send + Sync {
     // only the server interprets.
     fn get_replication(&self, vault_id: &str) -> Result<Option<Value>>;
     fn put_replication(&self, vault_id: &str, body: &Value) -> Result<()>;
+
+    // The audit log: append and read, nothing else.
+    /// Appends an entry, linked to the last one (reading the last hash and inserting
+    /// in one transaction); returns its seq.
+    fn append_audit(&self, entry: &NewAudit) -> Result<u64>;
+    /// Entries in seq order (see [`AuditFilter`]).
+    fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
 }

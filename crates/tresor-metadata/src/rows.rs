@@ -147,3 +147,46 @@ pub struct PointRow {
     /// the secondary still holds it (the soft-delete window).
     pub primary_deleted: Option<Timestamp>,
 }
+
+/// An entry of the audit log as the service gives it: the store links it to the
+/// chain (`seq`, `prev_hash`, `hash`) when it appends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewAudit {
+    pub time: Timestamp,
+    /// `admin`, `agent` or `anonymous` (a caller without a valid credential).
+    pub actor_kind: String,
+    /// The token's name, the agent's host, or empty.
+    pub actor: String,
+    /// The client's IP address, or empty.
+    pub origin: String,
+    /// The vault the object belongs to, or empty.
+    pub vault: String,
+    /// `vault.create`, `item.disable`, `token.delete`, ...
+    pub action: String,
+    /// The object's name or id.
+    pub object: String,
+    /// `Succeeded` or the refusal's error code.
+    pub result: String,
+    /// A short text (or JSON) with more, or empty.
+    pub detail: String,
+}
+
+/// An entry of the audit log: appended, never changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// 1, 2, 3... in order of appending.
+    pub seq: u64,
+    pub time: Timestamp,
+    pub actor_kind: String,
+    pub actor: String,
+    pub origin: String,
+    pub vault: String,
+    pub action: String,
+    pub object: String,
+    pub result: String,
+    pub detail: String,
+    /// The previous entry's hash (32 zero bytes for the first).
+    pub prev_hash: [u8; 32],
+    /// SHA-256 of this entry's encoding (`audit::encode`).
+    pub hash: [u8; 32],
+}

@@ -3,8 +3,10 @@
 
 use rusqlite::Row;
 
-use super::values::{json, opt_ts, ts};
-use crate::{AgentRow, EnrollmentRow, ItemRow, JobRow, PointRow, PolicyRow, TokenRow, VaultRow};
+use super::values::{hash32, json, opt_ts, ts};
+use crate::{
+    AgentRow, AuditRow, EnrollmentRow, ItemRow, JobRow, PointRow, PolicyRow, TokenRow, VaultRow,
+};
 
 pub(super) fn enrollment_row(r: &Row) -> rusqlite::Result<EnrollmentRow> {
     Ok(EnrollmentRow {
@@ -118,5 +120,24 @@ pub(super) fn point_row(r: &Row) -> rusqlite::Result<PointRow> {
         body: json(r.get(8)?)?,
         replicated: opt_ts(r.get(9)?)?,
         primary_deleted: opt_ts(r.get(10)?)?,
+    })
+}
+
+pub(super) const AUDIT_COLS: &str =
+    "seq, time, actor_kind, actor, origin, vault, action, object, result, detail, prev_hash, hash";
+pub(super) fn audit_row(r: &Row) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get::<_, i64>(0)? as u64,
+        time: ts(r.get(1)?)?,
+        actor_kind: r.get(2)?,
+        actor: r.get(3)?,
+        origin: r.get(4)?,
+        vault: r.get(5)?,
+        action: r.get(6)?,
+        object: r.get(7)?,
+        result: r.get(8)?,
+        detail: r.get(9)?,
+        prev_hash: hash32(r.get(10)?)?,
+        hash: hash32(r.get(11)?)?,
     })
 }

@@ -80,6 +80,17 @@ CREATE TABLE replication (
 -- operator's word, not the agent's); NULL means the vault's location.
 ALTER TABLE enrollments ADD COLUMN location TEXT;
 "#,
+    r#"
+-- The audit log: every change, who, from where, with its result; each entry's hash
+-- covers it and the previous entry's hash (FORMAT.md, appendix "Audit log").
+-- Appended only: the store has no statement that updates or deletes a row here.
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor_kind TEXT NOT NULL,
+    actor TEXT NOT NULL, origin TEXT NOT NULL, vault TEXT NOT NULL, action TEXT NOT NULL,
+    object TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL,
+    prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE INDEX audit_by_vault ON audit (vault, seq);
+"#,
 ];
 
 /// Applies the migrations a database at `user_version` has not had yet, each in

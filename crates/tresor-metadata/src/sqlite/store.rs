@@ -1,15 +1,15 @@
 //! The queries of every table, in the order of the [`MetadataStore`] trait.
 
 use jiff::Timestamp;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
 use super::columns::*;
-use super::values::{db, json, ms, ts, unique};
+use super::values::{db, hash32, json, ms, ts, unique};
 use super::SqliteStore;
 use crate::{
-    AgentRow, EnrollmentRow, ItemRow, JobFilter, JobRow, MetadataStore, PointRow, PolicyRow,
-    Result, StoreError, TokenRow, VaultRow, VmRow,
+    audit, AgentRow, AuditFilter, AuditRow, EnrollmentRow, ItemRow, JobFilter, JobRow,
+    MetadataStore, NewAudit, PointRow, PolicyRow, Result, StoreError, TokenRow, VaultRow, VmRow,
 };
 
 impl MetadataStore for SqliteStore {
@@ -554,5 +554,78 @@ impl MetadataStore for SqliteStore {
             params![vault_id, body.to_string()],
             &format!("replication state of vault {vault_id}"),
         )
+    }
+
+    fn append_audit(&self, entry: &NewAudit) -> Result<u64> {
+        let conn = self.conn.lock();
+        // IMMEDIATE: the write lock is taken before the last hash is read, so no other
+        // writer (another process on the same file) can append between the two.
+        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        let (seq, prev) = match last {
+            None => (1, audit::GENESIS),
+            Some((seq, hash)) => (seq as u64 + 1, hash32(hash).map_err(db)?),
+        };
+        let row = audit::chain(entry, seq, prev);
+        tx.execute(
+            &format!(
+                "INSERT INTO audit ({AUDIT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
+            params![
+                row.seq as i64,
+                ms(row.time),
+                row.actor_kind,
+                row.actor,
+                row.origin,
+                row.vault,
+                row.action,
+                row.object,
+                row.result,
+                row.detail,
+                &row.prev_hash[..],
+                &row.hash[..]
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(seq)
+    }
+
+    fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRow>> {
+        let limit = f.limit.unwrap_or(100) as i64;
+        let vault = f.vault.clone();
+        let by_vault = if vault.is_some() {
+            "AND vault = ?2 COLLATE NOCASE"
+        } else {
+            "AND ?2 IS NULL"
+        };
+        match f.from {
+            Some(from) => self.query(
+                &format!(
+                    "SELECT {AUDIT_COLS} FROM audit WHERE seq >= ?1 {by_vault} ORDER BY seq LIMIT ?3"
+                ),
+                params![from.min(i64::MAX as u64) as i64, vault, limit],
+                audit_row,
+            ),
+            None => {
+                let mut rows = self.query(
+                    &format!(
+                        "SELECT {AUDIT_COLS} FROM audit WHERE ?1 IS NULL {by_vault} ORDER BY seq DESC LIMIT ?3"
+                    ),
+                    params![Option::<i64>::None, vault, limit],
+                    audit_row,
+                )?;
+                rows.reverse();
+                Ok(rows)
+            }
+        }
     }
 }

@@ -49,3 +49,10 @@ pub(super) fn not_found(what: String) -> impl FnOnce(rusqlite::Error) -> StoreEr
         e => db(e),
     }
 }
+
+/// A stored hash: 32 bytes. A blob of another length (the table edited by hand) reads
+/// as 32 bytes of 0xff, which no SHA-256 chain produces: verifying the log then names
+/// that entry instead of failing to read it.
+pub(super) fn hash32(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    Ok(<[u8; 32]>::try_from(v.as_slice()).unwrap_or([0xff; 32]))
+}
