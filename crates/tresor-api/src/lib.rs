@@ -17,6 +17,7 @@
 //! - [`overview`]: a vault's storage figures, reported VMs with the vault protecting each.
 //! - [`storage`]: an agent's access to its repository (objects, writers).
 //! - [`tokens`]: API tokens.
+//! - [`audit`]: the audit log and the check of its chain.
 //! - [`error`]: the error answer and its codes.
 //! - [`config`]: the CLI's configuration file and the service's ping.
 //!
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agents;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod inventory;

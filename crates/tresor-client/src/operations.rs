@@ -10,6 +10,7 @@ use tresor_api::agents::{
     Agent, AgentPing, Assignment, Completion, CompletionAnswer, Heartbeat, HeartbeatAnswer,
     NextQuery, Progress, ProgressAnswer, RegisterRequest, RegisterResponse,
 };
+use tresor_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use tresor_api::config::Ping;
 use tresor_api::items::{
     BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
@@ -280,6 +281,19 @@ impl ApiClient {
             &[vault, item, point],
         )?;
         self.get_json(&with_query(p, &region.query())?).await
+    }
+
+    // -------------------------------------------------------------- audit
+
+    /// `GET /api/v1/audit`: entries in seq order (from `query.from`, or the newest).
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.get_json(&with_query(path("api/v1/audit", &[])?, query)?)
+            .await
+    }
+
+    /// `GET /api/v1/audit/verify`: whether the audit log's chain holds.
+    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        self.get_json(&path("api/v1/audit/verify", &[])?).await
     }
 
     // -------------------------------------------------------------- jobs

@@ -50,7 +50,7 @@ impl FromRequestParts<Arc<Service>> for Operator {
         parts: &mut Parts,
         service: &Arc<Service>,
     ) -> Result<Operator, Response> {
-        match session_of(service, &parts.headers) {
+        match session_of(service, parts) {
             Some(s) => Ok(Operator {
                 who: s.principal.name().to_string(),
                 principal: s.principal,

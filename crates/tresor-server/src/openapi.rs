@@ -21,6 +21,7 @@ use tresor_api::agents::{
     Agent, AgentPing, Assignment, Completion, CompletionAnswer, Heartbeat, HeartbeatAnswer,
     NextQuery, Progress, ProgressAnswer, RegisterRequest, RegisterResponse,
 };
+use tresor_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use tresor_api::config::Ping;
 use tresor_api::items::{
     BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
@@ -219,6 +220,8 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/vaults/{vault}/jobs", "listJobs", "List jobs, newest first", C::Admin, B::None, &[A::Json(200, list_of::<Job>())]).query::<JobQuery>(),
     op("get", "/api/v1/vaults/{vault}/jobs/{job}", "showJob", "Show a job", C::Admin, B::None, &[A::Json(200, schema::<Job>())]),
     op("post", "/api/v1/vaults/{vault}/jobs/{job}/cancel", "cancelJob", "Cancel a job", C::Admin, B::None, &[A::Json(200, schema::<Job>())]).errors(&[409]),
+    op("get", "/api/v1/audit", "listAudit", "List the audit log in seq order: from a seq on, or the newest entries", C::Admin, B::None, &[A::Json(200, list_of::<AuditEntry>())]).query::<AuditQuery>(),
+    op("get", "/api/v1/audit/verify", "verifyAudit", "Check the audit log's hash chain; names the first entry that does not fit", C::Admin, B::None, &[A::Json(200, schema::<AuditVerification>())]),
     op("get", "/api/v1/agents", "listAgents", "List host agents: online, version, last heartbeat, VMs with their preflight checks", C::Admin, B::None, &[A::Json(200, list_of::<Agent>())]),
     op("post", "/api/v1/agents/register", "registerAgent", "Register a host agent with a vault credentials secret", C::Registration, B::Json(schema::<RegisterRequest>()), &[A::Json(201, schema::<RegisterResponse>())]).errors(&[429]),
     op("get", "/api/v1/agent/ping", "agentPing", "Check an agent's credential", C::Agent, B::None, &[A::Json(200, schema::<AgentPing>())]),

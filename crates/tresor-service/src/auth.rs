@@ -6,6 +6,8 @@
 //! no public constructor, so an adapter holds one only after the service checked a
 //! credential. Every use case takes one and says what it needs of it.
 
+use std::net::IpAddr;
+
 use rand::RngCore;
 use tresor_metadata::AgentRow;
 
@@ -48,15 +50,18 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 /// Code outside the service cannot make one, neither by its fields nor otherwise:
 ///
 /// ```compile_fail
-/// let forged = tresor_service::Principal { who: unimplemented!() };
+/// let forged = tresor_service::Principal { who: unimplemented!(), origin: unimplemented!() };
 /// ```
 ///
 /// ```compile_fail
-/// let forged = tresor_service::Principal::admin("id".into(), "admin".into());
+/// let forged = tresor_service::Principal::admin("id".into(), "admin".into(), [127, 0, 0, 1].into());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Principal {
     who: Who,
+    /// The client's address, as the adapter saw the connection (the audit log's
+    /// "from where").
+    origin: IpAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -70,15 +75,30 @@ enum Who {
 impl Principal {
     /// Only `usecases/sign_in.rs` and `sessions.rs` make principals, after checking a
     /// credential.
-    pub(crate) fn admin(token_id: String, name: String) -> Principal {
+    pub(crate) fn admin(token_id: String, name: String, origin: IpAddr) -> Principal {
         Principal {
             who: Who::Admin { token_id, name },
+            origin,
         }
     }
 
-    pub(crate) fn agent(agent: AgentRow) -> Principal {
+    pub(crate) fn agent(agent: AgentRow, origin: IpAddr) -> Principal {
         Principal {
             who: Who::Agent(agent),
+            origin,
+        }
+    }
+
+    /// The client's IP address.
+    pub fn origin(&self) -> IpAddr {
+        self.origin
+    }
+
+    /// `admin` or `agent`: the audit log's actor kind.
+    pub fn kind(&self) -> &'static str {
+        match &self.who {
+            Who::Admin { .. } => "admin",
+            Who::Agent(_) => "agent",
         }
     }
 

@@ -12,6 +12,8 @@
 //!   objects and writers), tokens.
 //! - `auth.rs`: secrets, [`Principal`] (made only here); `sessions.rs`: portal
 //!   sessions; `attempts.rs`: failed attempts limited per client address.
+//! - `audit.rs`: the audit trail: every change and refused change recorded in the
+//!   catalogue's hash-chained log; reading and verifying it.
 //! - `jobs.rs`: the job engine (leases, completion, the recovery point catalogue,
 //!   retention); `scheduler.rs`: policies' schedules to backup jobs.
 //! - `replication.rs`: GeoRedundant vaults copied to the paired location;
@@ -27,6 +29,7 @@
 //! (`tresor-metadata`), data is the engine's (`tresor-engine`).
 
 pub mod attempts;
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod catalogue;

@@ -11,6 +11,7 @@
 //!   and out are use cases (`usecases/sign_in.rs`).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
@@ -64,8 +65,9 @@ impl Sessions {
         id
     }
 
-    /// The session of `id`, if it is alive (and marks it used).
-    pub(crate) fn find(&self, id: &str, now: Timestamp) -> Option<SignedIn> {
+    /// The session of `id`, if it is alive (and marks it used), for a request from
+    /// `origin`.
+    pub(crate) fn find(&self, id: &str, now: Timestamp, origin: IpAddr) -> Option<SignedIn> {
         let mut map = self.by_hash.lock();
         let key = hash_secret(id);
         let s = map.get_mut(&key)?;
@@ -75,7 +77,7 @@ impl Sessions {
         }
         s.last_seen = now;
         Some(SignedIn {
-            principal: Principal::admin(s.token_id.clone(), s.who.clone()),
+            principal: Principal::admin(s.token_id.clone(), s.who.clone(), origin),
             csrf: s.csrf.clone(),
         })
     }
@@ -104,27 +106,32 @@ mod tests {
     #[test]
     fn sessions_expire_and_close() {
         let s = Sessions::default();
+        let ip = IpAddr::from([127, 0, 0, 1]);
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let id = s.open("t1", "admin", t0);
-        assert!(s.find(&id, t0 + SignedDuration::from_mins(30)).is_some());
+        assert!(s
+            .find(&id, t0 + SignedDuration::from_mins(30), ip)
+            .is_some());
         // Idle for more than an hour: gone.
-        assert!(s.find(&id, t0 + SignedDuration::from_mins(91)).is_none());
+        assert!(s
+            .find(&id, t0 + SignedDuration::from_mins(91), ip)
+            .is_none());
         let id = s.open("t1", "admin", t0);
         let mut t = t0;
         for _ in 0..13 {
             t += SignedDuration::from_mins(55);
-            let alive = s.find(&id, t).is_some();
+            let alive = s.find(&id, t, ip).is_some();
             assert_eq!(alive, t < t0 + MAX_AGE, "{t}");
         }
         let id = s.open("t1", "admin", t0);
         s.close(&id);
-        assert!(s.find(&id, t0).is_none());
+        assert!(s.find(&id, t0, ip).is_none());
         let a = s.open("t-ops", "ops", t0);
         let b = s.open("t-ops", "ops", t0);
         let c = s.open("t-scripts", "scripts", t0);
         assert_eq!(s.close_for_token("t-ops"), 2);
-        assert!(s.find(&a, t0).is_none() && s.find(&b, t0).is_none());
-        assert!(s.find(&c, t0).is_some());
-        assert!(s.find("tresor_session_forged", t0).is_none());
+        assert!(s.find(&a, t0, ip).is_none() && s.find(&b, t0, ip).is_none());
+        assert!(s.find(&c, t0, ip).is_some());
+        assert!(s.find("tresor_session_forged", t0, ip).is_none());
     }
 }

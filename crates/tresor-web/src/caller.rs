@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use tresor_service::auth::same_secret;
 use tresor_service::csrf_mismatch;
 use tresor_service::{Principal, Service, ServiceError, SignedIn};
@@ -25,8 +25,17 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// The live portal session of a request, if any.
-pub fn session_of(service: &Service, headers: &HeaderMap) -> Option<SignedIn> {
-    service.session(cookie(headers, SESSION_COOKIE)?)
+pub fn session_of(service: &Service, parts: &Parts) -> Option<SignedIn> {
+    service.session(cookie(&parts.headers, SESSION_COOKIE)?, client_ip(parts))
+}
+
+/// The client's address (see [`ClientIp`]).
+pub fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 /// An administrator: the admin token or an API token as a bearer token, or a portal
@@ -42,9 +51,11 @@ impl FromRequestParts<Arc<Service>> for Admin {
         service: &Arc<Service>,
     ) -> Result<Admin, HttpError> {
         if let Some(token) = bearer(parts) {
-            return Ok(Admin(service.authenticate_admin(token).await?));
+            return Ok(Admin(
+                service.authenticate_admin(token, client_ip(parts)).await?,
+            ));
         }
-        let session = session_of(service, &parts.headers).ok_or_else(ServiceError::unauthorized)?;
+        let session = session_of(service, parts).ok_or_else(ServiceError::unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD);
         let sent = parts
             .headers
@@ -69,7 +80,9 @@ impl FromRequestParts<Arc<Service>> for AgentCaller {
         service: &Arc<Service>,
     ) -> Result<AgentCaller, HttpError> {
         let token = bearer(parts).ok_or_else(ServiceError::unauthorized)?;
-        Ok(AgentCaller(service.authenticate_agent(token).await?))
+        Ok(AgentCaller(
+            service.authenticate_agent(token, client_ip(parts)).await?,
+        ))
     }
 }
 
@@ -83,12 +96,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientIp, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
-        ))
+        Ok(ClientIp(client_ip(parts)))
     }
 }

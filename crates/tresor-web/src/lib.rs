@@ -15,5 +15,5 @@ mod caller;
 pub mod cookies;
 
 pub use answer::{HttpError, HttpResult, InternalDetail};
-pub use caller::{session_of, Admin, AgentCaller, ClientIp};
+pub use caller::{client_ip, session_of, Admin, AgentCaller, ClientIp};
 pub use tresor_service::Principal;

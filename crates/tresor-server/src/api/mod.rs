@@ -1,6 +1,7 @@
 //! The REST API: one module per resource, the routes in one table.
 
 pub mod agents;
+pub mod audit;
 pub mod items;
 pub mod jobs;
 pub mod policies;
@@ -158,6 +159,8 @@ pub fn router(state: Arc<Service>) -> Router {
         .route(&format!("{v}/jobs"), get(jobs::list))
         .route(&format!("{v}/jobs/{{job}}"), get(jobs::show))
         .route(&format!("{v}/jobs/{{job}}/cancel"), post(jobs::cancel))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/agents", get(agents::list))
         .route("/api/v1/agents/register", post(agents::register))
         .route("/api/v1/agent/ping", get(agents::ping))

@@ -16,6 +16,7 @@ use tresor_api::ErrorCode;
 use tresor_domain::{JobOperation, JobStatus};
 use tresor_metadata::{AgentRow, VmRow};
 
+use crate::audit::{Actor, Target};
 use crate::auth::{hash_secret, new_id, new_secret, Principal};
 use crate::catalogue::parse_state;
 use crate::error::{ServiceError, ServiceResult};
@@ -189,16 +190,33 @@ pub fn online(agent: &AgentRow, now: Timestamp) -> bool {
 impl Service {
     /// Registers a host agent with a vault credentials file's one-time secret (no
     /// principal: the secret is the credential). Every attempt counts against the
-    /// client's address.
+    /// client's address, and is recorded in the audit log (`agent.register`, by an
+    /// anonymous actor from that address).
     pub async fn register_agent(
         self: &Arc<Self>,
         ip: IpAddr,
         req: RegisterRequest,
     ) -> ServiceResult<RegisterResponse> {
+        // An address over its limit is refused before anything else, and not recorded:
+        // the limit is what keeps a flood of attempts out of the audit log.
         if let Err(wait) = self.limiters.register.take(ip, std::time::Instant::now()) {
             tracing::warn!(client = %ip, "agent registration refused: too many attempts");
             return Err(wait.error("registration attempts"));
         }
+        let target = Target::in_vault(req.vault.as_deref().unwrap_or(""), req.host.trim());
+        let r = self.register(req).await;
+        let target = match &r {
+            Ok(done) => Target::in_vault(&done.vault, &target.object).detail(format!(
+                "agent {} location {}",
+                done.agent_id, done.location
+            )),
+            Err(_) => target,
+        };
+        self.audited_as(Actor::anonymous(ip), "agent.register", target, r)
+            .await
+    }
+
+    async fn register(self: &Arc<Self>, req: RegisterRequest) -> ServiceResult<RegisterResponse> {
         let host = req.host.trim().to_string();
         if host.is_empty() || host.len() > 253 || !is_plain_text(&host) {
             return Err(ServiceError::new(

@@ -14,6 +14,7 @@ use tresor_domain::{
 };
 use tresor_metadata::{AgentRow, ItemRow, VaultRow};
 
+use crate::audit::Target;
 use crate::auth::{new_id, Principal};
 use crate::catalogue::{find_item, find_policy, find_vault, parse_state};
 use crate::error::{ServiceError, ServiceResult};
@@ -186,95 +187,101 @@ impl Service {
         vault: String,
         req: EnableProtection,
     ) -> ServiceResult<ProtectedItem> {
-        who.require_admin()?;
-        self
-            .blocking(move |s| {
-                let v = find_vault(s, &vault)?;
-                let policy_name = req.policy.as_deref().unwrap_or("DefaultPolicy");
-                let (policy, _) = find_policy(s, &v, policy_name)?;
-                let agent = find_agent(s, &req.host)?;
-                let inventory = s.store.list_inventory()?;
-                let vm = inventory
-                    .iter()
-                    .find(|x| x.agent_id == agent.id && x.vm == req.vm)
-                    .ok_or_else(|| {
-                        ServiceError::not_found(format!("VM {} on host {} (the agent has not reported it)", req.vm, agent.host))
-                    })?;
-                if agent.location != v.location {
-                    return Err(ServiceError::new(
-                        ErrorCode::LocationMismatch,
-                        format!("VM {} is in location {}, vault {} in {}", req.vm, agent.location, v.name, v.location),
-                        "protect the VM with a vault in its own location",
-                    ));
-                }
-                if let Some(other) = s.store.find_active_item(&agent.id, &req.vm)? {
-                    let other_vault = s.store.get_vault(&other.vault_id).map(|x| x.name).unwrap_or_default();
-                    return Err(ServiceError::new(
-                        ErrorCode::AlreadyProtected,
-                        format!("VM {} is already protected by vault {other_vault}", req.vm),
-                        "stop its protection there first (a VM is protected by one vault at a time)",
-                    ));
-                }
-                let now = s.now();
-                if !online(&agent, now) {
-                    return Err(ServiceError::new(
-                        ErrorCode::AgentOffline,
-                        format!("the agent on host {} has not reported for more than 2 minutes", agent.host),
-                        "start the agent on that host (tresor agent run) and check its connection (tresor agent check)",
-                    ));
-                }
-                let report = vm_report(vm).ok_or_else(|| {
-                    ServiceError::not_found(format!("a readable report of VM {} on host {} (the agent's last report cannot be read; wait for its next heartbeat)", req.vm, agent.host))
-                })?;
-                let disks = &report.info.disks;
-                if disks.is_empty() {
-                    return Err(ServiceError::new(
-                        ErrorCode::NoDisks,
-                        format!("VM {} has no disk to back up", req.vm),
-                        "attach a disk to the VM",
-                    ));
-                }
-                for d in disks {
-                    let format = d.format.as_str();
-                    if !SUPPORTED_FORMATS.contains(&format) {
+        let target = Target::in_vault(&vault, &req.vm)
+            .detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<ProtectedItem> = async {
+            who.require_admin()?;
+            self
+                .blocking(move |s| {
+                    let v = find_vault(s, &vault)?;
+                    let policy_name = req.policy.as_deref().unwrap_or("DefaultPolicy");
+                    let (policy, _) = find_policy(s, &v, policy_name)?;
+                    let agent = find_agent(s, &req.host)?;
+                    let inventory = s.store.list_inventory()?;
+                    let vm = inventory
+                        .iter()
+                        .find(|x| x.agent_id == agent.id && x.vm == req.vm)
+                        .ok_or_else(|| {
+                            ServiceError::not_found(format!("VM {} on host {} (the agent has not reported it)", req.vm, agent.host))
+                        })?;
+                    if agent.location != v.location {
                         return Err(ServiceError::new(
-                            ErrorCode::UnsupportedDiskFormat,
-                            format!(
-                                "disk {} of VM {} is a {format} image; Tresor backs up qcow2 and raw disks",
-                                d.name,
-                                req.vm
-                            ),
-                            "convert the disk with qemu-img convert -O qcow2",
+                            ErrorCode::LocationMismatch,
+                            format!("VM {} is in location {}, vault {} in {}", req.vm, agent.location, v.name, v.location),
+                            "protect the VM with a vault in its own location",
                         ));
                     }
-                }
-                let item = ItemRow {
-                    id: new_id(),
-                    vault_id: v.id.clone(),
-                    agent_id: agent.id.clone(),
-                    vm: req.vm.clone(),
-                    vm_name: report.info.name.clone(),
-                    policy_id: Some(policy.id.clone()),
-                    state: enum_name(ProtectionState::configured()),
-                    // The schedule starts now: no window before protection counts as missed.
-                    last_window: Some(now),
-                    last_backup: None,
-                    created: now,
-                    active: true,
-                };
-                s.store.insert_item(&item).map_err(|e| match e {
-                    tresor_metadata::StoreError::Conflict { .. } => ServiceError::new(
-                        ErrorCode::AlreadyProtected,
-                        format!("VM {} is already protected", req.vm),
-                        "stop its protection there first",
-                    ),
-                    e => e.into(),
-                })?;
-                let mut job = jobs::new_job(s, &v.id, Some(&item), JobOperation::ConfigureBackup, None, JobParams { policy: Some(policy_name.to_string()), ..JobParams::default() }, &[])?;
-                jobs::finish(s, &mut job, JobStatus::Completed, None, Vec::new(), views::result(&ConfigureBackupResult { item: item.id.clone() })?)?;
-                item_dto(s, &item)
-            })
-            .await
+                    if let Some(other) = s.store.find_active_item(&agent.id, &req.vm)? {
+                        let other_vault = s.store.get_vault(&other.vault_id).map(|x| x.name).unwrap_or_default();
+                        return Err(ServiceError::new(
+                            ErrorCode::AlreadyProtected,
+                            format!("VM {} is already protected by vault {other_vault}", req.vm),
+                            "stop its protection there first (a VM is protected by one vault at a time)",
+                        ));
+                    }
+                    let now = s.now();
+                    if !online(&agent, now) {
+                        return Err(ServiceError::new(
+                            ErrorCode::AgentOffline,
+                            format!("the agent on host {} has not reported for more than 2 minutes", agent.host),
+                            "start the agent on that host (tresor agent run) and check its connection (tresor agent check)",
+                        ));
+                    }
+                    let report = vm_report(vm).ok_or_else(|| {
+                        ServiceError::not_found(format!("a readable report of VM {} on host {} (the agent's last report cannot be read; wait for its next heartbeat)", req.vm, agent.host))
+                    })?;
+                    let disks = &report.info.disks;
+                    if disks.is_empty() {
+                        return Err(ServiceError::new(
+                            ErrorCode::NoDisks,
+                            format!("VM {} has no disk to back up", req.vm),
+                            "attach a disk to the VM",
+                        ));
+                    }
+                    for d in disks {
+                        let format = d.format.as_str();
+                        if !SUPPORTED_FORMATS.contains(&format) {
+                            return Err(ServiceError::new(
+                                ErrorCode::UnsupportedDiskFormat,
+                                format!(
+                                    "disk {} of VM {} is a {format} image; Tresor backs up qcow2 and raw disks",
+                                    d.name,
+                                    req.vm
+                                ),
+                                "convert the disk with qemu-img convert -O qcow2",
+                            ));
+                        }
+                    }
+                    let item = ItemRow {
+                        id: new_id(),
+                        vault_id: v.id.clone(),
+                        agent_id: agent.id.clone(),
+                        vm: req.vm.clone(),
+                        vm_name: report.info.name.clone(),
+                        policy_id: Some(policy.id.clone()),
+                        state: enum_name(ProtectionState::configured()),
+                        // The schedule starts now: no window before protection counts as missed.
+                        last_window: Some(now),
+                        last_backup: None,
+                        created: now,
+                        active: true,
+                    };
+                    s.store.insert_item(&item).map_err(|e| match e {
+                        tresor_metadata::StoreError::Conflict { .. } => ServiceError::new(
+                            ErrorCode::AlreadyProtected,
+                            format!("VM {} is already protected", req.vm),
+                            "stop its protection there first",
+                        ),
+                        e => e.into(),
+                    })?;
+                    let mut job = jobs::new_job(s, &v.id, Some(&item), JobOperation::ConfigureBackup, None, JobParams { policy: Some(policy_name.to_string()), ..JobParams::default() }, &[])?;
+                    jobs::finish(s, &mut job, JobStatus::Completed, None, Vec::new(), views::result(&ConfigureBackupResult { item: item.id.clone() })?)?;
+                    item_dto(s, &item)
+                })
+                .await
+        }
+        .await;
+        self.audited(who, "item.enable", target, r).await
     }
 
     pub async fn items(
@@ -318,33 +325,40 @@ impl Service {
         item: String,
         req: BackupNow,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
-        let retain = req.retain_until;
-        self.blocking(move |s| {
-            let v = find_vault(s, &vault)?;
-            let item = find_item(s, &v, &item)?;
-            parse_state(&item.state).can_back_up_now()?;
-            let now = s.now();
-            let until = match retain {
-                Some(t) => validate_retain_until(now, t)?,
-                None => default_retain_until(now),
-            };
-            let job = jobs::new_job(
-                s,
-                &v.id,
-                Some(&item),
-                JobOperation::Backup,
-                Some(&item.agent_id),
-                JobParams {
-                    on_demand: true,
-                    retain_until: Some(until),
-                    ..JobParams::default()
-                },
-                &BACKUP_TASKS,
-            )?;
-            views::job(&job, now)
-        })
-        .await
+        let target =
+            Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<Job> = async {
+            who.require_admin()?;
+            let retain = req.retain_until;
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let item = find_item(s, &v, &item)?;
+                parse_state(&item.state).can_back_up_now()?;
+                let now = s.now();
+                let until = match retain {
+                    Some(t) => validate_retain_until(now, t)?,
+                    None => default_retain_until(now),
+                };
+                let job = jobs::new_job(
+                    s,
+                    &v.id,
+                    Some(&item),
+                    JobOperation::Backup,
+                    Some(&item.agent_id),
+                    JobParams {
+                        on_demand: true,
+                        retain_until: Some(until),
+                        ..JobParams::default()
+                    },
+                    &BACKUP_TASKS,
+                )?;
+                views::job(&job, now)
+            })
+            .await
+        }
+        .await;
+        let target = target.with_job(&r);
+        self.audited(who, "item.backup", target, r).await
     }
 
     pub async fn disable_protection(
@@ -354,67 +368,74 @@ impl Service {
         item: String,
         req: Disable,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
-        let delete = req.delete_backup_data;
-        self.blocking(move |s| {
-            let v = find_vault(s, &vault)?;
-            let mut item = find_item(s, &v, &item)?;
-            let running = s.store.list_jobs(&tresor_metadata::JobFilter {
-                item_id: Some(item.id.clone()),
-                status: Some("InProgress".into()),
-                ..Default::default()
-            })?;
-            if !running.is_empty() {
-                return Err(ServiceError::new(
-                    ErrorCode::JobInProgress,
-                    format!(
-                        "a {} job of {} is running",
-                        running[0].operation, item.vm_name
-                    ),
-                    "wait for it to end, or cancel it (tresor job stop)",
-                ));
-            }
-            let next = parse_state(&item.state).on_disable(!delete)?;
-            let op = if delete {
-                JobOperation::DeleteBackupData
-            } else {
-                JobOperation::DisableBackup
-            };
-            let mut job = jobs::new_job(
-                s,
-                &v.id,
-                Some(&item),
-                op,
-                None,
-                JobParams {
-                    delete_backup_data: Some(delete),
-                    ..JobParams::default()
-                },
-                &[],
-            )?;
-            let mut deleted = 0;
-            if delete {
-                let points = s.store.list_points(&item.id)?;
-                let refs: Vec<&tresor_metadata::PointRow> = points.iter().collect();
-                jobs::forget_points(s, &v, &item.agent_id, &refs)?;
-                deleted = points.len();
-                item.active = false;
-            }
-            item.state = enum_name(next);
-            s.store.update_item(&item)?;
-            jobs::finish(
-                s,
-                &mut job,
-                JobStatus::Completed,
-                None,
-                Vec::new(),
-                views::result(&DisableBackupResult {
-                    deleted_recovery_points: deleted,
-                })?,
-            )?;
-            views::job(&job, s.now())
-        })
-        .await
+        let target =
+            Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<Job> = async {
+            who.require_admin()?;
+            let delete = req.delete_backup_data;
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let mut item = find_item(s, &v, &item)?;
+                let running = s.store.list_jobs(&tresor_metadata::JobFilter {
+                    item_id: Some(item.id.clone()),
+                    status: Some("InProgress".into()),
+                    ..Default::default()
+                })?;
+                if !running.is_empty() {
+                    return Err(ServiceError::new(
+                        ErrorCode::JobInProgress,
+                        format!(
+                            "a {} job of {} is running",
+                            running[0].operation, item.vm_name
+                        ),
+                        "wait for it to end, or cancel it (tresor job stop)",
+                    ));
+                }
+                let next = parse_state(&item.state).on_disable(!delete)?;
+                let op = if delete {
+                    JobOperation::DeleteBackupData
+                } else {
+                    JobOperation::DisableBackup
+                };
+                let mut job = jobs::new_job(
+                    s,
+                    &v.id,
+                    Some(&item),
+                    op,
+                    None,
+                    JobParams {
+                        delete_backup_data: Some(delete),
+                        ..JobParams::default()
+                    },
+                    &[],
+                )?;
+                let mut deleted = 0;
+                if delete {
+                    let points = s.store.list_points(&item.id)?;
+                    let refs: Vec<&tresor_metadata::PointRow> = points.iter().collect();
+                    jobs::forget_points(s, &v, &item.agent_id, &refs)?;
+                    deleted = points.len();
+                    item.active = false;
+                }
+                item.state = enum_name(next);
+                s.store.update_item(&item)?;
+                jobs::finish(
+                    s,
+                    &mut job,
+                    JobStatus::Completed,
+                    None,
+                    Vec::new(),
+                    views::result(&DisableBackupResult {
+                        deleted_recovery_points: deleted,
+                    })?,
+                )?;
+                views::job(&job, s.now())
+            })
+            .await
+        }
+        .await;
+        let target = target.with_job(&r);
+        self.audited(who, "item.disable", target, r).await
     }
 
     pub async fn recovery_points(
@@ -459,53 +480,60 @@ impl Service {
         item: String,
         req: RestoreRequest,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
-        match req.mode.as_str() {
-            "RestoreDisks" | "CreateVm"
-                if req
-                    .target_path
-                    .as_deref()
-                    .is_none_or(|p| !p.starts_with('/')) =>
-            {
-                return Err(ServiceError::new(
-                    ErrorCode::TargetPathRequired,
-                    format!("{} needs an absolute target folder on the host", req.mode),
-                    "give --target-path /some/folder",
-                ))
+        let target =
+            Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<Job> = async {
+            who.require_admin()?;
+            match req.mode.as_str() {
+                "RestoreDisks" | "CreateVm"
+                    if req
+                        .target_path
+                        .as_deref()
+                        .is_none_or(|p| !p.starts_with('/')) =>
+                {
+                    return Err(ServiceError::new(
+                        ErrorCode::TargetPathRequired,
+                        format!("{} needs an absolute target folder on the host", req.mode),
+                        "give --target-path /some/folder",
+                    ))
+                }
+                "RestoreDisks" | "CreateVm" | "ReplaceDisks" => {}
+                other => {
+                    return Err(ServiceError::new(
+                        ErrorCode::InvalidRestoreMode,
+                        format!("unknown restore mode {other}"),
+                        "use RestoreDisks, CreateVm or ReplaceDisks",
+                    ))
+                }
             }
-            "RestoreDisks" | "CreateVm" | "ReplaceDisks" => {}
-            other => {
-                return Err(ServiceError::new(
-                    ErrorCode::InvalidRestoreMode,
-                    format!("unknown restore mode {other}"),
-                    "use RestoreDisks, CreateVm or ReplaceDisks",
-                ))
+            if let Some(f) = &req.format {
+                if f != "qcow2" && f != "raw" {
+                    return Err(ServiceError::new(
+                        ErrorCode::InvalidFormat,
+                        format!("unknown disk format {f}"),
+                        "use qcow2 or raw",
+                    ));
+                }
             }
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let item = find_item(s, &v, &item)?;
+                region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
+                let job = jobs::new_job(
+                    s,
+                    &v.id,
+                    Some(&item),
+                    JobOperation::Restore,
+                    Some(&item.agent_id),
+                    JobParams::restore(&req),
+                    &["Restore disks"],
+                )?;
+                views::job(&job, s.now())
+            })
+            .await
         }
-        if let Some(f) = &req.format {
-            if f != "qcow2" && f != "raw" {
-                return Err(ServiceError::new(
-                    ErrorCode::InvalidFormat,
-                    format!("unknown disk format {f}"),
-                    "use qcow2 or raw",
-                ));
-            }
-        }
-        self.blocking(move |s| {
-            let v = find_vault(s, &vault)?;
-            let item = find_item(s, &v, &item)?;
-            region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
-            let job = jobs::new_job(
-                s,
-                &v.id,
-                Some(&item),
-                JobOperation::Restore,
-                Some(&item.agent_id),
-                JobParams::restore(&req),
-                &["Restore disks"],
-            )?;
-            views::job(&job, s.now())
-        })
-        .await
+        .await;
+        let target = target.with_job(&r);
+        self.audited(who, "item.restore", target, r).await
     }
 }

@@ -8,6 +8,7 @@ use tresor_api::ErrorCode;
 use tresor_domain::JobStatus;
 use tresor_metadata::JobFilter;
 
+use crate::audit::Target;
 use crate::auth::Principal;
 use crate::catalogue::find_vault;
 use crate::error::{ServiceError, ServiceResult};
@@ -72,35 +73,40 @@ impl Service {
         vault: String,
         id: String,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
-        self.blocking(move |s| {
-            let mut job = find_job(s, &vault, &id)?;
-            if job.is_finished() {
-                return Err(ServiceError::new(
-                    ErrorCode::JobAlreadyEnded,
-                    format!("job {id} already ended as {}", job.status),
-                    "nothing to cancel",
-                ));
-            }
-            let servers_own = job.agent_id.is_none() && job.target_agent.is_none();
-            if job.agent_id.is_none() && !servers_own {
-                jobs::finish(
-                    s,
-                    &mut job,
-                    JobStatus::Cancelled,
-                    None,
-                    Vec::new(),
-                    Value::Null,
-                )?;
-            } else {
-                let mut body = JobBody::of(&job);
-                body.cancel_requested = true;
-                job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
-                job.status = enum_name(JobStatus::Cancelling);
-                s.store.update_job(&job)?;
-            }
-            views::job(&job, s.now())
-        })
-        .await
+        let target = Target::in_vault(&vault, &id);
+        let r: ServiceResult<Job> = async {
+            who.require_admin()?;
+            self.blocking(move |s| {
+                let mut job = find_job(s, &vault, &id)?;
+                if job.is_finished() {
+                    return Err(ServiceError::new(
+                        ErrorCode::JobAlreadyEnded,
+                        format!("job {id} already ended as {}", job.status),
+                        "nothing to cancel",
+                    ));
+                }
+                let servers_own = job.agent_id.is_none() && job.target_agent.is_none();
+                if job.agent_id.is_none() && !servers_own {
+                    jobs::finish(
+                        s,
+                        &mut job,
+                        JobStatus::Cancelled,
+                        None,
+                        Vec::new(),
+                        Value::Null,
+                    )?;
+                } else {
+                    let mut body = JobBody::of(&job);
+                    body.cancel_requested = true;
+                    job.body = serde_json::to_value(&body).map_err(ServiceError::internal)?;
+                    job.status = enum_name(JobStatus::Cancelling);
+                    s.store.update_job(&job)?;
+                }
+                views::job(&job, s.now())
+            })
+            .await
+        }
+        .await;
+        self.audited(who, "job.cancel", target, r).await
     }
 }

@@ -7,6 +7,7 @@ use tresor_api::ErrorCode;
 use tresor_domain::BackupPolicy;
 use tresor_metadata::PolicyRow;
 
+use crate::audit::Target;
 use crate::auth::{new_id, Principal};
 use crate::catalogue::{find_policy, find_vault, parse_policy};
 use crate::error::{ServiceError, ServiceResult};
@@ -68,31 +69,37 @@ impl Service {
         vault: String,
         policy: BackupPolicy,
     ) -> ServiceResult<Policy> {
-        who.require_admin()?;
-        policy.validate()?;
-        self.blocking(move |s| {
-            let v = find_vault(s, &vault)?;
-            if s.store.find_policy(&v.id, policy.name.as_str())?.is_some() {
-                return Err(ServiceError::new(
-                    ErrorCode::PolicyAlreadyExists,
-                    format!(
-                        "vault {} already has a policy named {}",
-                        v.name, policy.name
-                    ),
-                    "choose another name, or change the existing policy (tresor policy set)",
-                ));
-            }
-            let row = PolicyRow {
-                id: new_id(),
-                vault_id: v.id.clone(),
-                name: policy.name.to_string(),
-                body: serde_json::to_value(&policy).map_err(ServiceError::internal)?,
-                created: s.now(),
-            };
-            s.store.insert_policy(&row)?;
-            dto(s, &row)
-        })
-        .await
+        let target = Target::in_vault(&vault, policy.name.as_str())
+            .detail(serde_json::to_string(&policy).unwrap_or_default());
+        let r: ServiceResult<Policy> = async {
+            who.require_admin()?;
+            policy.validate()?;
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                if s.store.find_policy(&v.id, policy.name.as_str())?.is_some() {
+                    return Err(ServiceError::new(
+                        ErrorCode::PolicyAlreadyExists,
+                        format!(
+                            "vault {} already has a policy named {}",
+                            v.name, policy.name
+                        ),
+                        "choose another name, or change the existing policy (tresor policy set)",
+                    ));
+                }
+                let row = PolicyRow {
+                    id: new_id(),
+                    vault_id: v.id.clone(),
+                    name: policy.name.to_string(),
+                    body: serde_json::to_value(&policy).map_err(ServiceError::internal)?,
+                    created: s.now(),
+                };
+                s.store.insert_policy(&row)?;
+                dto(s, &row)
+            })
+            .await
+        }
+        .await;
+        self.audited(who, "policy.create", target, r).await
     }
 
     /// Changes a policy. It applies to every item that uses it: their scheduled points'
@@ -104,31 +111,37 @@ impl Service {
         name: String,
         policy: BackupPolicy,
     ) -> ServiceResult<Policy> {
-        who.require_admin()?;
-        policy.validate()?;
-        if !policy.name.as_str().eq_ignore_ascii_case(&name) {
-            return Err(ServiceError::new(
-                ErrorCode::PolicyNameMismatch,
-                format!("the body names policy {}, the path {name}", policy.name),
-                "a policy cannot be renamed; create a new one and move the items to it",
-            ));
-        }
-        self.blocking(move |s| {
-            let v = find_vault(s, &vault)?;
-            let (mut row, _) = find_policy(s, &v, &name)?;
-            row.body = serde_json::to_value(&policy).map_err(ServiceError::internal)?;
-            s.store.update_policy(&row)?;
-            for item in s.store.items_using_policy(&row.id)? {
-                for mut p in s.store.list_points(&item.id)? {
-                    if !p.on_demand {
-                        p.expires = Some(policy.retain_until(p.created)?);
-                        s.store.update_point(&p)?;
+        let target = Target::in_vault(&vault, &name)
+            .detail(serde_json::to_string(&policy).unwrap_or_default());
+        let r: ServiceResult<Policy> = async {
+            who.require_admin()?;
+            policy.validate()?;
+            if !policy.name.as_str().eq_ignore_ascii_case(&name) {
+                return Err(ServiceError::new(
+                    ErrorCode::PolicyNameMismatch,
+                    format!("the body names policy {}, the path {name}", policy.name),
+                    "a policy cannot be renamed; create a new one and move the items to it",
+                ));
+            }
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let (mut row, _) = find_policy(s, &v, &name)?;
+                row.body = serde_json::to_value(&policy).map_err(ServiceError::internal)?;
+                s.store.update_policy(&row)?;
+                for item in s.store.items_using_policy(&row.id)? {
+                    for mut p in s.store.list_points(&item.id)? {
+                        if !p.on_demand {
+                            p.expires = Some(policy.retain_until(p.created)?);
+                            s.store.update_point(&p)?;
+                        }
                     }
                 }
-            }
-            dto(s, &row)
-        })
-        .await
+                dto(s, &row)
+            })
+            .await
+        }
+        .await;
+        self.audited(who, "policy.update", target, r).await
     }
 
     pub async fn delete_policy(
@@ -137,23 +150,28 @@ impl Service {
         vault: String,
         name: String,
     ) -> ServiceResult<()> {
-        who.require_admin()?;
-        self
-            .blocking(move |s| {
-                let v = find_vault(s, &vault)?;
-                let (row, _) = find_policy(s, &v, &name)?;
-                let users = s.store.items_using_policy(&row.id)?;
-                if !users.is_empty() {
-                    let names: Vec<_> = users.iter().map(|i| i.vm_name.as_str()).collect();
-                    return Err(ServiceError::new(
-                        ErrorCode::PolicyInUse,
-                        format!("policy {name} is used by {} protected items: {}", users.len(), names.join(", ")),
-                        "move those items to another policy, or stop their protection, before deleting it",
-                    ));
-                }
-                s.store.delete_policy(&row.id)?;
-                Ok(())
-            })
-            .await
+        let target = Target::in_vault(&vault, &name);
+        let r: ServiceResult<()> = async {
+            who.require_admin()?;
+            self
+                .blocking(move |s| {
+                    let v = find_vault(s, &vault)?;
+                    let (row, _) = find_policy(s, &v, &name)?;
+                    let users = s.store.items_using_policy(&row.id)?;
+                    if !users.is_empty() {
+                        let names: Vec<_> = users.iter().map(|i| i.vm_name.as_str()).collect();
+                        return Err(ServiceError::new(
+                            ErrorCode::PolicyInUse,
+                            format!("policy {name} is used by {} protected items: {}", users.len(), names.join(", ")),
+                            "move those items to another policy, or stop their protection, before deleting it",
+                        ));
+                    }
+                    s.store.delete_policy(&row.id)?;
+                    Ok(())
+                })
+                .await
+        }
+        .await;
+        self.audited(who, "policy.delete", target, r).await
     }
 }

@@ -4,60 +4,79 @@
 
 use std::net::IpAddr;
 
+use crate::audit::{Actor, Target};
 use crate::auth::{hash_secret, Principal};
 use crate::error::{ServiceError, ServiceResult};
 use crate::sessions::SignedIn;
 use crate::state::Service;
 
 impl Service {
-    /// The administrator behind a bearer token (the admin token or an API token).
-    pub async fn authenticate_admin(&self, token: &str) -> ServiceResult<Principal> {
+    /// The administrator behind a bearer token (the admin token or an API token),
+    /// calling from `origin`.
+    pub async fn authenticate_admin(
+        &self,
+        token: &str,
+        origin: IpAddr,
+    ) -> ServiceResult<Principal> {
         let hash = hash_secret(token);
         let store = self.store.clone();
         let found = tokio::task::spawn_blocking(move || store.find_token(&hash))
             .await
             .map_err(ServiceError::internal)??;
         match found {
-            Some(t) if t.role == "admin" => Ok(Principal::admin(t.id, t.name)),
+            Some(t) if t.role == "admin" => Ok(Principal::admin(t.id, t.name, origin)),
             Some(_) => Err(ServiceError::forbidden("this token may not manage vaults")),
             None => Err(ServiceError::unauthorized()),
         }
     }
 
-    /// The host agent behind a bearer credential.
-    pub async fn authenticate_agent(&self, credential: &str) -> ServiceResult<Principal> {
+    /// The host agent behind a bearer credential, calling from `origin`.
+    pub async fn authenticate_agent(
+        &self,
+        credential: &str,
+        origin: IpAddr,
+    ) -> ServiceResult<Principal> {
         let hash = hash_secret(credential);
         let store = self.store.clone();
         let found = tokio::task::spawn_blocking(move || store.find_agent_by_credential(&hash))
             .await
             .map_err(ServiceError::internal)??;
         found
-            .map(Principal::agent)
+            .map(|a| Principal::agent(a, origin))
             .ok_or_else(ServiceError::unauthorized)
     }
 }
 
 impl Service {
     /// Signs in with a token from `client`: a new session's id. Failed attempts are
-    /// limited per address (`TooManyAttempts`).
+    /// limited per address (`TooManyAttempts`). Both are recorded in the audit log
+    /// (`signin`; an address refused before its token is looked at is not: that
+    /// refusal is what keeps a guesser from filling the log).
     pub async fn sign_in(&self, token: &str, client: IpAddr) -> ServiceResult<String> {
         self.sign_in_allowed(client)?;
-        match self.authenticate_admin(token).await {
+        match self.authenticate_admin(token, client).await {
             Ok(p) => {
                 let token_id = p.token_id().unwrap_or_default().to_string();
                 tracing::info!(token = ?p.name(), %client, "portal sign-in");
+                // Recorded before the session opens: a sign-in that cannot be
+                // recorded opens none.
+                let target = Target::object(p.name()).detail("portal");
+                self.audited(&p, "signin", target, Ok(())).await?;
                 Ok(self.sessions.open(&token_id, p.name(), self.now()))
             }
             Err(e) => {
                 tracing::warn!(%client, "portal sign-in with an unknown token");
-                if let Err(wait) = self
+                let refused = match self
                     .limiters
                     .sign_in
                     .take(client, std::time::Instant::now())
                 {
-                    return Err(wait.error("failed sign-ins"));
-                }
-                Err(e)
+                    Err(wait) => wait.error("failed sign-ins"),
+                    Ok(()) => e,
+                };
+                let target = Target::object("").detail("portal");
+                self.audited_as(Actor::anonymous(client), "signin", target, Err(refused))
+                    .await
             }
         }
     }
@@ -74,9 +93,9 @@ impl Service {
             })
     }
 
-    /// The live session of `id`, if any.
-    pub fn session(&self, id: &str) -> Option<SignedIn> {
-        self.sessions.find(id, self.now())
+    /// The live session of `id`, if any, for a request from `origin`.
+    pub fn session(&self, id: &str, origin: IpAddr) -> Option<SignedIn> {
+        self.sessions.find(id, self.now(), origin)
     }
 
     /// Ends the session of `id`.

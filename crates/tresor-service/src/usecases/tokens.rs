@@ -7,6 +7,7 @@ use tresor_api::tokens::{CreateToken, NewToken, Token};
 use tresor_api::ErrorCode;
 use tresor_metadata::TokenRow;
 
+use crate::audit::Target;
 use crate::auth::{hash_secret, new_id, new_secret, Principal};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
@@ -17,33 +18,42 @@ impl Service {
         who: &Principal,
         req: CreateToken,
     ) -> ServiceResult<NewToken> {
-        who.require_admin()?;
-        let name = req.name.trim().to_string();
-        if name.is_empty() || name.len() > 100 {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidTokenName,
-                "a token needs a name of 1 to 100 characters",
-                "name it after who uses it (\"backup-reports\")",
-            ));
-        }
-        self.blocking(move |s| {
-            let token = new_secret("tresor_api");
-            let row = TokenRow {
-                id: new_id(),
-                name,
-                hash: hash_secret(&token),
-                role: "admin".into(),
-                created: s.now(),
-            };
-            s.store.insert_token(&row)?;
-            Ok(NewToken {
-                id: row.id,
-                name: row.name,
-                created: row.created,
-                token,
+        let target = Target::object(&req.name);
+        let r: ServiceResult<NewToken> = async {
+            who.require_admin()?;
+            let name = req.name.trim().to_string();
+            if name.is_empty() || name.len() > 100 {
+                return Err(ServiceError::new(
+                    ErrorCode::InvalidTokenName,
+                    "a token needs a name of 1 to 100 characters",
+                    "name it after who uses it (\"backup-reports\")",
+                ));
+            }
+            self.blocking(move |s| {
+                let token = new_secret("tresor_api");
+                let row = TokenRow {
+                    id: new_id(),
+                    name,
+                    hash: hash_secret(&token),
+                    role: "admin".into(),
+                    created: s.now(),
+                };
+                s.store.insert_token(&row)?;
+                Ok(NewToken {
+                    id: row.id,
+                    name: row.name,
+                    created: row.created,
+                    token,
+                })
             })
-        })
-        .await
+            .await
+        }
+        .await;
+        let target = match &r {
+            Ok(t) => target.detail(format!("id {}", t.id)),
+            Err(_) => target,
+        };
+        self.audited(who, "token.create", target, r).await
     }
 
     pub async fn tokens(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<Token>> {
@@ -64,13 +74,18 @@ impl Service {
 
     /// Revokes a token; its portal sessions end with it.
     pub async fn delete_token(self: &Arc<Self>, who: &Principal, id: String) -> ServiceResult<()> {
-        who.require_admin()?;
-        self.blocking(move |s| {
-            s.store.delete_token(&id)?;
-            let ended = s.sessions.close_for_token(&id);
-            tracing::info!(token = ?id, sessions_ended = ended, "token revoked");
-            Ok(())
-        })
-        .await
+        let target = Target::object(&id);
+        let r: ServiceResult<()> = async {
+            who.require_admin()?;
+            self.blocking(move |s| {
+                s.store.delete_token(&id)?;
+                let ended = s.sessions.close_for_token(&id);
+                tracing::info!(token = ?id, sessions_ended = ended, "token revoked");
+                Ok(())
+            })
+            .await
+        }
+        .await;
+        self.audited(who, "token.delete", target, r).await
     }
 }

@@ -13,6 +13,7 @@ use tresor_api::ErrorCode;
 use tresor_domain::{BackupPolicy, Location, ResourceGroupName, Vault, VaultName};
 use tresor_metadata::{EnrollmentRow, PolicyRow, VaultRow};
 
+use crate::audit::Target;
 use crate::auth::{hash_secret, new_id, new_secret, Principal};
 use crate::catalogue::find_vault;
 use crate::error::{ServiceError, ServiceResult};
@@ -46,49 +47,55 @@ impl Service {
         who: &Principal,
         req: CreateVault,
     ) -> ServiceResult<VaultView> {
-        who.require_admin()?;
-        let name = VaultName::parse(&req.name)?;
-        let rg = ResourceGroupName::parse(&req.resource_group)?;
-        let location = Location::parse(&req.location)?;
-        let mut vault = Vault::new(name, rg, location);
-        if let Some(r) = req.storage_redundancy {
-            vault.set_redundancy(r, false)?;
+        let target =
+            Target::vault(&req.name).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<VaultView> = async {
+            who.require_admin()?;
+            let name = VaultName::parse(&req.name)?;
+            let rg = ResourceGroupName::parse(&req.resource_group)?;
+            let location = Location::parse(&req.location)?;
+            let mut vault = Vault::new(name, rg, location);
+            if let Some(r) = req.storage_redundancy {
+                vault.set_redundancy(r, false)?;
+            }
+            let dto = self
+                .blocking(move |s| {
+                    if s.store.find_vault_by_name(vault.name.as_str())?.is_some() {
+                        return Err(ServiceError::new(
+                            ErrorCode::VaultAlreadyExists,
+                            format!("a vault named {} already exists in this installation (names are unique, whatever their case)", vault.name),
+                            "choose another name",
+                        ));
+                    }
+                    let now = s.now();
+                    let row = VaultRow {
+                        id: new_id(),
+                        name: vault.name.to_string(),
+                        resource_group: vault.resource_group.to_string(),
+                        location: vault.location.to_string(),
+                        redundancy: enum_name(vault.redundancy),
+                        redundancy_locked: false,
+                        cross_region_restore: false,
+                        created: now,
+                    };
+                    check_pair(s, &row)?;
+                    s.store.insert_vault(&row)?;
+                    let policy = BackupPolicy::default_policy();
+                    s.store.insert_policy(&PolicyRow {
+                        id: new_id(),
+                        vault_id: row.id.clone(),
+                        name: policy.name.to_string(),
+                        body: serde_json::to_value(&policy).map_err(ServiceError::internal)?,
+                        created: now,
+                    })?;
+                    tracing::info!(vault = %row.name, "vault created");
+                    vault_view(s, &row)
+                })
+                .await?;
+            Ok(dto)
         }
-        let dto = self
-            .blocking(move |s| {
-                if s.store.find_vault_by_name(vault.name.as_str())?.is_some() {
-                    return Err(ServiceError::new(
-                        ErrorCode::VaultAlreadyExists,
-                        format!("a vault named {} already exists in this installation (names are unique, whatever their case)", vault.name),
-                        "choose another name",
-                    ));
-                }
-                let now = s.now();
-                let row = VaultRow {
-                    id: new_id(),
-                    name: vault.name.to_string(),
-                    resource_group: vault.resource_group.to_string(),
-                    location: vault.location.to_string(),
-                    redundancy: enum_name(vault.redundancy),
-                    redundancy_locked: false,
-                    cross_region_restore: false,
-                    created: now,
-                };
-                check_pair(s, &row)?;
-                s.store.insert_vault(&row)?;
-                let policy = BackupPolicy::default_policy();
-                s.store.insert_policy(&PolicyRow {
-                    id: new_id(),
-                    vault_id: row.id.clone(),
-                    name: policy.name.to_string(),
-                    body: serde_json::to_value(&policy).map_err(ServiceError::internal)?,
-                    created: now,
-                })?;
-                tracing::info!(vault = %row.name, "vault created");
-                vault_view(s, &row)
-            })
-            .await?;
-        Ok(dto)
+        .await;
+        self.audited(who, "vault.create", target, r).await
     }
 
     pub async fn vaults(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<VaultView>> {
@@ -118,44 +125,49 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<()> {
-        who.require_admin()?;
-        self
-            .blocking(move |s| {
-                let v = find_vault(s, &vault)?;
-                let items = s.store.list_items(&v.id, false)?;
-                if !items.is_empty() {
-                    return Err(ServiceError::new(
-                        ErrorCode::VaultNotEmpty,
-                        format!("vault {} still protects {} items", v.name, items.len()),
-                        "disable protection of each item and delete its backup data first (tresor protection disable --delete-backup-data)",
-                    ));
-                }
-                if !s.store.list_vault_points(&v.id)?.is_empty() {
-                    return Err(ServiceError::new(
-                        ErrorCode::VaultNotEmpty,
-                        format!("vault {} still holds recovery points", v.name),
-                        "delete the backup data of its items first",
-                    ));
-                }
-                let soft_deleted = s.store.list_vault_points_with_deleted(&v.id)?;
-                if let Some(last) = soft_deleted.iter().filter_map(|p| p.primary_deleted).max() {
-                    let until = last + s.repos.locations().replication.soft_delete;
-                    return Err(ServiceError::new(
-                        ErrorCode::VaultNotEmpty,
-                        format!(
-                            "vault {} still holds {} soft-deleted recovery points in the secondary region, kept until {until}",
-                            v.name,
-                            soft_deleted.len()
-                        ),
-                        "wait until the soft-delete window ends; until then they can be restored with --use-secondary-region",
-                    ));
-                }
-                s.repos.delete_vault(&v).map_err(ServiceError::internal)?;
-                s.store.delete_vault(&v.id)?;
-                tracing::info!(vault = %v.name, "vault deleted");
-                Ok(())
-            })
-            .await
+        let target = Target::vault(&vault);
+        let r: ServiceResult<()> = async {
+            who.require_admin()?;
+            self
+                .blocking(move |s| {
+                    let v = find_vault(s, &vault)?;
+                    let items = s.store.list_items(&v.id, false)?;
+                    if !items.is_empty() {
+                        return Err(ServiceError::new(
+                            ErrorCode::VaultNotEmpty,
+                            format!("vault {} still protects {} items", v.name, items.len()),
+                            "disable protection of each item and delete its backup data first (tresor protection disable --delete-backup-data)",
+                        ));
+                    }
+                    if !s.store.list_vault_points(&v.id)?.is_empty() {
+                        return Err(ServiceError::new(
+                            ErrorCode::VaultNotEmpty,
+                            format!("vault {} still holds recovery points", v.name),
+                            "delete the backup data of its items first",
+                        ));
+                    }
+                    let soft_deleted = s.store.list_vault_points_with_deleted(&v.id)?;
+                    if let Some(last) = soft_deleted.iter().filter_map(|p| p.primary_deleted).max() {
+                        let until = last + s.repos.locations().replication.soft_delete;
+                        return Err(ServiceError::new(
+                            ErrorCode::VaultNotEmpty,
+                            format!(
+                                "vault {} still holds {} soft-deleted recovery points in the secondary region, kept until {until}",
+                                v.name,
+                                soft_deleted.len()
+                            ),
+                            "wait until the soft-delete window ends; until then they can be restored with --use-secondary-region",
+                        ));
+                    }
+                    s.repos.delete_vault(&v).map_err(ServiceError::internal)?;
+                    s.store.delete_vault(&v.id)?;
+                    tracing::info!(vault = %v.name, "vault deleted");
+                    Ok(())
+                })
+                .await
+        }
+        .await;
+        self.audited(who, "vault.delete", target, r).await
     }
 
     pub async fn set_backup_properties(
@@ -164,51 +176,56 @@ impl Service {
         vault: String,
         req: BackupProperties,
     ) -> ServiceResult<VaultView> {
-        who.require_admin()?;
-        self
-            .blocking(move |s| {
-                let mut row = find_vault(s, &vault)?;
-                let mut v = Vault::new(
-                    VaultName::parse(&row.name)?,
-                    ResourceGroupName::parse(&row.resource_group)?,
-                    Location::parse(&row.location)?,
-                );
-                v.redundancy = parse_enum(&row.redundancy).unwrap_or_default();
-                v.redundancy_locked = row.redundancy_locked;
-                let has_backup = !s.store.list_vault_points(&row.id)?.is_empty();
-                if let Some(r) = req.storage_redundancy {
-                    v.set_redundancy(r, has_backup)?;
-                    row.redundancy = enum_name(v.redundancy);
-                    check_pair(s, &row)?;
-                }
-                if let Some(crr) = req.cross_region_restore {
-                    if crr && !crate::catalogue::is_geo(&row) {
+        let target = Target::vault(&vault).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<VaultView> = async {
+            who.require_admin()?;
+            self
+                .blocking(move |s| {
+                    let mut row = find_vault(s, &vault)?;
+                    let mut v = Vault::new(
+                        VaultName::parse(&row.name)?,
+                        ResourceGroupName::parse(&row.resource_group)?,
+                        Location::parse(&row.location)?,
+                    );
+                    v.redundancy = parse_enum(&row.redundancy).unwrap_or_default();
+                    v.redundancy_locked = row.redundancy_locked;
+                    let has_backup = !s.store.list_vault_points(&row.id)?.is_empty();
+                    if let Some(r) = req.storage_redundancy {
+                        v.set_redundancy(r, has_backup)?;
+                        row.redundancy = enum_name(v.redundancy);
+                        check_pair(s, &row)?;
+                    }
+                    if let Some(crr) = req.cross_region_restore {
+                        if crr && !crate::catalogue::is_geo(&row) {
+                            return Err(ServiceError::new(
+                                ErrorCode::CrossRegionRestoreNeedsGeoRedundancy,
+                                format!("vault {} is {}: it has no copy in another region to restore from", row.name, row.redundancy),
+                                "cross-region restore needs a GeoRedundant vault",
+                            ));
+                        }
+                        if !crr && row.cross_region_restore {
+                            return Err(ServiceError::new(
+                                ErrorCode::CrossRegionRestoreCannotBeDisabled,
+                                format!("cross-region restore of vault {} is enabled and, once enabled, stays enabled", row.name),
+                                "leave it enabled",
+                            ));
+                        }
+                        row.cross_region_restore = crr;
+                    }
+                    if row.cross_region_restore && !crate::catalogue::is_geo(&row) {
                         return Err(ServiceError::new(
-                            ErrorCode::CrossRegionRestoreNeedsGeoRedundancy,
-                            format!("vault {} is {}: it has no copy in another region to restore from", row.name, row.redundancy),
-                            "cross-region restore needs a GeoRedundant vault",
+                            ErrorCode::RedundancyLocked,
+                            format!("vault {} has cross-region restore enabled, which needs GeoRedundant storage", row.name),
+                            "keep GeoRedundant",
                         ));
                     }
-                    if !crr && row.cross_region_restore {
-                        return Err(ServiceError::new(
-                            ErrorCode::CrossRegionRestoreCannotBeDisabled,
-                            format!("cross-region restore of vault {} is enabled and, once enabled, stays enabled", row.name),
-                            "leave it enabled",
-                        ));
-                    }
-                    row.cross_region_restore = crr;
-                }
-                if row.cross_region_restore && !crate::catalogue::is_geo(&row) {
-                    return Err(ServiceError::new(
-                        ErrorCode::RedundancyLocked,
-                        format!("vault {} has cross-region restore enabled, which needs GeoRedundant storage", row.name),
-                        "keep GeoRedundant",
-                    ));
-                }
-                s.store.update_vault(&row)?;
-                vault_view(s, &row)
-            })
-            .await
+                    s.store.update_vault(&row)?;
+                    vault_view(s, &row)
+                })
+                .await
+        }
+        .await;
+        self.audited(who, "vault.update", target, r).await
     }
 
     pub async fn vault_credentials(
@@ -217,44 +234,49 @@ impl Service {
         vault: String,
         req: CredentialsRequest,
     ) -> ServiceResult<CredentialsFile> {
-        who.require_admin()?;
-        let days = req.valid_days.unwrap_or(2);
-        let location = req
-            .location
-            .as_deref()
-            .map(Location::parse)
-            .transpose()?
-            .map(|l| l.to_string());
-        if !(1..=10).contains(&days) {
-            return Err(ServiceError::new(
-                ErrorCode::InvalidCredentialsValidity,
-                format!("vault credentials can be valid for 1 to 10 days, not {days}"),
-                "give a validity of 1 to 10 days (--valid-days)",
-            ));
-        }
-        self.blocking(move |s| {
-            let v = find_vault(s, &vault)?;
-            let secret = new_secret("tresor_enroll");
-            let expires = s.now() + SignedDuration::from_hours(24 * days as i64);
-            let location = location.unwrap_or_else(|| v.location.clone());
-            s.store.insert_enrollment(&EnrollmentRow {
-                id: new_id(),
-                vault_id: v.id.clone(),
-                secret_hash: hash_secret(&secret),
-                expires,
-                used: false,
-                location: Some(location.clone()),
-            })?;
-            Ok(CredentialsFile {
-                server: s.public_url.clone(),
-                fingerprint: s.fingerprint.clone(),
-                vault: v.name,
-                secret,
-                expires,
-                location: Some(location),
+        let target = Target::vault(&vault).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<CredentialsFile> = async {
+            who.require_admin()?;
+            let days = req.valid_days.unwrap_or(2);
+            let location = req
+                .location
+                .as_deref()
+                .map(Location::parse)
+                .transpose()?
+                .map(|l| l.to_string());
+            if !(1..=10).contains(&days) {
+                return Err(ServiceError::new(
+                    ErrorCode::InvalidCredentialsValidity,
+                    format!("vault credentials can be valid for 1 to 10 days, not {days}"),
+                    "give a validity of 1 to 10 days (--valid-days)",
+                ));
+            }
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                let secret = new_secret("tresor_enroll");
+                let expires = s.now() + SignedDuration::from_hours(24 * days as i64);
+                let location = location.unwrap_or_else(|| v.location.clone());
+                s.store.insert_enrollment(&EnrollmentRow {
+                    id: new_id(),
+                    vault_id: v.id.clone(),
+                    secret_hash: hash_secret(&secret),
+                    expires,
+                    used: false,
+                    location: Some(location.clone()),
+                })?;
+                Ok(CredentialsFile {
+                    server: s.public_url.clone(),
+                    fingerprint: s.fingerprint.clone(),
+                    vault: v.name,
+                    secret,
+                    expires,
+                    location: Some(location),
+                })
             })
-        })
-        .await
+            .await
+        }
+        .await;
+        self.audited(who, "vault.credentials", target, r).await
     }
 
     /// Runs a replication of the vault now (GeoRedundant vaults replicate by themselves
@@ -264,14 +286,20 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
-        let s = self.clone();
-        self.blocking(move |st| {
-            let v = find_vault(st, &vault)?;
-            let job = crate::replication::start_now(&s, &v)?;
-            views::job(&job, st.now())
-        })
-        .await
+        let target = Target::vault(&vault);
+        let r: ServiceResult<Job> = async {
+            who.require_admin()?;
+            let s = self.clone();
+            self.blocking(move |st| {
+                let v = find_vault(st, &vault)?;
+                let job = crate::replication::start_now(&s, &v)?;
+                views::job(&job, st.now())
+            })
+            .await
+        }
+        .await;
+        let target = target.with_job(&r);
+        self.audited(who, "vault.replicate", target, r).await
     }
 
     /// Starts a verify of the vault's data in one region.
@@ -281,24 +309,30 @@ impl Service {
         vault: String,
         req: VerifyRequest,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
-        let secondary = req.use_secondary_region;
-        let s = self.clone();
-        self.blocking(move |st| {
-            let v = find_vault(st, &vault)?;
-            if secondary && !crate::catalogue::is_geo(&v) {
-                return Err(ServiceError::new(
-                    ErrorCode::NotGeoRedundant,
-                    format!(
-                        "vault {} is {}: it has no secondary copy",
-                        v.name, v.redundancy
-                    ),
-                    "verify the primary (without --use-secondary-region)",
-                ));
-            }
-            let job = crate::verify::start(&s, &v, Region::of(secondary))?;
-            views::job(&job, st.now())
-        })
-        .await
+        let target = Target::vault(&vault).detail(serde_json::to_string(&req).unwrap_or_default());
+        let r: ServiceResult<Job> = async {
+            who.require_admin()?;
+            let secondary = req.use_secondary_region;
+            let s = self.clone();
+            self.blocking(move |st| {
+                let v = find_vault(st, &vault)?;
+                if secondary && !crate::catalogue::is_geo(&v) {
+                    return Err(ServiceError::new(
+                        ErrorCode::NotGeoRedundant,
+                        format!(
+                            "vault {} is {}: it has no secondary copy",
+                            v.name, v.redundancy
+                        ),
+                        "verify the primary (without --use-secondary-region)",
+                    ));
+                }
+                let job = crate::verify::start(&s, &v, Region::of(secondary))?;
+                views::job(&job, st.now())
+            })
+            .await
+        }
+        .await;
+        let target = target.with_job(&r);
+        self.audited(who, "vault.verify", target, r).await
     }
 }
