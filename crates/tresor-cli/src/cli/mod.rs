@@ -48,6 +48,8 @@ pub enum Command {
     Recoverypoint(Managed<PointCommand>),
     /// Restore disks, create a VM, replace disks.
     Restore(Managed<RestoreCommand>),
+    /// The audit log: list its entries, verify its hash chain.
+    Audit(Managed<AuditCommand>),
     /// Measure hashing, compression, encryption and the whole backup pipeline here.
     Benchmark(BenchmarkArgs),
 }

@@ -277,6 +277,23 @@ pub enum ItemCommand {
 }
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// List entries in order: from a seq on, or the newest.
+    List {
+        /// From this seq on (default: the newest --limit entries).
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only the entries of this vault.
+        #[arg(long)]
+        vault: Option<String>,
+    },
+    /// Check the hash chain; fails, naming the first broken entry, when it does not hold.
+    Verify,
+}
+
+#[derive(Subcommand)]
 pub enum JobCommand {
     List {
         #[command(flatten)]

@@ -5,6 +5,7 @@
 //! One file per resource; [`output`] prints what they get back.
 
 mod agent;
+mod audit;
 mod items;
 mod jobs;
 mod output;
@@ -55,6 +56,9 @@ pub fn manage(cmd: Command) -> Result<()> {
             }
             Command::Restore(m) => {
                 restore::restore(&connect(&m.connection)?, m.connection.output, m.command).await
+            }
+            Command::Audit(m) => {
+                audit::audit(&connect(&m.connection)?, m.connection.output, m.command).await
             }
             _ => unreachable!("not a management command"),
         }
