@@ -44,6 +44,7 @@ pub fn page(title: &str, op: Option<&Operator>, crumbs: Crumbs, body: Markup) ->
                         nav aria-label="Main" {
                             a href="/vaults" { "Recovery Services vaults" }
                             a href="/agents" { "Host agents" }
+                            a href="/audit" { "Audit log" }
                         }
                         form.signout method="post" action="/logout" {
                             (csrf_field(op))

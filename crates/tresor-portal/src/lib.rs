@@ -52,6 +52,7 @@ macro_rules! or_page {
 }
 
 pub mod agents;
+pub mod audit;
 pub mod backup;
 pub mod items;
 pub mod jobs;
@@ -97,6 +98,7 @@ pub fn router(state: Arc<Service>) -> Router {
         .merge(jobs::routes())
         .merge(policies::routes())
         .merge(agents::routes())
+        .merge(audit::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
         .with_state(state)
 }
