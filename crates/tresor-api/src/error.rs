@@ -3,7 +3,8 @@
 //! Every error is `{"code", "message", "recommendation"}` with the code's HTTP
 //! status; a 500 adds `requestId` (the server's log has the cause under it). Codes
 //! are stable: scripts, the CLI and the portal match on them. The domain's rule codes
-//! (`tresor_domain::codes`) are among them, answered with 400.
+//! (`tresor_domain::codes`) are among them, answered with 400, but for
+//! `MissingPermission` (403).
 
 use std::fmt;
 use std::str::FromStr;
@@ -110,6 +111,7 @@ error_codes! {
     InvalidResourceGroupName 400 "A rule of the vault (tresor-domain) is broken.",
     InvalidRestoreMode 400 "The restore mode is not RestoreDisks, CreateVm or ReplaceDisks.",
     InvalidScheduleTime 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidScope 400 "A role assignment's scope is not /, /resourceGroups/G or /resourceGroups/G/vaults/V.",
     InvalidTimeZone 400 "A rule of the vault (tresor-domain) is broken.",
     InvalidTokenName 400 "A token's name is empty or too long.",
     InvalidVaultCredentials 401 "The vault credentials file is unknown, used, expired or for another vault.",
@@ -118,6 +120,7 @@ error_codes! {
     JobInProgress 409 "A job of the item is running.",
     LocationMismatch 400 "The VM's host is in another location than the vault.",
     MethodNotAllowed 405 "The path does not serve this method.",
+    MissingPermission 403 "No role assignment of the caller grants the permission at the target's scope.",
     NoDisks 400 "The VM has no disk to back up.",
     NoSecondaryRegion 503 "The vault's location has no paired location to read from.",
     NoVmSelected 400 "The portal's form selected no VM.",
@@ -216,10 +219,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_domain_rule_code_is_an_api_code_answered_with_400() {
+    fn every_domain_rule_code_is_an_api_code_answered_with_400_or_403() {
         for code in tresor_domain::codes::ALL {
             let c: ErrorCode = code.parse().unwrap();
-            assert_eq!(c.status(), 400, "{code}");
+            let status = if *code == tresor_domain::codes::MISSING_PERMISSION {
+                403
+            } else {
+                400
+            };
+            assert_eq!(c.status(), status, "{code}");
         }
     }
 

@@ -79,6 +79,10 @@ pub mod codes {
     pub const PROTECTION_STOPPED: &str = "ProtectionStopped";
     pub const PROTECTION_ALREADY_STOPPED: &str = "ProtectionAlreadyStopped";
     pub const PROTECTION_NOT_STOPPED: &str = "ProtectionNotStopped";
+    // Access.
+    pub const INVALID_SCOPE: &str = "InvalidScope";
+    /// No role assignment grants the permission on the target (HTTP 403).
+    pub const MISSING_PERMISSION: &str = "MissingPermission";
 
     /// Every code above (the API's error codes include each; a test there checks).
     pub const ALL: &[&str] = &[
@@ -108,5 +112,7 @@ pub mod codes {
         PROTECTION_STOPPED,
         PROTECTION_ALREADY_STOPPED,
         PROTECTION_NOT_STOPPED,
+        INVALID_SCOPE,
+        MISSING_PERMISSION,
     ];
 }

@@ -27,10 +27,13 @@
 //! - [`schedule`]: the instants a schedule runs at, across daylight saving;
 //! - [`retention`]: how long each recovery point is kept;
 //! - [`item`]: the protection state of a protected item;
-//! - [`job`]: jobs, their tasks and errors.
+//! - [`job`]: jobs, their tasks and errors;
+//! - [`access`]: permissions, roles, scopes and role assignments: who may do
+//!   what, and where.
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod error;
 pub mod item;
 pub mod job;
@@ -41,6 +44,7 @@ pub mod retention;
 pub mod schedule;
 pub mod vault;
 
+pub use access::{authorize, Permission, Reach, Role, RoleAssignment, Scope, Target};
 pub use error::{codes, RuleError};
 pub use item::ProtectionState;
 pub use job::{JobErrorInfo, JobOperation, JobStatus, JobTask};
