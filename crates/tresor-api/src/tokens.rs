@@ -1,7 +1,9 @@
-//! API tokens: named admin credentials besides the admin token.
+//! API tokens: named credentials besides the admin token, each with its role
+//! assignments (`tresor_domain::access`).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+pub use tresor_domain::access::{Role, RoleAssignment, Scope};
 use utoipa::ToSchema;
 
 /// `POST /api/v1/tokens`.
@@ -11,6 +13,10 @@ pub struct CreateToken {
     /// 1 to 100 characters, unique.
     #[schema(min_length = 1, max_length = 100, pattern = r"\S", example = "reports")]
     pub name: String,
+    /// What the token may do: roles at scopes. Default: Owner of the installation
+    /// (what every token was before roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<RoleAssignment>>,
 }
 
 /// An API token as listed (never its secret).
@@ -21,6 +27,7 @@ pub struct Token {
     pub name: String,
     #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
+    pub roles: Vec<RoleAssignment>,
 }
 
 /// A token just made: the secret is shown this once.
@@ -31,5 +38,6 @@ pub struct NewToken {
     pub name: String,
     #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
+    pub roles: Vec<RoleAssignment>,
     pub token: String,
 }

@@ -11,7 +11,8 @@ pub struct TokenRow {
     pub name: String,
     /// SHA-256 of the token, hex.
     pub hash: String,
-    /// `admin` for now.
+    /// Its role assignments, as JSON: `[{"role": "Owner", "scope": "/"}]`
+    /// (`tresor_domain::access::RoleAssignment`s; the store does not read them).
     pub role: String,
     pub created: Timestamp,
 }

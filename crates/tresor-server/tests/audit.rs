@@ -40,7 +40,10 @@ async fn changes_are_recorded_and_an_edited_entry_is_named() {
         matches!(again, Err(ClientError::Api { ref code, .. }) if code == "VaultAlreadyExists")
     );
     let token = admin
-        .create_token(&CreateToken { name: "ops".into() })
+        .create_token(&CreateToken {
+            name: "ops".into(),
+            roles: None,
+        })
         .await
         .unwrap();
     admin.delete_token(&token.id).await.unwrap();

@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use tresor_domain::access::Permission;
 
 use tresor_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use tresor_metadata::audit::ChainCheck;
@@ -259,7 +260,7 @@ impl Service {
         who: &Principal,
         q: AuditQuery,
     ) -> ServiceResult<Vec<AuditEntry>> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadAudit)?;
         let filter = AuditFilter {
             from: q.from,
             vault: q.vault,
@@ -281,7 +282,7 @@ impl Service {
         self: &Arc<Self>,
         who: &Principal,
     ) -> ServiceResult<AuditVerification> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadAudit)?;
         self.blocking(|s| {
             let mut check = ChainCheck::default();
             let mut from = 1;

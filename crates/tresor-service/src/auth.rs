@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use rand::RngCore;
+use tresor_domain::access::{authorize, Permission, RoleAssignment, Target};
 use tresor_metadata::AgentRow;
 
 use crate::error::{ServiceError, ServiceResult};
@@ -54,7 +55,7 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 /// ```
 ///
 /// ```compile_fail
-/// let forged = tresor_service::Principal::admin("id".into(), "admin".into(), [127, 0, 0, 1].into());
+/// let forged = tresor_service::Principal::token("id".into(), "admin".into(), vec![], [127, 0, 0, 1].into());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -66,8 +67,12 @@ pub struct Principal {
 
 #[derive(Debug, Clone)]
 enum Who {
-    /// The admin token or an API token (by id and name).
-    Admin { token_id: String, name: String },
+    /// The admin token or an API token (by id and name), with the roles it holds.
+    Token {
+        token_id: String,
+        name: String,
+        assignments: Vec<RoleAssignment>,
+    },
     /// A registered host agent.
     Agent(AgentRow),
 }
@@ -75,9 +80,18 @@ enum Who {
 impl Principal {
     /// Only `usecases/sign_in.rs` and `sessions.rs` make principals, after checking a
     /// credential.
-    pub(crate) fn admin(token_id: String, name: String, origin: IpAddr) -> Principal {
+    pub(crate) fn token(
+        token_id: String,
+        name: String,
+        assignments: Vec<RoleAssignment>,
+        origin: IpAddr,
+    ) -> Principal {
         Principal {
-            who: Who::Admin { token_id, name },
+            who: Who::Token {
+                token_id,
+                name,
+                assignments,
+            },
             origin,
         }
     }
@@ -97,7 +111,7 @@ impl Principal {
     /// `admin` or `agent`: the audit log's actor kind.
     pub fn kind(&self) -> &'static str {
         match &self.who {
-            Who::Admin { .. } => "admin",
+            Who::Token { .. } => "admin",
             Who::Agent(_) => "agent",
         }
     }
@@ -105,7 +119,7 @@ impl Principal {
     /// A name for logs and the portal's header: the token's name or the agent's host.
     pub fn name(&self) -> &str {
         match &self.who {
-            Who::Admin { name, .. } => name,
+            Who::Token { name, .. } => name,
             Who::Agent(a) => &a.host,
         }
     }
@@ -113,26 +127,40 @@ impl Principal {
     /// The token that proved it, for an administrator.
     pub fn token_id(&self) -> Option<&str> {
         match &self.who {
-            Who::Admin { token_id, .. } => Some(token_id),
+            Who::Token { token_id, .. } => Some(token_id),
             Who::Agent(_) => None,
         }
     }
 
-    /// Managing vaults, policies, items, jobs, tokens and agents.
-    pub(crate) fn require_admin(&self) -> ServiceResult<()> {
+    /// The role assignments of a token (none for an agent).
+    pub fn assignments(&self) -> &[RoleAssignment] {
         match &self.who {
-            Who::Admin { .. } => Ok(()),
+            Who::Token { assignments, .. } => assignments,
+            Who::Agent(_) => &[],
+        }
+    }
+
+    /// May do `permission` on `target` (the domain's access model decides:
+    /// `tresor_domain::access::authorize`), or `MissingPermission` (403) naming both.
+    pub(crate) fn require(&self, permission: Permission, target: &Target) -> ServiceResult<()> {
+        match &self.who {
+            Who::Token { assignments, .. } => Ok(authorize(assignments, permission, target)?),
             // An agent's credential is no token: to a call for administrators it is
             // as good as none.
             Who::Agent(_) => Err(ServiceError::unauthorized()),
         }
     }
 
+    /// May do `permission` on the installation as a whole.
+    pub(crate) fn require_installation(&self, permission: Permission) -> ServiceResult<()> {
+        self.require(permission, &Target::Installation)
+    }
+
     /// The calls of a host agent: its jobs and its own repositories.
     pub(crate) fn require_agent(&self) -> ServiceResult<&AgentRow> {
         match &self.who {
             Who::Agent(a) => Ok(a),
-            Who::Admin { .. } => Err(ServiceError::unauthorized()),
+            Who::Token { .. } => Err(ServiceError::unauthorized()),
         }
     }
 }

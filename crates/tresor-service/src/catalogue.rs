@@ -72,3 +72,11 @@ pub fn delete_points(state: &Service, vault: &VaultRow, points: &[PointRow]) -> 
     }
     Ok(())
 }
+
+/// What an access check of the vault `v` acts on (`tresor_domain::access`).
+pub fn vault_target(v: &VaultRow) -> ServiceResult<tresor_domain::access::Target> {
+    Ok(tresor_domain::access::Target::vault(
+        tresor_domain::ResourceGroupName::parse(&v.resource_group)?,
+        tresor_domain::VaultName::parse(&v.name)?,
+    ))
+}

@@ -16,6 +16,8 @@ use std::net::IpAddr;
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 
+use tresor_domain::access::RoleAssignment;
+
 use crate::auth::{hash_secret, new_secret, Principal};
 
 const MAX_AGE: SignedDuration = SignedDuration::from_hours(12);
@@ -28,6 +30,8 @@ struct Session {
     who: String,
     /// The id of that token: revoking it ends the session.
     token_id: String,
+    /// The token's role assignments when the session opened.
+    assignments: Vec<RoleAssignment>,
     created: Timestamp,
     last_seen: Timestamp,
 }
@@ -48,7 +52,8 @@ pub struct Sessions {
 
 impl Sessions {
     /// Opens a session; returns its id.
-    pub(crate) fn open(&self, token_id: &str, who: &str, now: Timestamp) -> String {
+    pub(crate) fn open(&self, by: &Principal, now: Timestamp) -> String {
+        let (token_id, who) = (by.token_id().unwrap_or_default(), by.name());
         let id = new_secret("tresor_session");
         let mut map = self.by_hash.lock();
         map.retain(|_, s| alive(s, now));
@@ -58,6 +63,7 @@ impl Sessions {
                 csrf: new_secret("csrf"),
                 who: who.to_string(),
                 token_id: token_id.to_string(),
+                assignments: by.assignments().to_vec(),
                 created: now,
                 last_seen: now,
             },
@@ -77,7 +83,12 @@ impl Sessions {
         }
         s.last_seen = now;
         Some(SignedIn {
-            principal: Principal::admin(s.token_id.clone(), s.who.clone(), origin),
+            principal: Principal::token(
+                s.token_id.clone(),
+                s.who.clone(),
+                s.assignments.clone(),
+                origin,
+            ),
             csrf: s.csrf.clone(),
         })
     }
@@ -103,12 +114,21 @@ fn alive(s: &Session, now: Timestamp) -> bool {
 mod tests {
     use super::*;
 
+    fn by(token_id: &str, name: &str) -> Principal {
+        Principal::token(
+            token_id.into(),
+            name.into(),
+            Vec::new(),
+            IpAddr::from([127, 0, 0, 1]),
+        )
+    }
+
     #[test]
     fn sessions_expire_and_close() {
         let s = Sessions::default();
         let ip = IpAddr::from([127, 0, 0, 1]);
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let id = s.open("t1", "admin", t0);
+        let id = s.open(&by("t1", "admin"), t0);
         assert!(s
             .find(&id, t0 + SignedDuration::from_mins(30), ip)
             .is_some());
@@ -116,19 +136,19 @@ mod tests {
         assert!(s
             .find(&id, t0 + SignedDuration::from_mins(91), ip)
             .is_none());
-        let id = s.open("t1", "admin", t0);
+        let id = s.open(&by("t1", "admin"), t0);
         let mut t = t0;
         for _ in 0..13 {
             t += SignedDuration::from_mins(55);
             let alive = s.find(&id, t, ip).is_some();
             assert_eq!(alive, t < t0 + MAX_AGE, "{t}");
         }
-        let id = s.open("t1", "admin", t0);
+        let id = s.open(&by("t1", "admin"), t0);
         s.close(&id);
         assert!(s.find(&id, t0, ip).is_none());
-        let a = s.open("t-ops", "ops", t0);
-        let b = s.open("t-ops", "ops", t0);
-        let c = s.open("t-scripts", "scripts", t0);
+        let a = s.open(&by("t-ops", "ops"), t0);
+        let b = s.open(&by("t-ops", "ops"), t0);
+        let c = s.open(&by("t-scripts", "scripts"), t0);
         assert_eq!(s.close_for_token("t-ops"), 2);
         assert!(s.find(&a, t0, ip).is_none() && s.find(&b, t0, ip).is_none());
         assert!(s.find(&c, t0, ip).is_some());

@@ -91,6 +91,11 @@ CREATE TABLE audit (
     prev_hash BLOB NOT NULL, hash BLOB NOT NULL);
 CREATE INDEX audit_by_vault ON audit (vault, seq);
 "#,
+    r#"
+-- A token's role column holds its role assignments as JSON ([{"role", "scope"}], see
+-- tresor_domain::access); every token made before roles was an administrator.
+UPDATE tokens SET role = '[{"role":"Owner","scope":"/"}]' WHERE role = 'admin';
+"#,
 ];
 
 /// Applies the migrations a database at `user_version` has not had yet, each in

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tresor_domain::access::Permission;
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -529,7 +530,7 @@ impl Service {
 
     /// Every registered host agent, with its VMs.
     pub async fn agents(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<Agent>> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadVaults)?;
         self.blocking(|s| {
             let now = s.now();
             let inventory = s.store.list_inventory()?;

@@ -2,6 +2,7 @@
 //! points and restores.
 
 use std::sync::Arc;
+use tresor_domain::access::Permission;
 
 use tresor_api::items::{
     BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
@@ -145,9 +146,10 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<Vec<ProtectableVm>> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let agents = s.store.list_agents()?;
             let now = s.now();
             let mut out = Vec::new();
@@ -190,10 +192,11 @@ impl Service {
         let target = Target::in_vault(&vault, &req.vm)
             .detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<ProtectedItem> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             self
                 .blocking(move |s| {
                     let v = find_vault(s, &vault)?;
+ caller.require(Permission::EnableProtection, &crate::catalogue::vault_target(&v)?)?;
                     let policy_name = req.policy.as_deref().unwrap_or("DefaultPolicy");
                     let (policy, _) = find_policy(s, &v, policy_name)?;
                     let agent = find_agent(s, &req.host)?;
@@ -289,9 +292,10 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<Vec<ProtectedItem>> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let items = s.store.list_items(&v.id, false)?;
             items
                 .iter()
@@ -307,9 +311,10 @@ impl Service {
         vault: String,
         item: String,
     ) -> ServiceResult<ProtectedItem> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let item = find_item(s, &v, &item)?;
             let mut dto = item_dto(s, &item)?;
             dto.replication = Some(crate::replication::status(s, &v, Some(&item.id), s.now())?);
@@ -328,10 +333,11 @@ impl Service {
         let target =
             Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<Job> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             let retain = req.retain_until;
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
+                caller.require(Permission::BackupNow, &crate::catalogue::vault_target(&v)?)?;
                 let item = find_item(s, &v, &item)?;
                 parse_state(&item.state).can_back_up_now()?;
                 let now = s.now();
@@ -371,10 +377,16 @@ impl Service {
         let target =
             Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<Job> = async {
-            who.require_admin()?;
+            let needed = if req.delete_backup_data {
+                Permission::DeleteBackupData
+            } else {
+                Permission::StopProtection
+            };
+            let caller = who.clone();
             let delete = req.delete_backup_data;
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
+                caller.require(needed, &crate::catalogue::vault_target(&v)?)?;
                 let mut item = find_item(s, &v, &item)?;
                 let running = s.store.list_jobs(&tresor_metadata::JobFilter {
                     item_id: Some(item.id.clone()),
@@ -445,9 +457,10 @@ impl Service {
         item: String,
         q: RegionQuery,
     ) -> ServiceResult<Vec<RecoveryPoint>> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let item = find_item(s, &v, &item)?;
             let points = region_points(s, &v, &item, q.use_secondary_region)?;
             Ok(points.iter().map(views::point).collect())
@@ -463,9 +476,10 @@ impl Service {
         point: String,
         q: RegionQuery,
     ) -> ServiceResult<RecoveryPoint> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let item = find_item(s, &v, &item)?;
             let p = region_point(s, &v, &item, &point, q.use_secondary_region)?;
             Ok(views::point(&p))
@@ -483,7 +497,7 @@ impl Service {
         let target =
             Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<Job> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             match req.mode.as_str() {
                 "RestoreDisks" | "CreateVm"
                     if req
@@ -517,6 +531,7 @@ impl Service {
             }
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
+                caller.require(Permission::Restore, &crate::catalogue::vault_target(&v)?)?;
                 let item = find_item(s, &v, &item)?;
                 region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
                 let job = jobs::new_job(

@@ -1,6 +1,7 @@
 //! Jobs of a vault: list with filters, show, cancel.
 
 use std::sync::Arc;
+use tresor_domain::access::Permission;
 
 use serde_json::Value;
 use tresor_api::jobs::{Job, JobQuery};
@@ -35,9 +36,10 @@ impl Service {
         vault: String,
         q: JobQuery,
     ) -> ServiceResult<Vec<Job>> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let jobs = s.store.list_jobs(&JobFilter {
                 vault_id: Some(v.id),
                 item_id: q.item,
@@ -59,7 +61,7 @@ impl Service {
         vault: String,
         id: String,
     ) -> ServiceResult<Job> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadVaults)?;
         self.blocking(move |s| views::job(&find_job(s, &vault, &id)?, s.now()))
             .await
     }
@@ -75,7 +77,7 @@ impl Service {
     ) -> ServiceResult<Job> {
         let target = Target::in_vault(&vault, &id);
         let r: ServiceResult<Job> = async {
-            who.require_admin()?;
+            who.require_installation(Permission::CancelJob)?;
             self.blocking(move |s| {
                 let mut job = find_job(s, &vault, &id)?;
                 if job.is_finished() {

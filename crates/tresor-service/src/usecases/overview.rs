@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tresor_domain::access::Permission;
 
 use tresor_api::overview::{Protection, ReportedVmProtection, VaultStorage};
 use tresor_storage::ObjectKind;
@@ -23,9 +24,10 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<VaultStorage> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let mut stored = 0;
             for agent in s.repos.of_vault(&v, Region::Primary) {
                 let Ok(b) = s.repos.backend(&v, &agent, Region::Primary, false) else {
@@ -60,7 +62,7 @@ impl Service {
         self: &Arc<Self>,
         who: &Principal,
     ) -> ServiceResult<Vec<ReportedVmProtection>> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadVaults)?;
         self.blocking(|s| {
             let agents = s.store.list_agents()?;
             let mut vault_names: BTreeMap<String, String> = BTreeMap::new();
@@ -107,7 +109,7 @@ impl Service {
     /// Locations worth offering for a new vault: those agents are in and those the
     /// server's configuration names, sorted.
     pub async fn known_locations(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<String>> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadVaults)?;
         self.blocking(|s| {
             let mut out: Vec<String> = s
                 .store
@@ -129,7 +131,7 @@ impl Service {
         who: &Principal,
         name: String,
     ) -> ServiceResult<bool> {
-        who.require_admin()?;
+        who.require_installation(Permission::CreateVault)?;
         self.blocking(move |s| Ok(s.store.find_vault_by_name(&name)?.is_some()))
             .await
     }

@@ -1,6 +1,7 @@
 //! Backup policies of a vault.
 
 use std::sync::Arc;
+use tresor_domain::access::Permission;
 
 use tresor_api::policies::Policy;
 use tresor_api::ErrorCode;
@@ -28,9 +29,10 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<Vec<Policy>> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let rows = s.store.list_policies(&v.id)?;
             rows.iter()
                 .map(|r| dto(s, r))
@@ -45,9 +47,10 @@ impl Service {
         vault: String,
         name: String,
     ) -> ServiceResult<Policy> {
-        who.require_admin()?;
+        let caller = who.clone();
         self.blocking(move |s| {
             let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
             let (row, _) = find_policy(s, &v, &name)?;
             dto(s, &row)
         })
@@ -72,10 +75,14 @@ impl Service {
         let target = Target::in_vault(&vault, policy.name.as_str())
             .detail(serde_json::to_string(&policy).unwrap_or_default());
         let r: ServiceResult<Policy> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             policy.validate()?;
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
+                caller.require(
+                    Permission::ManagePolicies,
+                    &crate::catalogue::vault_target(&v)?,
+                )?;
                 if s.store.find_policy(&v.id, policy.name.as_str())?.is_some() {
                     return Err(ServiceError::new(
                         ErrorCode::PolicyAlreadyExists,
@@ -114,7 +121,7 @@ impl Service {
         let target = Target::in_vault(&vault, &name)
             .detail(serde_json::to_string(&policy).unwrap_or_default());
         let r: ServiceResult<Policy> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             policy.validate()?;
             if !policy.name.as_str().eq_ignore_ascii_case(&name) {
                 return Err(ServiceError::new(
@@ -125,6 +132,10 @@ impl Service {
             }
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
+                caller.require(
+                    Permission::ManagePolicies,
+                    &crate::catalogue::vault_target(&v)?,
+                )?;
                 let (mut row, _) = find_policy(s, &v, &name)?;
                 row.body = serde_json::to_value(&policy).map_err(ServiceError::internal)?;
                 s.store.update_policy(&row)?;
@@ -152,10 +163,11 @@ impl Service {
     ) -> ServiceResult<()> {
         let target = Target::in_vault(&vault, &name);
         let r: ServiceResult<()> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             self
                 .blocking(move |s| {
                     let v = find_vault(s, &vault)?;
+ caller.require(Permission::ManagePolicies, &crate::catalogue::vault_target(&v)?)?;
                     let (row, _) = find_policy(s, &v, &name)?;
                     let users = s.store.items_using_policy(&row.id)?;
                     if !users.is_empty() {

@@ -24,8 +24,12 @@ impl Service {
             .await
             .map_err(ServiceError::internal)??;
         match found {
-            Some(t) if t.role == "admin" => Ok(Principal::admin(t.id, t.name, origin)),
-            Some(_) => Err(ServiceError::forbidden("this token may not manage vaults")),
+            Some(t) => {
+                // What a token may do is its role assignments'; a row that does not
+                // read as such grants nothing.
+                let assignments = crate::usecases::tokens::roles_of(&t)?;
+                Ok(Principal::token(t.id, t.name, assignments, origin))
+            }
             None => Err(ServiceError::unauthorized()),
         }
     }
@@ -56,13 +60,12 @@ impl Service {
         self.sign_in_allowed(client)?;
         match self.authenticate_admin(token, client).await {
             Ok(p) => {
-                let token_id = p.token_id().unwrap_or_default().to_string();
                 tracing::info!(token = ?p.name(), %client, "portal sign-in");
                 // Recorded before the session opens: a sign-in that cannot be
                 // recorded opens none.
                 let target = Target::object(p.name()).detail("portal");
                 self.audited(&p, "signin", target, Ok(())).await?;
-                Ok(self.sessions.open(&token_id, p.name(), self.now()))
+                Ok(self.sessions.open(&p, self.now()))
             }
             Err(e) => {
                 tracing::warn!(%client, "portal sign-in with an unknown token");

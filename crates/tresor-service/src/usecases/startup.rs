@@ -23,7 +23,9 @@ impl Service {
             id: crate::auth::new_id(),
             name: "admin".into(),
             hash: crate::auth::hash_secret(&token),
-            role: "admin".into(),
+            role: crate::usecases::tokens::roles_text(
+                &crate::usecases::tokens::owner_of_installation(),
+            )?,
             created: self.now(),
         })?;
         self.store

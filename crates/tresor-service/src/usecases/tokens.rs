@@ -2,6 +2,7 @@
 //! so it can be revoked alone. The token is shown once, at creation.
 
 use std::sync::Arc;
+use tresor_domain::access::{Permission, Role, RoleAssignment, Scope};
 
 use tresor_api::tokens::{CreateToken, NewToken, Token};
 use tresor_api::ErrorCode;
@@ -20,7 +21,7 @@ impl Service {
     ) -> ServiceResult<NewToken> {
         let target = Target::object(&req.name);
         let r: ServiceResult<NewToken> = async {
-            who.require_admin()?;
+            who.require_installation(Permission::ManageAccess)?;
             let name = req.name.trim().to_string();
             if name.is_empty() || name.len() > 100 {
                 return Err(ServiceError::new(
@@ -29,13 +30,15 @@ impl Service {
                     "name it after who uses it (\"backup-reports\")",
                 ));
             }
+            let roles = req.roles.unwrap_or_else(owner_of_installation);
+            let role = roles_text(&roles)?;
             self.blocking(move |s| {
                 let token = new_secret("tresor_api");
                 let row = TokenRow {
                     id: new_id(),
                     name,
                     hash: hash_secret(&token),
-                    role: "admin".into(),
+                    role,
                     created: s.now(),
                 };
                 s.store.insert_token(&row)?;
@@ -43,6 +46,7 @@ impl Service {
                     id: row.id,
                     name: row.name,
                     created: row.created,
+                    roles,
                     token,
                 })
             })
@@ -57,17 +61,20 @@ impl Service {
     }
 
     pub async fn tokens(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<Token>> {
-        who.require_admin()?;
+        who.require_installation(Permission::ManageAccess)?;
         self.blocking(|s| {
-            Ok(s.store
+            s.store
                 .list_tokens()?
                 .into_iter()
-                .map(|t| Token {
-                    id: t.id,
-                    name: t.name,
-                    created: t.created,
+                .map(|t| {
+                    Ok(Token {
+                        roles: roles_of(&t)?,
+                        id: t.id,
+                        name: t.name,
+                        created: t.created,
+                    })
                 })
-                .collect())
+                .collect()
         })
         .await
     }
@@ -76,7 +83,7 @@ impl Service {
     pub async fn delete_token(self: &Arc<Self>, who: &Principal, id: String) -> ServiceResult<()> {
         let target = Target::object(&id);
         let r: ServiceResult<()> = async {
-            who.require_admin()?;
+            who.require_installation(Permission::ManageAccess)?;
             self.blocking(move |s| {
                 s.store.delete_token(&id)?;
                 let ended = s.sessions.close_for_token(&id);
@@ -87,5 +94,40 @@ impl Service {
         }
         .await;
         self.audited(who, "token.delete", target, r).await
+    }
+}
+
+/// What every token was before roles, and what a token gets when none are named.
+pub fn owner_of_installation() -> Vec<RoleAssignment> {
+    vec![RoleAssignment::new(Role::Owner, Scope::Installation)]
+}
+
+/// A token's role assignments as the catalogue keeps them (JSON in `role`).
+pub fn roles_text(roles: &[RoleAssignment]) -> ServiceResult<String> {
+    serde_json::to_string(roles).map_err(ServiceError::internal)
+}
+
+/// The role assignments of a token row; a row that does not read grants nothing.
+pub fn roles_of(row: &TokenRow) -> ServiceResult<Vec<RoleAssignment>> {
+    serde_json::from_str(&row.role)
+        .map_err(|e| ServiceError::internal(format!("token {}'s roles do not read: {e}", row.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalogue's migration writes this literal for every token made before roles.
+    #[test]
+    fn tokens_made_before_roles_are_owners_of_the_installation() {
+        let row = TokenRow {
+            id: "t".into(),
+            name: "admin".into(),
+            hash: String::new(),
+            role: r#"[{"role":"Owner","scope":"/"}]"#.into(),
+            created: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert_eq!(roles_of(&row).unwrap(), owner_of_installation());
+        assert_eq!(roles_text(&owner_of_installation()).unwrap(), row.role);
     }
 }

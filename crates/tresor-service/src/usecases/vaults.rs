@@ -2,6 +2,7 @@
 //! vault credentials, replicate now, verify.
 
 use std::sync::Arc;
+use tresor_domain::access::Permission;
 
 use jiff::SignedDuration;
 use tresor_api::jobs::Job;
@@ -50,7 +51,7 @@ impl Service {
         let target =
             Target::vault(&req.name).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<VaultView> = async {
-            who.require_admin()?;
+            who.require_installation(Permission::CreateVault)?;
             let name = VaultName::parse(&req.name)?;
             let rg = ResourceGroupName::parse(&req.resource_group)?;
             let location = Location::parse(&req.location)?;
@@ -99,7 +100,7 @@ impl Service {
     }
 
     pub async fn vaults(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<VaultView>> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadVaults)?;
         self.blocking(|s| {
             s.store
                 .list_vaults()?
@@ -115,7 +116,7 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<VaultView> {
-        who.require_admin()?;
+        who.require_installation(Permission::ReadVaults)?;
         self.blocking(move |s| vault_view(s, &find_vault(s, &vault)?))
             .await
     }
@@ -127,10 +128,11 @@ impl Service {
     ) -> ServiceResult<()> {
         let target = Target::vault(&vault);
         let r: ServiceResult<()> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             self
                 .blocking(move |s| {
                     let v = find_vault(s, &vault)?;
+ caller.require(Permission::DeleteVault, &crate::catalogue::vault_target(&v)?)?;
                     let items = s.store.list_items(&v.id, false)?;
                     if !items.is_empty() {
                         return Err(ServiceError::new(
@@ -178,10 +180,11 @@ impl Service {
     ) -> ServiceResult<VaultView> {
         let target = Target::vault(&vault).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<VaultView> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             self
                 .blocking(move |s| {
                     let mut row = find_vault(s, &vault)?;
+ caller.require(Permission::UpdateVault, &crate::catalogue::vault_target(&row)?)?;
                     let mut v = Vault::new(
                         VaultName::parse(&row.name)?,
                         ResourceGroupName::parse(&row.resource_group)?,
@@ -236,7 +239,7 @@ impl Service {
     ) -> ServiceResult<CredentialsFile> {
         let target = Target::vault(&vault).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<CredentialsFile> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             let days = req.valid_days.unwrap_or(2);
             let location = req
                 .location
@@ -253,6 +256,10 @@ impl Service {
             }
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
+                caller.require(
+                    Permission::IssueAgentCredentials,
+                    &crate::catalogue::vault_target(&v)?,
+                )?;
                 let secret = new_secret("tresor_enroll");
                 let expires = s.now() + SignedDuration::from_hours(24 * days as i64);
                 let location = location.unwrap_or_else(|| v.location.clone());
@@ -288,10 +295,11 @@ impl Service {
     ) -> ServiceResult<Job> {
         let target = Target::vault(&vault);
         let r: ServiceResult<Job> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             let s = self.clone();
             self.blocking(move |st| {
                 let v = find_vault(st, &vault)?;
+                caller.require(Permission::Replicate, &crate::catalogue::vault_target(&v)?)?;
                 let job = crate::replication::start_now(&s, &v)?;
                 views::job(&job, st.now())
             })
@@ -311,11 +319,12 @@ impl Service {
     ) -> ServiceResult<Job> {
         let target = Target::vault(&vault).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<Job> = async {
-            who.require_admin()?;
+            let caller = who.clone();
             let secondary = req.use_secondary_region;
             let s = self.clone();
             self.blocking(move |st| {
                 let v = find_vault(st, &vault)?;
+                caller.require(Permission::Verify, &crate::catalogue::vault_target(&v)?)?;
                 if secondary && !crate::catalogue::is_geo(&v) {
                     return Err(ServiceError::new(
                         ErrorCode::NotGeoRedundant,
