@@ -130,6 +130,17 @@ async fn every_role_may_do_its_operations_and_no_more() {
     );
     assert!(!refused(&v1.policies("v1").await));
     assert!(refused(&v1.policies("v2").await));
+    // Lists show what the scopes cover.
+    let seen: Vec<String> = v1
+        .list_vaults()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(seen, ["v1"]);
+    assert!(!refused(&v1.vault("v1").await));
+    assert!(refused(&v1.vault("v2").await));
     assert!(refused(
         &v1.vault_credentials("v1", &Default::default()).await
     ));

@@ -151,6 +151,23 @@ impl Principal {
         }
     }
 
+    /// Holds `permission` at some scope (a list then shows what its scopes cover).
+    pub(crate) fn require_somewhere(&self, permission: Permission) -> ServiceResult<()> {
+        match &self.who {
+            Who::Token { assignments, .. }
+                if assignments.iter().any(|a| a.role.grants(permission)) =>
+            {
+                Ok(())
+            }
+            _ => self.require(permission, &Target::Installation),
+        }
+    }
+
+    /// Whether it may do `permission` on `target` (for filtering lists).
+    pub(crate) fn may(&self, permission: Permission, target: &Target) -> bool {
+        self.require(permission, target).is_ok()
+    }
+
     /// May do `permission` on the installation as a whole.
     pub(crate) fn require_installation(&self, permission: Permission) -> ServiceResult<()> {
         self.require(permission, &Target::Installation)

@@ -17,8 +17,12 @@ use crate::jobs;
 use crate::state::Service;
 use crate::views::{self, enum_name, JobBody};
 
-/// The job `id` of the vault named `vault`, or NotFound.
-fn find_job(s: &Service, vault: &str, id: &str) -> ServiceResult<tresor_metadata::JobRow> {
+/// The job `id` of the vault named `vault` (and the vault), or NotFound.
+fn find_job(
+    s: &Service,
+    vault: &str,
+    id: &str,
+) -> ServiceResult<(tresor_metadata::VaultRow, tresor_metadata::JobRow)> {
     let v = find_vault(s, vault)?;
     let job = s.store.get_job(id)?;
     if job.vault_id != v.id {
@@ -26,7 +30,7 @@ fn find_job(s: &Service, vault: &str, id: &str) -> ServiceResult<tresor_metadata
             "job {id} in vault {vault}"
         )));
     }
-    Ok(job)
+    Ok((v, job))
 }
 
 impl Service {
@@ -61,9 +65,13 @@ impl Service {
         vault: String,
         id: String,
     ) -> ServiceResult<Job> {
-        who.require_installation(Permission::ReadVaults)?;
-        self.blocking(move |s| views::job(&find_job(s, &vault, &id)?, s.now()))
-            .await
+        let caller = who.clone();
+        self.blocking(move |s| {
+            let (v, job) = find_job(s, &vault, &id)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
+            views::job(&job, s.now())
+        })
+        .await
     }
 
     /// Cancels a job: at once if no agent took it yet, else the agent (or, for the
@@ -77,9 +85,10 @@ impl Service {
     ) -> ServiceResult<Job> {
         let target = Target::in_vault(&vault, &id);
         let r: ServiceResult<Job> = async {
-            who.require_installation(Permission::CancelJob)?;
+            let caller = who.clone();
             self.blocking(move |s| {
-                let mut job = find_job(s, &vault, &id)?;
+                let (v, mut job) = find_job(s, &vault, &id)?;
+                caller.require(Permission::CancelJob, &crate::catalogue::vault_target(&v)?)?;
                 if job.is_finished() {
                     return Err(ServiceError::new(
                         ErrorCode::JobAlreadyEnded,

@@ -99,14 +99,18 @@ impl Service {
         self.audited(who, "vault.create", target, r).await
     }
 
+    /// The vaults the caller may read (each role assignment's scope).
     pub async fn vaults(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<VaultView>> {
-        who.require_installation(Permission::ReadVaults)?;
-        self.blocking(|s| {
-            s.store
-                .list_vaults()?
-                .iter()
-                .map(|v| vault_view(s, v))
-                .collect::<ServiceResult<_>>()
+        who.require_somewhere(Permission::ReadVaults)?;
+        let caller = who.clone();
+        self.blocking(move |s| {
+            let mut out = Vec::new();
+            for v in s.store.list_vaults()? {
+                if caller.may(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?) {
+                    out.push(vault_view(s, &v)?);
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -116,9 +120,13 @@ impl Service {
         who: &Principal,
         vault: String,
     ) -> ServiceResult<VaultView> {
-        who.require_installation(Permission::ReadVaults)?;
-        self.blocking(move |s| vault_view(s, &find_vault(s, &vault)?))
-            .await
+        let caller = who.clone();
+        self.blocking(move |s| {
+            let v = find_vault(s, &vault)?;
+            caller.require(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?)?;
+            vault_view(s, &v)
+        })
+        .await
     }
 
     pub async fn delete_vault(
