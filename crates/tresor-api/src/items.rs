@@ -55,6 +55,11 @@ pub struct ProtectedItem {
     pub last_backup_time: Option<Timestamp>,
     #[schema(value_type = String, format = DateTime)]
     pub created: Timestamp,
+    /// A `SoftDeleted` item's purge date: until then it can be undeleted
+    /// (`POST .../items/{item}/undelete`), with its recovery points.
+    #[serde(default)]
+    #[schema(required, value_type = Option<String>, format = DateTime)]
+    pub delete_at: Option<Timestamp>,
     /// The item's copy in the secondary region (shown for one item, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
@@ -139,6 +144,11 @@ pub struct RecoveryPoint {
     /// until the soft-delete window ends.
     #[schema(required, value_type = Option<String>, format = DateTime)]
     pub deleted_from_primary: Option<Timestamp>,
+    /// Soft-deleted with its item: kept (not restorable) until then, when it is purged
+    /// unless the item is undeleted.
+    #[serde(default)]
+    #[schema(required, value_type = Option<String>, format = DateTime)]
+    pub delete_at: Option<Timestamp>,
 }
 
 /// The restore modes a [`RestoreRequest`] names.

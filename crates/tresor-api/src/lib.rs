@@ -37,6 +37,7 @@ pub mod overview;
 pub mod policies;
 pub mod storage;
 pub mod tokens;
+pub mod users;
 pub mod vaults;
 
 pub use error::{ErrorBody, ErrorCode};

@@ -33,6 +33,11 @@ pub struct Vault {
     pub redundancy_locked: bool,
     /// Recovery points can be listed and restored from the secondary region.
     pub cross_region_restore: bool,
+    /// Days deleted backup data is kept (soft-deleted, undeletable) before it is purged.
+    #[schema(minimum = 14, maximum = 180)]
+    pub soft_delete_days: u32,
+    /// Soft delete is always-on: no one can switch it off again.
+    pub soft_delete_always_on: bool,
     /// The copy in the paired location: status, lag, bytes pending, last error.
     pub replication: ReplicationStatus,
     #[schema(value_type = String, format = DateTime)]
@@ -109,6 +114,13 @@ pub struct BackupProperties {
     /// Allow listing and restoring recovery points from the secondary region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_region_restore: Option<bool>,
+    /// Days deleted backup data is kept before it is purged: 14..=180 (default 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 14, maximum = 180)]
+    pub soft_delete_days: Option<u32>,
+    /// Make soft delete always-on; once true it cannot be set false (`SoftDeleteAlwaysOn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_delete_always_on: Option<bool>,
 }
 
 /// `POST /api/v1/vaults/{vault}/credentials` (the body may be left out).

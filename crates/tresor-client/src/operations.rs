@@ -20,6 +20,7 @@ use tresor_api::jobs::{Job, JobQuery, JobStatus};
 use tresor_api::policies::{BackupPolicy, Policy};
 use tresor_api::storage::{ObjectEntry, RegisterWriter, Writer};
 use tresor_api::tokens::{CreateToken, NewToken, Token};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, TotpSetup, User};
 use tresor_api::vaults::{
     BackupProperties, CreateVault, CredentialsFile, CredentialsRequest, Vault, VerifyRequest,
 };
@@ -85,6 +86,46 @@ impl ApiClient {
     /// `DELETE /api/v1/tokens/{id}`: revokes a token (and its portal sessions).
     pub async fn delete_token(&self, id: &str) -> Result<()> {
         self.delete(&path("api/v1/tokens/{}", &[id])?).await
+    }
+
+    // ------------------------------------------------------------ users
+
+    /// `POST /api/v1/users`.
+    pub async fn create_user(&self, request: &CreateUser) -> Result<User> {
+        self.post_json(&path("api/v1/users", &[])?, request).await
+    }
+
+    /// `GET /api/v1/users`.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        self.get_json(&path("api/v1/users", &[])?).await
+    }
+
+    /// `DELETE /api/v1/users/{name}`: the user, their tokens and portal sessions.
+    pub async fn delete_user(&self, name: &str) -> Result<()> {
+        self.delete(&path("api/v1/users/{}", &[name])?).await
+    }
+
+    /// `PUT /api/v1/users/{name}/password`.
+    pub async fn set_password(&self, name: &str, request: &SetPassword) -> Result<()> {
+        self.put_json(&path("api/v1/users/{}/password", &[name])?, request)
+            .await
+    }
+
+    /// `POST /api/v1/users/{name}/totp`: a new TOTP secret, in effect once confirmed.
+    pub async fn enable_totp(&self, name: &str) -> Result<TotpSetup> {
+        self.post_empty(&path("api/v1/users/{}/totp", &[name])?)
+            .await
+    }
+
+    /// `POST /api/v1/users/{name}/totp/confirm`.
+    pub async fn confirm_totp(&self, name: &str, request: &ConfirmTotp) -> Result<()> {
+        self.post_json(&path("api/v1/users/{}/totp/confirm", &[name])?, request)
+            .await
+    }
+
+    /// `DELETE /api/v1/users/{name}/totp`.
+    pub async fn disable_totp(&self, name: &str) -> Result<()> {
+        self.delete(&path("api/v1/users/{}/totp", &[name])?).await
     }
 
     // ------------------------------------------------------------ vaults
@@ -244,6 +285,13 @@ impl ApiClient {
             request,
         )
         .await
+    }
+
+    /// `POST /api/v1/vaults/{vault}/items/{item}/undelete`: a soft-deleted item
+    /// back, protection stopped, with its recovery points.
+    pub async fn undelete_item(&self, vault: &str, item: &str) -> Result<ProtectedItem> {
+        self.post_empty(&path("api/v1/vaults/{}/items/{}/undelete", &[vault, item])?)
+            .await
     }
 
     /// `POST /api/v1/vaults/{vault}/items/{item}/restore`: the answer is the

@@ -52,6 +52,8 @@ pub mod codes {
     pub const INVALID_POLICY_NAME: &str = "InvalidPolicyName";
     // Vault.
     pub const REDUNDANCY_LOCKED: &str = "RedundancyLocked";
+    pub const SOFT_DELETE_DAYS_OUT_OF_RANGE: &str = "SoftDeleteDaysOutOfRange";
+    pub const SOFT_DELETE_ALWAYS_ON: &str = "SoftDeleteAlwaysOn";
     // Schedule.
     pub const INVALID_SCHEDULE_TIME: &str = "InvalidScheduleTime";
     pub const INVALID_TIME_ZONE: &str = "InvalidTimeZone";
@@ -79,6 +81,8 @@ pub mod codes {
     pub const PROTECTION_STOPPED: &str = "ProtectionStopped";
     pub const PROTECTION_ALREADY_STOPPED: &str = "ProtectionAlreadyStopped";
     pub const PROTECTION_NOT_STOPPED: &str = "ProtectionNotStopped";
+    pub const ITEM_SOFT_DELETED: &str = "ItemSoftDeleted";
+    pub const ITEM_NOT_SOFT_DELETED: &str = "ItemNotSoftDeleted";
     // Access.
     pub const INVALID_SCOPE: &str = "InvalidScope";
     /// No role assignment grants the permission on the target (HTTP 403).
@@ -91,6 +95,8 @@ pub mod codes {
         INVALID_LOCATION,
         INVALID_POLICY_NAME,
         REDUNDANCY_LOCKED,
+        SOFT_DELETE_DAYS_OUT_OF_RANGE,
+        SOFT_DELETE_ALWAYS_ON,
         INVALID_SCHEDULE_TIME,
         INVALID_TIME_ZONE,
         TIME_OUT_OF_RANGE,
@@ -112,6 +118,8 @@ pub mod codes {
         PROTECTION_STOPPED,
         PROTECTION_ALREADY_STOPPED,
         PROTECTION_NOT_STOPPED,
+        ITEM_SOFT_DELETED,
+        ITEM_NOT_SOFT_DELETED,
         INVALID_SCOPE,
         MISSING_PERMISSION,
     ];

@@ -10,8 +10,11 @@
 //!   no scheduled backups, no "back up now" (code `ProtectionStopped`), and
 //!   its recovery points stay, untouched by retention, until protection is
 //!   resumed or the data deleted;
-//! - stopping protection and deleting the data removes the points; the item
-//!   is `ProtectionStopped` until the store removes it.
+//! - stopping protection and deleting the data soft-deletes the item: it is
+//!   `SoftDeleted`, its points stay (no backups, no retention, no restore)
+//!   until the vault's soft-delete period ends and they are purged; until
+//!   then it can be undeleted, and is `ProtectionStopped` again with its
+//!   points (retention resumes only when protection is resumed).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,6 +32,9 @@ pub enum ProtectionState {
     ProtectionStopped,
     /// Backups run but the last one failed.
     ProtectionError,
+    /// Its backup data was deleted: kept until the soft-delete period ends, then
+    /// purged; it can be undeleted until then.
+    SoftDeleted,
 }
 
 impl ProtectionState {
@@ -39,17 +45,37 @@ impl ProtectionState {
 
     /// Whether the policy's schedule backs the item up.
     pub fn runs_scheduled_backups(self) -> bool {
-        self != ProtectionState::ProtectionStopped
+        !matches!(
+            self,
+            ProtectionState::ProtectionStopped | ProtectionState::SoftDeleted
+        )
     }
 
     /// Whether retention deletes the item's expired points. A stopped item
     /// keeps them all, as Azure's "stop protection and retain backup data".
+    /// A soft-deleted item's points wait for the purge, not for their expiry.
     pub fn applies_retention(self) -> bool {
-        self != ProtectionState::ProtectionStopped
+        !matches!(
+            self,
+            ProtectionState::ProtectionStopped | ProtectionState::SoftDeleted
+        )
     }
 
-    /// Whether "back up now" may run; refused for a stopped item.
+    /// Refuses what needs an item that is not soft-deleted (restores, resuming).
+    pub fn not_soft_deleted(self) -> Result<(), RuleError> {
+        if self == ProtectionState::SoftDeleted {
+            return Err(RuleError::new(
+                codes::ITEM_SOFT_DELETED,
+                "This item's backup data was deleted; it is kept (soft-deleted) until its delete date.",
+                "Undelete the item first (tresor protection undelete); it then keeps its recovery points, with protection stopped.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether "back up now" may run; refused for a stopped or soft-deleted item.
     pub fn can_back_up_now(self) -> Result<(), RuleError> {
+        self.not_soft_deleted()?;
         if self == ProtectionState::ProtectionStopped {
             return Err(RuleError::new(
                 codes::PROTECTION_STOPPED,
@@ -64,7 +90,7 @@ impl ProtectionState {
     /// stopped leaves the item stopped.
     pub fn after_backup_succeeded(self) -> Self {
         match self {
-            ProtectionState::ProtectionStopped => self,
+            ProtectionState::ProtectionStopped | ProtectionState::SoftDeleted => self,
             _ => ProtectionState::Protected,
         }
     }
@@ -72,7 +98,7 @@ impl ProtectionState {
     /// After a backup failed.
     pub fn after_backup_failed(self) -> Self {
         match self {
-            ProtectionState::ProtectionStopped => self,
+            ProtectionState::ProtectionStopped | ProtectionState::SoftDeleted => self,
             _ => ProtectionState::ProtectionError,
         }
     }
@@ -82,11 +108,31 @@ impl ProtectionState {
     /// already stopped is allowed; stopping it again while keeping data is
     /// refused.
     pub fn on_disable(self, keep_data: bool) -> Result<Self, RuleError> {
+        self.not_soft_deleted()?;
         if keep_data && self == ProtectionState::ProtectionStopped {
             return Err(RuleError::new(
                 codes::PROTECTION_ALREADY_STOPPED,
                 "Protection of this item is already stopped.",
                 "Resume protection to back it up again, or delete its backup data.",
+            ));
+        }
+        Ok(ProtectionState::ProtectionStopped)
+    }
+
+    /// Deletes the backup data of an item whose protection was just stopped (see
+    /// [`ProtectionState::on_disable`]): it is soft-deleted.
+    pub fn on_delete_data(self) -> Self {
+        ProtectionState::SoftDeleted
+    }
+
+    /// Undeletes a soft-deleted item: protection stays stopped, its points are kept
+    /// and retention does not touch them until protection is resumed.
+    pub fn on_undelete(self) -> Result<Self, RuleError> {
+        if self != ProtectionState::SoftDeleted {
+            return Err(RuleError::new(
+                codes::ITEM_NOT_SOFT_DELETED,
+                format!("This item is not soft-deleted (it is {self:?})."),
+                "Only an item whose backup data was deleted, within its soft-delete period, can be undeleted.",
             ));
         }
         Ok(ProtectionState::ProtectionStopped)
@@ -151,6 +197,26 @@ mod tests {
         assert_eq!(
             InitialBackupPending.on_disable(false),
             Ok(ProtectionStopped)
+        );
+    }
+
+    #[test]
+    fn soft_deleted_items_wait_for_undelete_or_purge() {
+        let s = Protected.on_disable(false).unwrap().on_delete_data();
+        assert_eq!(s, SoftDeleted);
+        assert!(!s.runs_scheduled_backups());
+        assert!(!s.applies_retention());
+        assert_eq!(s.can_back_up_now().unwrap_err().code, "ItemSoftDeleted");
+        assert_eq!(s.on_disable(false).unwrap_err().code, "ItemSoftDeleted");
+        assert_eq!(s.on_disable(true).unwrap_err().code, "ItemSoftDeleted");
+        assert_eq!(s.on_resume(true).unwrap_err().code, "ProtectionNotStopped");
+        assert_eq!(s.after_backup_succeeded(), SoftDeleted);
+        assert_eq!(s.after_backup_failed(), SoftDeleted);
+        assert_eq!(s.on_undelete(), Ok(ProtectionStopped));
+        assert!(!ProtectionStopped.applies_retention());
+        assert_eq!(
+            ProtectionStopped.on_undelete().unwrap_err().code,
+            "ItemNotSoftDeleted"
         );
     }
 

@@ -5,6 +5,11 @@
 //! in it: from then on it is locked, and the way to another redundancy is a
 //! new vault. The domain records the choice and its lock; what each setting
 //! means for the bytes is the storage's business.
+//!
+//! Soft delete is always on: deleted backup data is kept for the vault's
+//! soft-delete period (14 days by default, 14 to 180) before it is purged, and
+//! can be undeleted until then. A vault can make it "always on" for good:
+//! from then on no one can switch that off again.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -82,9 +87,88 @@ impl Vault {
     }
 }
 
+/// A vault's soft-delete settings (Azure's "soft delete" and "always-on soft delete").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SoftDelete {
+    /// Days deleted backup data is kept before it is purged.
+    #[schema(minimum = 14, maximum = 180)]
+    pub days: u32,
+    /// Once set, it cannot be unset.
+    pub always_on: bool,
+}
+
+impl Default for SoftDelete {
+    fn default() -> Self {
+        SoftDelete {
+            days: SoftDelete::DEFAULT_DAYS,
+            always_on: false,
+        }
+    }
+}
+
+impl SoftDelete {
+    pub const DEFAULT_DAYS: u32 = 14;
+    pub const MIN_DAYS: u32 = 14;
+    pub const MAX_DAYS: u32 = 180;
+
+    /// Sets the period, within 14 to 180 days.
+    pub fn set_days(&mut self, days: u32) -> Result<(), RuleError> {
+        if !(Self::MIN_DAYS..=Self::MAX_DAYS).contains(&days) {
+            return Err(RuleError::new(
+                codes::SOFT_DELETE_DAYS_OUT_OF_RANGE,
+                format!(
+                    "Deleted backup data is kept for {} to {} days, not {days}.",
+                    Self::MIN_DAYS,
+                    Self::MAX_DAYS
+                ),
+                "Give a soft-delete period of 14 to 180 days.",
+            ));
+        }
+        self.days = days;
+        Ok(())
+    }
+
+    /// Makes soft delete always-on (for good), or refuses to undo it.
+    pub fn set_always_on(&mut self, always_on: bool) -> Result<(), RuleError> {
+        if self.always_on && !always_on {
+            return Err(RuleError::new(
+                codes::SOFT_DELETE_ALWAYS_ON,
+                "Soft delete of this vault is always-on, and always-on cannot be switched off, by anyone.",
+                "Leave it on; deleted backup data is purged when its soft-delete period ends.",
+            ));
+        }
+        self.always_on = always_on;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_delete_period_and_always_on() {
+        let mut s = SoftDelete::default();
+        assert_eq!(s.days, 14);
+        assert!(!s.always_on);
+        for bad in [0, 13, 181, u32::MAX] {
+            assert_eq!(
+                s.set_days(bad).unwrap_err().code,
+                "SoftDeleteDaysOutOfRange"
+            );
+        }
+        s.set_days(180).unwrap();
+        s.set_days(14).unwrap();
+        s.set_always_on(false).unwrap();
+        s.set_always_on(true).unwrap();
+        s.set_always_on(true).unwrap();
+        assert_eq!(
+            s.set_always_on(false).unwrap_err().code,
+            "SoftDeleteAlwaysOn"
+        );
+        assert!(s.always_on);
+    }
 
     fn vault() -> Vault {
         Vault::new(

@@ -81,6 +81,14 @@ pub trait MetadataStore: Send + Sync {
     fn list_tokens(&self) -> Result<Vec<TokenRow>>;
     fn delete_token(&self, id: &str) -> Result<()>;
 
+    // Users: names unique case-insensitively; deleting one deletes its tokens.
+    fn insert_user(&self, user: &UserRow) -> Result<()>;
+    fn find_user_by_name(&self, name: &str) -> Result<Option<UserRow>>;
+    fn list_users(&self) -> Result<Vec<UserRow>>;
+    /// Replaces the password hash, TOTP secrets and roles of the user `user.id`.
+    fn update_user(&self, user: &UserRow) -> Result<()>;
+    fn delete_user(&self, id: &str) -> Result<()>;
+
     // Vaults: names unique case-insensitively.
     fn insert_vault(&self, vault: &VaultRow) -> Result<()>;
     fn get_vault(&self, id: &str) -> Result<VaultRow>;

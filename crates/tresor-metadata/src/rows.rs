@@ -17,6 +17,23 @@ pub struct TokenRow {
     pub created: Timestamp,
 }
 
+/// A person who signs in with a name and a password (and a TOTP code once enabled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    /// As given; unique whatever the case of its letters.
+    pub name: String,
+    /// Argon2id, as a PHC string (`$argon2id$v=19$...`).
+    pub password_hash: String,
+    /// The TOTP secret (base32) once its first code confirmed it.
+    pub totp_secret: Option<String>,
+    /// A TOTP secret handed out and waiting for its first code.
+    pub totp_pending: Option<String>,
+    /// Role assignments as JSON, like [`TokenRow::role`].
+    pub role: String,
+    pub created: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VaultRow {
     pub id: String,
@@ -30,6 +47,11 @@ pub struct VaultRow {
     pub created: Timestamp,
     /// Recovery points may be listed and restored from the secondary (GeoRedundant only).
     pub cross_region_restore: bool,
+    /// Days deleted backup data is kept (soft-deleted) before it is purged.
+    pub soft_delete_days: u32,
+    /// Soft delete was made always-on: the period cannot be shortened below it again
+    /// nor the setting switched off.
+    pub soft_delete_always_on: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,8 +115,12 @@ pub struct ItemRow {
     pub last_window: Option<Timestamp>,
     pub last_backup: Option<Timestamp>,
     pub created: Timestamp,
-    /// False once protection was disabled and its data deleted.
+    /// False once protection was disabled and its data deleted (purged).
     pub active: bool,
+    /// When its backup data was deleted (it is `SoftDeleted` until `delete_at`).
+    pub soft_deleted: Option<Timestamp>,
+    /// When the soft-deleted item and its points are purged.
+    pub delete_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +173,10 @@ pub struct PointRow {
     /// When it was deleted from the primary (retention or a delete); the row stays while
     /// the secondary still holds it (the soft-delete window).
     pub primary_deleted: Option<Timestamp>,
+    /// When it was soft-deleted (with its item): still stored, kept from garbage
+    /// collection and retention until `soft_delete_until`.
+    pub soft_deleted: Option<Timestamp>,
+    pub soft_delete_until: Option<Timestamp>,
 }
 
 /// An entry of the audit log as the service gives it: the store links it to the

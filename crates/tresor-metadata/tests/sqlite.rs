@@ -18,6 +18,8 @@ fn vault(id: &str, name: &str) -> VaultRow {
         redundancy: "GeoRedundant".into(),
         redundancy_locked: false,
         cross_region_restore: false,
+        soft_delete_days: 14,
+        soft_delete_always_on: false,
         created: t("2026-01-01T00:00:00Z"),
     }
 }
@@ -35,6 +37,8 @@ fn item(id: &str, vault_id: &str, vm: &str) -> ItemRow {
         last_backup: None,
         created: t("2026-01-01T00:00:00Z"),
         active: true,
+        soft_deleted: None,
+        delete_at: None,
     }
 }
 
@@ -197,6 +201,8 @@ fn points_deleted_from_the_primary_stay_listed_for_the_secondary() {
         body: json!({}),
         replicated: None,
         primary_deleted: None,
+        soft_deleted: None,
+        soft_delete_until: None,
     };
     s.insert_point(&point("p1", "2026-01-02T00:00:00Z"))
         .unwrap();
@@ -309,4 +315,58 @@ fn the_audit_log_is_a_chain_that_survives_reopening() {
     let s = SqliteStore::open(&path).unwrap();
     let v = audit::verify_chain(&s.list_audit(&AuditFilter::default()).unwrap());
     assert_eq!(v.broken, Some((2, audit::Break::Hash)));
+}
+
+#[test]
+fn users_are_unique_by_name_whatever_the_case_and_take_their_tokens_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+    let mut alice = UserRow {
+        id: "u1".into(),
+        name: "Alice".into(),
+        password_hash: "$argon2id$x".into(),
+        totp_secret: None,
+        totp_pending: None,
+        role: r#"[{"role":"Reader","scope":"/"}]"#.into(),
+        created: t("2026-01-01T00:00:00Z"),
+    };
+    s.insert_user(&alice).unwrap();
+    let twin = UserRow {
+        id: "u2".into(),
+        name: "ALICE".into(),
+        ..alice.clone()
+    };
+    assert!(matches!(
+        s.insert_user(&twin),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(s.find_user_by_name("alice").unwrap().unwrap(), alice);
+    alice.totp_secret = Some("JBSWY3DPEHPK3PXP".into());
+    alice.password_hash = "$argon2id$y".into();
+    s.update_user(&alice).unwrap();
+    assert_eq!(s.list_users().unwrap(), vec![alice.clone()]);
+
+    // A token of hers goes when she does.
+    s.insert_token(&TokenRow {
+        id: "t1".into(),
+        name: "alice-scripts".into(),
+        hash: "h1".into(),
+        role: alice.role.clone(),
+        created: alice.created,
+    })
+    .unwrap();
+    drop(s);
+    {
+        let c = rusqlite::Connection::open(dir.path().join("m.db")).unwrap();
+        c.execute("UPDATE tokens SET user_id = 'u1' WHERE id = 't1'", [])
+            .unwrap();
+    }
+    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+    s.delete_user("u1").unwrap();
+    assert!(s.find_token("h1").unwrap().is_none());
+    assert!(s.find_user_by_name("Alice").unwrap().is_none());
+    assert!(matches!(
+        s.delete_user("u1"),
+        Err(StoreError::NotFound { .. })
+    ));
 }

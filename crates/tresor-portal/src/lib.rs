@@ -187,13 +187,25 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
             h1 { "Sign in to Tresor" }
             p.muted { "Use the admin token the server printed when it first started (also in DATA/cli.json), or an API token." }
             @if q.failed.is_some() {
-                div.alert.bad role="alert" { "That token is not valid. Check it and try again." }
+                div.alert.bad role="alert" { "That token, or that user name, password or code, is not valid. Check it and try again." }
             }
             form method="post" action="/login" {
                 input type="hidden" name="csrf" value=(token);
                 input type="hidden" name="next" value=(safe_next(q.next.as_deref()));
                 label for="token" { "Token" }
                 input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                button.primary type="submit" { "Sign in" }
+            }
+            h2 { "Or as a user" }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(safe_next(q.next.as_deref()));
+                label for="user" { "User name" }
+                input #user type="text" name="user" autocomplete="username" required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                label for="totp" { "Authenticator code (if enabled)" }
+                input #totp type="text" name="totp" inputmode="numeric" pattern="[0-9]{6}" autocomplete="one-time-code";
                 button.primary type="submit" { "Sign in" }
             }
         }
@@ -207,7 +219,15 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
     csrf: String,
+    /// A token; or, instead, a user's name, password and TOTP code.
+    #[serde(default)]
     token: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    totp: Option<String>,
     #[serde(default)]
     next: Option<String>,
 }
@@ -232,7 +252,14 @@ async fn login(
             .into_response();
     }
     let next = safe_next(f.next.as_deref());
-    match state.sign_in(f.token.trim(), ip).await {
+    let signed_in = if f.user.trim().is_empty() {
+        state.sign_in(f.token.trim(), ip).await
+    } else {
+        state
+            .sign_in_user(&f.user, &f.password, f.totp.as_deref(), ip)
+            .await
+    };
+    match signed_in {
         Ok(id) => {
             let mut r = Redirect::to(&next).into_response();
             r.headers_mut().append(

@@ -1,4 +1,5 @@
-//! Signing in to the portal: a token (the admin token or an API token) buys a session
+//! Signing in to the portal: a token (the admin token or an API token), or a user's
+//! name and password (and TOTP code), buys a session
 //! (`tresor_service::sessions`), whose id travels in the `tresor_session` cookie.
 //!
 //! - Every session has a CSRF token. Every form carries it in a hidden field and every

@@ -415,6 +415,7 @@ async fn set_configuration(
             _ => StorageRedundancy::GeoRedundant,
         }),
         cross_region_restore: f.cross_region_restore.as_deref().map(|v| v == "true"),
+        ..BackupProperties::default()
     };
     match state
         .set_backup_properties(&op.principal, vault.clone(), req)

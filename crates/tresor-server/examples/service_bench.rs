@@ -59,6 +59,8 @@ async fn main() {
             redundancy: "LocallyRedundant".into(),
             redundancy_locked: false,
             cross_region_restore: false,
+            soft_delete_days: 14,
+            soft_delete_always_on: false,
             created: start,
         })
         .unwrap();
@@ -110,6 +112,8 @@ async fn main() {
                 last_backup: None,
                 created: start,
                 active: true,
+                soft_deleted: None,
+                delete_at: None,
             })
             .unwrap();
     }

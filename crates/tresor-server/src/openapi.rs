@@ -31,6 +31,7 @@ use tresor_api::jobs::{Job, JobQuery};
 use tresor_api::policies::{BackupPolicy, Policy};
 use tresor_api::storage::{ObjectEntry, RegisterWriter, Writer};
 use tresor_api::tokens::{CreateToken, NewToken, Token};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, TotpSetup, User};
 use tresor_api::vaults::{
     BackupProperties, CreateVault, CredentialsFile, CredentialsRequest, ReplicationProgress, Vault,
     VerifyRequest,
@@ -194,6 +195,13 @@ const OPERATIONS: &[Operation] = &[
     op("post", "/api/v1/tokens", "createToken", "Create an API token (an admin credential with a name; shown once)", C::Admin, B::Json(schema::<CreateToken>()), &[A::Json(201, schema::<NewToken>())]),
     op("get", "/api/v1/tokens", "listTokens", "List API tokens", C::Admin, B::None, &[A::Json(200, list_of::<Token>())]),
     op("delete", "/api/v1/tokens/{id}", "deleteToken", "Revoke an API token (and its portal sessions)", C::Admin, B::None, &[A::Empty(204)]),
+    op("post", "/api/v1/users", "createUser", "Create a user (name, password, role assignments)", C::Admin, B::Json(schema::<CreateUser>()), &[A::Json(201, schema::<User>())]).errors(&[409]),
+    op("get", "/api/v1/users", "listUsers", "List users", C::Admin, B::None, &[A::Json(200, list_of::<User>())]),
+    op("delete", "/api/v1/users/{name}", "deleteUser", "Delete a user (and their tokens and portal sessions)", C::Admin, B::None, &[A::Empty(204)]),
+    op("put", "/api/v1/users/{name}/password", "setPassword", "Set a user's password (one's own with the current one, or anyone's with Access.Manage); their portal sessions end", C::Admin, B::Json(schema::<SetPassword>()), &[A::Empty(204)]),
+    op("post", "/api/v1/users/{name}/totp", "enableTotp", "A new TOTP secret for a user, in effect once confirmed with its first code", C::Admin, B::None, &[A::Json(200, schema::<TotpSetup>())]),
+    op("delete", "/api/v1/users/{name}/totp", "disableTotp", "Turn a user's TOTP off", C::Admin, B::None, &[A::Empty(204)]),
+    op("post", "/api/v1/users/{name}/totp/confirm", "confirmTotp", "Confirm a new TOTP secret with the code it makes now", C::Admin, B::Json(schema::<ConfirmTotp>()), &[A::Empty(204)]),
     op("post", "/api/v1/vaults", "createVault", "Create a vault (with DefaultPolicy)", C::Admin, B::Json(schema::<CreateVault>()), &[A::Json(201, schema::<Vault>())]).errors(&[409]),
     op("get", "/api/v1/vaults", "listVaults", "List vaults", C::Admin, B::None, &[A::Json(200, list_of::<Vault>())]),
     op("get", V, "showVault", "Show a vault", C::Admin, B::None, &[A::Json(200, schema::<Vault>())]),
@@ -213,7 +221,8 @@ const OPERATIONS: &[Operation] = &[
     op("post", "/api/v1/vaults/{vault}/items", "enableProtection", "Enable backup of a VM with a policy", C::Admin, B::Json(schema::<EnableProtection>()), &[A::Json(201, schema::<ProtectedItem>())]).errors(&[409]),
     op("get", "/api/v1/vaults/{vault}/items/{item}", "showItem", "Show a protected item (by id, VM name or the agent's name for the VM)", C::Admin, B::None, &[A::Json(200, schema::<ProtectedItem>())]),
     op("post", "/api/v1/vaults/{vault}/items/{item}/backup", "backupNow", "Back up now, keeping the point until a date", C::Admin, B::OptionalJson(schema::<BackupNow>()), &[A::Json(202, schema::<Job>())]).errors(&[409]),
-    op("post", "/api/v1/vaults/{vault}/items/{item}/disable", "disableProtection", "Stop protection, keeping or deleting the data", C::Admin, B::OptionalJson(schema::<Disable>()), &[A::Json(200, schema::<Job>())]).errors(&[409]),
+    op("post", "/api/v1/vaults/{vault}/items/{item}/disable", "disableProtection", "Stop protection, keeping or soft-deleting the data (kept for the vault's soft-delete period, then purged)", C::Admin, B::OptionalJson(schema::<Disable>()), &[A::Json(200, schema::<Job>())]).errors(&[409]),
+    op("post", "/api/v1/vaults/{vault}/items/{item}/undelete", "undeleteItem", "Undelete a soft-deleted item: it comes back with its recovery points, protection stopped", C::Admin, B::None, &[A::Json(200, schema::<ProtectedItem>())]).errors(&[409]),
     op("post", "/api/v1/vaults/{vault}/items/{item}/restore", "restore", "Restore disks, create a VM, or replace the disks", C::Admin, B::Json(schema::<RestoreRequest>()), &[A::Json(202, schema::<Job>())]).errors(&[409]),
     op("get", "/api/v1/vaults/{vault}/items/{item}/recovery-points", "listRecoveryPoints", "List an item's recovery points, newest first (?useSecondaryRegion=true: those in the secondary region)", C::Admin, B::None, &[A::Json(200, list_of::<RecoveryPoint>())]).query::<RegionQuery>(),
     op("get", "/api/v1/vaults/{vault}/items/{item}/recovery-points/{point}", "showRecoveryPoint", "Show a recovery point", C::Admin, B::None, &[A::Json(200, schema::<RecoveryPoint>())]).query::<RegionQuery>().errors(&[409]),
@@ -616,6 +625,9 @@ mod tests {
             "CreateVault",
             "BackupProperties",
             "CreateToken",
+            "CreateUser",
+            "SetPassword",
+            "ConfirmTotp",
             "RestoreRequest",
         ] {
             assert_eq!(

@@ -409,7 +409,8 @@ async fn protection_validates_the_vm_and_backups_follow_the_rules() {
         .unwrap();
     assert_eq!(cancelled["status"], "Cancelled");
 
-    // Stopped, data kept: no backup now; deleting the data frees the VM.
+    // Stopped, data kept: no backup now; deleting the data keeps it (soft-deleted)
+    // for 14 days, and the VM is free once it is purged.
     let stop: Value = w
         .admin
         .post_json("api/v1/vaults/eu/items/web/disable", &json!({}))
@@ -430,6 +431,18 @@ async fn protection_validates_the_vm_and_backups_follow_the_rules() {
         .await
         .unwrap();
     assert_eq!(del["operation"], "DeleteBackupData");
+    assert_eq!(code(enable("eu2", "web").await), "AlreadyProtected");
+    w.advance(SignedDuration::from_hours(14 * 24));
+    let state = w.server.state.clone();
+    let purged = tokio::task::spawn_blocking(move || {
+        tresor_service::soft_delete::purge_due(&state)
+            .unwrap()
+            .len()
+    })
+    .await
+    .unwrap();
+    assert_eq!(purged, 1);
+    w.report(&a, &[("web", "qcow2"), ("old", "vmdk")]).await;
     assert_eq!(
         enable("eu2", "web").await.unwrap()["protectionState"],
         "InitialBackupPending"
@@ -646,6 +659,8 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
                 body: json!({}),
                 replicated: None,
                 primary_deleted: None,
+                soft_deleted: None,
+                soft_delete_until: None,
             })
             .unwrap();
     }

@@ -47,6 +47,8 @@ fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String 
             redundancy: "LocallyRedundant".into(),
             redundancy_locked: false,
             cross_region_restore: false,
+            soft_delete_days: 14,
+            soft_delete_always_on: false,
             created: since,
         })
         .unwrap();
@@ -87,6 +89,8 @@ fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String 
             last_backup: None,
             created: since,
             active: true,
+            soft_deleted: None,
+            delete_at: None,
         })
         .unwrap();
     "i".into()

@@ -5,7 +5,8 @@
 //! Recorded: vaults (create, update, delete, credentials issued, replicate, verify),
 //! policies (create, update, delete), items (enable, disable, back up now, restore),
 //! job cancels, tokens (create, delete), agent registrations, portal sign-ins and
-//! failed sign-ins. Not recorded: reads, and what agents do within their jobs (that
+//! failed sign-ins, and soft-deleted data the server purged (actor kind `server`).
+//! Not recorded: reads, and what agents do within their jobs (that
 //! is in the jobs themselves).
 
 use std::net::IpAddr;
@@ -199,6 +200,25 @@ impl Service {
             tracing::error!(error = %e, entry = ?entry, "AUDIT LOG WRITE FAILED: this change is not in the audit log");
         }
         appended
+    }
+
+    /// Records a change the server made on its own (actor kind `server`), from a
+    /// background step; a failure to record goes to the server's log in full.
+    pub(crate) fn record_by_server(&self, vault: &str, action: &str, object: &str, detail: &str) {
+        let entry = NewAudit {
+            time: self.now(),
+            actor_kind: "server".to_string(),
+            actor: String::new(),
+            origin: String::new(),
+            vault: cut(vault, MAX_OBJECT),
+            action: action.to_string(),
+            object: cut(object, MAX_OBJECT),
+            result: "Succeeded".to_string(),
+            detail: cut(detail, MAX_DETAIL),
+        };
+        if let Err(e) = self.store.append_audit(&entry) {
+            tracing::error!(error = %e, entry = ?entry, "AUDIT LOG WRITE FAILED: this change is not in the audit log");
+        }
     }
 
     /// Records a use case's `result` and answers it.

@@ -6,6 +6,9 @@
 //! no public constructor, so an adapter holds one only after the service checked a
 //! credential. Every use case takes one and says what it needs of it.
 
+pub mod passwords;
+pub mod totp;
+
 use std::net::IpAddr;
 
 use rand::RngCore;
@@ -67,11 +70,13 @@ pub struct Principal {
 
 #[derive(Debug, Clone)]
 enum Who {
-    /// The admin token or an API token (by id and name), with the roles it holds.
+    /// The admin token or an API token (by id and name), or a user signed in with a
+    /// password (`user_id`, and no token id), with the roles it holds.
     Token {
         token_id: String,
         name: String,
         assignments: Vec<RoleAssignment>,
+        user_id: Option<String>,
     },
     /// A registered host agent.
     Agent(AgentRow),
@@ -91,6 +96,27 @@ impl Principal {
                 token_id,
                 name,
                 assignments,
+                user_id: None,
+            },
+            origin,
+        }
+    }
+
+    /// A user, after their password (and TOTP code) was checked: named by their name,
+    /// holding their role assignments. Made only in `usecases/sign_in.rs` and
+    /// `sessions.rs`.
+    pub(crate) fn user(
+        user_id: String,
+        name: String,
+        assignments: Vec<RoleAssignment>,
+        origin: IpAddr,
+    ) -> Principal {
+        Principal {
+            who: Who::Token {
+                token_id: String::new(),
+                name,
+                assignments,
+                user_id: Some(user_id),
             },
             origin,
         }
@@ -111,6 +137,9 @@ impl Principal {
     /// `admin` or `agent`: the audit log's actor kind.
     pub fn kind(&self) -> &'static str {
         match &self.who {
+            Who::Token {
+                user_id: Some(_), ..
+            } => "user",
             Who::Token { .. } => "admin",
             Who::Agent(_) => "agent",
         }
@@ -127,8 +156,18 @@ impl Principal {
     /// The token that proved it, for an administrator.
     pub fn token_id(&self) -> Option<&str> {
         match &self.who {
-            Who::Token { token_id, .. } => Some(token_id),
-            Who::Agent(_) => None,
+            Who::Token { token_id, .. } if !token_id.is_empty() => Some(token_id),
+            _ => None,
+        }
+    }
+
+    /// The user it is (signed in with a password), if any.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::Token {
+                user_id: Some(u), ..
+            } => Some(u),
+            _ => None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The service's own work, in loops until cancelled: the scheduler, the lease
-//! sweeper, retention, replication and garbage collection.
+//! sweeper, retention, the purge of soft-deleted data, replication and garbage
+//! collection.
 //!
 //! Each step runs off the async threads and logs its failure rather than stopping
 //! (one vault's trouble is that vault's: the steps handle vaults and items one by
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceResult;
 use crate::state::Service;
-use crate::{garbage, jobs, replication, scheduler};
+use crate::{garbage, jobs, replication, scheduler, soft_delete};
 
 /// Starts the loops; they end when `stop` is cancelled.
 pub fn start(service: Arc<Service>, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
@@ -40,6 +41,13 @@ pub fn start(service: Arc<Service>, stop: CancellationToken) -> Vec<tokio::task:
             Duration::from_secs(3600),
             "retention",
             |s| scheduler::retention(s).map(|_| ()),
+        ),
+        every(
+            service.clone(),
+            stop.clone(),
+            Duration::from_secs(3600),
+            "soft-delete purge",
+            |s| soft_delete::purge_due(s).map(|_| ()),
         ),
         every(service, stop, Duration::from_secs(24 * 3600), "gc", |s| {
             // The first tick fires at once; collect only after a day of uptime.

@@ -1,7 +1,7 @@
 //! Garbage collection of every vault's repositories, decided by the catalogue.
 //!
 //! What is live is what the server itself accepted: the recovery points its catalogue
-//! lists (each checked by `tresor_engine::intake::check_point` before it was
+//! lists, soft-deleted ones too until they are purged, (each checked by `tresor_engine::intake::check_point` before it was
 //! catalogued). Nothing an agent wrote (a manifest, an index file) can make a blob
 //! that a catalogued point needs look dead, and a pack goes only when its own trailer
 //! agrees (see `tresor_engine::gc`).
@@ -153,6 +153,8 @@ pub fn collect_repository(
         .collect();
     let catalogue = state.store.list_vault_points_with_deleted(&vault.id)?;
     let known: HashSet<&str> = catalogue.iter().map(|p| p.id.as_str()).collect();
+    // Live: every point on the primary, soft-deleted ones included (they stay until
+    // their purge removes them from the catalogue: soft_delete.rs).
     let live: Vec<String> = catalogue
         .iter()
         .filter(|p| p.primary_deleted.is_none() && items.contains(&p.item_id))

@@ -267,6 +267,8 @@ fn catalogue_point(
         }),
         replicated: None,
         primary_deleted: None,
+        soft_deleted: None,
+        soft_delete_until: None,
     })
 }
 
@@ -330,9 +332,10 @@ pub fn apply_retention(state: &Service, item: &ItemRow) -> ServiceResult<usize> 
     }
     let now = state.now();
     let points = state.store.list_points(&item.id)?;
+    // A soft-deleted point waits for its purge (soft_delete.rs), whatever its expiry.
     let expired: Vec<&PointRow> = points
         .iter()
-        .filter(|p| p.expires.is_some_and(|e| e <= now))
+        .filter(|p| p.soft_deleted.is_none() && p.expires.is_some_and(|e| e <= now))
         .collect();
     if expired.is_empty() {
         return Ok(0);

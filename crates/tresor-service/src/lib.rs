@@ -17,7 +17,8 @@
 //! - `jobs.rs`: the job engine (leases, completion, the recovery point catalogue,
 //!   retention); `scheduler.rs`: policies' schedules to backup jobs.
 //! - `replication.rs`: GeoRedundant vaults copied to the paired location;
-//!   `verify.rs`: re-reading a vault's data; `garbage.rs`: garbage collection.
+//!   `verify.rs`: re-reading a vault's data; `garbage.rs`: garbage collection;
+//!   `soft_delete.rs`: deleted backup data kept, undeleted, purged when its time ends.
 //! - `repos.rs`: one repository per (vault, host agent); `locations.rs`: locations,
 //!   their storage targets and pairs (`server.toml`).
 //! - `catalogue.rs`: finding rows by name; `views.rs`: rows as `tresor-api` types.
@@ -42,6 +43,7 @@ pub mod replication;
 pub mod repos;
 pub mod scheduler;
 pub mod sessions;
+pub mod soft_delete;
 pub mod state;
 pub mod usecases;
 pub mod verify;

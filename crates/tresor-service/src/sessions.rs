@@ -1,4 +1,5 @@
-//! Portal sessions: a token (the admin token or an API token) buys a session.
+//! Portal sessions: a token (the admin token or an API token), or a user's name and
+//! password (and TOTP code), buys a session.
 //!
 //! - The session id is random; the service keeps only its SHA-256. (How it travels,
 //!   in an `HttpOnly; Secure; SameSite=Strict` cookie, is the portal's business.)
@@ -6,7 +7,8 @@
 //!   every state-changing request.
 //! - Sessions live in memory: a server restart signs everyone out. They end after
 //!   12 hours, or 1 hour without a request, or at sign-out, or when the token that
-//!   opened them is revoked (`DELETE /api/v1/tokens/{id}`).
+//!   opened them is revoked (`DELETE /api/v1/tokens/{id}`), or the user who opened
+//!   them is deleted or changes their password.
 //! - Failed sign-ins are limited per client address (`attempts.rs`); signing in
 //!   and out are use cases (`usecases/sign_in.rs`).
 
@@ -28,8 +30,10 @@ struct Session {
     csrf: String,
     /// The name of the token that signed in (shown in the header).
     who: String,
-    /// The id of that token: revoking it ends the session.
+    /// The id of that token: revoking it ends the session (empty for a user).
     token_id: String,
+    /// The user who signed in with a password: deleting them ends the session.
+    user_id: Option<String>,
     /// The token's role assignments when the session opened.
     assignments: Vec<RoleAssignment>,
     created: Timestamp,
@@ -63,6 +67,7 @@ impl Sessions {
                 csrf: new_secret("csrf"),
                 who: who.to_string(),
                 token_id: token_id.to_string(),
+                user_id: by.user_id().map(str::to_string),
                 assignments: by.assignments().to_vec(),
                 created: now,
                 last_seen: now,
@@ -82,13 +87,19 @@ impl Sessions {
             return None;
         }
         s.last_seen = now;
-        Some(SignedIn {
-            principal: Principal::token(
+        let principal = match &s.user_id {
+            Some(user) => {
+                Principal::user(user.clone(), s.who.clone(), s.assignments.clone(), origin)
+            }
+            None => Principal::token(
                 s.token_id.clone(),
                 s.who.clone(),
                 s.assignments.clone(),
                 origin,
             ),
+        };
+        Some(SignedIn {
+            principal,
             csrf: s.csrf.clone(),
         })
     }
@@ -102,6 +113,14 @@ impl Sessions {
         let mut map = self.by_hash.lock();
         let before = map.len();
         map.retain(|_, s| s.token_id != token_id);
+        before - map.len()
+    }
+
+    /// Ends every session of the user `user_id`; returns how many.
+    pub(crate) fn close_for_user(&self, user_id: &str) -> usize {
+        let mut map = self.by_hash.lock();
+        let before = map.len();
+        map.retain(|_, s| s.user_id.as_deref() != Some(user_id));
         before - map.len()
     }
 }

@@ -41,6 +41,8 @@ pub fn vault(v: &VaultRow, replication: ReplicationStatus) -> ServiceResult<Vaul
         storage_redundancy: catalogued("storage redundancy", &v.redundancy)?,
         redundancy_locked: v.redundancy_locked,
         cross_region_restore: v.cross_region_restore,
+        soft_delete_days: v.soft_delete_days,
+        soft_delete_always_on: v.soft_delete_always_on,
         replication,
         created: v.created,
     })
@@ -58,6 +60,7 @@ pub fn item(i: &ItemRow, host: &str, policy: Option<String>) -> ProtectedItem {
         protection_state: parse_enum(&i.state).unwrap_or(ProtectionState::ProtectionError),
         last_backup_time: i.last_backup,
         created: i.created,
+        delete_at: i.delete_at,
         replication: None,
     }
 }
@@ -133,5 +136,6 @@ pub fn point(p: &PointRow) -> RecoveryPoint {
         details: p.body.clone(),
         replicated: p.replicated,
         deleted_from_primary: p.primary_deleted,
+        delete_at: p.soft_delete_until,
     }
 }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod service;
+mod users;
 
 pub use service::*;
+pub use users::*;
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +52,9 @@ pub enum Command {
     Restore(Managed<RestoreCommand>),
     /// The audit log: list its entries, verify its hash chain.
     Audit(Managed<AuditCommand>),
+    /// Users who sign in to the portal with a password (and a TOTP code): create,
+    /// list, delete, password, totp.
+    User(Managed<UserCommand>),
     /// Measure hashing, compression, encryption and the whole backup pipeline here.
     Benchmark(BenchmarkArgs),
 }

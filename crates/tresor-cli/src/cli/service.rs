@@ -138,8 +138,9 @@ pub enum VaultCommand {
 
 #[derive(Subcommand)]
 pub enum BackupPropertiesCommand {
-    /// Set the storage redundancy (possible until the first backup is stored) and
-    /// cross-region restore (GeoRedundant vaults; once enabled it stays enabled).
+    /// Set the storage redundancy (possible until the first backup is stored),
+    /// cross-region restore (GeoRedundant vaults; once enabled it stays enabled) and
+    /// soft delete (its period; always-on, once set, stays set).
     Set {
         #[arg(long, short = 'n')]
         name: String,
@@ -148,6 +149,13 @@ pub enum BackupPropertiesCommand {
         /// Allow listing and restoring recovery points from the secondary region.
         #[arg(long)]
         cross_region_restore_flag: Option<bool>,
+        /// Days deleted backup data is kept (soft-deleted, undeletable) before it
+        /// is purged: 14 to 180.
+        #[arg(long)]
+        soft_delete_days: Option<u32>,
+        /// Make soft delete always-on: it can never be switched off again.
+        #[arg(long)]
+        soft_delete_always_on: bool,
     },
 }
 
@@ -249,7 +257,8 @@ pub enum ProtectionCommand {
         #[arg(long)]
         retain_until: Option<String>,
     },
-    /// Stop protection, keeping the data (retention stops) or deleting it.
+    /// Stop protection, keeping the data (retention stops) or deleting it (it is
+    /// kept, soft-deleted, for the vault's soft-delete period, then purged).
     Disable {
         #[command(flatten)]
         vault: VaultName,
@@ -259,6 +268,14 @@ pub enum ProtectionCommand {
         delete_backup_data: bool,
         #[arg(long, short = 'y')]
         yes: bool,
+    },
+    /// Undelete a soft-deleted item: it comes back with its recovery points,
+    /// protection stopped (resume it to back up again).
+    Undelete {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
     },
 }
 

@@ -5,7 +5,8 @@ use rusqlite::Row;
 
 use super::values::{hash32, json, opt_ts, ts};
 use crate::{
-    AgentRow, AuditRow, EnrollmentRow, ItemRow, JobRow, PointRow, PolicyRow, TokenRow, VaultRow,
+    AgentRow, AuditRow, EnrollmentRow, ItemRow, JobRow, PointRow, PolicyRow, TokenRow, UserRow,
+    VaultRow,
 };
 
 pub(super) fn enrollment_row(r: &Row) -> rusqlite::Result<EnrollmentRow> {
@@ -29,8 +30,22 @@ pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
     })
 }
 
+pub(super) const USER_COLS: &str =
+    "id, name, password_hash, totp_secret, totp_pending, role, created";
+pub(super) fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        password_hash: r.get(2)?,
+        totp_secret: r.get(3)?,
+        totp_pending: r.get(4)?,
+        role: r.get(5)?,
+        created: ts(r.get(6)?)?,
+    })
+}
+
 pub(super) const VAULT_COLS: &str =
-    "id, name, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore";
+    "id, name, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore, soft_delete_days, soft_delete_always_on";
 pub(super) fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
     Ok(VaultRow {
         id: r.get(0)?,
@@ -41,6 +56,8 @@ pub(super) fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
         redundancy_locked: r.get(5)?,
         created: ts(r.get(6)?)?,
         cross_region_restore: r.get(7)?,
+        soft_delete_days: r.get(8)?,
+        soft_delete_always_on: r.get(9)?,
     })
 }
 
@@ -70,7 +87,7 @@ pub(super) fn agent_row(r: &Row) -> rusqlite::Result<AgentRow> {
 }
 
 pub(super) const ITEM_COLS: &str =
-    "id, vault_id, agent_id, vm, vm_name, policy_id, state, last_window, last_backup, created, active";
+    "id, vault_id, agent_id, vm, vm_name, policy_id, state, last_window, last_backup, created, active, soft_deleted, delete_at";
 pub(super) fn item_row(r: &Row) -> rusqlite::Result<ItemRow> {
     Ok(ItemRow {
         id: r.get(0)?,
@@ -84,6 +101,8 @@ pub(super) fn item_row(r: &Row) -> rusqlite::Result<ItemRow> {
         last_backup: opt_ts(r.get(8)?)?,
         created: ts(r.get(9)?)?,
         active: r.get(10)?,
+        soft_deleted: opt_ts(r.get(11)?)?,
+        delete_at: opt_ts(r.get(12)?)?,
     })
 }
 
@@ -106,7 +125,7 @@ pub(super) fn job_row(r: &Row) -> rusqlite::Result<JobRow> {
 }
 
 pub(super) const POINT_COLS: &str =
-    "id, vault_id, item_id, created, consistency, expires, on_demand, size, body, replicated, primary_deleted";
+    "id, vault_id, item_id, created, consistency, expires, on_demand, size, body, replicated, primary_deleted, soft_deleted, soft_delete_until";
 pub(super) fn point_row(r: &Row) -> rusqlite::Result<PointRow> {
     Ok(PointRow {
         id: r.get(0)?,
@@ -120,6 +139,8 @@ pub(super) fn point_row(r: &Row) -> rusqlite::Result<PointRow> {
         body: json(r.get(8)?)?,
         replicated: opt_ts(r.get(9)?)?,
         primary_deleted: opt_ts(r.get(10)?)?,
+        soft_deleted: opt_ts(r.get(11)?)?,
+        soft_delete_until: opt_ts(r.get(12)?)?,
     })
 }
 

@@ -96,6 +96,28 @@ CREATE INDEX audit_by_vault ON audit (vault, seq);
 -- tresor_domain::access); every token made before roles was an administrator.
 UPDATE tokens SET role = '[{"role":"Owner","scope":"/"}]' WHERE role = 'admin';
 "#,
+    r#"
+-- Users: a name (unique whatever the case of its letters: name_key is it in lower
+-- case), an Argon2id password hash (PHC string), a TOTP secret (base32) once one is
+-- confirmed and one waiting for its first code, and role assignments as JSON like
+-- tokens'. A token may belong to a user (user_id; NULL: the installation's).
+CREATE TABLE users (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL, totp_secret TEXT, totp_pending TEXT,
+    role TEXT NOT NULL, created INTEGER NOT NULL);
+ALTER TABLE tokens ADD COLUMN user_id TEXT REFERENCES users(id) ON DELETE CASCADE;
+"#,
+    r#"
+-- Soft delete: deleting an item's backup data keeps the item and its points, marked
+-- (when, and until when), for the vault's soft-delete period (14 to 180 days; always
+-- on); they are purged when it ends.
+ALTER TABLE vaults ADD COLUMN soft_delete_days INTEGER NOT NULL DEFAULT 14;
+ALTER TABLE vaults ADD COLUMN soft_delete_always_on INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE items ADD COLUMN soft_deleted INTEGER;
+ALTER TABLE items ADD COLUMN delete_at INTEGER;
+ALTER TABLE points ADD COLUMN soft_deleted INTEGER;
+ALTER TABLE points ADD COLUMN soft_delete_until INTEGER;
+"#,
 ];
 
 /// Applies the migrations a database at `user_version` has not had yet, each in

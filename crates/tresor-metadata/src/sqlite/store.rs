@@ -9,7 +9,8 @@ use super::values::{db, hash32, json, ms, ts, unique};
 use super::SqliteStore;
 use crate::{
     audit, AgentRow, AuditFilter, AuditRow, EnrollmentRow, ItemRow, JobFilter, JobRow,
-    MetadataStore, NewAudit, PointRow, PolicyRow, Result, StoreError, TokenRow, VaultRow, VmRow,
+    MetadataStore, NewAudit, PointRow, PolicyRow, Result, StoreError, TokenRow, UserRow, VaultRow,
+    VmRow,
 };
 
 impl MetadataStore for SqliteStore {
@@ -60,11 +61,63 @@ impl MetadataStore for SqliteStore {
         )
     }
 
+    fn insert_user(&self, u: &UserRow) -> Result<()> {
+        self.exec(
+            &format!(
+                "INSERT INTO users ({USER_COLS}, name_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            params![
+                u.id,
+                u.name,
+                u.password_hash,
+                u.totp_secret,
+                u.totp_pending,
+                u.role,
+                ms(u.created),
+                u.name.to_lowercase()
+            ],
+            &format!("a user named {}", u.name),
+        )
+    }
+
+    fn find_user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
+        self.optional(
+            &format!("SELECT {USER_COLS} FROM users WHERE name_key = ?1"),
+            [name.to_lowercase()],
+            user_row,
+        )
+    }
+
+    fn list_users(&self) -> Result<Vec<UserRow>> {
+        self.query(
+            &format!("SELECT {USER_COLS} FROM users ORDER BY name_key"),
+            [],
+            user_row,
+        )
+    }
+
+    fn update_user(&self, u: &UserRow) -> Result<()> {
+        self.change_one(
+            format!("user {}", u.name),
+            "UPDATE users SET password_hash = ?2, totp_secret = ?3, totp_pending = ?4, role = ?5 WHERE id = ?1",
+            params![u.id, u.password_hash, u.totp_secret, u.totp_pending, u.role],
+        )
+    }
+
+    fn delete_user(&self, id: &str) -> Result<()> {
+        // Its tokens go with it (tokens.user_id is ON DELETE CASCADE).
+        self.change_one(
+            format!("user {id}"),
+            "DELETE FROM users WHERE id = ?1",
+            [id],
+        )
+    }
+
     fn insert_vault(&self, v: &VaultRow) -> Result<()> {
         self.exec(
-            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created), v.cross_region_restore],
+            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore, soft_delete_days, soft_delete_always_on)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created), v.cross_region_restore, v.soft_delete_days, v.soft_delete_always_on],
             &format!("a vault named {}", v.name),
         )
     }
@@ -97,8 +150,8 @@ impl MetadataStore for SqliteStore {
     fn update_vault(&self, v: &VaultRow) -> Result<()> {
         self.change_one(
             format!("vault {}", v.id),
-            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5, cross_region_restore = ?6 WHERE id = ?1",
-            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked, v.cross_region_restore],
+            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5, cross_region_restore = ?6, soft_delete_days = ?7, soft_delete_always_on = ?8 WHERE id = ?1",
+            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked, v.cross_region_restore, v.soft_delete_days, v.soft_delete_always_on],
         )
     }
 
@@ -297,8 +350,8 @@ impl MetadataStore for SqliteStore {
 
     fn insert_item(&self, i: &ItemRow) -> Result<()> {
         self.exec(
-            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-            params![i.id, i.vault_id, i.agent_id, i.vm, i.vm_name, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), ms(i.created), i.active],
+            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            params![i.id, i.vault_id, i.agent_id, i.vm, i.vm_name, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), ms(i.created), i.active, i.soft_deleted.map(ms), i.delete_at.map(ms)],
             &format!("protection of VM {}", i.vm_name),
         )
     }
@@ -344,8 +397,8 @@ impl MetadataStore for SqliteStore {
         let conn = self.conn.lock();
         let n = conn
             .execute(
-                "UPDATE items SET policy_id = ?2, state = ?3, last_window = ?4, last_backup = ?5, active = ?6, vm_name = ?7 WHERE id = ?1",
-                params![i.id, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), i.active, i.vm_name],
+                "UPDATE items SET policy_id = ?2, state = ?3, last_window = ?4, last_backup = ?5, active = ?6, vm_name = ?7, soft_deleted = ?8, delete_at = ?9 WHERE id = ?1",
+                params![i.id, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), i.active, i.vm_name, i.soft_deleted.map(ms), i.delete_at.map(ms)],
             )
             .map_err(unique(format!("protection of VM {}", i.vm_name)))?;
         if n == 0 {
@@ -471,7 +524,7 @@ impl MetadataStore for SqliteStore {
     fn insert_point(&self, p: &PointRow) -> Result<()> {
         self.exec(
             &format!(
-                "INSERT INTO points ({POINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                "INSERT INTO points ({POINT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
             ),
             params![
                 p.id,
@@ -484,7 +537,9 @@ impl MetadataStore for SqliteStore {
                 p.size as i64,
                 p.body.to_string(),
                 p.replicated.map(ms),
-                p.primary_deleted.map(ms)
+                p.primary_deleted.map(ms),
+                p.soft_deleted.map(ms),
+                p.soft_delete_until.map(ms)
             ],
             &format!("recovery point {}", p.id),
         )
@@ -526,8 +581,8 @@ impl MetadataStore for SqliteStore {
     fn update_point(&self, p: &PointRow) -> Result<()> {
         self.change_one(
             format!("recovery point {}", p.id),
-            "UPDATE points SET expires = ?2, body = ?3, replicated = ?4, primary_deleted = ?5 WHERE id = ?1",
-            params![p.id, p.expires.map(ms), p.body.to_string(), p.replicated.map(ms), p.primary_deleted.map(ms)],
+            "UPDATE points SET expires = ?2, body = ?3, replicated = ?4, primary_deleted = ?5, soft_deleted = ?6, soft_delete_until = ?7 WHERE id = ?1",
+            params![p.id, p.expires.map(ms), p.body.to_string(), p.replicated.map(ms), p.primary_deleted.map(ms), p.soft_deleted.map(ms), p.soft_delete_until.map(ms)],
         )
     }
 

@@ -1,5 +1,5 @@
 //! `/api/v1/vaults/{vault}/items` and `protectable-items`: protection, back up now,
-//! restore, recovery points.
+//! undelete, restore, recovery points.
 
 use std::sync::Arc;
 
@@ -73,6 +73,14 @@ pub async fn disable(
 ) -> HttpResult<Json<Job>> {
     let req = body.map(|b| b.0).unwrap_or_default();
     Ok(Json(s.disable_protection(&who, vault, item, req).await?))
+}
+
+pub async fn undelete(
+    Admin(who): Admin,
+    State(s): S,
+    Path((vault, item)): Path<(String, String)>,
+) -> HttpResult<Json<ProtectedItem>> {
+    Ok(Json(s.undelete_item(&who, vault, item).await?))
 }
 
 pub async fn restore(

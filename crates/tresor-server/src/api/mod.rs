@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod policies;
 pub mod storage;
 pub mod tokens;
+pub mod users;
 pub mod vaults;
 
 use std::sync::Arc;
@@ -116,6 +117,17 @@ pub fn router(state: Arc<Service>) -> Router {
         .route("/openapi.json", get(crate::openapi::document))
         .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::delete))
+        .route("/api/v1/users", post(users::create).get(users::list))
+        .route("/api/v1/users/{name}", axum::routing::delete(users::delete))
+        .route("/api/v1/users/{name}/password", put(users::set_password))
+        .route(
+            "/api/v1/users/{name}/totp",
+            post(users::enable_totp).delete(users::disable_totp),
+        )
+        .route(
+            "/api/v1/users/{name}/totp/confirm",
+            post(users::confirm_totp),
+        )
         .route("/api/v1/vaults", post(vaults::create).get(vaults::list))
         .route(v, get(vaults::show).delete(vaults::delete))
         .route(
@@ -147,6 +159,10 @@ pub fn router(state: Arc<Service>) -> Router {
             post(items::backup_now),
         )
         .route(&format!("{v}/items/{{item}}/disable"), post(items::disable))
+        .route(
+            &format!("{v}/items/{{item}}/undelete"),
+            post(items::undelete),
+        )
         .route(&format!("{v}/items/{{item}}/restore"), post(items::restore))
         .route(
             &format!("{v}/items/{{item}}/recovery-points"),

@@ -216,6 +216,13 @@ impl Service {
                     }
                     if let Some(other) = s.store.find_active_item(&agent.id, &req.vm)? {
                         let other_vault = s.store.get_vault(&other.vault_id).map(|x| x.name).unwrap_or_default();
+                        if let (ProtectionState::SoftDeleted, Some(until)) = (parse_state(&other.state), other.delete_at) {
+                            return Err(ServiceError::new(
+                                ErrorCode::AlreadyProtected,
+                                format!("VM {}'s backup data in vault {other_vault} is soft-deleted, kept until {until}", req.vm),
+                                "undelete it there (tresor protection undelete) and resume its protection, or wait until that date",
+                            ));
+                        }
                         return Err(ServiceError::new(
                             ErrorCode::AlreadyProtected,
                             format!("VM {} is already protected by vault {other_vault}", req.vm),
@@ -268,6 +275,8 @@ impl Service {
                         last_backup: None,
                         created: now,
                         active: true,
+                        soft_deleted: None,
+                        delete_at: None,
                     };
                     s.store.insert_item(&item).map_err(|e| match e {
                         tresor_metadata::StoreError::Conflict { .. } => ServiceError::new(
@@ -422,15 +431,13 @@ impl Service {
                     &[],
                 )?;
                 let mut deleted = 0;
-                if delete {
-                    let points = s.store.list_points(&item.id)?;
-                    let refs: Vec<&tresor_metadata::PointRow> = points.iter().collect();
-                    jobs::forget_points(s, &v, &item.agent_id, &refs)?;
-                    deleted = points.len();
-                    item.active = false;
-                }
                 item.state = enum_name(next);
-                s.store.update_item(&item)?;
+                if delete {
+                    // Kept, soft-deleted, until the vault's period ends (soft_delete.rs).
+                    deleted = crate::soft_delete::soft_delete_item(s, &v, &mut item)?;
+                } else {
+                    s.store.update_item(&item)?;
+                }
                 jobs::finish(
                     s,
                     &mut job,
@@ -448,6 +455,34 @@ impl Service {
         .await;
         let target = target.with_job(&r);
         self.audited(who, "item.disable", target, r).await
+    }
+
+    /// Undeletes a soft-deleted item: it comes back `ProtectionStopped` with its
+    /// recovery points (retention resumes only when protection is resumed).
+    pub async fn undelete_item(
+        self: &Arc<Self>,
+        who: &Principal,
+        vault: String,
+        item: String,
+    ) -> ServiceResult<ProtectedItem> {
+        let target = Target::in_vault(&vault, &item);
+        let r: ServiceResult<ProtectedItem> = async {
+            let caller = who.clone();
+            self.blocking(move |s| {
+                let v = find_vault(s, &vault)?;
+                caller.require(
+                    Permission::UndeleteBackupData,
+                    &crate::catalogue::vault_target(&v)?,
+                )?;
+                let mut item = find_item(s, &v, &item)?;
+                let n = crate::soft_delete::undelete_item(s, &mut item)?;
+                tracing::info!(vault = %v.name, item = %item.vm_name, points = n, "item undeleted");
+                item_dto(s, &item)
+            })
+            .await
+        }
+        .await;
+        self.audited(who, "item.undelete", target, r).await
     }
 
     pub async fn recovery_points(
@@ -533,6 +568,7 @@ impl Service {
                 let v = find_vault(s, &vault)?;
                 caller.require(Permission::Restore, &crate::catalogue::vault_target(&v)?)?;
                 let item = find_item(s, &v, &item)?;
+                parse_state(&item.state).not_soft_deleted()?;
                 region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
                 let job = jobs::new_job(
                     s,

@@ -10,4 +10,5 @@ pub mod sign_in;
 pub mod startup;
 pub mod storage;
 pub mod tokens;
+pub mod users;
 pub mod vaults;

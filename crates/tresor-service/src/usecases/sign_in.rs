@@ -1,8 +1,10 @@
 //! Signing in: a bearer token or an agent's credential proven, a portal session
-//! opened, found, closed. The only place besides `sessions.rs` that makes a
+//! opened (with a token, or a user's name, password and TOTP code), found, closed. The only place besides `sessions.rs` that makes a
 //! [`Principal`].
 
 use std::net::IpAddr;
+
+use tresor_api::ErrorCode;
 
 use crate::audit::{Actor, Target};
 use crate::auth::{hash_secret, Principal};
@@ -78,6 +80,75 @@ impl Service {
                     Ok(()) => e,
                 };
                 let target = Target::object("").detail("portal");
+                self.audited_as(Actor::anonymous(client), "signin", target, Err(refused))
+                    .await
+            }
+        }
+    }
+
+    /// Signs in a user with their name and password, and a TOTP code if they enabled
+    /// one, from `client`: a new session's id, the session holding the user's role
+    /// assignments. Refusals say not which part was wrong (`InvalidSignIn`), are
+    /// counted per address like failed token sign-ins, and are recorded in the audit
+    /// log with the name tried.
+    pub async fn sign_in_user(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+        password: &str,
+        totp: Option<&str>,
+        client: IpAddr,
+    ) -> ServiceResult<String> {
+        self.sign_in_allowed(client)?;
+        let (name, password) = (name.trim().to_string(), password.to_string());
+        let code = totp.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+        let tried = name.clone();
+        let user = self
+            .blocking(move |s| {
+                let found = s.store.find_user_by_name(&name)?;
+                // An unknown name costs as much time as a wrong password.
+                let hash = found.as_ref().map_or(crate::auth::passwords::decoy(), |u| {
+                    u.password_hash.as_str()
+                });
+                let password_ok = crate::auth::passwords::verify(&password, hash);
+                let Some(user) = found.filter(|_| password_ok) else {
+                    return Ok(None);
+                };
+                let now = s.now().as_second().max(0) as u64;
+                let second_ok = match (&user.totp_secret, &code) {
+                    (None, _) => true,
+                    (Some(secret), Some(code)) => crate::auth::totp::verify(secret, code, now),
+                    (Some(_), None) => false,
+                };
+                if !second_ok {
+                    return Ok(None);
+                }
+                let roles = crate::usecases::users::user_roles(&user)?;
+                Ok(Some((user, roles)))
+            })
+            .await?;
+        match user {
+            Some((user, roles)) => {
+                let p = Principal::user(user.id, user.name, roles, client);
+                tracing::info!(user = ?p.name(), %client, "portal sign-in");
+                let target = Target::object(p.name()).detail("portal, password");
+                self.audited(&p, "signin", target, Ok(())).await?;
+                Ok(self.sessions.open(&p, self.now()))
+            }
+            None => {
+                tracing::warn!(%client, "portal sign-in of a user refused");
+                let refused = match self
+                    .limiters
+                    .sign_in
+                    .take(client, std::time::Instant::now())
+                {
+                    Err(wait) => wait.error("failed sign-ins"),
+                    Ok(()) => ServiceError::new(
+                        ErrorCode::InvalidSignIn,
+                        "the user name, password or TOTP code is wrong",
+                        "check them and try again; a TOTP code changes every 30 seconds",
+                    ),
+                };
+                let target = Target::object(&tried).detail("portal, password");
                 self.audited_as(Actor::anonymous(client), "signin", target, Err(refused))
                     .await
             }

@@ -78,6 +78,8 @@ impl Service {
                         redundancy_locked: false,
                         cross_region_restore: false,
                         created: now,
+                        soft_delete_days: tresor_domain::SoftDelete::DEFAULT_DAYS,
+                        soft_delete_always_on: false,
                     };
                     check_pair(s, &row)?;
                     s.store.insert_vault(&row)?;
@@ -141,6 +143,13 @@ impl Service {
                 .blocking(move |s| {
                     let v = find_vault(s, &vault)?;
  caller.require(Permission::DeleteVault, &crate::catalogue::vault_target(&v)?)?;
+                    if let Some(until) = crate::soft_delete::held_until(s, &v)? {
+                        return Err(ServiceError::new(
+                            ErrorCode::VaultNotEmpty,
+                            format!("vault {} holds soft-deleted backup data, kept until {until}", v.name),
+                            "wait until then (it is purged), or undelete the items and manage them (tresor protection undelete)",
+                        ));
+                    }
                     let items = s.store.list_items(&v.id, false)?;
                     if !items.is_empty() {
                         return Err(ServiceError::new(
@@ -206,6 +215,18 @@ impl Service {
                         row.redundancy = enum_name(v.redundancy);
                         check_pair(s, &row)?;
                     }
+                    let mut soft = tresor_domain::SoftDelete {
+                        days: row.soft_delete_days,
+                        always_on: row.soft_delete_always_on,
+                    };
+                    if let Some(on) = req.soft_delete_always_on {
+                        soft.set_always_on(on)?;
+                    }
+                    if let Some(days) = req.soft_delete_days {
+                        soft.set_days(days)?;
+                    }
+                    row.soft_delete_days = soft.days;
+                    row.soft_delete_always_on = soft.always_on;
                     if let Some(crr) = req.cross_region_restore {
                         if crr && !crate::catalogue::is_geo(&row) {
                             return Err(ServiceError::new(

@@ -17,6 +17,7 @@ const ITEM_COLUMNS: &[(&str, &str)] = &[
     ("POLICY", "policy"),
     ("STATE", "protectionState"),
     ("LAST BACKUP", "lastBackupTime"),
+    ("DELETE AT", "deleteAt"),
     ("ID", "id"),
 ];
 
@@ -93,7 +94,7 @@ pub async fn protection(api: &ApiClient, output: Output, cmd: ProtectionCommand)
             if delete_backup_data {
                 confirm(
                     yes,
-                    &format!("stop protecting {item} and DELETE all its recovery points"),
+                    &format!("stop protecting {item} and DELETE all its recovery points (kept, soft-deleted, for the vault's soft-delete period; undelete with tresor protection undelete)"),
                 )?;
             }
             let request = Disable { delete_backup_data };
@@ -104,6 +105,11 @@ pub async fn protection(api: &ApiClient, output: Output, cmd: ProtectionCommand)
                 JOB_COLUMNS,
             )
         }
+        ProtectionCommand::Undelete { vault, item } => print(
+            output,
+            &api.undelete_item(&vault.vault_name, &item).await?,
+            ITEM_COLUMNS,
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ mod output;
 mod policies;
 mod restore;
 mod serve;
+mod users;
 mod vaults;
 
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ pub fn manage(cmd: Command) -> Result<()> {
             }
             Command::Audit(m) => {
                 audit::audit(&connect(&m.connection)?, m.connection.output, m.command).await
+            }
+            Command::User(m) => {
+                users::user(&connect(&m.connection)?, m.connection.output, m.command).await
             }
             _ => unreachable!("not a management command"),
         }

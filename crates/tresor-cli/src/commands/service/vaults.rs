@@ -82,13 +82,21 @@ pub async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result
             name,
             backup_storage_redundancy,
             cross_region_restore_flag,
+            soft_delete_days,
+            soft_delete_always_on,
         }) => {
-            if backup_storage_redundancy.is_none() && cross_region_restore_flag.is_none() {
-                bail!("nothing to set: give --backup-storage-redundancy and/or --cross-region-restore-flag");
+            if backup_storage_redundancy.is_none()
+                && cross_region_restore_flag.is_none()
+                && soft_delete_days.is_none()
+                && !soft_delete_always_on
+            {
+                bail!("nothing to set: give --backup-storage-redundancy, --cross-region-restore-flag, --soft-delete-days and/or --soft-delete-always-on");
             }
             let properties = BackupProperties {
                 storage_redundancy: backup_storage_redundancy.map(Into::into),
                 cross_region_restore: cross_region_restore_flag,
+                soft_delete_days,
+                soft_delete_always_on: soft_delete_always_on.then_some(true),
             };
             print_vault(
                 output,
@@ -135,6 +143,15 @@ fn print_vault(output: Output, v: &Vault) -> Result<()> {
                 }
             );
         }
+        println!(
+            "  soft delete: {} days{}",
+            v.soft_delete_days,
+            if v.soft_delete_always_on {
+                ", always-on"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }

@@ -1,0 +1,367 @@
+//! Users over the real HTTPS listener: the admin token makes a Reader user; the user
+//! signs in to the portal with name and password (and, once TOTP is enabled and
+//! confirmed, a code computed here), and the session holds the Reader's rights and
+//! no more, with the CSRF rules of a token's session.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tresor_api::tokens::{Role, RoleAssignment, Scope};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword};
+use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
+use tresor_server::ServerConfig;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
+    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
+    ApiClient::new(
+        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
+        token.map(str::to_string),
+    )
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v.to_string())
+}
+
+fn enc(s: &str) -> String {
+    tresor_portal::urls::url_encode(s)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct Portal {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Portal {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signs in as a user through the sign-in form; the session cookie, if one was
+    /// given.
+    async fn sign_in(&self, user: &str, password: &str, totp: Option<&str>) -> Option<String> {
+        let page = self.http.get(self.url("/login")).send().await.unwrap();
+        let login = cookie_of(page.headers(), "tresor_login").unwrap();
+        let r = self
+            .http
+            .post(self.url("/login"))
+            .header("cookie", format!("tresor_login={login}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "csrf={}&user={}&password={}&totp={}&next=%2Fvaults",
+                enc(&login),
+                enc(user),
+                enc(password),
+                enc(totp.unwrap_or("")),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let session = cookie_of(r.headers(), "tresor_session");
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(to.starts_with("/login?failed=1"), session.is_none(), "{to}");
+        session
+    }
+
+    /// The session's CSRF token, from a page's `csrf-token` meta tag.
+    async fn csrf(&self, session: &str) -> String {
+        let html = self
+            .http
+            .get(self.url("/vaults"))
+            .header("cookie", format!("tresor_session={session}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let at = html.find(r#"name="csrf-token" content=""#).unwrap();
+        let rest = &html[at + r#"name="csrf-token" content=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: &str,
+        csrf: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .http
+            .request(method, self.url(path))
+            .header("cookie", format!("tresor_session={session}"));
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.background = false;
+    let server = tresor_server::start(config).await.unwrap();
+    let admin = client(&server, server.new_admin_token.as_deref());
+    let portal = Portal {
+        base: server.url.trim_end_matches('/').to_string(),
+        http: reqwest::Client::builder()
+            .tls_backend_preconfigured(tresor_tls::pinned_client_config(
+                &server.fingerprint.parse().unwrap(),
+            ))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let _: Value = admin
+        .post_json(
+            "api/v1/vaults",
+            &json!({"name": "v1", "resourceGroup": "rg1", "location": "local"}),
+        )
+        .await
+        .unwrap();
+
+    // The admin token makes the first user; passwords have 12 characters or more.
+    let reader = |password: &str| CreateUser {
+        name: "Reader1".into(),
+        password: password.into(),
+        roles: vec![RoleAssignment::new(Role::Reader, Scope::Installation)],
+    };
+    assert_eq!(
+        code(admin.create_user(&reader("short pass")).await),
+        (400, "WeakPassword".into())
+    );
+    let user = admin.create_user(&reader(PASSWORD)).await.unwrap();
+    assert!(!user.totp);
+    let mut twin = reader(PASSWORD);
+    twin.name = "READER1".into();
+    assert_eq!(code(admin.create_user(&twin).await).0, 409);
+
+    // Wrong password, unknown user: no session.
+    assert!(portal
+        .sign_in("reader1", "wrong password!!", None)
+        .await
+        .is_none());
+    assert!(portal.sign_in("nobody", PASSWORD, None).await.is_none());
+
+    // Name (whatever its case) and password: a session with the Reader's rights.
+    let session = portal.sign_in("reader1", PASSWORD, None).await.unwrap();
+    let (status, vaults) = portal
+        .call(reqwest::Method::GET, "/api/v1/vaults", &session, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(vaults[0]["name"], "v1");
+    let new_vault = json!({"name": "v2", "resourceGroup": "rg1", "location": "local"});
+    // Writes need the session's CSRF token, as for a token's session...
+    let (status, body) = portal
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/vaults",
+            &session,
+            None,
+            Some(new_vault.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Forbidden"))
+    );
+    // ...and with it, a Reader still may not create a vault, nor see users.
+    let csrf = portal.csrf(&session).await;
+    let (status, body) = portal
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/vaults",
+            &session,
+            Some(&csrf),
+            Some(new_vault),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], "MissingPermission", "{body}");
+    let (status, body) = portal
+        .call(reqwest::Method::GET, "/api/v1/users", &session, None, None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("MissingPermission"))
+    );
+
+    // The user turns TOTP on for themselves: a secret, confirmed by its first code.
+    let (status, setup) = portal
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/users/reader1/totp",
+            &session,
+            Some(&csrf),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{setup}");
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    assert!(setup["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/Tresor:Reader1?secret="));
+    // Not in effect before it is confirmed.
+    assert!(portal.sign_in("reader1", PASSWORD, None).await.is_some());
+    let wrong = ConfirmTotp {
+        code: "000000".into(),
+    };
+    let now = tresor_service::auth::totp::code(&secret, unix_now()).unwrap();
+    if wrong.code != now {
+        assert_eq!(
+            code(admin.confirm_totp("reader1", &wrong).await),
+            (400, "InvalidTotpCode".into())
+        );
+    }
+    let (status, _) = portal
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/users/reader1/totp/confirm",
+            &session,
+            Some(&csrf),
+            Some(json!({"code": tresor_service::auth::totp::code(&secret, unix_now()).unwrap()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(admin.users().await.unwrap()[0].totp);
+
+    // Now the password alone is not enough; with the code it is.
+    assert!(portal.sign_in("reader1", PASSWORD, None).await.is_none());
+    assert!(
+        portal
+            .sign_in("reader1", PASSWORD, Some("123456"))
+            .await
+            .is_none()
+            || tresor_service::auth::totp::verify(&secret, "123456", unix_now())
+    );
+    let code_now = tresor_service::auth::totp::code(&secret, unix_now()).unwrap();
+    let still = portal
+        .call(reqwest::Method::GET, "/api/v1/vaults", &session, None, None)
+        .await;
+    assert_eq!(still.0, StatusCode::OK, "sessions opened before TOTP stay");
+    let with_totp = portal
+        .sign_in("reader1", PASSWORD, Some(&code_now))
+        .await
+        .unwrap();
+    let (status, _) = portal
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/vaults",
+            &with_totp,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Changing one's own password needs the current one, and ends one's sessions.
+    let csrf2 = portal.csrf(&with_totp).await;
+    let (status, body) = portal
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/users/reader1/password",
+            &with_totp,
+            Some(&csrf2),
+            Some(json!({"password": "another long passphrase"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = portal
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/users/reader1/password",
+            &with_totp,
+            Some(&csrf2),
+            Some(json!({"password": "another long passphrase", "currentPassword": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = portal
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/vaults",
+            &with_totp,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The admin may set it without the current one; and delete the user.
+    admin
+        .set_password(
+            "reader1",
+            &SetPassword {
+                password: PASSWORD.into(),
+                current_password: None,
+            },
+        )
+        .await
+        .unwrap();
+    admin.disable_totp("reader1").await.unwrap();
+    let last = portal.sign_in("reader1", PASSWORD, None).await.unwrap();
+    admin.delete_user("reader1").await.unwrap();
+    let (status, _) = portal
+        .call(reqwest::Method::GET, "/api/v1/vaults", &last, None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(portal.sign_in("reader1", PASSWORD, None).await.is_none());
+
+    // The audit log has the sign-ins, refused ones without saying what was wrong.
+    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
+    let entries = log
+        .as_array()
+        .or(log["entries"].as_array())
+        .unwrap()
+        .clone();
+    let signins: Vec<&Value> = entries.iter().filter(|e| e["action"] == "signin").collect();
+    assert!(signins.iter().any(|e| e["result"] == "Succeeded"
+        && e["actorKind"] == "user"
+        && e["actor"] == "Reader1"));
+    let refused: Vec<&&Value> = signins
+        .iter()
+        .filter(|e| e["result"] == "InvalidSignIn")
+        .collect();
+    assert!(refused.len() >= 4, "{refused:?}");
+    for e in refused {
+        assert_eq!(e["detail"], "portal, password", "{e}");
+    }
+    server.shutdown().await;
+}
