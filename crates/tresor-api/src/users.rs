@@ -65,3 +65,10 @@ pub struct ConfirmTotp {
     #[schema(example = "123456")]
     pub code: String,
 }
+
+/// `PUT /api/v1/users/{name}/roles`: the user's role assignments, all of them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoles {
+    pub roles: Vec<RoleAssignment>,
+}

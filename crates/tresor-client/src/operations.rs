@@ -20,7 +20,7 @@ use tresor_api::jobs::{Job, JobQuery, JobStatus};
 use tresor_api::policies::{BackupPolicy, Policy};
 use tresor_api::storage::{ObjectEntry, RegisterWriter, Writer};
 use tresor_api::tokens::{CreateToken, NewToken, Token};
-use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, TotpSetup, User};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, SetRoles, TotpSetup, User};
 use tresor_api::vaults::{
     BackupProperties, CreateVault, CredentialsFile, CredentialsRequest, Vault, VerifyRequest,
 };
@@ -108,6 +108,12 @@ impl ApiClient {
     /// `PUT /api/v1/users/{name}/password`.
     pub async fn set_password(&self, name: &str, request: &SetPassword) -> Result<()> {
         self.put_json(&path("api/v1/users/{}/password", &[name])?, request)
+            .await
+    }
+
+    /// `PUT /api/v1/users/{name}/roles`: replaces the user's role assignments.
+    pub async fn set_user_roles(&self, name: &str, request: &SetRoles) -> Result<User> {
+        self.put_json(&path("api/v1/users/{}/roles", &[name])?, request)
             .await
     }
 

@@ -31,7 +31,7 @@ use tresor_api::jobs::{Job, JobQuery};
 use tresor_api::policies::{BackupPolicy, Policy};
 use tresor_api::storage::{ObjectEntry, RegisterWriter, Writer};
 use tresor_api::tokens::{CreateToken, NewToken, Token};
-use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, TotpSetup, User};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, SetRoles, TotpSetup, User};
 use tresor_api::vaults::{
     BackupProperties, CreateVault, CredentialsFile, CredentialsRequest, ReplicationProgress, Vault,
     VerifyRequest,
@@ -199,6 +199,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/users", "listUsers", "List users", C::Admin, B::None, &[A::Json(200, list_of::<User>())]),
     op("delete", "/api/v1/users/{name}", "deleteUser", "Delete a user (and their tokens and portal sessions)", C::Admin, B::None, &[A::Empty(204)]),
     op("put", "/api/v1/users/{name}/password", "setPassword", "Set a user's password (one's own with the current one, or anyone's with Access.Manage); their portal sessions end", C::Admin, B::Json(schema::<SetPassword>()), &[A::Empty(204)]),
+    op("put", "/api/v1/users/{name}/roles", "setUserRoles", "Replace a user's role assignments (Access.Manage); their portal sessions end", C::Admin, B::Json(schema::<SetRoles>()), &[A::Json(200, schema::<User>())]),
     op("post", "/api/v1/users/{name}/totp", "enableTotp", "A new TOTP secret for a user, in effect once confirmed with its first code", C::Admin, B::None, &[A::Json(200, schema::<TotpSetup>())]),
     op("delete", "/api/v1/users/{name}/totp", "disableTotp", "Turn a user's TOTP off", C::Admin, B::None, &[A::Empty(204)]),
     op("post", "/api/v1/users/{name}/totp/confirm", "confirmTotp", "Confirm a new TOTP secret with the code it makes now", C::Admin, B::Json(schema::<ConfirmTotp>()), &[A::Empty(204)]),

@@ -336,6 +336,27 @@ async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
         .await
         .unwrap();
     admin.disable_totp("reader1").await.unwrap();
+    // Roles change: the user's sessions end, and the new roles hold from the next
+    // sign-in on.
+    let before = portal.sign_in("reader1", PASSWORD, None).await.unwrap();
+    let contributor = vec![tresor_api::tokens::RoleAssignment::new(
+        tresor_api::tokens::Role::Contributor,
+        tresor_api::tokens::Scope::Installation,
+    )];
+    let changed = admin
+        .set_user_roles(
+            "reader1",
+            &tresor_api::users::SetRoles {
+                roles: contributor.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.roles, contributor);
+    let (status, _) = portal
+        .call(reqwest::Method::GET, "/api/v1/vaults", &before, None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let last = portal.sign_in("reader1", PASSWORD, None).await.unwrap();
     admin.delete_user("reader1").await.unwrap();
     let (status, _) = portal

@@ -55,6 +55,8 @@ pub enum Command {
     /// Users who sign in to the portal with a password (and a TOTP code): create,
     /// list, delete, password, totp.
     User(Managed<UserCommand>),
+    /// Role assignments: which role a user holds at which scope.
+    Role(Managed<RoleCommand>),
     /// Measure hashing, compression, encryption and the whole backup pipeline here.
     Benchmark(BenchmarkArgs),
 }

@@ -41,6 +41,43 @@ pub enum UserCommand {
     Totp(TotpCommand),
 }
 
+/// `tresor role assignment ...`: the roles users hold, at their scopes.
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Role assignments of users.
+    #[command(subcommand)]
+    Assignment(AssignmentCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AssignmentCommand {
+    /// Give a user a role at a scope (their portal sessions end; the role holds from
+    /// their next sign-in).
+    Create {
+        /// The user's name.
+        #[arg(long)]
+        assignee: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "/", value_parser = parse_scope)]
+        scope: Scope,
+    },
+    /// Take a role at a scope from a user.
+    Delete {
+        #[arg(long)]
+        assignee: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "/", value_parser = parse_scope)]
+        scope: Scope,
+    },
+    /// Every user's role assignments (or one user's, with --assignee).
+    List {
+        #[arg(long)]
+        assignee: Option<String>,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum TotpCommand {
     /// A new TOTP secret (and its otpauth:// URI) for the user's authenticator app;

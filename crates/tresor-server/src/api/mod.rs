@@ -120,6 +120,7 @@ pub fn router(state: Arc<Service>) -> Router {
         .route("/api/v1/users", post(users::create).get(users::list))
         .route("/api/v1/users/{name}", axum::routing::delete(users::delete))
         .route("/api/v1/users/{name}/password", put(users::set_password))
+        .route("/api/v1/users/{name}/roles", put(users::set_roles))
         .route(
             "/api/v1/users/{name}/totp",
             post(users::enable_totp).delete(users::disable_totp),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, TotpSetup, User};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, SetRoles, TotpSetup, User};
 use tresor_service::Service;
 use tresor_web::{Admin, HttpResult};
 
@@ -30,6 +30,15 @@ pub async fn delete(
 ) -> HttpResult<StatusCode> {
     s.delete_user(&who, name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn set_roles(
+    Admin(who): Admin,
+    State(s): S,
+    Path(name): Path<String>,
+    Json(req): Json<SetRoles>,
+) -> HttpResult<Json<User>> {
+    Ok(Json(s.set_user_roles(&who, name, req).await?))
 }
 
 pub async fn set_password(

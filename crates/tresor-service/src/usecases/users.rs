@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, TotpSetup, User};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, SetRoles, TotpSetup, User};
 use tresor_api::ErrorCode;
 use tresor_domain::access::{Permission, RoleAssignment};
 use tresor_metadata::UserRow;
@@ -120,6 +120,32 @@ impl Service {
         }
         .await;
         self.audited(who, "user.delete", target, r).await
+    }
+
+    /// Replaces a user's role assignments (`Access.Manage`). The user's portal
+    /// sessions end, so that the new roles hold from the next sign-in on.
+    pub async fn set_user_roles(
+        self: &Arc<Self>,
+        who: &Principal,
+        name: String,
+        req: SetRoles,
+    ) -> ServiceResult<User> {
+        let target = Target::object(&name).detail(roles_text(&req.roles).unwrap_or_default());
+        let r: ServiceResult<User> = async {
+            who.require_installation(Permission::ManageAccess)?;
+            let role = roles_text(&req.roles)?;
+            self.blocking(move |s| {
+                let mut user = s.find_user(&name)?;
+                user.role = role;
+                s.store.update_user(&user)?;
+                let ended = s.sessions.close_for_user(&user.id);
+                tracing::info!(user = ?user.name, sessions_ended = ended, "roles changed");
+                view(&user)
+            })
+            .await
+        }
+        .await;
+        self.audited(who, "user.roles", target, r).await
     }
 
     /// Sets a user's password: one's own (with the current one), or anyone's with

@@ -64,6 +64,9 @@ pub fn manage(cmd: Command) -> Result<()> {
             Command::User(m) => {
                 users::user(&connect(&m.connection)?, m.connection.output, m.command).await
             }
+            Command::Role(m) => {
+                users::role(&connect(&m.connection)?, m.connection.output, m.command).await
+            }
             _ => unreachable!("not a management command"),
         }
     })

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tresor_api::tokens::RoleAssignment;
-use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword};
+use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword, SetRoles};
 use tresor_client::ApiClient;
 
 use super::output::print;
-use crate::cli::{Output, TotpCommand, UserCommand};
+use crate::cli::{AssignmentCommand, Output, RoleCommand, TotpCommand, UserCommand};
 
 const USER_COLUMNS: &[(&str, &str)] = &[
     ("NAME", "name"),
@@ -99,4 +99,81 @@ fn password(file: Option<&Path>, prompt: &str) -> Result<String> {
         bail!("the two passwords differ; nothing was changed");
     }
     Ok(first)
+}
+
+const ASSIGNMENT_COLUMNS: &[(&str, &str)] = &[
+    ("ASSIGNEE", "assignee"),
+    ("ROLE", "role"),
+    ("SCOPE", "scope"),
+];
+
+/// `tresor role assignment ...`: reads the user's assignments, changes them, and sets
+/// the whole list (the server has one call for a user's roles).
+pub async fn role(api: &ApiClient, output: Output, cmd: RoleCommand) -> Result<()> {
+    let RoleCommand::Assignment(cmd) = cmd;
+    let users = api.users().await?;
+    let find = |name: &str| {
+        users
+            .iter()
+            .find(|u| u.name.eq_ignore_ascii_case(name))
+            .with_context(|| format!("no user named {name} (tresor user list shows them)"))
+    };
+    match cmd {
+        AssignmentCommand::Create {
+            assignee,
+            role,
+            scope,
+        } => {
+            let user = find(&assignee)?;
+            let wanted = RoleAssignment::new(role, scope);
+            let mut roles = user.roles.clone();
+            if !roles.contains(&wanted) {
+                roles.push(wanted);
+            }
+            let user = api.set_user_roles(&user.name, &SetRoles { roles }).await?;
+            print(output, &assignments(&[user]), ASSIGNMENT_COLUMNS)
+        }
+        AssignmentCommand::Delete {
+            assignee,
+            role,
+            scope,
+        } => {
+            let user = find(&assignee)?;
+            let gone = RoleAssignment::new(role, scope);
+            if !user.roles.contains(&gone) {
+                bail!("{} does not hold {role} at {}", user.name, gone.scope);
+            }
+            let roles = user.roles.iter().filter(|r| **r != gone).cloned().collect();
+            let user = api.set_user_roles(&user.name, &SetRoles { roles }).await?;
+            print(output, &assignments(&[user]), ASSIGNMENT_COLUMNS)
+        }
+        AssignmentCommand::List { assignee } => {
+            let shown: Vec<_> = match &assignee {
+                Some(name) => vec![find(name)?.clone()],
+                None => users.clone(),
+            };
+            print(output, &assignments(&shown), ASSIGNMENT_COLUMNS)
+        }
+    }
+}
+
+/// One row per user and role assignment.
+#[derive(serde::Serialize)]
+struct AssignmentRow {
+    assignee: String,
+    role: String,
+    scope: String,
+}
+
+fn assignments(users: &[tresor_api::users::User]) -> Vec<AssignmentRow> {
+    users
+        .iter()
+        .flat_map(|u| {
+            u.roles.iter().map(|r| AssignmentRow {
+                assignee: u.name.clone(),
+                role: r.role.to_string(),
+                scope: r.scope.to_string(),
+            })
+        })
+        .collect()
 }
