@@ -90,6 +90,8 @@ error_codes! {
     Forbidden 403 "The credential may not do this.",
     GarbageCollectionStopped 409 "Garbage collection found something it must not remove and stopped.",
     GeoRedundancyUnavailable 400 "The vault's location has no paired location.",
+    ImmutabilityLocked 400 "A locked immutability cannot be lowered or disabled.",
+    ImmutableVault 400 "The vault is immutable: the operation would shorten the life of recovery points.",
     InstantRestoreOutOfRange 400 "A rule of the vault (tresor-domain) is broken.",
     InternalError 500 "The server failed; its log has the cause under the request id.",
     InvalidAgentReport 400 "What the agent sent is malformed or out of bounds.",

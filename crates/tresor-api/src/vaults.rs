@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-pub use tresor_domain::StorageRedundancy;
+pub use tresor_domain::{Immutability, StorageRedundancy};
 use utoipa::ToSchema;
 
 /// `POST /api/v1/vaults`.
@@ -38,6 +38,9 @@ pub struct Vault {
     pub soft_delete_days: u32,
     /// Soft delete is always-on: no one can switch it off again.
     pub soft_delete_always_on: bool,
+    /// While not `Disabled`, no operation may shorten a recovery point's life;
+    /// `Locked` is for good.
+    pub immutability: Immutability,
     /// The copy in the paired location: status, lag, bytes pending, last error.
     pub replication: ReplicationStatus,
     #[schema(value_type = String, format = DateTime)]
@@ -121,6 +124,9 @@ pub struct BackupProperties {
     /// Make soft delete always-on; once true it cannot be set false (`SoftDeleteAlwaysOn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft_delete_always_on: Option<bool>,
+    /// `Disabled`, `Enabled` or `Locked` (`Locked` cannot be undone: `ImmutabilityLocked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutability: Option<Immutability>,
 }
 
 /// `POST /api/v1/vaults/{vault}/credentials` (the body may be left out).

@@ -54,6 +54,9 @@ pub mod codes {
     pub const REDUNDANCY_LOCKED: &str = "RedundancyLocked";
     pub const SOFT_DELETE_DAYS_OUT_OF_RANGE: &str = "SoftDeleteDaysOutOfRange";
     pub const SOFT_DELETE_ALWAYS_ON: &str = "SoftDeleteAlwaysOn";
+    // Immutable vaults.
+    pub const IMMUTABILITY_LOCKED: &str = "ImmutabilityLocked";
+    pub const IMMUTABLE_VAULT: &str = "ImmutableVault";
     // Schedule.
     pub const INVALID_SCHEDULE_TIME: &str = "InvalidScheduleTime";
     pub const INVALID_TIME_ZONE: &str = "InvalidTimeZone";
@@ -97,6 +100,8 @@ pub mod codes {
         REDUNDANCY_LOCKED,
         SOFT_DELETE_DAYS_OUT_OF_RANGE,
         SOFT_DELETE_ALWAYS_ON,
+        IMMUTABILITY_LOCKED,
+        IMMUTABLE_VAULT,
         INVALID_SCHEDULE_TIME,
         INVALID_TIME_ZONE,
         TIME_OUT_OF_RANGE,

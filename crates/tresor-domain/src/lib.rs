@@ -56,4 +56,4 @@ pub use policy::{
 pub use retention::{
     default_retain_until, expired, validate_retain_until, RetentionRule, RetentionTag,
 };
-pub use vault::{SoftDelete, StorageRedundancy, Vault};
+pub use vault::{Immutability, SoftDelete, StorageRedundancy, Vault};

@@ -143,9 +143,70 @@ impl SoftDelete {
     }
 }
 
+/// A vault's immutability (Azure's immutable vaults): while it is not `Disabled`, no
+/// operation may shorten the life of a recovery point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+pub enum Immutability {
+    #[default]
+    Disabled,
+    /// Immutable, and can still be disabled.
+    Enabled,
+    /// Immutable for good: it cannot be disabled or lowered, by anyone.
+    Locked,
+}
+
+impl Immutability {
+    /// Whether points' lives are protected.
+    pub fn protects(self) -> bool {
+        self != Immutability::Disabled
+    }
+
+    /// The state after asking for `next`: anything from Disabled or Enabled; from
+    /// Locked, only Locked.
+    pub fn change_to(self, next: Immutability) -> Result<Immutability, RuleError> {
+        if self == Immutability::Locked && next != Immutability::Locked {
+            return Err(RuleError::new(
+                codes::IMMUTABILITY_LOCKED,
+                format!(
+                    "The vault's immutability is locked; it cannot become {next:?}, by anyone."
+                ),
+                "Leave it locked; recovery points expire as their policy said when they were made.",
+            ));
+        }
+        Ok(next)
+    }
+
+    /// The refusal of an operation that would shorten a point's life in an immutable
+    /// vault: `what` says which.
+    pub fn refusal(vault: &str, what: &str) -> RuleError {
+        RuleError::new(
+            codes::IMMUTABLE_VAULT,
+            format!("Vault {vault} is immutable: {what} would shorten the life of recovery points."),
+            "Recovery points in an immutable vault live until they expire; wait for that, or (unless it is locked) disable the vault's immutability first.",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn immutability_locks_for_good() {
+        use Immutability::*;
+        assert_eq!(Disabled.change_to(Enabled), Ok(Enabled));
+        assert_eq!(Enabled.change_to(Disabled), Ok(Disabled));
+        assert_eq!(Enabled.change_to(Locked), Ok(Locked));
+        assert_eq!(Locked.change_to(Locked), Ok(Locked));
+        for lower in [Disabled, Enabled] {
+            assert_eq!(
+                Locked.change_to(lower).unwrap_err().code,
+                codes::IMMUTABILITY_LOCKED
+            );
+        }
+        assert!(!Disabled.protects() && Enabled.protects() && Locked.protects());
+        assert_eq!(Immutability::refusal("v", "x").code, codes::IMMUTABLE_VAULT);
+    }
 
     #[test]
     fn soft_delete_period_and_always_on() {

@@ -52,6 +52,8 @@ pub struct VaultRow {
     /// Soft delete was made always-on: the period cannot be shortened below it again
     /// nor the setting switched off.
     pub soft_delete_always_on: bool,
+    /// `Disabled`, `Enabled` or `Locked`.
+    pub immutability: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

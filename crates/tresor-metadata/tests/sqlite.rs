@@ -20,6 +20,7 @@ fn vault(id: &str, name: &str) -> VaultRow {
         cross_region_restore: false,
         soft_delete_days: 14,
         soft_delete_always_on: false,
+        immutability: "Disabled".into(),
         created: t("2026-01-01T00:00:00Z"),
     }
 }

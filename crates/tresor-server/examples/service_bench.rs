@@ -61,6 +61,7 @@ async fn main() {
             cross_region_restore: false,
             soft_delete_days: 14,
             soft_delete_always_on: false,
+            immutability: "Disabled".into(),
             created: start,
         })
         .unwrap();

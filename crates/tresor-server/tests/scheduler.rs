@@ -49,6 +49,7 @@ fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String 
             cross_region_restore: false,
             soft_delete_days: 14,
             soft_delete_always_on: false,
+            immutability: "Disabled".into(),
             created: since,
         })
         .unwrap();

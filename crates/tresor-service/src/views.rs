@@ -43,6 +43,7 @@ pub fn vault(v: &VaultRow, replication: ReplicationStatus) -> ServiceResult<Vaul
         cross_region_restore: v.cross_region_restore,
         soft_delete_days: v.soft_delete_days,
         soft_delete_always_on: v.soft_delete_always_on,
+        immutability: catalogued("immutability", &v.immutability)?,
         replication,
         created: v.created,
     })

@@ -156,7 +156,18 @@ pub enum BackupPropertiesCommand {
         /// Make soft delete always-on: it can never be switched off again.
         #[arg(long)]
         soft_delete_always_on: bool,
+        /// The vault's immutability: Disabled, Enabled, or Locked (for good).
+        #[arg(long, value_parser = parse_immutability)]
+        immutability: Option<tresor_api::vaults::Immutability>,
     },
+}
+
+fn parse_immutability(s: &str) -> Result<tresor_api::vaults::Immutability, String> {
+    use tresor_api::vaults::Immutability::*;
+    [Disabled, Enabled, Locked]
+        .into_iter()
+        .find(|i| format!("{i:?}").eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("{s} is no immutability: use Disabled, Enabled or Locked"))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -45,7 +45,7 @@ pub(super) fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
 }
 
 pub(super) const VAULT_COLS: &str =
-    "id, name, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore, soft_delete_days, soft_delete_always_on";
+    "id, name, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore, soft_delete_days, soft_delete_always_on, immutability";
 pub(super) fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
     Ok(VaultRow {
         id: r.get(0)?,
@@ -58,6 +58,7 @@ pub(super) fn vault_row(r: &Row) -> rusqlite::Result<VaultRow> {
         cross_region_restore: r.get(7)?,
         soft_delete_days: r.get(8)?,
         soft_delete_always_on: r.get(9)?,
+        immutability: r.get(10)?,
     })
 }
 

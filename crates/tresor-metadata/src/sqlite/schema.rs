@@ -118,6 +118,10 @@ ALTER TABLE items ADD COLUMN delete_at INTEGER;
 ALTER TABLE points ADD COLUMN soft_deleted INTEGER;
 ALTER TABLE points ADD COLUMN soft_delete_until INTEGER;
 "#,
+    r#"
+-- A vault's immutability (Disabled, Enabled, Locked; tresor_domain::Immutability).
+ALTER TABLE vaults ADD COLUMN immutability TEXT NOT NULL DEFAULT 'Disabled';
+"#,
 ];
 
 /// Applies the migrations a database at `user_version` has not had yet, each in

@@ -115,9 +115,9 @@ impl MetadataStore for SqliteStore {
 
     fn insert_vault(&self, v: &VaultRow) -> Result<()> {
         self.exec(
-            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore, soft_delete_days, soft_delete_always_on)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created), v.cross_region_restore, v.soft_delete_days, v.soft_delete_always_on],
+            "INSERT INTO vaults (id, name, name_key, resource_group, location, redundancy, redundancy_locked, created, cross_region_restore, soft_delete_days, soft_delete_always_on, immutability)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![v.id, v.name, v.name.to_lowercase(), v.resource_group, v.location, v.redundancy, v.redundancy_locked, ms(v.created), v.cross_region_restore, v.soft_delete_days, v.soft_delete_always_on, v.immutability],
             &format!("a vault named {}", v.name),
         )
     }
@@ -150,8 +150,8 @@ impl MetadataStore for SqliteStore {
     fn update_vault(&self, v: &VaultRow) -> Result<()> {
         self.change_one(
             format!("vault {}", v.id),
-            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5, cross_region_restore = ?6, soft_delete_days = ?7, soft_delete_always_on = ?8 WHERE id = ?1",
-            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked, v.cross_region_restore, v.soft_delete_days, v.soft_delete_always_on],
+            "UPDATE vaults SET resource_group = ?2, location = ?3, redundancy = ?4, redundancy_locked = ?5, cross_region_restore = ?6, soft_delete_days = ?7, soft_delete_always_on = ?8, immutability = ?9 WHERE id = ?1",
+            params![v.id, v.resource_group, v.location, v.redundancy, v.redundancy_locked, v.cross_region_restore, v.soft_delete_days, v.soft_delete_always_on, v.immutability],
         )
     }
 

@@ -412,6 +412,32 @@ impl Service {
                         "wait for it to end, or cancel it (tresor job stop)",
                     ));
                 }
+                // Soft-deleted data is purged at the end of its period, perhaps before
+                // its points expire: an immutable vault keeps them until they do.
+                let immutable =
+                    crate::views::parse_enum::<tresor_domain::Immutability>(&v.immutability)
+                        .unwrap_or_default()
+                        .protects();
+                if delete && immutable {
+                    let now = s.now();
+                    if let Some(last) = s
+                        .store
+                        .list_points(&item.id)?
+                        .iter()
+                        .filter_map(|p| p.expires)
+                        .filter(|t| *t > now)
+                        .max()
+                    {
+                        return Err(tresor_domain::Immutability::refusal(
+                            &v.name,
+                            &format!(
+                                "deleting the backup data of {} (its last point expires at {last})",
+                                item.vm_name
+                            ),
+                        )
+                        .into());
+                    }
+                }
                 let next = parse_state(&item.state).on_disable(!delete)?;
                 let op = if delete {
                     JobOperation::DeleteBackupData

@@ -80,6 +80,7 @@ impl Service {
                         created: now,
                         soft_delete_days: tresor_domain::SoftDelete::DEFAULT_DAYS,
                         soft_delete_always_on: false,
+                        immutability: enum_name(tresor_domain::Immutability::Disabled),
                     };
                     check_pair(s, &row)?;
                     s.store.insert_vault(&row)?;
@@ -222,9 +223,24 @@ impl Service {
                     if let Some(on) = req.soft_delete_always_on {
                         soft.set_always_on(on)?;
                     }
+                    let immutability: tresor_domain::Immutability =
+                        parse_enum(&row.immutability).unwrap_or_default();
+                    let immutability = match req.immutability {
+                        Some(next) => immutability.change_to(next)?,
+                        None => immutability,
+                    };
                     if let Some(days) = req.soft_delete_days {
+                        // Deleted data kept for less time is a shorter life for points.
+                        if immutability.protects() && days < soft.days {
+                            return Err(tresor_domain::Immutability::refusal(
+                                &row.name,
+                                "a shorter soft-delete period",
+                            )
+                            .into());
+                        }
                         soft.set_days(days)?;
                     }
+                    row.immutability = enum_name(immutability);
                     row.soft_delete_days = soft.days;
                     row.soft_delete_always_on = soft.always_on;
                     if let Some(crr) = req.cross_region_restore {

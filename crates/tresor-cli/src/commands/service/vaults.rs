@@ -84,19 +84,22 @@ pub async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result
             cross_region_restore_flag,
             soft_delete_days,
             soft_delete_always_on,
+            immutability,
         }) => {
             if backup_storage_redundancy.is_none()
                 && cross_region_restore_flag.is_none()
                 && soft_delete_days.is_none()
                 && !soft_delete_always_on
+                && immutability.is_none()
             {
-                bail!("nothing to set: give --backup-storage-redundancy, --cross-region-restore-flag, --soft-delete-days and/or --soft-delete-always-on");
+                bail!("nothing to set: give --backup-storage-redundancy, --cross-region-restore-flag, --soft-delete-days, --soft-delete-always-on and/or --immutability");
             }
             let properties = BackupProperties {
                 storage_redundancy: backup_storage_redundancy.map(Into::into),
                 cross_region_restore: cross_region_restore_flag,
                 soft_delete_days,
                 soft_delete_always_on: soft_delete_always_on.then_some(true),
+                immutability,
             };
             print_vault(
                 output,

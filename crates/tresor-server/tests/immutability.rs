@@ -1,0 +1,116 @@
+//! Immutable vaults through the HTTPS API: Disabled → Enabled → Locked, Locked for
+//! good, and no shorter soft-delete period while immutable. (That a policy change
+//! cannot shorten points' lives, and that their data cannot be deleted early, is
+//! checked by the service on every such call: `ImmutableVault`.)
+
+use std::time::Duration;
+
+use tresor_api::vaults::{BackupProperties, CreateVault, Immutability};
+use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
+use tresor_server::ServerConfig;
+
+fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
+    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
+    ApiClient::new(
+        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
+        token.map(str::to_string),
+    )
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
+    match r {
+        Err(ClientError::Api { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn props(immutability: Option<Immutability>, days: Option<u32>) -> BackupProperties {
+    BackupProperties {
+        immutability,
+        soft_delete_days: days,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutability_locks_for_good_and_keeps_soft_deleted_data_as_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.background = false;
+    let server = tresor_server::start(config).await.unwrap();
+    let admin = client(&server, server.new_admin_token.as_deref());
+    let create: CreateVault = serde_json::from_value(serde_json::json!({
+        "name": "kept", "resourceGroup": "rg", "location": "local",
+        "storageRedundancy": "LocallyRedundant"
+    }))
+    .unwrap();
+    let v = admin.create_vault(&create).await.unwrap();
+    assert_eq!(v.immutability, Immutability::Disabled);
+
+    // Enabled can still be disabled; the period can grow, and shrink while disabled.
+    assert_eq!(
+        admin
+            .set_backup_properties("kept", &props(Some(Immutability::Enabled), None))
+            .await
+            .unwrap()
+            .immutability,
+        Immutability::Enabled
+    );
+    assert_eq!(
+        admin
+            .set_backup_properties("kept", &props(None, Some(30)))
+            .await
+            .unwrap()
+            .soft_delete_days,
+        30,
+        "a longer period is always allowed"
+    );
+    assert_eq!(
+        code(
+            admin
+                .set_backup_properties("kept", &props(None, Some(14)))
+                .await
+        ),
+        "ImmutableVault"
+    );
+    admin
+        .set_backup_properties("kept", &props(Some(Immutability::Disabled), None))
+        .await
+        .unwrap();
+    admin
+        .set_backup_properties("kept", &props(None, Some(20)))
+        .await
+        .unwrap();
+
+    // Locked: for good, whoever asks.
+    admin
+        .set_backup_properties("kept", &props(Some(Immutability::Locked), None))
+        .await
+        .unwrap();
+    for lower in [Immutability::Enabled, Immutability::Disabled] {
+        assert_eq!(
+            code(
+                admin
+                    .set_backup_properties("kept", &props(Some(lower), None))
+                    .await
+            ),
+            "ImmutabilityLocked"
+        );
+    }
+    assert_eq!(
+        code(
+            admin
+                .set_backup_properties("kept", &props(None, Some(14)))
+                .await
+        ),
+        "ImmutableVault"
+    );
+    let v = admin.vault("kept").await.unwrap();
+    assert_eq!(
+        (v.immutability, v.soft_delete_days),
+        (Immutability::Locked, 20)
+    );
+    drop(admin);
+    server.shutdown().await;
+}
