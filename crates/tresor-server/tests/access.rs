@@ -3,20 +3,13 @@
 //! missing). Operations × roles at the installation's scope, then scopes: a vault- or
 //! resource-group-scoped role reaches its vaults and no others.
 
-use std::time::Duration;
+mod common;
+
+use common::client;
 
 use tresor_api::tokens::{CreateToken, Role, RoleAssignment, Scope};
 use tresor_api::vaults::CreateVault;
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
-use tresor_server::ServerConfig;
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
-}
+use tresor_client::{ApiClient, ClientError};
 
 fn vault(name: &str, group: &str) -> CreateVault {
     serde_json::from_value(serde_json::json!({
@@ -79,10 +72,7 @@ async fn attempts(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_may_do_its_operations_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    let server = tresor_server::start(config).await.unwrap();
+    let server = common::quiet_server(dir.path()).await;
     let admin = client(&server, server.new_admin_token.as_deref());
     admin.create_vault(&vault("v1", "rg1")).await.unwrap();
     admin.create_vault(&vault("v2", "rg2")).await.unwrap();

@@ -2,13 +2,15 @@
 //! Agents here are simulated: they register, report inventories and call the
 //! endpoints an agent calls.
 
+mod common;
+
+use common::client;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
+use tresor_client::{ApiClient, ClientError};
 use tresor_server::ServerConfig;
 use tresor_service::Clock;
 
@@ -25,14 +27,6 @@ struct World {
     clock: Arc<HandClock>,
     admin: ApiClient,
     _dir: tempfile::TempDir,
-}
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
 }
 
 async fn world() -> World {

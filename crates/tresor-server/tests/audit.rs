@@ -2,21 +2,14 @@
 //! from where, what and the result; an entry edited in the database behind the
 //! server's back is named by the check of the chain.
 
-use std::time::Duration;
+mod common;
+
+use common::client;
 
 use tresor_api::audit::AuditQuery;
 use tresor_api::tokens::CreateToken;
 use tresor_api::vaults::CreateVault;
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
-use tresor_server::ServerConfig;
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
-}
+use tresor_client::ClientError;
 
 fn create(name: &str) -> CreateVault {
     serde_json::from_value(serde_json::json!({
@@ -28,10 +21,7 @@ fn create(name: &str) -> CreateVault {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_recorded_and_an_edited_entry_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    let server = tresor_server::start(config).await.unwrap();
+    let server = common::quiet_server(dir.path()).await;
     let admin = client(&server, server.new_admin_token.as_deref());
 
     admin.create_vault(&create("audited")).await.unwrap();

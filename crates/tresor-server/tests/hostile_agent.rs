@@ -10,14 +10,16 @@
 //! engine's backup and restore, on a disk image made here (no VM is needed to attack
 //! the vault).
 
+mod common;
+
+use common::client;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use serde_json::{json, Value};
 use tresor_agent::remote::RemoteBackend;
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
+use tresor_client::{ApiClient, ClientError};
 use tresor_crypto::Sealer;
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::blocksource::RawFile;
@@ -32,14 +34,6 @@ use tresor_server::ServerConfig;
 use tresor_storage::ObjectKind;
 
 const DISK: usize = 6 << 20;
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
-}
 
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
     match r {

@@ -3,6 +3,9 @@
 //! redirects, text from agents meant to forge log lines or markup, vault credentials
 //! used elsewhere or late, and the data directory's file modes.
 
+mod common;
+
+use common::client;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,7 +16,7 @@ use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
+use tresor_client::{ApiClient, ClientError};
 use tresor_server::http_limits::HttpLimits;
 use tresor_server::ServerConfig;
 use tresor_service::Clock;
@@ -61,14 +64,6 @@ struct World {
     /// HTTPS pinned to the server's certificate, no redirects followed, no cookies kept.
     http: reqwest::Client,
     dir: tempfile::TempDir,
-}
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
 }
 
 fn pinned_tls(fingerprint: &str) -> rustls::ClientConfig {

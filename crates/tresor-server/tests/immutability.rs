@@ -3,19 +3,12 @@
 //! cannot shorten points' lives, and that their data cannot be deleted early, is
 //! checked by the service on every such call: `ImmutableVault`.)
 
-use std::time::Duration;
+mod common;
+
+use common::client;
 
 use tresor_api::vaults::{BackupProperties, CreateVault, Immutability};
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
-use tresor_server::ServerConfig;
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
-}
+use tresor_client::ClientError;
 
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
     match r {
@@ -35,10 +28,7 @@ fn props(immutability: Option<Immutability>, days: Option<u32>) -> BackupPropert
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immutability_locks_for_good_and_keeps_soft_deleted_data_as_long() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    let server = tresor_server::start(config).await.unwrap();
+    let server = common::quiet_server(dir.path()).await;
     let admin = client(&server, server.new_admin_token.as_deref());
     let create: CreateVault = serde_json::from_value(serde_json::json!({
         "name": "kept", "resourceGroup": "rg", "location": "local",

@@ -7,16 +7,18 @@
 //! The host's side is real (the agent's `RemoteBackend` and the engine's backup and
 //! restore on a disk image made here); the server's clock is in the test's hand.
 
+mod common;
+
+use common::client;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
 use rand::{RngCore, SeedableRng};
 use serde_json::{json, Value};
 use tresor_agent::remote::RemoteBackend;
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
+use tresor_client::{ApiClient, ClientError};
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::blocksource::RawFile;
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
@@ -37,14 +39,6 @@ fn t(s: &str) -> Timestamp {
 }
 
 const DISK: usize = 6 << 20;
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
-}
 
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
     match r {

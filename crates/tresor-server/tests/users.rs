@@ -3,25 +3,18 @@
 //! confirmed, a code computed here), and the session holds the Reader's rights and
 //! no more, with the CSRF rules of a token's session.
 
-use std::time::Duration;
+mod common;
+
+use common::client;
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tresor_api::tokens::{Role, RoleAssignment, Scope};
 use tresor_api::users::{ConfirmTotp, CreateUser, SetPassword};
-use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
-use tresor_server::ServerConfig;
+use tresor_client::ClientError;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn client(server: &tresor_server::RunningServer, token: Option<&str>) -> ApiClient {
-    let addr = ServerAddress::parse(&server.url, &server.fingerprint).unwrap();
-    ApiClient::new(
-        Transport::new(&addr, None, Duration::from_secs(30)).unwrap(),
-        token.map(str::to_string),
-    )
-}
 
 fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
     match r {
@@ -133,10 +126,7 @@ impl Portal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    let server = tresor_server::start(config).await.unwrap();
+    let server = common::quiet_server(dir.path()).await;
     let admin = client(&server, server.new_admin_token.as_deref());
     let portal = Portal {
         base: server.url.trim_end_matches('/').to_string(),
