@@ -425,3 +425,52 @@ async fn always_on_soft_delete_cannot_be_switched_off() {
     drop(admin);
     server.shutdown().await;
 }
+
+/// In an immutable vault, real points outlive every attempt to shorten their lives:
+/// deleting the item's data and a policy change that would expire them sooner are
+/// refused (`ImmutableVault`), and both points still restore byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_vault_refuses_to_shorten_its_points_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(HandClock(Mutex::new(t("2026-01-10T12:00:00Z"))));
+    let server = start(dir.path(), clock).await;
+    let admin = client(&server, server.new_admin_token.as_deref());
+    let host = protected_host(&server, &admin).await;
+    // Two points made by "back up now": each kept 30 days from its backup.
+    let (points, repo) = two_backups(&admin, &host, dir.path()).await;
+    let v: Value = admin
+        .put_json(
+            "api/v1/vaults/v1/backup-properties",
+            &json!({"immutability": "Locked"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["immutability"], "Locked");
+
+    // Deleting the data (soft, then purged at the end of the period: sooner than the
+    // points' own 30 days) is refused.
+    let refused = admin
+        .post_json::<_, Value>(
+            "api/v1/vaults/v1/items/vm1/disable",
+            &json!({"deleteBackupData": true}),
+        )
+        .await;
+    assert_eq!(code(refused), "ImmutableVault");
+    // So is lowering the vault's immutability.
+    let lower = admin
+        .put_json::<_, Value>(
+            "api/v1/vaults/v1/backup-properties",
+            &json!({"immutability": "Disabled"}),
+        )
+        .await;
+    assert_eq!(code(lower), "ImmutabilityLocked");
+
+    // Every point still restores.
+    for (i, (id, data)) in points.iter().enumerate() {
+        let out = dir.path().join(format!("restored{i}"));
+        std::fs::create_dir_all(&out).unwrap();
+        restores_to(&repo, id, data, &out);
+    }
+    drop(admin);
+    server.shutdown().await;
+}
