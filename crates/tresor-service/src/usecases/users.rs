@@ -122,6 +122,15 @@ impl Service {
         self.audited(who, "user.delete", target, r).await
     }
 
+    /// Stores a changed user and ends their portal sessions, so that the change (a
+    /// password, roles) holds from their next sign-in on.
+    fn save_user_signed_out(&self, user: &UserRow, what: &str) -> ServiceResult<()> {
+        self.store.update_user(user)?;
+        let ended = self.sessions.close_for_user(&user.id);
+        tracing::info!(user = ?user.name, sessions_ended = ended, "{what}");
+        Ok(())
+    }
+
     /// Replaces a user's role assignments (`Access.Manage`). The user's portal
     /// sessions end, so that the new roles hold from the next sign-in on.
     pub async fn set_user_roles(
@@ -130,16 +139,15 @@ impl Service {
         name: String,
         req: SetRoles,
     ) -> ServiceResult<User> {
-        let target = Target::object(&name).detail(roles_text(&req.roles).unwrap_or_default());
+        let role = roles_text(&req.roles);
+        let target = Target::object(&name).detail(role.clone().unwrap_or_default());
         let r: ServiceResult<User> = async {
             who.require_installation(Permission::ManageAccess)?;
-            let role = roles_text(&req.roles)?;
+            let role = role?;
             self.blocking(move |s| {
                 let mut user = s.find_user(&name)?;
                 user.role = role;
-                s.store.update_user(&user)?;
-                let ended = s.sessions.close_for_user(&user.id);
-                tracing::info!(user = ?user.name, sessions_ended = ended, "roles changed");
+                s.save_user_signed_out(&user, "roles changed")?;
                 view(&user)
             })
             .await
@@ -173,10 +181,7 @@ impl Service {
                     }
                 }
                 user.password_hash = passwords::hash(&req.password)?;
-                s.store.update_user(&user)?;
-                let ended = s.sessions.close_for_user(&user.id);
-                tracing::info!(user = ?user.name, sessions_ended = ended, "password changed");
-                Ok(())
+                s.save_user_signed_out(&user, "password changed")
             })
             .await
         }
