@@ -76,20 +76,8 @@ fn server(d: &Path) -> (Proc, Cli, PathBuf) {
     let cli = Cli {
         config: data.join("cli.json"),
     };
-    cli.ok(&[
-        "vault",
-        "create",
-        "-n",
-        VAULT,
-        "-g",
-        "rg",
-        "-l",
-        "local",
-        "--storage-redundancy",
-        "LocallyRedundant",
-    ]);
     let creds = d.join("creds.json");
-    cli.issue_credentials(VAULT, &creds);
+    cli.create_local_vault(VAULT, &creds);
     (server, cli, creds)
 }
 

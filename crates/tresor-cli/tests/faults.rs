@@ -72,20 +72,8 @@ impl Rig {
             _proxy: proxy,
         };
         rig.start_server();
-        rig.cli.ok(&[
-            "vault",
-            "create",
-            "-n",
-            VAULT,
-            "-g",
-            "rg",
-            "-l",
-            "local",
-            "--storage-redundancy",
-            "LocallyRedundant",
-        ]);
         let creds = dir.join("creds.json");
-        rig.cli.issue_credentials(VAULT, &creds);
+        rig.cli.create_local_vault(VAULT, &creds);
         let qmp = rig.vm.as_ref().unwrap().agent_qmp.clone();
         rig.agent_toml = agent_config(
             dir,

@@ -63,6 +63,24 @@ impl Cli {
         serde_json::from_str(&self.ok(&a)).unwrap()
     }
 
+    /// Creates `vault` (resource group `rg`, location `local`, locally redundant: a
+    /// test server has no paired location) and issues its credentials into `file`.
+    pub fn create_local_vault(&self, vault: &str, file: &Path) {
+        self.ok(&[
+            "vault",
+            "create",
+            "-n",
+            vault,
+            "-g",
+            "rg",
+            "-l",
+            "local",
+            "--storage-redundancy",
+            "LocallyRedundant",
+        ]);
+        self.issue_credentials(vault, file);
+    }
+
     /// Issues credentials of `vault` into `file`, for an agent to register with.
     pub fn issue_credentials(&self, vault: &str, file: &Path) {
         self.ok(&[
