@@ -6,148 +6,24 @@
 //! outside objects. Every upload is refused with what is wrong, and after garbage
 //! collection every recovery point still restores byte for byte.
 //!
-//! The host's side is real: the agent's own `RemoteBackend` over HTTPS and the
-//! engine's backup and restore, on a disk image made here (no VM is needed to attack
-//! the vault).
+//! The host's side is real (`common::world`): the agent's own `RemoteBackend` over
+//! HTTPS and the engine's backup and restore, on a disk image made here (no VM is
+//! needed to attack the vault).
 
 mod common;
 
-use common::client;
-use std::path::Path;
-use std::sync::Arc;
+use common::code;
+use common::world::{repo_point, restores_to, stored_points, world, World};
 
-use rand::{RngCore, SeedableRng};
-use serde_json::{json, Value};
-use tresor_agent::remote::RemoteBackend;
-use tresor_client::{ApiClient, ClientError};
+use serde_json::Value;
 use tresor_crypto::Sealer;
-use tresor_engine::backup::{self, BackupRequest, DiskSource};
-use tresor_engine::blocksource::RawFile;
-use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
-use tresor_engine::{Manifest, Repository};
+use tresor_engine::Repository;
 use tresor_format::blob::{seal_blob, BlobKind};
 use tresor_format::index::{IndexFile, IndexedPack};
 use tresor_format::key_file::KeyFile;
 use tresor_format::pack::{read_pack_entries, PackBuilder};
 use tresor_format::ChunkId;
-use tresor_server::ServerConfig;
 use tresor_storage::ObjectKind;
-
-const DISK: usize = 6 << 20;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
-    match r {
-        Err(ClientError::Api { code, .. }) => code,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-struct Host {
-    api: Arc<ApiClient>,
-    credential: String,
-    vault_id: String,
-}
-
-/// What a job hands the agent.
-struct Assignment {
-    job: String,
-    passphrase: String,
-    point_name: String,
-}
-
-impl Host {
-    async fn next_job(&self) -> Assignment {
-        let a: Value = self
-            .api
-            .post_json("api/v1/agent/jobs/next?wait=10", &json!({}))
-            .await
-            .unwrap();
-        Assignment {
-            job: a["jobId"].as_str().unwrap().into(),
-            passphrase: a["passphrase"].as_str().unwrap().into(),
-            point_name: a["pointName"].as_str().unwrap().into(),
-        }
-    }
-
-    fn repo(&self, passphrase: &str) -> Repository {
-        let backend = RemoteBackend::new(
-            self.api.clone(),
-            tokio::runtime::Handle::current(),
-            &self.vault_id,
-        );
-        tokio::task::block_in_place(|| {
-            Repository::open(Arc::new(backend), passphrase.as_bytes()).unwrap()
-        })
-    }
-
-    async fn complete(&self, job: &str, point: &str) {
-        let _: Value = self
-            .api
-            .post_json(
-                &format!("api/v1/agent/jobs/{job}/complete"),
-                &json!({"status": "Completed", "pointId": point}),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn put(&self, kind: &str, name: &str, bytes: Vec<u8>) -> Result<(), ClientError> {
-        self.api
-            .put_bytes(
-                &format!("api/v1/agent/repos/{}/objects/{kind}/{name}", self.vault_id),
-                bytes,
-            )
-            .await
-    }
-}
-
-fn write_disk(path: &Path, seed: u64, changed: bool) -> Vec<u8> {
-    let mut data = vec![0u8; DISK];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data[..DISK / 2]);
-    if changed {
-        data[..256 * 1024].fill(0x42);
-    }
-    std::fs::write(path, &data).unwrap();
-    data
-}
-
-fn back_up(repo: &Repository, name: &str, image: &Path, parent: Option<Manifest>) -> Manifest {
-    let source = Arc::new(RawFile::open(image).unwrap());
-    let mut req = BackupRequest::new(
-        name,
-        vec![DiskSource {
-            name: "vda".into(),
-            source,
-            dirty: None,
-        }],
-    );
-    req.parent = parent;
-    tokio::task::block_in_place(|| backup::run(repo, req)).unwrap()
-}
-
-fn restores_to(repo: &Repository, point_id: &str, expected: &[u8], out: &Path) {
-    tokio::task::block_in_place(|| {
-        let point = repo.load_point(point_id).unwrap();
-        let file = out.join(point_id);
-        restore::run(
-            repo,
-            RestoreRequest {
-                point: &point,
-                disk: "vda",
-                output: &file,
-                format: OutputFormat::Raw,
-                overwrite: true,
-                progress: None,
-                workers: 2,
-            },
-        )
-        .unwrap();
-        assert!(
-            std::fs::read(&file).unwrap() == expected,
-            "point {point_id} restores byte for byte"
-        );
-    });
-}
 
 /// The keys an attacker derives from the passphrase and the key file it may read.
 fn attacker_sealer(repo: &Repository, passphrase: &str) -> Sealer {
@@ -164,157 +40,21 @@ fn attacker_sealer(repo: &Repository, passphrase: &str) -> Sealer {
     })
 }
 
-async fn job(admin: &ApiClient, job: &str) -> Value {
-    job_in(admin, "v1", job).await
-}
-
-async fn job_in(admin: &ApiClient, vault: &str, job: &str) -> Value {
-    admin
-        .get_json(&format!("api/v1/vaults/{vault}/jobs/{job}"))
-        .await
-        .unwrap()
-}
-
-async fn backup_now(admin: &ApiClient) -> String {
-    backup_now_in(admin, "v1").await
-}
-
-async fn backup_now_in(admin: &ApiClient, vault: &str) -> String {
-    let j: Value = admin
-        .post_json(
-            &format!("api/v1/vaults/{vault}/items/vm1/backup"),
-            &json!({}),
-        )
+/// The vault's garbage collection jobs, newest first.
+async fn gc_jobs(w: &World, vault: &str) -> Vec<Value> {
+    let jobs: Value = w
+        .admin
+        .get_json(&format!(
+            "api/v1/vaults/{vault}/jobs?operation=GarbageCollection"
+        ))
         .await
         .unwrap();
-    j["id"]
-        .as_str()
-        .or(j["jobId"].as_str())
-        .or(j["name"].as_str())
+    jobs.as_array()
         .unwrap()
-        .to_string()
-}
-
-struct World {
-    server: tresor_server::RunningServer,
-    admin: ApiClient,
-    dir: tempfile::TempDir,
-}
-
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path().join("data"));
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    let server = tresor_server::start(config).await.unwrap();
-    let admin = client(&server, server.new_admin_token.as_deref());
-    World { server, admin, dir }
-}
-
-impl World {
-    /// A vault `vault` in which host `host` protects its VM `vm1`.
-    async fn protected_host(&self, vault: &str, host: &str) -> Host {
-        let v: Value = self
-            .admin
-            .post_json(
-                "api/v1/vaults",
-                &json!({"name": vault, "resourceGroup": "rg", "location": "local"}),
-            )
-            .await
-            .unwrap();
-        let creds: Value = self
-            .admin
-            .post_json(&format!("api/v1/vaults/{vault}/credentials"), &json!({}))
-            .await
-            .unwrap();
-        let reg: Value = client(&self.server, None)
-            .post_json(
-                "api/v1/agents/register",
-                &json!({"secret": creds["secret"], "host": host, "location": "local"}),
-            )
-            .await
-            .unwrap();
-        let h = Host {
-            api: Arc::new(client(&self.server, reg["credential"].as_str())),
-            credential: reg["credential"].as_str().unwrap().to_string(),
-            vault_id: v["id"].as_str().unwrap().to_string(),
-        };
-        let _: Value = h
-            .api
-            .post_json(
-                "api/v1/agent/heartbeat",
-                &json!({"vms": [{"vm": "vm1", "info": {"name": "vm1", "state": "running", "guest_agent": {"state": "not-configured"}, "disks": [
-                    {"name": "vda", "format": "raw", "image": "/x", "virtual_size": DISK}]}}]}),
-            )
-            .await
-            .unwrap();
-        let _: Value = self
-            .admin
-            .post_json(
-                &format!("api/v1/vaults/{vault}/items"),
-                &json!({"host": host, "vm": "vm1"}),
-            )
-            .await
-            .unwrap();
-        h
-    }
-
-    /// Two honest backups of `vm1`, as the agent makes them: the points with their
-    /// disks' bytes, and the last job's assignment.
-    async fn two_backups(&self, vault: &str, host: &Host) -> (Vec<(String, Vec<u8>)>, Assignment) {
-        let image = self.dir.path().join(format!("{vault}.raw"));
-        let mut points = Vec::new();
-        let mut parent = None;
-        let mut last = None;
-        for changed in [false, true] {
-            let job_id = backup_now_in(&self.admin, vault).await;
-            let a = host.next_job().await;
-            assert_eq!(a.job, job_id);
-            let data = write_disk(&image, 1, changed);
-            let repo = host.repo(&a.passphrase);
-            let m = back_up(&repo, &a.point_name, &image, parent.take());
-            host.complete(&a.job, &m.id).await;
-            assert_eq!(
-                job_in(&self.admin, vault, &a.job).await["status"],
-                "Completed"
-            );
-            points.push((m.id.clone(), data));
-            parent = Some(m);
-            last = Some(a);
-        }
-        (points, last.unwrap())
-    }
-
-    async fn collect_garbage(&self) {
-        let state = self.server.state.clone();
-        tokio::task::spawn_blocking(move || tresor_service::garbage::collect_all(&state))
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    /// The vault's garbage collection jobs, newest first.
-    async fn gc_jobs(&self, vault: &str) -> Vec<Value> {
-        let jobs: Value = self
-            .admin
-            .get_json(&format!(
-                "api/v1/vaults/{vault}/jobs?operation=GarbageCollection"
-            ))
-            .await
-            .unwrap();
-        jobs.as_array()
-            .unwrap()
-            .iter()
-            .filter(|j| j["operation"] == "GarbageCollection")
-            .cloned()
-            .collect()
-    }
-
-    async fn finish(self) {
-        let World { server, admin, .. } = self;
-        drop(admin);
-        server.shutdown().await;
-    }
+        .iter()
+        .filter(|j| j["operation"] == "GarbageCollection")
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,7 +158,7 @@ async fn a_compromised_host_cannot_erase_its_backups() {
 
     // 3. A point whose tree is not stored: the manifest opens, so it is stored, but
     //    the backup it is reported for fails and the manifest goes.
-    let job_id = backup_now(admin).await;
+    let job_id = w.backup_now("v1", "vm1").await;
     let a3 = host.next_job().await;
     assert_eq!(a3.job, job_id);
     let mut fake = repo_point(&repo, &points[1].0);
@@ -428,16 +168,16 @@ async fn a_compromised_host_cannot_erase_its_backups() {
         .await
         .unwrap();
     host.complete(&a3.job, &fake.id).await;
-    let j = job(admin, &a3.job).await;
+    let j = w.job("v1", &a3.job).await;
     assert_eq!(j["status"], "Failed", "{j}");
     assert_eq!(j["error"]["code"], "RecoveryPointRejected", "{j}");
     assert!(!stored_points(&repo).contains(&fake.id));
 
     // 4. The previous point reported again as a new one: refused, and it stays.
-    let _ = backup_now(admin).await;
+    let _ = w.backup_now("v1", "vm1").await;
     let a4 = host.next_job().await;
     host.complete(&a4.job, &points[1].0).await;
-    let j = job(admin, &a4.job).await;
+    let j = w.job("v1", &a4.job).await;
     assert_eq!(j["error"]["code"], "RecoveryPointRejected", "{j}");
     assert!(stored_points(&repo).contains(&points[1].0));
 
@@ -477,7 +217,7 @@ async fn a_compromised_host_cannot_erase_its_backups() {
 
     // Garbage collection, as the server runs it every day.
     w.collect_garbage().await;
-    let gc = w.gc_jobs("v1").await;
+    let gc = gc_jobs(&w, "v1").await;
     assert_eq!(
         gc.first().map(|j| j["status"].clone()),
         Some("Completed".into()),
@@ -571,21 +311,10 @@ async fn a_forged_index_in_storage_fails_one_vaults_collection_and_no_other() {
     drop(good_repo);
     // The server's open handle still has the true index in memory; a restart reads
     // what is stored.
-    let World { server, admin, dir } = w;
-    drop(admin);
-    let data_dir = dir.path().join("data");
-    server.shutdown().await;
-    let mut config = ServerConfig::new(&data_dir);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    let server = tresor_server::start(config).await.unwrap();
-    let token = std::fs::read_to_string(data_dir.join("cli.json")).unwrap();
-    let token: Value = serde_json::from_str(&token).unwrap();
-    let admin = client(&server, token["token"].as_str());
-    let w = World { server, admin, dir };
+    let w = w.restart().await;
 
     w.collect_garbage().await;
-    let failed = w.gc_jobs("v1").await;
+    let failed = gc_jobs(&w, "v1").await;
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["status"], "Failed");
     assert_eq!(failed[0]["error"]["code"], "GarbageCollectionStopped");
@@ -604,7 +333,7 @@ async fn a_forged_index_in_storage_fails_one_vaults_collection_and_no_other() {
         "no pack removed"
     );
     // The other vault's collection ran: it removed the manifest nobody reported.
-    let collected = w.gc_jobs("v2").await;
+    let collected = gc_jobs(&w, "v2").await;
     assert_eq!(collected.len(), 1, "{collected:?}");
     assert_eq!(collected[0]["status"], "Completed");
     assert_eq!(collected[0]["result"]["orphanManifestsRemoved"], 1);
@@ -622,11 +351,7 @@ async fn a_forged_index_in_storage_fails_one_vaults_collection_and_no_other() {
         (&bad, &bad_job, &bad_points),
         (&good, &good_job, &good_points),
     ] {
-        let host = Host {
-            api: Arc::new(client(&w.server, Some(&host.credential))),
-            credential: host.credential.clone(),
-            vault_id: host.vault_id.clone(),
-        };
+        let host = w.reconnect(host);
         let repo = host.repo(&job.passphrase);
         for (id, data) in points {
             restores_to(&repo, id, data, out.path());
@@ -634,15 +359,6 @@ async fn a_forged_index_in_storage_fails_one_vaults_collection_and_no_other() {
     }
     drop((repo, bad, good));
     w.finish().await;
-}
-
-fn repo_point(repo: &Repository, id: &str) -> Manifest {
-    tokio::task::block_in_place(|| repo.load_point(id).unwrap())
-}
-
-/// The manifests the repository holds, as the agent lists them.
-fn stored_points(repo: &Repository) -> Vec<String> {
-    tokio::task::block_in_place(|| repo.point_ids().unwrap())
 }
 
 /// The server stopped after it catalogued a point and before it ended the job: the
@@ -660,7 +376,7 @@ async fn a_report_retried_after_the_server_stopped_completes_the_job() {
     row.lease_until = Some(w.server.state.now() + jiff::SignedDuration::from_secs(120));
     w.server.state.store().update_job(&row).unwrap();
     host.complete(&last.job, &points[1].0).await;
-    let j = job(&w.admin, &last.job).await;
+    let j = w.job("v1", &last.job).await;
     assert_eq!(j["status"], "Completed", "{j}");
     assert_eq!(j["result"]["recoveryPoint"], points[1].0.as_str());
     let listed: Value = w
