@@ -27,6 +27,7 @@ use crate::layout::{
     badge, bytes, csrf_field, empty, error_box, notice, page, spaced, time, wire_name, with_status,
     Field,
 };
+use crate::permissions::{on_vault, Permission};
 use crate::session::Operator;
 
 pub fn routes() -> Router<Arc<Service>> {
@@ -292,7 +293,12 @@ async fn agents_page(
     done: Option<&str>,
 ) -> Response {
     let agents: Vec<Agent> = or_page!(op, state.agents(&op.principal).await);
-    let vaults: Vec<Vault> = or_page!(op, state.vaults(&op.principal).await);
+    // Credentials are issued for the vaults the operator may register hosts with.
+    let vaults: Vec<Vault> = or_page!(op, state.vaults(&op.principal).await)
+        .into_iter()
+        .filter(|v| on_vault(state, op, v).allows(Permission::IssueAgentCredentials))
+        .collect();
+    let may_register = !vaults.is_empty() || op.can.allows(Permission::CreateVault);
     let mut hosts: Vec<(&Agent, Vec<VmView>)> = agents
         .iter()
         .map(|a| (a, a.vms.iter().map(VmView::of).collect()))
@@ -334,10 +340,11 @@ async fn agents_page(
         @if let Some(d) = done { (notice(d)) }
         div.toolbar {
             span.grow.muted { (agents.len()) " registered · " (online) " online" }
-            a.button.primary href="#register" { "Register a new host" }
+            @if may_register { a.button.primary href="#register" { "Register a new host" } }
         }
         @if agents.is_empty() {
-            (empty("No host agent is registered yet. Download vault credentials for a host, put them in its agent.toml and start its agent: it appears here with its VMs and their preflight checks.", Some(("Register a new host", "#register"))))
+            (empty("No host agent is registered yet. Download vault credentials for a host, put them in its agent.toml and start its agent: it appears here with its VMs and their preflight checks.",
+                may_register.then_some(("Register a new host", "#register"))))
         } @else {
             table #agents {
                 caption.sr-only { "Host agents" }
@@ -364,7 +371,7 @@ async fn agents_page(
                 (host_section(now, a, vms, id))
             }
         }
-        (register_section(op, &vaults, form, error))
+        @if may_register || error.is_some() { (register_section(op, &vaults, form, error)) }
     };
     with_status(page("Host agents", Some(op), &[], body), error)
 }

@@ -19,6 +19,7 @@ use crate::layout::{
     badge, bytes, csrf_field, empty, error_box, notice, spaced, time, vault_page, vault_tabs,
     wire_name, with_status, Done,
 };
+use crate::permissions::{on_vault, Permission};
 use crate::session::Operator;
 use crate::urls::url_encode;
 use crate::vaults::vault_of;
@@ -160,11 +161,12 @@ async fn list(
     });
     let vurl = format!("/vaults/{}", url_encode(&v.name));
     let filtered = status.is_some() || operation.is_some() || item.is_some();
+    let can = on_vault(&state, &op, &v);
     let body = html! {
         h1 { (v.name) }
         p.muted { "Recovery Services vault · " (v.location) }
         @if let Some(d) = &q.done { (notice(d)) }
-        (vault_tabs(&v.name, "Backup jobs"))
+        (vault_tabs(&v.name, "Backup jobs", &can))
         form.toolbar.job-filters #job-filters method="get" action={ (vurl) "/jobs" } aria-label="Filter jobs" {
             div.field {
                 label for="status" { "Status" }
@@ -361,6 +363,7 @@ async fn job_page(
     );
     let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = job_url(&v.name, &j.id);
+    let can = on_vault(state, op, &v);
     let running = matches!(j.status, JobStatus::InProgress | JobStatus::Cancelling);
     let status = wire_name(&j.status);
     let operation = spaced(j.operation.as_str());
@@ -383,7 +386,7 @@ async fn job_page(
         p.muted { "Job " code { (j.id) } " · vault " (v.name) }
         @if let Some(d) = done { (notice(d)) }
         @if let Some(e) = error { (error_box(e)) }
-        (vault_tabs(&v.name, "Backup jobs"))
+        (vault_tabs(&v.name, "Backup jobs", &can))
         @if let Some(err) = &j.error {
             div.alert.bad.job-error #job-error role="alert" aria-labelledby="job-error-h" {
                 h2 #job-error-h { @if j.status == JobStatus::Failed { "This job failed" } @else { "Error" } }
@@ -395,7 +398,7 @@ async fn job_page(
             }
         }
         div.toolbar {
-            @if j.status == JobStatus::InProgress {
+            @if j.status == JobStatus::InProgress && can.allows(Permission::CancelJob) {
                 form.inline #cancel-job method="post" action={ (url) "/cancel" }
                     data-confirm=(cancel_question) {
                     (csrf_field(op))

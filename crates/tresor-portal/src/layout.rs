@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tresor_api::vaults::ReplicationError;
 use tresor_service::ServiceError;
 
+use crate::permissions::{Permission, PermissionSet};
 use crate::session::Operator;
 use crate::urls::url_encode;
 
@@ -43,12 +44,20 @@ pub fn page(title: &str, op: Option<&Operator>, crumbs: Crumbs, body: Markup) ->
                     @if let Some(op) = op {
                         nav aria-label="Main" {
                             a href="/vaults" { "Recovery Services vaults" }
-                            a href="/agents" { "Host agents" }
-                            a href="/audit" { "Audit log" }
+                            // Host agents and the audit log are the installation's
+                            // (their use cases ask for `/`).
+                            @if op.can.allows(Permission::ReadVaults) { a href="/agents" { "Host agents" } }
+                            @if op.can.allows(Permission::ReadAudit) { a href="/audit" { "Audit log" } }
+                            @if op.can.allows(Permission::ManageAccess) { a href="/users" { "Users" } }
+                            // Resource guards (ResourceGuards.Manage) take their link here.
                         }
                         form.signout method="post" action="/logout" {
                             (csrf_field(op))
-                            span.who { (op.who) }
+                            @if op.is_user() {
+                                a.who href="/account" title="My account" { (op.who) }
+                            } @else {
+                                span.who { (op.who) }
+                            }
                             button.link type="submit" { "Sign out" }
                         }
                     }
@@ -192,8 +201,8 @@ pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
     PreEscaped(s)
 }
 
-/// The tabs of a vault's pages.
-pub fn vault_tabs(vault: &str, current: &str) -> Markup {
+/// The tabs of a vault's pages; "+ Backup" for those who may enable protection.
+pub fn vault_tabs(vault: &str, current: &str, can: &PermissionSet) -> Markup {
     let tabs = [
         ("Overview", format!("/vaults/{vault}")),
         ("Backup items", format!("/vaults/{vault}/items")),
@@ -213,7 +222,9 @@ pub fn vault_tabs(vault: &str, current: &str) -> Markup {
                     a href=(href) { (label) }
                 }
             }
-            a.button.primary href={ "/vaults/" (vault) "/backup" } { "+ Backup" }
+            @if can.allows(Permission::EnableProtection) {
+                a.button.primary href={ "/vaults/" (vault) "/backup" } { "+ Backup" }
+            }
         }
     }
 }

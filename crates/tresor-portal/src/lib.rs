@@ -18,6 +18,10 @@
 //!   policy in words (`summary.rs`), the create and edit form as typed and its
 //!   parsing (`form.rs`), the form's page and its handlers (`edit.rs`).
 //! - `agents.rs`: host agents, vault credentials, preflight per VM.
+//! - `users.rs`: users, their role assignments and TOTP state (`Access.Manage`);
+//!   `account.rs`: "My account" (own password and TOTP) for a signed-in user.
+//! - `permissions.rs`: what the operator may do, asked of the service, so that each
+//!   page shows only the buttons, forms and links the operator may use.
 //! - `assets/`: the style sheet (light and dark) and the one script.
 //!
 //! **Architecture invariant:** the portal knows HTTP and HTML and nothing of storage:
@@ -51,15 +55,18 @@ macro_rules! or_page {
     };
 }
 
+pub mod account;
 pub mod agents;
 pub mod audit;
 pub mod backup;
 pub mod items;
 pub mod jobs;
 pub mod layout;
+pub mod permissions;
 pub mod policies;
 pub mod session;
 pub mod urls;
+pub mod users;
 pub mod vaults;
 
 use std::sync::Arc;
@@ -99,6 +106,8 @@ pub fn router(state: Arc<Service>) -> Router {
         .merge(policies::routes())
         .merge(agents::routes())
         .merge(audit::routes())
+        .merge(users::routes())
+        .merge(account::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
         .with_state(state)
 }

@@ -14,6 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use tresor_service::auth::same_secret;
+use tresor_service::usecases::permissions::PermissionSet;
 use tresor_service::{Principal, Service};
 use tresor_web::session_of;
 
@@ -27,11 +28,19 @@ pub struct Operator {
     pub principal: Principal,
     /// The session's CSRF token, for forms.
     pub csrf: String,
-    /// The name of the token that signed in (shown in the header).
+    /// The name of the token or user that signed in (shown in the header).
     pub who: String,
+    /// What it may do on the installation as a whole (the navigation's links, "+ Add"
+    /// a vault, users); a vault's pages ask `permissions::on_vault`.
+    pub can: PermissionSet,
 }
 
 impl Operator {
+    /// Whether a user (not a token) signed in: only users have "My account".
+    pub fn is_user(&self) -> bool {
+        self.principal.user_id().is_some()
+    }
+
     /// Checks a form's CSRF field: `Some(answer)` refuses the request.
     pub fn csrf_rejection(&self, sent: &str) -> Option<Response> {
         (!same_secret(&self.csrf, sent)).then(|| {
@@ -54,6 +63,7 @@ impl FromRequestParts<Arc<Service>> for Operator {
         match session_of(service, parts) {
             Some(s) => Ok(Operator {
                 who: s.principal.name().to_string(),
+                can: service.permissions(&s.principal, None),
                 principal: s.principal,
                 csrf: s.csrf,
             }),

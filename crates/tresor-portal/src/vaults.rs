@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use jiff::SignedDuration;
 use maud::html;
@@ -21,6 +21,7 @@ use crate::layout::{
     badge, bytes, csrf_field, empty, error_box, notice, page, replication_error, spaced, status_of,
     time, vault_page, vault_tabs, wire_name, with_status, Done, Field,
 };
+use crate::permissions::{on_vault, Permission, PermissionSet};
 use crate::session::Operator;
 use crate::urls::url_encode;
 
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Arc<Service>> {
         .route("/vaults", get(list))
         .route("/vaults/new", get(new_form).post(create))
         .route("/vaults/{vault}", get(overview))
+        .route("/vaults/{vault}/delete", post(delete))
         .route(
             "/vaults/{vault}/configuration",
             get(configuration).post(set_configuration),
@@ -71,15 +73,17 @@ async fn list(op: Operator, State(state): State<Arc<Service>>, Query(q): Query<D
             .unwrap_or_default();
         rows.push((v, items.len(), health(&items)));
     }
+    let can_create = op.can.allows(Permission::CreateVault);
     let body = html! {
         h1 { "Recovery Services vaults" }
         @if let Some(d) = &q.done { (notice(d)) }
         div.toolbar {
             span.grow.muted { (vaults.len()) " vaults" }
-            a.button.primary href="/vaults/new" { "+ Add" }
+            @if can_create { a.button.primary href="/vaults/new" { "+ Add" } }
         }
         @if vaults.is_empty() {
-            (empty("No vault yet. A vault holds backup policies, protected VMs, jobs and recovery points.", Some(("+ Add a vault", "/vaults/new"))))
+            (empty("No vault yet. A vault holds backup policies, protected VMs, jobs and recovery points.",
+                can_create.then_some(("+ Add a vault", "/vaults/new"))))
         } @else {
             table {
                 caption.sr-only { "Vaults" }
@@ -237,7 +241,18 @@ async fn overview(
     Path(vault): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let v = or_return!(vault_of(&state, &op, &vault).await);
+    overview_page(&op, &state, &vault, q.done.as_deref(), None).await
+}
+
+/// The overview; with the error of a refused delete, if there was one.
+async fn overview_page(
+    op: &Operator,
+    state: &Arc<Service>,
+    vault: &str,
+    done: Option<&str>,
+    error: Option<&ServiceError>,
+) -> Response {
+    let v = or_return!(vault_of(state, op, vault).await);
     let items = state
         .items(&op.principal, v.name.clone())
         .await
@@ -266,11 +281,13 @@ async fn overview(
     let (stored, logical) = (storage.stored_bytes, storage.logical_bytes);
     let r = &v.replication;
     let progress = r.progress.as_ref();
+    let can = on_vault(state, op, &v);
     let body = html! {
         h1 { (v.name) }
         p.muted { "Recovery Services vault · " (v.location) " · resource group " (v.resource_group) }
-        @if let Some(d) = &q.done { (notice(d)) }
-        (vault_tabs(&v.name, "Overview"))
+        @if let Some(d) = done { (notice(d)) }
+        (vault_tabs(&v.name, "Overview", &can))
+        @if let Some(e) = error { (error_box(e)) }
         div.cards {
             section.card aria-labelledby="items-h" {
                 h2 #items-h { "Backup items" }
@@ -315,20 +332,74 @@ async fn overview(
                 }
             }
         }
+        @if can.allows(Permission::DeleteVault) {
+            section.card.danger-zone #delete-vault aria-labelledby="delete-vault-h" {
+                h2 #delete-vault-h { "Delete vault" }
+                p.muted { "Only an empty vault can be deleted: no protected item, recovery point or soft-deleted data." }
+                form.stack method="post" action={ "/vaults/" (url_encode(&v.name)) "/delete" }
+                    data-confirm={ "Delete vault " (v.name) "? This cannot be undone." } {
+                    (csrf_field(op))
+                    (Field::new("confirm_name", html! { "Type the vault's name: " code { (v.name) } }, "",
+                        "The vault's name, to confirm.", None).no_autocomplete())
+                    div { button.danger type="submit" { "Delete vault" } }
+                }
+            }
+        }
     };
-    page(&v.name, Some(&op), &[("Vaults", "/vaults")], body)
+    with_status(
+        page(&v.name, Some(op), &[("Vaults", "/vaults")], body),
+        error,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteVaultForm {
+    csrf: String,
+    #[serde(default)]
+    confirm_name: String,
+}
+
+/// Deletes the vault once its name is typed (the service refuses a vault that still
+/// holds items, points or soft-deleted data).
+async fn delete(
+    op: Operator,
+    State(state): State<Arc<Service>>,
+    Path(vault): Path<String>,
+    Form(f): Form<DeleteVaultForm>,
+) -> Response {
+    if let Some(r) = op.csrf_rejection(&f.csrf) {
+        return r;
+    }
+    if !f.confirm_name.trim().eq_ignore_ascii_case(&vault) {
+        let e = ServiceError::new(
+            ErrorCode::ConfirmationMismatch,
+            format!("The name typed does not match {vault}, so the vault was not deleted."),
+            format!("Type the vault's name ({vault}) to delete it."),
+        );
+        return overview_page(&op, &state, &vault, None, Some(&e)).await;
+    }
+    match state.delete_vault(&op.principal, vault.clone()).await {
+        Ok(()) => Redirect::to(&format!(
+            "/vaults?done={}",
+            url_encode(&format!("Vault {vault} deleted."))
+        ))
+        .into_response(),
+        Err(e) => overview_page(&op, &state, &vault, None, Some(&e)).await,
+    }
 }
 
 fn configuration_page(
     op: &Operator,
+    can: &PermissionSet,
     v: &Vault,
     error: Option<&ServiceError>,
     done: Option<&str>,
 ) -> Response {
     let geo = v.storage_redundancy == StorageRedundancy::GeoRedundant;
+    let may_update = can.allows(Permission::UpdateVault);
     let body = html! {
         h1 { (v.name) }
-        (vault_tabs(&v.name, "Backup configuration"))
+        (vault_tabs(&v.name, "Backup configuration", can))
         @if let Some(e) = error { (error_box(e)) }
         @if let Some(d) = done { (notice(d)) }
         section.card aria-labelledby="red-h" {
@@ -336,6 +407,9 @@ fn configuration_page(
             @if v.redundancy_locked {
                 p { strong { (spaced(&wire_name(&v.storage_redundancy))) } " " span.badge.plain { "Locked" } }
                 p.muted #locked-reason { "The vault already holds backups, so its storage redundancy cannot change any more. To use another redundancy, create a new vault and protect the VMs there." }
+            } @else if !may_update {
+                p #redundancy { strong { (spaced(&wire_name(&v.storage_redundancy))) } }
+                p.muted { "Changing the vault's properties needs the Vaults.Update permission." }
             } @else {
                 form.stack method="post" action={ "/vaults/" (v.name) "/configuration" } {
                     (csrf_field(op))
@@ -362,6 +436,8 @@ fn configuration_page(
                 h2 #crr-h { "Cross-region restore" }
                 @if v.cross_region_restore {
                     p { (badge("Enabled")) " Recovery points can be listed and restored from the secondary region (" (v.replication.secondary_location.as_deref().unwrap_or("?")) "). Once enabled, it stays enabled." }
+                } @else if !may_update {
+                    p.muted { "Disabled: recovery points are restored from the primary region only." }
                 } @else {
                     p.muted { "Allow listing and restoring recovery points from the secondary region, also when the primary storage is lost. Once enabled, it cannot be disabled." }
                     form method="post" action={ "/vaults/" (v.name) "/configuration" } {
@@ -386,7 +462,7 @@ async fn configuration(
     Query(q): Query<Done>,
 ) -> Response {
     match vault_of(&state, &op, &vault).await {
-        Ok(v) => configuration_page(&op, &v, None, q.done.as_deref()),
+        Ok(v) => configuration_page(&op, &on_vault(&state, &op, &v), &v, None, q.done.as_deref()),
         Err(r) => r,
     }
 }
@@ -427,7 +503,7 @@ async fn set_configuration(
         ))
         .into_response(),
         Err(e) => match vault_of(&state, &op, &vault).await {
-            Ok(v) => configuration_page(&op, &v, Some(&e), None),
+            Ok(v) => configuration_page(&op, &on_vault(&state, &op, &v), &v, Some(&e), None),
             Err(r) => r,
         },
     }

@@ -1,24 +1,26 @@
 //! Backup items: the protected VMs of a vault, one VM's details and recovery points
 //! (in the primary region, and in the secondary one with cross-region restore),
-//! "Back up now" with a retention date, restore (new VM, disks, or over the original)
-//! and "Stop backup" (keeping or deleting the data).
+//! "Back up now" with a retention date, restore (new VM, disks, or over the original),
+//! "Stop backup" (keeping or deleting the data) and "Undelete" (soft-deleted data).
+//! Each page shows only what the operator may do (`crate::permissions`).
 //!
 //! Every page reads through the service's use cases and every form builds the API's
 //! request and calls the use case, so the portal obeys exactly the API's rules.
 //!
 //! - `page.rs`: the list and one item's page.
 //! - `shared.rs`: what those pages share.
-//! - `backup_now.rs`, `restore.rs`, `stop.rs`: the forms.
+//! - `backup_now.rs`, `restore.rs`, `stop.rs`, `undelete.rs`: the forms.
 
 mod backup_now;
 mod page;
 mod restore;
 mod shared;
 mod stop;
+mod undelete;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tresor_service::Service;
 
@@ -26,6 +28,7 @@ use crate::items::backup_now::{backup, backup_form};
 use crate::items::page::{details, list};
 use crate::items::restore::{restore, restore_form};
 use crate::items::stop::{stop, stop_form};
+use crate::items::undelete::undelete;
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
@@ -43,4 +46,5 @@ pub fn routes() -> Router<Arc<Service>> {
             "/vaults/{vault}/items/{item}/stop",
             get(stop_form).post(stop),
         )
+        .route("/vaults/{vault}/items/{item}/undelete", post(undelete))
 }

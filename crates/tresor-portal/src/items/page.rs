@@ -8,14 +8,17 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use maud::{html, Markup};
 use serde::Deserialize;
+use tresor_api::items::{ProtectedItem, ProtectionState};
 use tresor_api::vaults::StorageRedundancy;
 use tresor_service::Service;
 
 use crate::items::shared::{item_url, points_of, short_id, vault_and_item};
+use crate::items::undelete::undelete_form;
 use crate::layout::{
     badge, bytes, empty, error_box, notice, replication_error, time, vault_page, vault_tabs,
     wire_name, Done,
 };
+use crate::permissions::{on_vault, Permission, PermissionSet};
 use crate::session::Operator;
 use crate::urls::url_encode;
 use crate::vaults::vault_of;
@@ -37,14 +40,16 @@ pub(super) async fn list(
         rows.push((i, newest));
     }
     let vurl = format!("/vaults/{}", url_encode(&v.name));
+    let can = on_vault(&state, &op, &v);
+    let backup_url = format!("{vurl}/backup");
     let body = html! {
         h1 { (v.name) }
         p.muted { "Recovery Services vault · " (v.location) }
         @if let Some(d) = &q.done { (notice(d)) }
-        (vault_tabs(&v.name, "Backup items"))
+        (vault_tabs(&v.name, "Backup items", &can))
         @if items.is_empty() {
             (empty("No virtual machine is protected by this vault yet. + Backup chooses VMs and a backup policy.",
-                Some(("+ Backup", &format!("{vurl}/backup")))))
+                can.allows(Permission::EnableProtection).then_some(("+ Backup", backup_url.as_str()))))
         } @else {
             div.toolbar {
                 span.grow.muted { (items.len()) @if items.len() == 1 { " protected virtual machine" } @else { " protected virtual machines" } }
@@ -66,11 +71,11 @@ pub(super) async fn list(
                         tr data-item=(i.id) {
                             td { a href=(url) { (i.vm_name) } }
                             td { (i.host) }
-                            td { (badge(&wire_name(&i.protection_state))) }
+                            td { (state_cell(i)) }
                             td { (time(i.last_backup_time)) }
                             td { (time(*newest)) }
                             td { @match &i.policy { Some(p) => (p), None => span.muted { "None" } } }
-                            td.actions { (item_menu(&url, &i.vm_name)) }
+                            td.actions { (item_actions(&op, &can, &url, i)) }
                         }
                     }
                 }
@@ -80,18 +85,53 @@ pub(super) async fn list(
     vault_page("Backup items", &op, &v.name, &[], body)
 }
 
-/// The "…" menu of an item: back up now, restore, stop backup.
-fn item_menu(url: &str, name: &str) -> Markup {
+/// An item's protection state; a soft-deleted one with the time its data is purged.
+fn state_cell(i: &ProtectedItem) -> Markup {
     html! {
-        details.menu.item-menu {
-            summary.button aria-label={ "Actions for " (name) } title={ "Actions for " (name) } { "…" }
-            div.menu-body {
-                a href={ (url) "/backup" } { "Back up now" }
-                a href={ (url) "/restore" } { "Restore" }
-                a href={ (url) "/stop" } { "Stop backup" }
+        (badge(&wire_name(&i.protection_state)))
+        @if let (ProtectionState::SoftDeleted, Some(at)) = (i.protection_state, i.delete_at) {
+            br; span.small.muted.purge { "Purged " (time(Some(at))) }
+        }
+    }
+}
+
+/// What may be done with an item: a soft-deleted one is undeleted (or left to be
+/// purged); any other has the "…" menu of back up now, restore, stop backup, each
+/// shown to those who may.
+fn item_actions(op: &Operator, can: &PermissionSet, url: &str, i: &ProtectedItem) -> Markup {
+    let name = &i.vm_name;
+    if i.protection_state == ProtectionState::SoftDeleted {
+        return html! {
+            @if can.allows(Permission::UndeleteBackupData) { (undelete_form(op, url, name)) }
+        };
+    }
+    let actions = item_links(can);
+    html! {
+        @if !actions.is_empty() {
+            details.menu.item-menu {
+                summary.button aria-label={ "Actions for " (name) } title={ "Actions for " (name) } { "…" }
+                div.menu-body {
+                    @for (label, path) in &actions { a href={ (url) (path) } { (label) } }
+                }
             }
         }
     }
+}
+
+/// The item actions `can` allows, as (label, path under the item's page).
+fn item_links(can: &PermissionSet) -> Vec<(&'static str, &'static str)> {
+    let stop = can.allows(Permission::StopProtection) || can.allows(Permission::DeleteBackupData);
+    [
+        (
+            can.allows(Permission::BackupNow),
+            ("Back up now", "/backup"),
+        ),
+        (can.allows(Permission::Restore), ("Restore", "/restore")),
+        (stop, ("Stop backup", "/stop")),
+    ]
+    .into_iter()
+    .filter_map(|(shown, link)| shown.then_some(link))
+    .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +163,7 @@ pub(super) async fn details(
         .and_then(|p| p.first().map(|p| p.time));
     let vurl = format!("/vaults/{}", url_encode(&v.name));
     let url = item_url(&v.name, &i);
+    let backup_url = format!("{url}/backup");
     let geo = v.storage_redundancy == StorageRedundancy::GeoRedundant;
     let repl = i.replication.as_ref();
     let progress = repl.and_then(|r| r.progress.as_ref());
@@ -133,6 +174,9 @@ pub(super) async fn details(
         .or(repl.and_then(|r| r.secondary_location.as_deref()))
         .unwrap_or("the paired location")
         .to_string();
+    let can = on_vault(&state, &op, &v);
+    let deleted = i.protection_state == ProtectionState::SoftDeleted;
+    let may_restore = can.allows(Permission::Restore) && !deleted;
     let region_q = if secondary {
         "&useSecondaryRegion=true"
     } else {
@@ -142,11 +186,24 @@ pub(super) async fn details(
         h1 { (i.vm_name) }
         p.muted { "Protected virtual machine · host " (i.host) " · vault " (v.name) }
         @if let Some(d) = &q.done { (notice(d)) }
-        (vault_tabs(&v.name, "Backup items"))
+        (vault_tabs(&v.name, "Backup items", &can))
+        @if deleted {
+            div.alert.warn #soft-deleted role="status" {
+                p { strong { "The backup data of " (i.vm_name) " was deleted." } " It is kept, not restorable, until "
+                    (time(i.delete_at)) ", when it is purged for good." }
+                @if can.allows(Permission::UndeleteBackupData) {
+                    p { "Undelete brings the item back, protection stopped, with its recovery points." }
+                    (undelete_form(&op, &url, &i.vm_name))
+                }
+            }
+        }
         div.toolbar {
-            a.button.primary href={ (url) "/backup" } { "Back up now" }
-            a.button href={ (url) "/restore" } { "Restore" }
-            a.button href={ (url) "/stop" } { "Stop backup" }
+            @if !deleted {
+                @for (n, (label, path)) in item_links(&can).iter().enumerate() {
+                    @if n == 0 { a.button.primary href={ (url) (path) } { (label) } }
+                    @else { a.button href={ (url) (path) } { (label) } }
+                }
+            }
             span.grow {}
             a href={ (vurl) "/jobs?item=" (url_encode(&i.id)) } { "Jobs of this VM" }
         }
@@ -200,7 +257,8 @@ pub(super) async fn details(
                 @if secondary {
                     (empty("No recovery point has reached the secondary region yet.", None))
                 } @else {
-                    (empty("No recovery point yet. The first backup runs on the policy's schedule, or now.", Some(("Back up now", &format!("{url}/backup")))))
+                    (empty("No recovery point yet. The first backup runs on the policy's schedule, or now.",
+                        (can.allows(Permission::BackupNow) && !deleted).then_some(("Back up now", backup_url.as_str()))))
                 }
             }
             Ok(points) => {
@@ -212,7 +270,7 @@ pub(super) async fn details(
                         th scope="col" { "Type" }
                         th scope="col" { "Size" }
                         @if secondary { th scope="col" { "In the primary region" } }
-                        th scope="col" { span.sr-only { "Actions" } }
+                        @if may_restore { th scope="col" { span.sr-only { "Actions" } } }
                     } }
                     tbody {
                         @for p in points {
@@ -228,7 +286,9 @@ pub(super) async fn details(
                                         None => "Yes",
                                     } }
                                 }
-                                td { a href={ (url) "/restore?point=" (url_encode(&p.id)) (region_q) } { "Restore" } }
+                                @if may_restore {
+                                    td { a href={ (url) "/restore?point=" (url_encode(&p.id)) (region_q) } { "Restore" } }
+                                }
                             }
                         }
                     }

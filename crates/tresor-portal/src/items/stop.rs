@@ -17,6 +17,7 @@ use crate::items::shared::{
     field_message, form_error, item_subpage, item_url, redirect_done, vault_and_item,
 };
 use crate::layout::{badge, csrf_field, error_box, wire_name, with_status, Field};
+use crate::permissions::{on_vault, Permission, PermissionSet};
 use crate::session::Operator;
 use crate::urls::url_encode;
 
@@ -32,13 +33,17 @@ pub struct StopForm {
 
 fn stop_page(
     op: &Operator,
+    can: &PermissionSet,
     v: &Vault,
     i: &ProtectedItem,
     f: &StopForm,
     error: Option<&ServiceError>,
 ) -> Response {
     let url = item_url(&v.name, i);
-    let delete = f.data == "delete";
+    let may_delete = can.allows(Permission::DeleteBackupData);
+    let may_retain = can.allows(Permission::StopProtection);
+    // With only one of the two choices, it is the one chosen.
+    let delete = (f.data == "delete" || !may_retain) && may_delete;
     let confirm_error = field_message(error, &[ErrorCode::ConfirmationMismatch]);
     let body = html! {
         h1 { "Stop backup" }
@@ -50,21 +55,21 @@ fn stop_page(
             fieldset {
                 legend { "Backup data" }
                 div.choices {
-                    label.choice for="data-retain" {
+                    @if may_retain { label.choice for="data-retain" {
                         input #data-retain type="radio" name="data" value="retain" checked[!delete];
                         span { strong { "Retain backup data" } br;
                             span.small.muted { "No more backups. The recovery points are kept, untouched by retention, and can still be restored." } }
-                    }
-                    label.choice for="data-delete" {
+                    } }
+                    @if may_delete { label.choice for="data-delete" {
                         input #data-delete type="radio" name="data" value="delete" checked[delete];
                         span { strong { "Delete backup data" } br;
-                            span.small.muted { "No more backups, and every recovery point of this VM is deleted. This cannot be undone." } }
-                    }
+                            span.small.muted { "No more backups, and every recovery point of this VM is deleted: kept soft-deleted for the vault's soft-delete period (Undelete brings them back), then purged." } }
+                    } }
                 }
             }
-            (Field::new("confirm_name", html! { "To delete the backup data, type the VM name: " code { (i.vm_name) } }, &f.confirm_name,
+            @if may_delete { (Field::new("confirm_name", html! { "To delete the backup data, type the VM name: " code { (i.vm_name) } }, &f.confirm_name,
                 "Only needed for Delete backup data.",
-                confirm_error.as_deref()).class("for-delete").no_autocomplete())
+                confirm_error.as_deref()).class("for-delete").no_autocomplete()) }
             div { button.danger type="submit" { "Stop backup" } " " a.button href=(url) { "Cancel" } }
         }
     };
@@ -77,7 +82,8 @@ pub(super) async fn stop_form(
     Path((vault, item)): Path<(String, String)>,
 ) -> Response {
     let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
-    stop_page(&op, &v, &i, &StopForm::default(), None)
+    let can = on_vault(&state, &op, &v);
+    stop_page(&op, &can, &v, &i, &StopForm::default(), None)
 }
 
 pub(super) async fn stop(
@@ -90,6 +96,7 @@ pub(super) async fn stop(
         return r;
     }
     let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
+    let can = on_vault(&state, &op, &v);
     let delete = f.data == "delete";
     if delete && f.confirm_name.trim() != i.vm_name {
         let e = form_error(
@@ -103,7 +110,7 @@ pub(super) async fn stop(
                 i.vm_name
             ),
         );
-        return stop_page(&op, &v, &i, &f, Some(&e));
+        return stop_page(&op, &can, &v, &i, &f, Some(&e));
     }
     let req = Disable {
         delete_backup_data: delete,
@@ -127,6 +134,6 @@ pub(super) async fn stop(
             };
             redirect_done(&format!("/vaults/{}/items", url_encode(&v.name)), &text)
         }
-        Err(e) => stop_page(&op, &v, &i, &f, Some(&e)),
+        Err(e) => stop_page(&op, &can, &v, &i, &f, Some(&e)),
     }
 }

@@ -14,6 +14,7 @@ use tresor_service::{Service, ServiceError};
 use crate::layout::{
     csrf_field, empty, error_box, notice, time, vault_page, vault_tabs, with_status, Done,
 };
+use crate::permissions::{on_vault, Permission, PermissionSet};
 use crate::policies::summary::{
     day_name, plural, retention_summary, retention_tiers, schedule_summary,
 };
@@ -36,17 +37,20 @@ pub(super) async fn list(
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
     let policies = or_page!(&op, state.policies(&op.principal, v.name.clone()).await);
+    let can = on_vault(&state, &op, &v);
+    let may_manage = can.allows(Permission::ManagePolicies);
+    let new_url = format!("/vaults/{}/policies/new", v.name);
     let body = html! {
         h1 { (v.name) }
         @if let Some(d) = &q.done { (notice(d)) }
-        (vault_tabs(&v.name, "Backup policies"))
+        (vault_tabs(&v.name, "Backup policies", &can))
         div.toolbar {
             span.grow.muted { (policies.len()) @if policies.len() == 1 { " backup policy" } @else { " backup policies" } }
-            a.button.primary #add-policy href={ "/vaults/" (v.name) "/policies/new" } { "+ Add" }
+            @if may_manage { a.button.primary #add-policy href=(new_url) { "+ Add" } }
         }
         @if policies.is_empty() {
             (empty("No backup policy yet. A policy says when VMs are backed up and how long their points are kept.",
-                Some(("+ Add a policy", &format!("/vaults/{}/policies/new", v.name)))))
+                may_manage.then_some(("+ Add a policy", new_url.as_str()))))
         } @else {
             table #policies {
                 caption.sr-only { "Backup policies of " (v.name) }
@@ -76,6 +80,7 @@ pub(super) async fn list(
 
 fn details_page(
     op: &Operator,
+    can: &PermissionSet,
     state: &Service,
     vault: &str,
     p: &Policy,
@@ -93,16 +98,18 @@ fn details_page(
     let body = html! {
         h1 { (pol.name) }
         p.muted { "Backup policy · vault " (vault) }
-        (vault_tabs(vault, "Backup policies"))
+        (vault_tabs(vault, "Backup policies", can))
         @if let Some(e) = error { (error_box(e)) }
         @if let Some(d) = done { (notice(d)) }
-        div.toolbar {
-            span.grow {}
-            a.button #edit-policy href={ (base) "/edit" } { "Edit" }
-            form #delete-policy-form method="post" action={ (base) "/delete" }
-                data-confirm={ "Delete backup policy " (pol.name) "? This cannot be undone." } {
-                (csrf_field(op))
-                button.danger type="submit" { "Delete policy" }
+        @if can.allows(Permission::ManagePolicies) {
+            div.toolbar {
+                span.grow {}
+                a.button #edit-policy href={ (base) "/edit" } { "Edit" }
+                form #delete-policy-form method="post" action={ (base) "/delete" }
+                    data-confirm={ "Delete backup policy " (pol.name) "? This cannot be undone." } {
+                    (csrf_field(op))
+                    button.danger type="submit" { "Delete policy" }
+                }
             }
         }
         div.cards {
@@ -151,7 +158,8 @@ pub(super) async fn details(
 ) -> Response {
     let v = or_return!(vault_of(&state, &op, &vault).await);
     let p = or_page!(&op, state.policy(&op.principal, v.name.clone(), name).await);
-    details_page(&op, &state, &v.name, &p, None, q.done.as_deref())
+    let can = on_vault(&state, &op, &v);
+    details_page(&op, &can, &state, &v.name, &p, None, q.done.as_deref())
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,9 +185,18 @@ pub(super) async fn delete(
             url_encode(&format!("Backup policy {name} deleted."))
         ))
         .into_response(),
-        Err(e) => match state.policy(&op.principal, vault.clone(), name).await {
-            Ok(p) => details_page(&op, &state, &vault, &p, Some(&e), None),
-            Err(_) => error_page(&op, &e),
-        },
+        Err(e) => {
+            let shown = match vault_of(&state, &op, &vault).await {
+                Ok(v) => state
+                    .policy(&op.principal, v.name.clone(), name)
+                    .await
+                    .map(|p| (on_vault(&state, &op, &v), v, p)),
+                Err(_) => return error_page(&op, &e),
+            };
+            match shown {
+                Ok((can, v, p)) => details_page(&op, &can, &state, &v.name, &p, Some(&e), None),
+                Err(_) => error_page(&op, &e),
+            }
+        }
     }
 }

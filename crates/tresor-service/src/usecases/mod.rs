@@ -1,10 +1,12 @@
 //! The use cases, one file per resource; each is an `impl Service` block whose
 //! methods take the caller's [`Principal`](crate::Principal) first.
 
+pub mod account;
 pub mod agents;
 pub mod items;
 pub mod jobs;
 pub mod overview;
+pub mod permissions;
 pub mod policies;
 pub mod sign_in;
 pub mod startup;
