@@ -388,3 +388,295 @@ fn the_seeds_click_path_in_a_browser() {
     b.wait_text("#locked-reason", "already holds backups");
     b.shot("configuration-locked");
 }
+
+/// A user's password in these tests (12 characters or more).
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The TOTP code of `secret` at `unix_seconds`, as an authenticator app makes it.
+fn totp_code(secret: &str, unix_seconds: u64) -> String {
+    tresor_service::auth::totp::code(secret, unix_seconds).expect("a base32 secret")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Signs in through the user form; the page it leads to is left to the caller.
+fn sign_in_user(b: &Browser, name: &str, code: Option<&str>) {
+    b.goto("/login");
+    b.fill("#user", name);
+    b.fill("#password", PASSWORD);
+    b.fill("#totp", code.unwrap_or(""));
+    b.click("form:has(#user) button[type=submit]");
+}
+
+/// Posts a form the page does not offer (as a hand-made request would), with the
+/// session's CSRF token, and shows the answer in the browser.
+fn post_anyway(b: &Browser, action: &str, fields: &[(&str, &str)]) {
+    let fields: Vec<serde_json::Value> = fields
+        .iter()
+        .map(|(k, v)| serde_json::json!([k, v]))
+        .collect();
+    b.js(
+        "const f = document.createElement('form');
+         f.method = 'post'; f.action = arguments[0];
+         const add = (k, v) => { const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); };
+         add('csrf', document.querySelector('meta[name=csrf-token]').content);
+         for (const [k, v] of arguments[1]) add(k, v);
+         document.body.appendChild(f); f.submit();",
+        vec![serde_json::json!(action), serde_json::json!(fields)],
+    );
+}
+
+/// One server and VM for both users: a Reader (at the vault) and a Backup Operator
+/// (at `/`), made with the admin token, sign in and see what they may do and no
+/// more; a form posted without the permission gets the service's 403 on the page; the
+/// operator turns on TOTP under My account with a code computed here, and then signs
+/// in with one (a wrong one is refused); soft-deleted data shows its purge time, and
+/// the operator undeletes it.
+#[test]
+fn a_reader_and_a_backup_operator_see_what_they_may_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let vm = start_vm(d, "app", 16 * MIB);
+    let agent_toml = agent_config(d, None, ("kvm1", "local"), ("app", &vm.agent_qmp), None);
+    let mut p = start(d, &agent_toml, "roles");
+    let cli = &p.cli;
+
+    // The admin token sets the stage: a vault, the VM protected and backed up once,
+    // and the two users.
+    cli.ok(&[
+        "vault",
+        "create",
+        "-n",
+        "Vault-1",
+        "-g",
+        "rg-backup",
+        "-l",
+        "local",
+        "--storage-redundancy",
+        "LocallyRedundant",
+    ]);
+    cli.wait_protectable("Vault-1", "app");
+    let item = cli.json(&[
+        "protection",
+        "enable-for-vm",
+        "-v",
+        "Vault-1",
+        "--vm",
+        "app",
+        "--host",
+        "kvm1",
+    ]);
+    let item_id = item["id"].as_str().unwrap().to_string();
+    let job = cli.json(&["protection", "backup-now", "-v", "Vault-1", "-i", "app"]);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        "Vault-1",
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    let pw = d.join("password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    for (name, role, scope) in [
+        (
+            "reader",
+            "Reader",
+            "/resourceGroups/rg-backup/vaults/Vault-1",
+        ),
+        ("operator", "BackupOperator", "/"),
+    ] {
+        cli.ok(&[
+            "user",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--scope",
+            scope,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+    }
+    let item_url = format!("/vaults/Vault-1/items/{item_id}");
+
+    // The Reader: items and points, and no button to change anything.
+    let b = &mut p.browser;
+    sign_in_user(b, "reader", None);
+    b.wait_text("h1", "Recovery Services vaults");
+    let nav = b.text("nav[aria-label=Main]");
+    assert!(
+        !nav.contains("Users") && !nav.contains("Audit") && !nav.contains("Host agents"),
+        "{nav}"
+    );
+    assert!(!b.exists("a[href='/vaults/new']"));
+    b.shot("reader-vaults");
+    b.goto("/vaults/Vault-1/items");
+    b.wait_text("#items", "app");
+    assert!(
+        !b.exists("summary[aria-label='Actions for app']"),
+        "the reader has an item menu"
+    );
+    assert!(
+        !b.exists("a[href='/vaults/Vault-1/backup']"),
+        "the reader sees + Backup"
+    );
+    b.goto(&item_url);
+    b.wait_text("#points", "Crash");
+    let toolbar = b.text("main");
+    for hidden in ["Back up now", "Restore", "Stop backup"] {
+        assert!(
+            !b.exists(&format!("a[href='{item_url}/{}']", hidden_path(hidden))),
+            "the reader sees {hidden}"
+        );
+    }
+    assert!(!toolbar.contains("Stop backup"), "{toolbar}");
+    assert!(
+        !b.exists("#points a[href*='/restore']"),
+        "the reader may restore a point"
+    );
+    b.shot("reader-item-read-only");
+    b.goto("/vaults/Vault-1");
+    assert!(!b.exists("#delete-vault"));
+    // A form the page does not offer, posted anyway: the service's 403, on the page.
+    b.goto(&item_url);
+    post_anyway(b, &format!("{item_url}/backup"), &[]);
+    let refused = b.wait_text("[role=alert]", "MissingPermission");
+    assert!(refused.contains("Items.BackupNow"), "{refused}");
+    b.shot("reader-back-up-now-refused");
+    b.click_text("Sign out");
+    b.wait_text("h1", "Sign in to Tresor");
+
+    // The Backup Operator: back up now and restore, but no delete, no policy edits,
+    // no vault properties.
+    sign_in_user(b, "operator", None);
+    b.wait_text("h1", "Recovery Services vaults");
+    let nav = b.text("nav[aria-label=Main]");
+    assert!(
+        nav.contains("Host agents") && !nav.contains("Users") && !nav.contains("Audit"),
+        "{nav}"
+    );
+    b.goto("/vaults/Vault-1/items");
+    b.click("summary[aria-label='Actions for app']");
+    let menu = b.text(".item-menu .menu-body");
+    assert!(
+        menu.contains("Back up now") && menu.contains("Restore"),
+        "{menu}"
+    );
+    assert!(!menu.contains("Stop backup"), "{menu}");
+    b.shot("operator-item-menu");
+    b.goto(&item_url);
+    b.wait_text("#points", "Crash");
+    assert!(b.exists(&format!("a[href='{item_url}/backup']")));
+    assert!(b.exists("#points a[href*='/restore']"));
+    assert!(!b.exists(&format!("a[href='{item_url}/stop']")));
+    b.goto("/vaults/Vault-1");
+    b.wait_text("h1", "Vault-1");
+    assert!(b.exists("a[href='/vaults/Vault-1/backup']"));
+    assert!(!b.exists("#delete-vault"));
+    b.goto("/vaults/Vault-1/policies/DefaultPolicy");
+    b.wait_text("main", "Retention");
+    assert!(!b.exists("#edit-policy") && !b.exists("#delete-policy-form"));
+    b.shot("operator-policy-read-only");
+    post_anyway(b, "/vaults/Vault-1/policies/DefaultPolicy/delete", &[]);
+    let refused = b.wait_text("[role=alert]", "MissingPermission");
+    assert!(refused.contains("Policies.Manage"), "{refused}");
+    b.goto("/vaults/Vault-1/configuration");
+    b.wait_text("main", "Storage replication type");
+    assert!(!b.exists("form[action='/vaults/Vault-1/configuration']"));
+
+    // My account: TOTP on, confirmed with a code computed from the secret shown.
+    b.click("a[href='/account']");
+    b.wait_text("h1", "My account");
+    b.wait_text("#my-roles", "BackupOperator");
+    b.click("#enable-totp");
+    let secret = b.text("#totp-secret");
+    let uri = b.text("#totp-uri");
+    assert!(
+        uri.starts_with("otpauth://totp/Tresor:operator?secret=") && uri.contains(&secret),
+        "{uri}"
+    );
+    b.shot("operator-totp-setup");
+    b.fill("#code", &totp_code(&secret, unix_now()));
+    b.click("#confirm-totp button[type=submit]");
+    b.wait_text("[role=status]", "turned on");
+    b.wait_text("#totp-state", "Enabled");
+    b.click_text("Sign out");
+
+    // Signing in now needs the code: without one, or a wrong one, it is refused.
+    sign_in_user(b, "operator", None);
+    b.wait_text("[role=alert]", "not valid");
+    let right = totp_code(&secret, unix_now() + 30);
+    let wrong = format!(
+        "{:06}",
+        (right.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    sign_in_user(b, "operator", Some(&wrong));
+    b.wait_text("[role=alert]", "not valid");
+    b.shot("operator-wrong-code-refused");
+    // The next step's code (the confirmation took this step's; each is taken once).
+    sign_in_user(b, "operator", Some(&right));
+    b.wait_text("h1", "Recovery Services vaults");
+
+    // Deleted data: soft-deleted, shown with its purge time, and undeleted.
+    cli.ok(&[
+        "protection",
+        "disable",
+        "-v",
+        "Vault-1",
+        "-i",
+        "app",
+        "--delete-backup-data",
+        "-y",
+    ]);
+    b.goto("/vaults/Vault-1/items");
+    let row = b.wait_text("#items tr[data-item]", "Soft deleted");
+    assert!(row.contains("Purged"), "{row}");
+    assert!(b.exists("form.undelete"));
+    b.shot("operator-soft-deleted-item");
+    // The form asks "Undelete app ...?" first; the test answers yes.
+    b.js("window.confirm = () => true", vec![]);
+    b.click_text("Undelete");
+    b.wait_text("[role=status]", "undeleted");
+    b.wait_text("#items tr[data-item]", "Protection stopped");
+    b.shot("operator-undeleted");
+    let back = cli.json(&["item", "show", "-v", "Vault-1", "-n", "app"]);
+    assert_eq!(back["protectionState"], "ProtectionStopped", "{back}");
+
+    // The Reader sees soft-deleted data too, without the Undelete button.
+    cli.ok(&[
+        "protection",
+        "disable",
+        "-v",
+        "Vault-1",
+        "-i",
+        "app",
+        "--delete-backup-data",
+        "-y",
+    ]);
+    b.click_text("Sign out");
+    sign_in_user(b, "reader", None);
+    b.goto("/vaults/Vault-1/items");
+    let row = b.wait_text("#items tr[data-item]", "Soft deleted");
+    assert!(row.contains("Purged"), "{row}");
+    assert!(!b.exists("form.undelete"));
+    b.goto(&item_url);
+    b.wait_text("#soft-deleted", "purged for good");
+    assert!(!b.exists("form.undelete"));
+    b.shot("reader-soft-deleted-item");
+}
+
+/// The path under an item's page of one of its actions.
+fn hidden_path(action: &str) -> &'static str {
+    match action {
+        "Back up now" => "backup",
+        "Restore" => "restore",
+        _ => "stop",
+    }
+}
