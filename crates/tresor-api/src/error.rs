@@ -4,7 +4,8 @@
 //! status; a 500 adds `requestId` (the server's log has the cause under it). Codes
 //! are stable: scripts, the CLI and the portal match on them. The domain's rule codes
 //! (`tresor_domain::codes`) are among them, answered with 400, but for
-//! `MissingPermission` (403).
+//! `MissingPermission`, `TokenRoleNotHeld` and the resource guards' refusals of the caller (403) and
+//! their conflicts with a guard's state (409).
 
 use std::fmt;
 use std::str::FromStr;
@@ -75,6 +76,8 @@ error_codes! {
     AlreadyExists 409 "A resource of that name exists.",
     AlreadyProtected 409 "The VM is protected already.",
     AmbiguousHost 409 "More than one agent has that host name.",
+    ApprovalRequired 403 "A critical operation on a guarded vault needs an approved request of the caller's, used once.",
+    ApprovalValidityOutOfRange 400 "An approval is valid 5 to 10080 minutes.",
     BackupAlreadyInProgress 409 "A backup of the item is running.",
     CatalogueError 500 "The catalogue failed while a server job ran.",
     ConfirmationMismatch 400 "A portal form's typed confirmation does not match.",
@@ -89,6 +92,7 @@ error_codes! {
     EmptySelection 400 "A rule of the vault (tresor-domain) is broken.",
     Forbidden 403 "The credential may not do this.",
     GarbageCollectionStopped 409 "Garbage collection found something it must not remove and stopped.",
+    GuardApprover 403 "Only the user themselves may change a resource guard approver's password, TOTP or roles; no one may delete them.",
     GeoRedundancyUnavailable 400 "The vault's location has no paired location.",
     ImmutabilityLocked 400 "A locked immutability cannot be lowered or disabled.",
     ImmutableVault 400 "The vault is immutable: the operation would shorten the life of recovery points.",
@@ -98,8 +102,10 @@ error_codes! {
     InvalidCredentialsValidity 400 "Vault credentials are valid 1 to 10 days.",
     InvalidDate 400 "A portal form's date does not parse.",
     InvalidDayOfMonth 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidApprovers 400 "A resource guard names 1 to 20 existing users, each once.",
     InvalidFormValue 400 "A portal form's field does not parse.",
     InvalidFormat 400 "The disk format is not qcow2 or raw.",
+    InvalidGuardRequest 400 "The request's vault does not fit its operation or guard.",
     InvalidHostName 400 "The host name is empty, too long or has control characters.",
     InvalidLocation 400 "A rule of the vault (tresor-domain) is broken.",
     InvalidMonth 400 "A rule of the vault (tresor-domain) is broken.",
@@ -108,6 +114,8 @@ error_codes! {
     InvalidObjectName 400 "The object's name is not one the repository uses.",
     InvalidPolicyName 400 "A rule of the vault (tresor-domain) is broken.",
     InvalidRange 400 "The Range header does not parse.",
+    InvalidRequestReason 400 "A request's reason has 1 to 500 characters on one line.",
+    InvalidResourceGuardName 400 "A resource guard's name has 2 to 50 letters, digits and hyphens, a letter first.",
     InvalidRequest 400 "The path, query or body does not parse.",
     InvalidRequestBody 422 "The body does not have the fields and types of this call.",
     InvalidResourceGroupName 400 "A rule of the vault (tresor-domain) is broken.",
@@ -116,6 +124,7 @@ error_codes! {
     InvalidScope 400 "A role assignment's scope is not /, /resourceGroups/G or /resourceGroups/G/vaults/V.",
     InvalidSignIn 401 "The user name, password or TOTP code is wrong (which one is not said).",
     InvalidTimeZone 400 "A rule of the vault (tresor-domain) is broken.",
+    InvalidTokenExpiry 400 "A token's expiresInDays is outside 1 to 3650.",
     InvalidTokenName 400 "A token's name is empty or too long.",
     InvalidTotpCode 400 "The TOTP code is not the current one of the secret being confirmed, or no secret waits for one.",
     InvalidUserName 400 "A user's name is empty, too long, or has characters other than letters, digits and . _ - @.",
@@ -131,6 +140,7 @@ error_codes! {
     NoDisks 400 "The VM has no disk to back up.",
     NoSecondaryRegion 503 "The vault's location has no paired location to read from.",
     NoVmSelected 400 "The portal's form selected no VM.",
+    NotAnApprover 403 "Only an approver of the resource guard decides its requests.",
     NotFound 404 "The resource does not exist.",
     NotGeoRedundant 400 "The vault has no secondary region.",
     ObjectExists 409 "Objects are written once; one of that name exists.",
@@ -146,21 +156,28 @@ error_codes! {
     RecoveryPointMissing 400 "The reported recovery point is not stored.",
     RecoveryPointNotInSecondaryRegion 409 "The point has not reached the secondary region yet.",
     RecoveryPointRequired 400 "A portal form chose no recovery point.",
+    RecoveryPointSoftDeleted 409 "The recovery point was deleted (it is soft-deleted); undelete it first.",
+    RecoveryPointNotSoftDeleted 400 "Only a soft-deleted recovery point can be undeleted.",
     RedundancyLocked 400 "Storage redundancy cannot change once a backup is stored.",
     ReplicationFailed 503 "Copying a vault to its paired location failed; it is retried.",
     RepositoryError 503 "A repository cannot be opened or read.",
+    RequestNotPending 409 "Only a pending request can be approved or rejected.",
     RequestTooLarge 413 "The body exceeds the route's limit.",
+    ResourceGuardInUse 409 "A resource guard that protects vaults cannot be deleted.",
     RetainUntilInPast 400 "A rule of the vault (tresor-domain) is broken.",
     RetainUntilTooFar 400 "A rule of the vault (tresor-domain) is broken.",
     RetentionOutOfRange 400 "A rule of the vault (tresor-domain) is broken.",
     ScheduledDayNotRetained 400 "A rule of the vault (tresor-domain) is broken.",
     SecondaryStorageUnavailable 503 "The paired location's storage target cannot be reached.",
     SelectorDayNotScheduled 400 "A rule of the vault (tresor-domain) is broken.",
+    SelfApproval 403 "No one approves or rejects their own request.",
     SoftDeleteAlwaysOn 400 "Always-on soft delete, once set, cannot be switched off.",
     SoftDeleteDaysOutOfRange 400 "Deleted backup data is kept 14 to 180 days.",
     StorageFull 507 "The vault's storage has no room.",
     TargetPathRequired 400 "The restore mode needs a target path.",
     TimeOutOfRange 400 "A time lies outside the range the vault can compute with.",
+    TokenExpired 401 "The API token has expired; create a new one.",
+    TokenRoleNotHeld 403 "A new token asked for a role assignment its maker does not hold.",
     TooManyAttempts 429 "Too many failed attempts from this address.",
     Unauthorized 401 "The call needs a valid credential.",
     UnsupportedDiskFormat 400 "A disk's format cannot be backed up.",
@@ -232,8 +249,20 @@ mod tests {
     fn every_domain_rule_code_is_an_api_code_answered_with_400_or_403() {
         for code in tresor_domain::codes::ALL {
             let c: ErrorCode = code.parse().unwrap();
-            let status = if *code == tresor_domain::codes::MISSING_PERMISSION {
+            use tresor_domain::codes as rule;
+            // Refusals of who the caller is are 403; a guard's state, 409.
+            const GUARD_403: &[&str] = &[
+                rule::APPROVAL_REQUIRED,
+                rule::SELF_APPROVAL,
+                rule::NOT_AN_APPROVER,
+                rule::GUARD_APPROVER,
+            ];
+            const GUARD_409: &[&str] = &[rule::RESOURCE_GUARD_IN_USE, rule::REQUEST_NOT_PENDING];
+            let refusals = [rule::MISSING_PERMISSION, rule::TOKEN_ROLE_NOT_HELD];
+            let status = if refusals.contains(code) || GUARD_403.contains(code) {
                 403
+            } else if GUARD_409.contains(code) {
+                409
             } else {
                 400
             };

@@ -84,6 +84,16 @@ pub struct Disable {
     pub delete_backup_data: bool,
 }
 
+/// `PUT .../items/{item}`: protect the item under another policy, or resume the
+/// protection of a stopped item (Azure's "modify protection" and "resume
+/// protection"). The item's scheduled points then expire as that policy says.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModifyProtection {
+    /// The backup policy's name.
+    pub policy: String,
+}
+
 /// `?useSecondaryRegion=true`: the points as the secondary region holds them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, IntoParams)]
 #[serde(rename_all = "camelCase")]

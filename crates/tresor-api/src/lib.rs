@@ -18,6 +18,7 @@
 //! - [`storage`]: an agent's access to its repository (objects, writers).
 //! - [`tokens`]: API tokens.
 //! - [`audit`]: the audit log and the check of its chain.
+//! - [`guards`]: resource guards and requests for approval of critical operations.
 //! - [`error`]: the error answer and its codes.
 //! - [`config`]: the CLI's configuration file and the service's ping.
 //!
@@ -30,6 +31,7 @@ pub mod agents;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod guards;
 pub mod inventory;
 pub mod items;
 pub mod jobs;

@@ -41,6 +41,11 @@ pub struct Vault {
     /// While not `Disabled`, no operation may shorten a recovery point's life;
     /// `Locked` is for good.
     pub immutability: Immutability,
+    /// The resource guard whose approvers must approve the vault's critical
+    /// operations, if one is bound.
+    #[serde(default)]
+    #[schema(required)]
+    pub resource_guard: Option<String>,
     /// The copy in the paired location: status, lag, bytes pending, last error.
     pub replication: ReplicationStatus,
     #[schema(value_type = String, format = DateTime)]
@@ -127,6 +132,10 @@ pub struct BackupProperties {
     /// `Disabled`, `Enabled` or `Locked` (`Locked` cannot be undone: `ImmutabilityLocked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutability: Option<Immutability>,
+    /// Bind the vault to this resource guard; `""` unbinds it. Unbinding or binding
+    /// a guarded vault to another guard needs an approval (`RemoveResourceGuard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_guard: Option<String>,
 }
 
 /// `POST /api/v1/vaults/{vault}/credentials` (the body may be left out).

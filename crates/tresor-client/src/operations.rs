@@ -12,9 +12,12 @@ use tresor_api::agents::{
 };
 use tresor_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use tresor_api::config::Ping;
+use tresor_api::guards::{
+    CreateGuardRequest, CreateResourceGuard, GuardRequest, ResourceGuard, UpdateResourceGuard,
+};
 use tresor_api::items::{
-    BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
-    RestoreRequest,
+    BackupNow, Disable, EnableProtection, ModifyProtection, ProtectableVm, ProtectedItem,
+    RecoveryPoint, RegionQuery, RestoreRequest,
 };
 use tresor_api::jobs::{Job, JobQuery, JobStatus};
 use tresor_api::policies::{BackupPolicy, Policy};
@@ -132,6 +135,87 @@ impl ApiClient {
     /// `DELETE /api/v1/users/{name}/totp`.
     pub async fn disable_totp(&self, name: &str) -> Result<()> {
         self.delete(&path("api/v1/users/{}/totp", &[name])?).await
+    }
+
+    // --------------------------------------------------- resource guards
+
+    /// `POST /api/v1/resourceGuards`.
+    pub async fn create_resource_guard(
+        &self,
+        request: &CreateResourceGuard,
+    ) -> Result<ResourceGuard> {
+        self.post_json(&path("api/v1/resourceGuards", &[])?, request)
+            .await
+    }
+
+    /// `GET /api/v1/resourceGuards`.
+    pub async fn resource_guards(&self) -> Result<Vec<ResourceGuard>> {
+        self.get_json(&path("api/v1/resourceGuards", &[])?).await
+    }
+
+    /// `GET /api/v1/resourceGuards/{guard}`.
+    pub async fn resource_guard(&self, guard: &str) -> Result<ResourceGuard> {
+        self.get_json(&path("api/v1/resourceGuards/{}", &[guard])?)
+            .await
+    }
+
+    /// `PUT /api/v1/resourceGuards/{guard}`: needs an approved `ChangeResourceGuard`.
+    pub async fn update_resource_guard(
+        &self,
+        guard: &str,
+        request: &UpdateResourceGuard,
+    ) -> Result<ResourceGuard> {
+        self.put_json(&path("api/v1/resourceGuards/{}", &[guard])?, request)
+            .await
+    }
+
+    /// `DELETE /api/v1/resourceGuards/{guard}`: needs an approved `ChangeResourceGuard`.
+    pub async fn delete_resource_guard(&self, guard: &str) -> Result<()> {
+        self.delete(&path("api/v1/resourceGuards/{}", &[guard])?)
+            .await
+    }
+
+    /// `POST /api/v1/resourceGuards/{guard}/requests`: asks for an approval.
+    pub async fn create_guard_request(
+        &self,
+        guard: &str,
+        request: &CreateGuardRequest,
+    ) -> Result<GuardRequest> {
+        self.post_json(
+            &path("api/v1/resourceGuards/{}/requests", &[guard])?,
+            request,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/resourceGuards/{guard}/requests`, newest first.
+    pub async fn guard_requests(&self, guard: &str) -> Result<Vec<GuardRequest>> {
+        self.get_json(&path("api/v1/resourceGuards/{}/requests", &[guard])?)
+            .await
+    }
+
+    /// `GET /api/v1/resourceGuards/{guard}/requests/{id}`.
+    pub async fn guard_request(&self, guard: &str, id: &str) -> Result<GuardRequest> {
+        self.get_json(&path("api/v1/resourceGuards/{}/requests/{}", &[guard, id])?)
+            .await
+    }
+
+    /// `POST /api/v1/resourceGuards/{guard}/requests/{id}/approve`.
+    pub async fn approve_guard_request(&self, guard: &str, id: &str) -> Result<GuardRequest> {
+        self.post_empty(&path(
+            "api/v1/resourceGuards/{}/requests/{}/approve",
+            &[guard, id],
+        )?)
+        .await
+    }
+
+    /// `POST /api/v1/resourceGuards/{guard}/requests/{id}/reject`.
+    pub async fn reject_guard_request(&self, guard: &str, id: &str) -> Result<GuardRequest> {
+        self.post_empty(&path(
+            "api/v1/resourceGuards/{}/requests/{}/reject",
+            &[guard, id],
+        )?)
+        .await
     }
 
     // ------------------------------------------------------------ vaults
@@ -298,6 +382,42 @@ impl ApiClient {
     pub async fn undelete_item(&self, vault: &str, item: &str) -> Result<ProtectedItem> {
         self.post_empty(&path("api/v1/vaults/{}/items/{}/undelete", &[vault, item])?)
             .await
+    }
+
+    /// `PUT /api/v1/vaults/{vault}/items/{item}`: another policy, or resuming a
+    /// stopped item's protection.
+    pub async fn modify_protection(
+        &self,
+        vault: &str,
+        item: &str,
+        request: &ModifyProtection,
+    ) -> Result<ProtectedItem> {
+        self.put_json(&path("api/v1/vaults/{}/items/{}", &[vault, item])?, request)
+            .await
+    }
+
+    /// `DELETE /api/v1/vaults/{vault}/items/{item}/recovery-points/{point}`: the
+    /// point is soft-deleted.
+    pub async fn delete_recovery_point(&self, vault: &str, item: &str, point: &str) -> Result<()> {
+        self.delete(&path(
+            "api/v1/vaults/{}/items/{}/recovery-points/{}",
+            &[vault, item, point],
+        )?)
+        .await
+    }
+
+    /// `POST /api/v1/vaults/{vault}/items/{item}/recovery-points/{point}/undelete`.
+    pub async fn undelete_recovery_point(
+        &self,
+        vault: &str,
+        item: &str,
+        point: &str,
+    ) -> Result<RecoveryPoint> {
+        self.post_empty(&path(
+            "api/v1/vaults/{}/items/{}/recovery-points/{}/undelete",
+            &[vault, item, point],
+        )?)
+        .await
     }
 
     /// `POST /api/v1/vaults/{vault}/items/{item}/restore`: the answer is the

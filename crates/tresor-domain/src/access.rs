@@ -269,6 +269,13 @@ impl Role {
     pub fn grants(self, permission: Permission) -> bool {
         permission.roles().contains(&self)
     }
+
+    /// Whether this role grants everything `other` grants (the roles are nested:
+    /// each includes those after it in [`Role::ALL`]).
+    pub fn includes(self, other: Role) -> bool {
+        let rank = |r: Role| Role::ALL.iter().position(|x| *x == r);
+        rank(self) <= rank(other)
+    }
 }
 
 impl fmt::Display for Role {
@@ -498,6 +505,32 @@ impl RoleAssignment {
                 Reach::Installation => self.scope == Scope::Installation,
                 Reach::Own => true,
             }
+    }
+}
+
+impl RoleAssignment {
+    /// Whether this assignment grants at least what `other` grants, wherever
+    /// `other` does: a role as strong or stronger, at a scope containing `other`'s.
+    pub fn covers(&self, other: &RoleAssignment) -> bool {
+        self.role.includes(other.role) && self.scope.contains(&other.scope)
+    }
+}
+
+/// Whether every assignment of `wanted` is covered by one of `held` (a token
+/// holds no more than its maker); refused with `TokenRoleNotHeld` naming the
+/// first that is not.
+pub fn within(held: &[RoleAssignment], wanted: &[RoleAssignment]) -> Result<(), RuleError> {
+    match wanted.iter().find(|w| !held.iter().any(|h| h.covers(w))) {
+        None => Ok(()),
+        Some(w) => Err(RuleError::new(
+            codes::TOKEN_ROLE_NOT_HELD,
+            format!(
+                "The role {} at the scope {} is more than the caller holds.",
+                w.role, w.scope
+            ),
+            "Ask for a role the caller holds at that scope or a wider one (or a weaker \
+             role), or leave the roles out to give the token the caller's own.",
+        )),
     }
 }
 

@@ -90,6 +90,26 @@ pub mod codes {
     pub const INVALID_SCOPE: &str = "InvalidScope";
     /// No role assignment grants the permission on the target (HTTP 403).
     pub const MISSING_PERMISSION: &str = "MissingPermission";
+    /// A token asked for a role assignment its maker does not hold (HTTP 403).
+    pub const TOKEN_ROLE_NOT_HELD: &str = "TokenRoleNotHeld";
+    // Resource guards (multi-user authorization).
+    pub const INVALID_RESOURCE_GUARD_NAME: &str = "InvalidResourceGuardName";
+    pub const APPROVAL_VALIDITY_OUT_OF_RANGE: &str = "ApprovalValidityOutOfRange";
+    pub const INVALID_APPROVERS: &str = "InvalidApprovers";
+    pub const INVALID_REQUEST_REASON: &str = "InvalidRequestReason";
+    pub const INVALID_GUARD_REQUEST: &str = "InvalidGuardRequest";
+    /// A critical operation on a guarded vault without an approval (HTTP 403).
+    pub const APPROVAL_REQUIRED: &str = "ApprovalRequired";
+    /// Approving or rejecting one's own request (HTTP 403).
+    pub const SELF_APPROVAL: &str = "SelfApproval";
+    /// Deciding a request without being an approver of its guard (HTTP 403).
+    pub const NOT_AN_APPROVER: &str = "NotAnApprover";
+    /// Someone else changing an approver's credentials or roles (HTTP 403).
+    pub const GUARD_APPROVER: &str = "GuardApprover";
+    /// Deleting a guard that protects vaults (HTTP 409).
+    pub const RESOURCE_GUARD_IN_USE: &str = "ResourceGuardInUse";
+    /// Deciding a request that is not pending (HTTP 409).
+    pub const REQUEST_NOT_PENDING: &str = "RequestNotPending";
 
     /// Every code above (the API's error codes include each; a test there checks).
     pub const ALL: &[&str] = &[
@@ -127,5 +147,17 @@ pub mod codes {
         ITEM_NOT_SOFT_DELETED,
         INVALID_SCOPE,
         MISSING_PERMISSION,
+        TOKEN_ROLE_NOT_HELD,
+        INVALID_RESOURCE_GUARD_NAME,
+        APPROVAL_VALIDITY_OUT_OF_RANGE,
+        INVALID_APPROVERS,
+        INVALID_REQUEST_REASON,
+        INVALID_GUARD_REQUEST,
+        APPROVAL_REQUIRED,
+        SELF_APPROVAL,
+        NOT_AN_APPROVER,
+        GUARD_APPROVER,
+        RESOURCE_GUARD_IN_USE,
+        REQUEST_NOT_PENDING,
     ];
 }

@@ -29,12 +29,15 @@
 //! - [`item`]: the protection state of a protected item;
 //! - [`job`]: jobs, their tasks and errors;
 //! - [`access`]: permissions, roles, scopes and role assignments: who may do
-//!   what, and where.
+//!   what, and where;
+//! - [`guard`]: resource guards (multi-user authorization): critical operations
+//!   and the approvals they need.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod error;
+pub mod guard;
 pub mod item;
 pub mod job;
 pub mod names;
@@ -46,6 +49,7 @@ pub mod vault;
 
 pub use access::{authorize, Permission, Reach, Role, RoleAssignment, Scope, Target};
 pub use error::{codes, RuleError};
+pub use guard::{CriticalOperation, RequestStatus};
 pub use item::ProtectionState;
 pub use job::{JobErrorInfo, JobOperation, JobStatus, JobTask};
 pub use names::{Location, PolicyName, ResourceGroupName, VaultName};

@@ -19,9 +19,11 @@
 //! **Architecture invariant:** knows nothing of HTTP, QEMU or repositories.
 
 pub mod audit;
+mod guards;
 mod rows;
 mod sqlite;
 
+pub use guards::*;
 pub use rows::*;
 pub use sqlite::SqliteStore;
 
@@ -70,7 +72,9 @@ pub struct AuditFilter {
 }
 
 /// Everything the server stores besides the repositories themselves.
-pub trait MetadataStore: Send + Sync {
+///
+/// Resource guards are [`GuardStore`]'s part of it.
+pub trait MetadataStore: GuardStore + Send + Sync {
     // Installation-wide settings (schema version, admin token hash, ...).
     fn get_setting(&self, key: &str) -> Result<Option<String>>;
     fn set_setting(&self, key: &str, value: &str) -> Result<()>;
@@ -87,6 +91,11 @@ pub trait MetadataStore: Send + Sync {
     fn list_users(&self) -> Result<Vec<UserRow>>;
     /// Replaces the password hash, TOTP secrets and roles of the user `user.id`.
     fn update_user(&self, user: &UserRow) -> Result<()>;
+    fn get_user(&self, id: &str) -> Result<Option<UserRow>>;
+    /// Records that the user's sign-in used the TOTP code of time step `step`, if no
+    /// code of it or a later step was used before: whether it was (the replay guard;
+    /// atomic, so two sign-ins racing with one code cannot both pass).
+    fn accept_totp_step(&self, user_id: &str, step: u64) -> Result<bool>;
     fn delete_user(&self, id: &str) -> Result<()>;
 
     // Vaults: names unique case-insensitively.

@@ -15,6 +15,13 @@ pub struct TokenRow {
     /// (`tresor_domain::access::RoleAssignment`s; the store does not read them).
     pub role: String,
     pub created: Timestamp,
+    /// The user it belongs to (deleting the user deletes it); `None`: the
+    /// installation's.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// When it stops working; `None`: never.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
 }
 
 /// A person who signs in with a name and a password (and a TOTP code once enabled).
@@ -90,6 +97,10 @@ pub struct AgentRow {
     pub version: Option<String>,
     pub registered: Timestamp,
     pub last_seen: Option<Timestamp>,
+    /// The vault whose credentials file registered it (`None`: the server's own
+    /// agent, one registered before agents recorded it, or its vault was deleted).
+    #[serde(default)]
+    pub vault_id: Option<String>,
 }
 
 /// One VM an agent reported.

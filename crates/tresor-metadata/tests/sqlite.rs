@@ -85,6 +85,7 @@ fn catalogue_rules_hold_and_survive_reopening() {
             version: None,
             registered: t("2026-01-01T00:00:00Z"),
             last_seen: None,
+            vault_id: Some("v1".into()),
         })
         .unwrap();
 
@@ -347,22 +348,27 @@ fn users_are_unique_by_name_whatever_the_case_and_take_their_tokens_along() {
     s.update_user(&alice).unwrap();
     assert_eq!(s.list_users().unwrap(), vec![alice.clone()]);
 
-    // A token of hers goes when she does.
-    s.insert_token(&TokenRow {
+    assert_eq!(s.get_user("u1").unwrap().unwrap(), alice);
+
+    // A TOTP step is taken once, and none before the last taken.
+    assert!(s.accept_totp_step("u1", 100).unwrap());
+    assert!(!s.accept_totp_step("u1", 100).unwrap());
+    assert!(!s.accept_totp_step("u1", 99).unwrap());
+    assert!(s.accept_totp_step("u1", 101).unwrap());
+    assert!(!s.accept_totp_step("nobody", 102).unwrap());
+
+    // A token of hers, with its expiry, goes when she does.
+    let token = TokenRow {
         id: "t1".into(),
         name: "alice-scripts".into(),
         hash: "h1".into(),
         role: alice.role.clone(),
         created: alice.created,
-    })
-    .unwrap();
-    drop(s);
-    {
-        let c = rusqlite::Connection::open(dir.path().join("m.db")).unwrap();
-        c.execute("UPDATE tokens SET user_id = 'u1' WHERE id = 't1'", [])
-            .unwrap();
-    }
-    let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+        user_id: Some("u1".into()),
+        expires: Some(t("2026-02-01T00:00:00Z")),
+    };
+    s.insert_token(&token).unwrap();
+    assert_eq!(s.find_token("h1").unwrap().unwrap(), token);
     s.delete_user("u1").unwrap();
     assert!(s.find_token("h1").unwrap().is_none());
     assert!(s.find_user_by_name("Alice").unwrap().is_none());

@@ -96,6 +96,7 @@ async fn main() {
                 version: None,
                 registered: start,
                 last_seen: Some(start),
+                vault_id: None,
             })
             .unwrap();
     }

@@ -23,9 +23,12 @@ use tresor_api::agents::{
 };
 use tresor_api::audit::{AuditEntry, AuditQuery, AuditVerification};
 use tresor_api::config::Ping;
+use tresor_api::guards::{
+    CreateGuardRequest, CreateResourceGuard, GuardRequest, ResourceGuard, UpdateResourceGuard,
+};
 use tresor_api::items::{
-    BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
-    RestoreRequest,
+    BackupNow, Disable, EnableProtection, ModifyProtection, ProtectableVm, ProtectedItem,
+    RecoveryPoint, RegionQuery, RestoreRequest,
 };
 use tresor_api::jobs::{Job, JobQuery};
 use tresor_api::policies::{BackupPolicy, Policy};
@@ -203,6 +206,16 @@ const OPERATIONS: &[Operation] = &[
     op("post", "/api/v1/users/{name}/totp", "enableTotp", "A new TOTP secret for a user, in effect once confirmed with its first code", C::Admin, B::None, &[A::Json(200, schema::<TotpSetup>())]),
     op("delete", "/api/v1/users/{name}/totp", "disableTotp", "Turn a user's TOTP off", C::Admin, B::None, &[A::Empty(204)]),
     op("post", "/api/v1/users/{name}/totp/confirm", "confirmTotp", "Confirm a new TOTP secret with the code it makes now", C::Admin, B::Json(schema::<ConfirmTotp>()), &[A::Empty(204)]),
+    op("post", "/api/v1/resourceGuards", "createResourceGuard", "Create a resource guard: its approvers must approve the critical operations of the vaults bound to it (ResourceGuards.Manage)", C::Admin, B::Json(schema::<CreateResourceGuard>()), &[A::Json(201, schema::<ResourceGuard>())]).errors(&[409]),
+    op("get", "/api/v1/resourceGuards", "listResourceGuards", "List resource guards (all with Vaults.Read somewhere; else those the caller approves for)", C::Admin, B::None, &[A::Json(200, list_of::<ResourceGuard>())]),
+    op("get", "/api/v1/resourceGuards/{guard}", "showResourceGuard", "Show a resource guard: approvers, validity, bound vaults", C::Admin, B::None, &[A::Json(200, schema::<ResourceGuard>())]),
+    op("put", "/api/v1/resourceGuards/{guard}", "updateResourceGuard", "Change a guard's approvers or validity (needs an approved ChangeResourceGuard request of the caller's)", C::Admin, B::Json(schema::<UpdateResourceGuard>()), &[A::Json(200, schema::<ResourceGuard>())]),
+    op("delete", "/api/v1/resourceGuards/{guard}", "deleteResourceGuard", "Delete a guard no vault is bound to (needs an approved ChangeResourceGuard request of the caller's)", C::Admin, B::None, &[A::Empty(204)]).errors(&[409]),
+    op("post", "/api/v1/resourceGuards/{guard}/requests", "createGuardRequest", "Ask the guard's approvers to approve one critical operation on one of its vaults (or on the guard)", C::Admin, B::Json(schema::<CreateGuardRequest>()), &[A::Json(201, schema::<GuardRequest>())]),
+    op("get", "/api/v1/resourceGuards/{guard}/requests", "listGuardRequests", "A guard's requests for approval, newest first", C::Admin, B::None, &[A::Json(200, list_of::<GuardRequest>())]),
+    op("get", "/api/v1/resourceGuards/{guard}/requests/{id}", "showGuardRequest", "Show a request for approval", C::Admin, B::None, &[A::Json(200, schema::<GuardRequest>())]),
+    op("post", "/api/v1/resourceGuards/{guard}/requests/{id}/approve", "approveGuardRequest", "Approve a pending request (an approver of the guard, not the requester)", C::Admin, B::None, &[A::Json(200, schema::<GuardRequest>())]).errors(&[409]),
+    op("post", "/api/v1/resourceGuards/{guard}/requests/{id}/reject", "rejectGuardRequest", "Reject a pending request (an approver of the guard, not the requester)", C::Admin, B::None, &[A::Json(200, schema::<GuardRequest>())]).errors(&[409]),
     op("post", "/api/v1/vaults", "createVault", "Create a vault (with DefaultPolicy)", C::Admin, B::Json(schema::<CreateVault>()), &[A::Json(201, schema::<Vault>())]).errors(&[409]),
     op("get", "/api/v1/vaults", "listVaults", "List vaults", C::Admin, B::None, &[A::Json(200, list_of::<Vault>())]),
     op("get", V, "showVault", "Show a vault", C::Admin, B::None, &[A::Json(200, schema::<Vault>())]),
@@ -221,12 +234,15 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/vaults/{vault}/items", "listItems", "List protected items", C::Admin, B::None, &[A::Json(200, list_of::<ProtectedItem>())]),
     op("post", "/api/v1/vaults/{vault}/items", "enableProtection", "Enable backup of a VM with a policy", C::Admin, B::Json(schema::<EnableProtection>()), &[A::Json(201, schema::<ProtectedItem>())]).errors(&[409]),
     op("get", "/api/v1/vaults/{vault}/items/{item}", "showItem", "Show a protected item (by id, VM name or the agent's name for the VM)", C::Admin, B::None, &[A::Json(200, schema::<ProtectedItem>())]),
+    op("put", "/api/v1/vaults/{vault}/items/{item}", "modifyProtection", "Protect the item under another policy, or resume a stopped item's protection; its scheduled points then expire as that policy says", C::Admin, B::Json(schema::<ModifyProtection>()), &[A::Json(200, schema::<ProtectedItem>())]).errors(&[409]),
     op("post", "/api/v1/vaults/{vault}/items/{item}/backup", "backupNow", "Back up now, keeping the point until a date", C::Admin, B::OptionalJson(schema::<BackupNow>()), &[A::Json(202, schema::<Job>())]).errors(&[409]),
     op("post", "/api/v1/vaults/{vault}/items/{item}/disable", "disableProtection", "Stop protection, keeping or soft-deleting the data (kept for the vault's soft-delete period, then purged)", C::Admin, B::OptionalJson(schema::<Disable>()), &[A::Json(200, schema::<Job>())]).errors(&[409]),
     op("post", "/api/v1/vaults/{vault}/items/{item}/undelete", "undeleteItem", "Undelete a soft-deleted item: it comes back with its recovery points, protection stopped", C::Admin, B::None, &[A::Json(200, schema::<ProtectedItem>())]).errors(&[409]),
     op("post", "/api/v1/vaults/{vault}/items/{item}/restore", "restore", "Restore disks, create a VM, or replace the disks", C::Admin, B::Json(schema::<RestoreRequest>()), &[A::Json(202, schema::<Job>())]).errors(&[409]),
     op("get", "/api/v1/vaults/{vault}/items/{item}/recovery-points", "listRecoveryPoints", "List an item's recovery points, newest first (?useSecondaryRegion=true: those in the secondary region)", C::Admin, B::None, &[A::Json(200, list_of::<RecoveryPoint>())]).query::<RegionQuery>(),
     op("get", "/api/v1/vaults/{vault}/items/{item}/recovery-points/{point}", "showRecoveryPoint", "Show a recovery point", C::Admin, B::None, &[A::Json(200, schema::<RecoveryPoint>())]).query::<RegionQuery>().errors(&[409]),
+    op("delete", "/api/v1/vaults/{vault}/items/{item}/recovery-points/{point}", "deleteRecoveryPoint", "Delete a recovery point: it is soft-deleted, kept for the vault's soft-delete period, then purged", C::Admin, B::None, &[A::Json(200, schema::<RecoveryPoint>())]).errors(&[409]),
+    op("post", "/api/v1/vaults/{vault}/items/{item}/recovery-points/{point}/undelete", "undeleteRecoveryPoint", "Undelete a soft-deleted recovery point", C::Admin, B::None, &[A::Json(200, schema::<RecoveryPoint>())]),
     op("get", "/api/v1/vaults/{vault}/jobs", "listJobs", "List jobs, newest first", C::Admin, B::None, &[A::Json(200, list_of::<Job>())]).query::<JobQuery>(),
     op("get", "/api/v1/vaults/{vault}/jobs/{job}", "showJob", "Show a job", C::Admin, B::None, &[A::Json(200, schema::<Job>())]),
     op("post", "/api/v1/vaults/{vault}/jobs/{job}/cancel", "cancelJob", "Cancel a job", C::Admin, B::None, &[A::Json(200, schema::<Job>())]).errors(&[409]),
@@ -332,6 +348,10 @@ fn path_parameter(name: &str) -> Parameter {
             string().examples(["Vault-1"]),
         ),
         "policy" => ("A policy's name", string().examples(["DefaultPolicy"])),
+        "guard" => (
+            "A resource guard's name (any case)",
+            string().examples(["Guard-1"]),
+        ),
         "item" => (
             "A protected item's id, its VM's name, or the agent's name for the VM",
             string().examples(["web01"]),

@@ -27,6 +27,7 @@ async fn token_with(admin: &ApiClient, name: &str, role: Role, scope: &str) -> S
                 role,
                 scope.parse::<Scope>().unwrap(),
             )]),
+            expires_in_days: None,
         })
         .await
         .unwrap()

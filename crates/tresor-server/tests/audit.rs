@@ -33,6 +33,7 @@ async fn changes_are_recorded_and_an_edited_entry_is_named() {
         .create_token(&CreateToken {
             name: "ops".into(),
             roles: None,
+            expires_in_days: None,
         })
         .await
         .unwrap();

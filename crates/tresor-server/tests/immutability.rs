@@ -1,7 +1,7 @@
 //! Immutable vaults through the HTTPS API: Disabled → Enabled → Locked, Locked for
-//! good, and no shorter soft-delete period while immutable. (That a policy change
-//! cannot shorten points' lives, and that their data cannot be deleted early, is
-//! checked by the service on every such call: `ImmutableVault`.)
+//! good, and no shorter soft-delete period while immutable. (With real recovery
+//! points: destroy.rs, where no policy change, change of an item's policy or delete
+//! shortens their lives, and a longer retention is accepted.)
 
 mod common;
 

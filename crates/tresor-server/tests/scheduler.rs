@@ -75,6 +75,7 @@ fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String 
             version: None,
             registered: since,
             last_seen: Some(since),
+            vault_id: None,
         })
         .unwrap();
     store

@@ -6,8 +6,8 @@
 mod common;
 
 use common::client;
+use common::portal::Portal;
 
-use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tresor_api::tokens::{Role, RoleAssignment, Scope};
@@ -23,20 +23,6 @@ fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
     }
 }
 
-fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
-}
-
-fn enc(s: &str) -> String {
-    tresor_portal::urls::url_encode(s)
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -44,100 +30,12 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-struct Portal {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Portal {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Signs in as a user through the sign-in form; the session cookie, if one was
-    /// given.
-    async fn sign_in(&self, user: &str, password: &str, totp: Option<&str>) -> Option<String> {
-        let page = self.http.get(self.url("/login")).send().await.unwrap();
-        let login = cookie_of(page.headers(), "tresor_login").unwrap();
-        let r = self
-            .http
-            .post(self.url("/login"))
-            .header("cookie", format!("tresor_login={login}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "csrf={}&user={}&password={}&totp={}&next=%2Fvaults",
-                enc(&login),
-                enc(user),
-                enc(password),
-                enc(totp.unwrap_or("")),
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let session = cookie_of(r.headers(), "tresor_session");
-        let to = r.headers()["location"].to_str().unwrap().to_string();
-        assert_eq!(to.starts_with("/login?failed=1"), session.is_none(), "{to}");
-        session
-    }
-
-    /// The session's CSRF token, from a page's `csrf-token` meta tag.
-    async fn csrf(&self, session: &str) -> String {
-        let html = self
-            .http
-            .get(self.url("/vaults"))
-            .header("cookie", format!("tresor_session={session}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let at = html.find(r#"name="csrf-token" content=""#).unwrap();
-        let rest = &html[at + r#"name="csrf-token" content=""#.len()..];
-        rest[..rest.find('"').unwrap()].to_string()
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        session: &str,
-        csrf: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut r = self
-            .http
-            .request(method, self.url(path))
-            .header("cookie", format!("tresor_session={session}"));
-        if let Some(c) = csrf {
-            r = r.header("x-csrf-token", c);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::quiet_server(dir.path()).await;
     let admin = client(&server, server.new_admin_token.as_deref());
-    let portal = Portal {
-        base: server.url.trim_end_matches('/').to_string(),
-        http: reqwest::Client::builder()
-            .tls_backend_preconfigured(tresor_tls::pinned_client_config(
-                &server.fingerprint.parse().unwrap(),
-            ))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let portal = Portal::of(&server);
     let _: Value = admin
         .post_json(
             "api/v1/vaults",
@@ -261,7 +159,11 @@ async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
             .is_none()
             || tresor_service::auth::totp::verify(&secret, "123456", unix_now())
     );
-    let code_now = tresor_service::auth::totp::code(&secret, unix_now()).unwrap();
+    // The confirmation took the code of now: the next one (a phone's clock a step
+    // ahead is accepted) signs in, once.
+    let code_now =
+        tresor_service::auth::totp::code(&secret, unix_now() + tresor_service::auth::totp::STEP)
+            .unwrap();
     let still = portal
         .call(reqwest::Method::GET, "/api/v1/vaults", &session, None, None)
         .await;
@@ -270,6 +172,13 @@ async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
         .sign_in("reader1", PASSWORD, Some(&code_now))
         .await
         .unwrap();
+    assert!(
+        portal
+            .sign_in("reader1", PASSWORD, Some(&code_now))
+            .await
+            .is_none(),
+        "a TOTP code is taken once"
+    );
     let (status, _) = portal
         .call(
             reqwest::Method::GET,

@@ -71,7 +71,8 @@ pub struct Principal {
 #[derive(Debug, Clone)]
 enum Who {
     /// The admin token or an API token (by id and name), or a user signed in with a
-    /// password (`user_id`, and no token id), with the roles it holds.
+    /// password (`user_id`, and no token id), or a user's token (both), with the
+    /// roles it holds.
     Token {
         token_id: String,
         name: String,
@@ -122,6 +123,27 @@ impl Principal {
         }
     }
 
+    /// A user's API token, after its secret was checked: acting as the user, with
+    /// those of the token's assignments the user still holds. Named `user (token
+    /// name)`. Made only in `usecases/sign_in.rs` and `sessions.rs`.
+    pub(crate) fn user_token(
+        token_id: String,
+        name: String,
+        user_id: String,
+        assignments: Vec<RoleAssignment>,
+        origin: IpAddr,
+    ) -> Principal {
+        Principal {
+            who: Who::Token {
+                token_id,
+                name,
+                assignments,
+                user_id: Some(user_id),
+            },
+            origin,
+        }
+    }
+
     pub(crate) fn agent(agent: AgentRow, origin: IpAddr) -> Principal {
         Principal {
             who: Who::Agent(agent),
@@ -161,7 +183,8 @@ impl Principal {
         }
     }
 
-    /// The user it is (signed in with a password), if any.
+    /// The user it is (signed in with a password, or through one of their tokens),
+    /// if any.
     pub fn user_id(&self) -> Option<&str> {
         match &self.who {
             Who::Token {

@@ -7,8 +7,9 @@
 //!   every state-changing request.
 //! - Sessions live in memory: a server restart signs everyone out. They end after
 //!   12 hours, or 1 hour without a request, or at sign-out, or when the token that
-//!   opened them is revoked (`DELETE /api/v1/tokens/{id}`), or the user who opened
-//!   them is deleted or changes their password.
+//!   opened them is revoked (`DELETE /api/v1/tokens/{id}`) or expires, or the user
+//!   who opened them (with a password or one of their tokens) is deleted, changes
+//!   their password or has their roles changed.
 //! - Failed sign-ins are limited per client address (`attempts.rs`); signing in
 //!   and out are use cases (`usecases/sign_in.rs`).
 
@@ -32,8 +33,11 @@ struct Session {
     who: String,
     /// The id of that token: revoking it ends the session (empty for a user).
     token_id: String,
-    /// The user who signed in with a password: deleting them ends the session.
+    /// The user who signed in, with a password or one of their tokens: deleting
+    /// them ends the session.
     user_id: Option<String>,
+    /// When the token that opened it expires: the session ends then too.
+    expires: Option<Timestamp>,
     /// The token's role assignments when the session opened.
     assignments: Vec<RoleAssignment>,
     created: Timestamp,
@@ -55,8 +59,14 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Opens a session; returns its id.
-    pub(crate) fn open(&self, by: &Principal, now: Timestamp) -> String {
+    /// Opens a session, which ends at `expires` at the latest (the expiry of the
+    /// token that opened it); returns its id.
+    pub(crate) fn open(
+        &self,
+        by: &Principal,
+        now: Timestamp,
+        expires: Option<Timestamp>,
+    ) -> String {
         let (token_id, who) = (by.token_id().unwrap_or_default(), by.name());
         let id = new_secret("tresor_session");
         let mut map = self.by_hash.lock();
@@ -69,6 +79,7 @@ impl Sessions {
                 token_id: token_id.to_string(),
                 user_id: by.user_id().map(str::to_string),
                 assignments: by.assignments().to_vec(),
+                expires,
                 created: now,
                 last_seen: now,
             },
@@ -88,6 +99,13 @@ impl Sessions {
         }
         s.last_seen = now;
         let principal = match &s.user_id {
+            Some(user) if !s.token_id.is_empty() => Principal::user_token(
+                s.token_id.clone(),
+                s.who.clone(),
+                user.clone(),
+                s.assignments.clone(),
+                origin,
+            ),
             Some(user) => {
                 Principal::user(user.clone(), s.who.clone(), s.assignments.clone(), origin)
             }
@@ -126,7 +144,7 @@ impl Sessions {
 }
 
 fn alive(s: &Session, now: Timestamp) -> bool {
-    now < s.created + MAX_AGE && now < s.last_seen + IDLE
+    now < s.created + MAX_AGE && now < s.last_seen + IDLE && s.expires.is_none_or(|e| now < e)
 }
 
 #[cfg(test)]
@@ -147,7 +165,7 @@ mod tests {
         let s = Sessions::default();
         let ip = IpAddr::from([127, 0, 0, 1]);
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let id = s.open(&by("t1", "admin"), t0);
+        let id = s.open(&by("t1", "admin"), t0, None);
         assert!(s
             .find(&id, t0 + SignedDuration::from_mins(30), ip)
             .is_some());
@@ -155,22 +173,29 @@ mod tests {
         assert!(s
             .find(&id, t0 + SignedDuration::from_mins(91), ip)
             .is_none());
-        let id = s.open(&by("t1", "admin"), t0);
+        let id = s.open(&by("t1", "admin"), t0, None);
         let mut t = t0;
         for _ in 0..13 {
             t += SignedDuration::from_mins(55);
             let alive = s.find(&id, t, ip).is_some();
             assert_eq!(alive, t < t0 + MAX_AGE, "{t}");
         }
-        let id = s.open(&by("t1", "admin"), t0);
+        let id = s.open(&by("t1", "admin"), t0, None);
         s.close(&id);
         assert!(s.find(&id, t0, ip).is_none());
-        let a = s.open(&by("t-ops", "ops"), t0);
-        let b = s.open(&by("t-ops", "ops"), t0);
-        let c = s.open(&by("t-scripts", "scripts"), t0);
+        let a = s.open(&by("t-ops", "ops"), t0, None);
+        let b = s.open(&by("t-ops", "ops"), t0, None);
+        let c = s.open(&by("t-scripts", "scripts"), t0, None);
         assert_eq!(s.close_for_token("t-ops"), 2);
         assert!(s.find(&a, t0, ip).is_none() && s.find(&b, t0, ip).is_none());
         assert!(s.find(&c, t0, ip).is_some());
         assert!(s.find("tresor_session_forged", t0, ip).is_none());
+        // A session ends when the token that opened it expires.
+        let expires = t0 + SignedDuration::from_mins(10);
+        let id = s.open(&by("t-short", "short"), t0, Some(expires));
+        assert!(s
+            .find(&id, expires - SignedDuration::from_secs(1), ip)
+            .is_some());
+        assert!(s.find(&id, expires, ip).is_none());
     }
 }

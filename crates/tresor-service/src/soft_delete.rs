@@ -65,14 +65,20 @@ pub fn undelete_item(s: &Service, item: &mut ItemRow) -> ServiceResult<usize> {
     Ok(points.len())
 }
 
-/// The earliest date a vault's soft-deleted data is all purged, if it holds any.
+/// The earliest date a vault's soft-deleted data (items, or single points) is all
+/// purged, if it holds any.
 pub fn held_until(s: &Service, v: &VaultRow) -> ServiceResult<Option<Timestamp>> {
-    Ok(s.store
-        .list_items(&v.id, false)?
-        .iter()
-        .filter(|i| parse_state(&i.state) == ProtectionState::SoftDeleted)
-        .filter_map(|i| i.delete_at)
-        .max())
+    let mut until = None;
+    for i in s.store.list_items(&v.id, false)? {
+        if parse_state(&i.state) == ProtectionState::SoftDeleted {
+            until = until.max(i.delete_at);
+        } else {
+            for p in s.store.list_points(&i.id)? {
+                until = until.max(p.soft_delete_until);
+            }
+        }
+    }
+    Ok(until)
 }
 
 /// One item the purge removed.
@@ -103,7 +109,88 @@ pub fn purge_due(s: &Service) -> ServiceResult<Vec<Purged>> {
             }
         }
     }
+    for item in s.store.list_active_items()? {
+        if parse_state(&item.state) == ProtectionState::SoftDeleted {
+            continue;
+        }
+        match purge_points(s, &item, now) {
+            Ok(Some(p)) => out.push(p),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(item = %item.vm_name, vault = %item.vault_id, error = %e, "purging soft-deleted recovery points failed")
+            }
+        }
+    }
     Ok(out)
+}
+
+/// Removes `points` of `item` from the primary repository and the catalogue (a
+/// replicated point's row stays for the secondary, marked deleted at `deleted`).
+fn remove_points(
+    s: &Service,
+    v: &VaultRow,
+    item: &ItemRow,
+    points: &[PointRow],
+    deleted: Timestamp,
+) -> ServiceResult<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let repo = s.repos.open_or_create(v, &item.agent_id)?;
+    for p in points {
+        match repo.forget(&p.id) {
+            Ok(_) | Err(tresor_engine::Error::PointNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if is_geo(v) && p.replicated.is_some() {
+            // The secondary's copy goes once the server's window, counted from
+            // the deletion, has passed (see replication.rs).
+            let mut p = p.clone();
+            p.primary_deleted = Some(deleted);
+            s.store.update_point(&p)?;
+        } else {
+            s.store.delete_point(&p.id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Purges the single points of a live item whose soft-delete period has ended.
+fn purge_points(s: &Service, item: &ItemRow, now: Timestamp) -> ServiceResult<Option<Purged>> {
+    let due: Vec<PointRow> = s
+        .store
+        .list_points(&item.id)?
+        .into_iter()
+        .filter(|p| p.soft_delete_until.is_some_and(|t| t <= now))
+        .collect();
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let v = s.store.get_vault(&item.vault_id)?;
+    for p in &due {
+        remove_points(
+            s,
+            &v,
+            item,
+            std::slice::from_ref(p),
+            p.soft_deleted.unwrap_or(now),
+        )?;
+        s.record_by_server(
+            &v.name,
+            "point.purge",
+            &item.id,
+            &format!(
+                "{} ({}): soft-deleted recovery point {} purged",
+                item.vm_name, item.vm, p.id
+            ),
+        );
+    }
+    tracing::info!(vault = %v.name, item = %item.vm_name, points = due.len(), "soft-deleted recovery points purged");
+    Ok(Some(Purged {
+        vault: v.name,
+        item: item.clone(),
+        points: due.len(),
+    }))
 }
 
 fn purge_item(s: &Service, mut item: ItemRow) -> ServiceResult<Purged> {
@@ -122,24 +209,7 @@ fn purge_item(s: &Service, mut item: ItemRow) -> ServiceResult<Purged> {
         &[TASK_PURGE],
     )?;
     let points = s.store.list_points(&item.id)?;
-    if !points.is_empty() {
-        let repo = s.repos.open_or_create(&v, &item.agent_id)?;
-        for p in &points {
-            match repo.forget(&p.id) {
-                Ok(_) | Err(tresor_engine::Error::PointNotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if is_geo(&v) && p.replicated.is_some() {
-                // The secondary's copy goes once the server's window, counted from
-                // the deletion, has passed (see replication.rs).
-                let mut p = p.clone();
-                p.primary_deleted = Some(deleted);
-                s.store.update_point(&p)?;
-            } else {
-                s.store.delete_point(&p.id)?;
-            }
-        }
-    }
+    remove_points(s, &v, &item, &points, deleted)?;
     item.state = enum_name(ProtectionState::ProtectionStopped);
     item.active = false;
     item.soft_deleted = None;

@@ -44,6 +44,8 @@ pub fn vault(v: &VaultRow, replication: ReplicationStatus) -> ServiceResult<Vaul
         soft_delete_days: v.soft_delete_days,
         soft_delete_always_on: v.soft_delete_always_on,
         immutability: catalogued("immutability", &v.immutability)?,
+        // Filled in by `usecases::vaults::vault_view` (the binding is its own column).
+        resource_guard: None,
         replication,
         created: v.created,
     })

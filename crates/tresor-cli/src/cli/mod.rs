@@ -4,10 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod guards;
 mod service;
+mod tokens;
 mod users;
 
+pub use guards::*;
 pub use service::*;
+pub use tokens::*;
 pub use users::*;
 
 #[derive(Parser)]
@@ -57,6 +61,11 @@ pub enum Command {
     User(Managed<UserCommand>),
     /// Role assignments: which role a user holds at which scope.
     Role(Managed<RoleCommand>),
+    /// API tokens of one's own: create (with roles, an expiry), list, delete.
+    Token(Managed<TokenCommand>),
+    /// Resource guards: approvers who must approve critical operations on the vaults
+    /// bound to a guard; and the requests for their approval.
+    ResourceGuard(Managed<GuardCommand>),
     /// Measure hashing, compression, encryption and the whole backup pipeline here.
     Benchmark(BenchmarkArgs),
 }

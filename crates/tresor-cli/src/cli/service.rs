@@ -104,6 +104,9 @@ pub enum VaultCommand {
     },
     #[command(subcommand, name = "backup-properties")]
     BackupProperties(BackupPropertiesCommand),
+    /// Update a vault's properties (as `az backup vault update`): the same as
+    /// `tresor vault backup-properties set`.
+    Update(BackupPropertiesArgs),
     /// Copy what the secondary region lacks now (GeoRedundant vaults replicate by
     /// themselves after every backup; this runs a replication at once and waits).
     Replicate {
@@ -141,25 +144,34 @@ pub enum BackupPropertiesCommand {
     /// Set the storage redundancy (possible until the first backup is stored),
     /// cross-region restore (GeoRedundant vaults; once enabled it stays enabled) and
     /// soft delete (its period; always-on, once set, stays set).
-    Set {
-        #[arg(long, short = 'n')]
-        name: String,
-        #[arg(long, value_enum)]
-        backup_storage_redundancy: Option<Redundancy>,
-        /// Allow listing and restoring recovery points from the secondary region.
-        #[arg(long)]
-        cross_region_restore_flag: Option<bool>,
-        /// Days deleted backup data is kept (soft-deleted, undeletable) before it
-        /// is purged: 14 to 180.
-        #[arg(long)]
-        soft_delete_days: Option<u32>,
-        /// Make soft delete always-on: it can never be switched off again.
-        #[arg(long)]
-        soft_delete_always_on: bool,
-        /// The vault's immutability: Disabled, Enabled, or Locked (for good).
-        #[arg(long, value_parser = parse_immutability)]
-        immutability: Option<tresor_api::vaults::Immutability>,
-    },
+    Set(BackupPropertiesArgs),
+}
+
+/// A vault's properties to set (`vault backup-properties set`, `vault update`);
+/// those not given stay as they are.
+#[derive(Args)]
+pub struct BackupPropertiesArgs {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub backup_storage_redundancy: Option<Redundancy>,
+    /// Allow listing and restoring recovery points from the secondary region.
+    #[arg(long)]
+    pub cross_region_restore_flag: Option<bool>,
+    /// Days deleted backup data is kept (soft-deleted, undeletable) before it
+    /// is purged: 14 to 180.
+    #[arg(long)]
+    pub soft_delete_days: Option<u32>,
+    /// Make soft delete always-on: it can never be switched off again.
+    #[arg(long)]
+    pub soft_delete_always_on: bool,
+    /// The vault's immutability: Disabled, Enabled, or Locked (for good).
+    #[arg(long, value_parser = parse_immutability)]
+    pub immutability: Option<tresor_api::vaults::Immutability>,
+    /// Bind the vault to this resource guard ("" unbinds it; unbinding or
+    /// re-binding a guarded vault needs an approved RemoveResourceGuard request).
+    #[arg(long)]
+    pub resource_guard: Option<String>,
 }
 
 fn parse_immutability(s: &str) -> Result<tresor_api::vaults::Immutability, String> {
@@ -288,6 +300,16 @@ pub enum ProtectionCommand {
         #[arg(long, short = 'i')]
         item: String,
     },
+    /// Resume the protection of a stopped item under a policy: its schedule runs
+    /// again and its points expire as that policy says.
+    Resume {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
+        #[arg(long, short = 'p')]
+        policy_name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +323,16 @@ pub enum ItemCommand {
         vault: VaultName,
         #[arg(long, short = 'n')]
         name: String,
+    },
+    /// Protect the item under another policy; its scheduled points then expire as
+    /// that policy says.
+    SetPolicy {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'p')]
+        policy_name: String,
     },
 }
 
@@ -379,6 +411,27 @@ pub enum PointCommand {
         name: String,
         #[arg(long)]
         use_secondary_region: bool,
+    },
+    /// Delete a recovery point: it is kept, soft-deleted, for the vault's
+    /// soft-delete period, then purged.
+    Delete {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Undelete a soft-deleted recovery point.
+    Undelete {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'i')]
+        item: String,
+        #[arg(long, short = 'n')]
+        name: String,
     },
 }
 

@@ -96,7 +96,7 @@ pub enum TotpCommand {
     },
 }
 
-fn parse_role(s: &str) -> Result<Role, String> {
+pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
     Role::ALL
         .iter()
         .copied()
@@ -107,6 +107,6 @@ fn parse_role(s: &str) -> Result<Role, String> {
         })
 }
 
-fn parse_scope(s: &str) -> Result<Scope, String> {
+pub(crate) fn parse_scope(s: &str) -> Result<Scope, String> {
     s.parse::<Scope>().map_err(|e| e.to_string())
 }

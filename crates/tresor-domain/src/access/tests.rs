@@ -494,3 +494,64 @@ fn schema_example_is_a_valid_scope() {
     let schema = serde_json::to_value(<Scope as utoipa::PartialSchema>::schema()).unwrap();
     Scope::parse(schema["examples"][0].as_str().unwrap()).unwrap();
 }
+
+/// A token's assignment is allowed when one of its maker's covers it; and what
+/// covers an assignment grants at least what it grants, on every target.
+#[test]
+fn a_covered_assignment_never_grants_more_than_what_covers_it() {
+    let mut covered = 0;
+    for held_scope in scopes() {
+        for wanted_scope in scopes() {
+            for held_role in Role::ALL {
+                for wanted_role in Role::ALL {
+                    let held = RoleAssignment::new(*held_role, held_scope.clone());
+                    let wanted = RoleAssignment::new(*wanted_role, wanted_scope.clone());
+                    if !held.covers(&wanted) {
+                        continue;
+                    }
+                    covered += 1;
+                    for target in targets() {
+                        for p in Permission::ALL {
+                            assert!(
+                                !wanted.grants(*p, &target) || held.grants(*p, &target),
+                                "{held:?} covers {wanted:?}, yet only the latter grants {p} on {target}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The containing pairs (26) times the role pairs where the first includes the
+    // second (5 + 4 + 3 + 2 + 1).
+    assert_eq!(covered, 26 * 15);
+
+    let operator = vec![RoleAssignment::new(
+        Role::BackupOperator,
+        scope("/resourceGroups/rg-a"),
+    )];
+    within(&operator, &operator).unwrap();
+    within(
+        &operator,
+        &[RoleAssignment::new(
+            Role::Reader,
+            scope("/resourceGroups/RG-A/vaults/Vault-1"),
+        )],
+    )
+    .unwrap();
+    within(&operator, &[]).unwrap();
+    for more in [
+        RoleAssignment::new(Role::Owner, scope("/resourceGroups/rg-a")),
+        RoleAssignment::new(
+            Role::Contributor,
+            scope("/resourceGroups/rg-a/vaults/Vault-1"),
+        ),
+        RoleAssignment::new(Role::Reader, scope("/")),
+        RoleAssignment::new(Role::Reader, scope("/resourceGroups/rg-b")),
+    ] {
+        let e = within(&operator, std::slice::from_ref(&more)).unwrap_err();
+        assert_eq!(e.code, codes::TOKEN_ROLE_NOT_HELD);
+        assert!(e.message.contains(&more.scope.to_string()), "{e}");
+        assert!(e.message.contains(&more.role.to_string()), "{e}");
+    }
+}

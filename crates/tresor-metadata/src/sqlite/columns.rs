@@ -20,6 +20,7 @@ pub(super) fn enrollment_row(r: &Row) -> rusqlite::Result<EnrollmentRow> {
     })
 }
 
+pub(super) const TOKEN_COLS: &str = "id, name, hash, role, created, user_id, expires";
 pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
     Ok(TokenRow {
         id: r.get(0)?,
@@ -27,6 +28,8 @@ pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenRow> {
         hash: r.get(2)?,
         role: r.get(3)?,
         created: ts(r.get(4)?)?,
+        user_id: r.get(5)?,
+        expires: opt_ts(r.get(6)?)?,
     })
 }
 
@@ -74,7 +77,7 @@ pub(super) fn policy_row(r: &Row) -> rusqlite::Result<PolicyRow> {
 }
 
 pub(super) const AGENT_COLS: &str =
-    "id, host, location, credential_hash, version, registered, last_seen";
+    "id, host, location, credential_hash, version, registered, last_seen, vault_id";
 pub(super) fn agent_row(r: &Row) -> rusqlite::Result<AgentRow> {
     Ok(AgentRow {
         id: r.get(0)?,
@@ -84,6 +87,7 @@ pub(super) fn agent_row(r: &Row) -> rusqlite::Result<AgentRow> {
         version: r.get(4)?,
         registered: ts(r.get(5)?)?,
         last_seen: opt_ts(r.get(6)?)?,
+        vault_id: r.get(7)?,
     })
 }
 

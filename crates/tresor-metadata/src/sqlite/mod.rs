@@ -18,6 +18,7 @@ use crate::{Result, StoreError};
 use values::{db, not_found, unique};
 
 mod columns;
+mod guards;
 mod schema;
 mod store;
 mod values;

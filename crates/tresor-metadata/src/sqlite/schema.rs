@@ -122,6 +122,33 @@ ALTER TABLE points ADD COLUMN soft_delete_until INTEGER;
 -- A vault's immutability (Disabled, Enabled, Locked; tresor_domain::Immutability).
 ALTER TABLE vaults ADD COLUMN immutability TEXT NOT NULL DEFAULT 'Disabled';
 "#,
+    r#"
+-- Resource guards (multi-user authorization): a guard's approvers (user ids, JSON)
+-- and how long a request waits and an approval lasts; requests for approval of one
+-- critical operation (on a vault, or on the guard itself: vault_id NULL), their
+-- decision and use; a vault's binding to a guard (a bound guard cannot be deleted).
+CREATE TABLE resource_guards (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, name_key TEXT NOT NULL UNIQUE,
+    approvers TEXT NOT NULL, validity_minutes INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE guard_requests (
+    id TEXT PRIMARY KEY,
+    guard_id TEXT NOT NULL REFERENCES resource_guards(id) ON DELETE CASCADE,
+    vault_id TEXT, vault TEXT, operation TEXT NOT NULL, reason TEXT NOT NULL,
+    requester_kind TEXT NOT NULL, requester_id TEXT NOT NULL, requester_name TEXT NOT NULL,
+    created INTEGER NOT NULL, status TEXT NOT NULL, decided_by TEXT, decided_by_id TEXT,
+    decided_at INTEGER, expires INTEGER NOT NULL, used INTEGER);
+CREATE INDEX guard_requests_by_guard ON guard_requests (guard_id, created DESC, id);
+ALTER TABLE vaults ADD COLUMN resource_guard TEXT REFERENCES resource_guards(id);
+"#,
+    r#"
+-- Tokens of users expire when asked to (expires: NULL, never). The TOTP replay
+-- guard: the last time step whose code a user's sign-in used (a code is taken once).
+-- The vault whose credentials file registered an agent (NULL: registered before
+-- this, or the server's own agent): readers of that vault see the agent.
+ALTER TABLE tokens ADD COLUMN expires INTEGER;
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+ALTER TABLE agents ADD COLUMN vault_id TEXT REFERENCES vaults(id) ON DELETE SET NULL;
+"#,
 ];
 
 /// Applies the migrations a database at `user_version` has not had yet, each in

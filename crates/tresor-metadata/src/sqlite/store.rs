@@ -31,15 +31,23 @@ impl MetadataStore for SqliteStore {
 
     fn insert_token(&self, t: &TokenRow) -> Result<()> {
         self.exec(
-            "INSERT INTO tokens (id, name, hash, role, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![t.id, t.name, t.hash, t.role, ms(t.created)],
+            &format!("INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            params![
+                t.id,
+                t.name,
+                t.hash,
+                t.role,
+                ms(t.created),
+                t.user_id,
+                t.expires.map(ms)
+            ],
             "token",
         )
     }
 
     fn find_token(&self, hash: &str) -> Result<Option<TokenRow>> {
         self.optional(
-            "SELECT id, name, hash, role, created FROM tokens WHERE hash = ?1",
+            &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1"),
             [hash],
             token_row,
         )
@@ -47,7 +55,7 @@ impl MetadataStore for SqliteStore {
 
     fn list_tokens(&self) -> Result<Vec<TokenRow>> {
         self.query(
-            "SELECT id, name, hash, role, created FROM tokens ORDER BY created",
+            &format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"),
             [],
             token_row,
         )
@@ -102,6 +110,28 @@ impl MetadataStore for SqliteStore {
             "UPDATE users SET password_hash = ?2, totp_secret = ?3, totp_pending = ?4, role = ?5 WHERE id = ?1",
             params![u.id, u.password_hash, u.totp_secret, u.totp_pending, u.role],
         )
+    }
+
+    fn get_user(&self, id: &str) -> Result<Option<UserRow>> {
+        self.optional(
+            &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+            [id],
+            user_row,
+        )
+    }
+
+    fn accept_totp_step(&self, user_id: &str, step: u64) -> Result<bool> {
+        let step = i64::try_from(step)
+            .map_err(|_| StoreError::Database(format!("TOTP step {step} out of range")))?;
+        let conn = self.conn.lock();
+        let changed = conn
+            .execute(
+                "UPDATE users SET totp_last_step = ?2
+                 WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+                params![user_id, step],
+            )
+            .map_err(db)?;
+        Ok(changed == 1)
     }
 
     fn delete_user(&self, id: &str) -> Result<()> {
@@ -271,7 +301,7 @@ impl MetadataStore for SqliteStore {
 
     fn insert_agent(&self, a: &AgentRow) -> Result<()> {
         self.exec(
-            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
             params![
                 a.id,
                 a.host,
@@ -279,7 +309,8 @@ impl MetadataStore for SqliteStore {
                 a.credential_hash,
                 a.version,
                 ms(a.registered),
-                a.last_seen.map(ms)
+                a.last_seen.map(ms),
+                a.vault_id
             ],
             "agent",
         )

@@ -1,5 +1,5 @@
-//! `/api/v1/vaults/{vault}/items` and `protectable-items`: protection, back up now,
-//! undelete, restore, recovery points.
+//! `/api/v1/vaults/{vault}/items` and `protectable-items`: protection (enable, modify,
+//! resume, stop), back up now, undelete, restore, recovery points (and deleting one).
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use tresor_api::items::{
-    BackupNow, Disable, EnableProtection, ProtectableVm, ProtectedItem, RecoveryPoint, RegionQuery,
-    RestoreRequest,
+    BackupNow, Disable, EnableProtection, ModifyProtection, ProtectableVm, ProtectedItem,
+    RecoveryPoint, RegionQuery, RestoreRequest,
 };
 use tresor_api::jobs::Job;
 use tresor_service::Service;
@@ -111,4 +111,33 @@ pub async fn point(
     Query(q): Query<RegionQuery>,
 ) -> HttpResult<Json<RecoveryPoint>> {
     Ok(Json(s.recovery_point(&who, vault, item, point, q).await?))
+}
+
+pub async fn modify(
+    Admin(who): Admin,
+    State(s): S,
+    Path((vault, item)): Path<(String, String)>,
+    Json(req): Json<ModifyProtection>,
+) -> HttpResult<Json<ProtectedItem>> {
+    Ok(Json(s.modify_protection(&who, vault, item, req).await?))
+}
+
+pub async fn delete_point(
+    Admin(who): Admin,
+    State(s): S,
+    Path((vault, item, point)): Path<(String, String, String)>,
+) -> HttpResult<Json<RecoveryPoint>> {
+    Ok(Json(
+        s.delete_recovery_point(&who, vault, item, point).await?,
+    ))
+}
+
+pub async fn undelete_point(
+    Admin(who): Admin,
+    State(s): S,
+    Path((vault, item, point)): Path<(String, String, String)>,
+) -> HttpResult<Json<RecoveryPoint>> {
+    Ok(Json(
+        s.undelete_recovery_point(&who, vault, item, point).await?,
+    ))
 }

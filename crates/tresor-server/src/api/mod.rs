@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod guards;
 pub mod items;
 pub mod jobs;
 pub mod policies;
@@ -129,6 +130,30 @@ pub fn router(state: Arc<Service>) -> Router {
             "/api/v1/users/{name}/totp/confirm",
             post(users::confirm_totp),
         )
+        .route(
+            "/api/v1/resourceGuards",
+            post(guards::create).get(guards::list),
+        )
+        .route(
+            "/api/v1/resourceGuards/{guard}",
+            get(guards::show).put(guards::update).delete(guards::delete),
+        )
+        .route(
+            "/api/v1/resourceGuards/{guard}/requests",
+            post(guards::create_request).get(guards::requests),
+        )
+        .route(
+            "/api/v1/resourceGuards/{guard}/requests/{id}",
+            get(guards::request),
+        )
+        .route(
+            "/api/v1/resourceGuards/{guard}/requests/{id}/approve",
+            post(guards::approve),
+        )
+        .route(
+            "/api/v1/resourceGuards/{guard}/requests/{id}/reject",
+            post(guards::reject),
+        )
         .route("/api/v1/vaults", post(vaults::create).get(vaults::list))
         .route(v, get(vaults::show).delete(vaults::delete))
         .route(
@@ -154,7 +179,10 @@ pub fn router(state: Arc<Service>) -> Router {
         )
         .route(&format!("{v}/protectable-items"), get(items::protectable))
         .route(&format!("{v}/items"), get(items::list).post(items::enable))
-        .route(&format!("{v}/items/{{item}}"), get(items::show))
+        .route(
+            &format!("{v}/items/{{item}}"),
+            get(items::show).put(items::modify),
+        )
         .route(
             &format!("{v}/items/{{item}}/backup"),
             post(items::backup_now),
@@ -171,7 +199,11 @@ pub fn router(state: Arc<Service>) -> Router {
         )
         .route(
             &format!("{v}/items/{{item}}/recovery-points/{{point}}"),
-            get(items::point),
+            get(items::point).delete(items::delete_point),
+        )
+        .route(
+            &format!("{v}/items/{{item}}/recovery-points/{{point}}/undelete"),
+            post(items::undelete_point),
         )
         .route(&format!("{v}/jobs"), get(jobs::list))
         .route(&format!("{v}/jobs/{{job}}"), get(jobs::show))

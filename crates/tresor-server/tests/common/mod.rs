@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod portal;
 pub mod world;
 
 use std::path::Path;
@@ -48,6 +49,7 @@ pub async fn token_with(admin: &ApiClient, name: &str, role: Role, scope: &str) 
                 role,
                 scope.parse::<Scope>().unwrap(),
             )]),
+            expires_in_days: None,
         })
         .await
         .unwrap()

@@ -88,20 +88,27 @@ pub fn code(secret: &str, unix_seconds: u64) -> Option<String> {
 /// Whether `given` is the code of `secret` at `unix_seconds`, or one step off.
 /// Compares in constant time.
 pub fn verify(secret: &str, given: &str, unix_seconds: u64) -> bool {
+    matching_step(secret, given, unix_seconds).is_some()
+}
+
+/// The time step whose code `given` is, of those [`verify`] accepts at
+/// `unix_seconds` (the latest, should two steps share a code): what the replay guard
+/// records, so that no code is taken twice. Compares in constant time.
+pub fn matching_step(secret: &str, given: &str, unix_seconds: u64) -> Option<u64> {
     let given = given.trim();
     if given.len() != DIGITS as usize || !given.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    let Some(key) = base32_decode(secret) else {
-        return false;
-    };
+    let key = base32_decode(secret)?;
     let now = unix_seconds / STEP;
-    let mut ok = false;
+    let mut found = None;
     for step in now.saturating_sub(SKEW)..=now + SKEW {
         let want = format!("{:0width$}", code_at(&key, step), width = DIGITS as usize);
-        ok |= crate::auth::same_secret(&want, given);
+        if crate::auth::same_secret(&want, given) {
+            found = Some(step);
+        }
     }
-    ok
+    found
 }
 
 /// The `otpauth://` URI an authenticator app reads (from a QR code or pasted):
@@ -163,6 +170,12 @@ mod tests {
         assert!(verify(&secret, &now, t - STEP));
         let far = code(&secret, t + 3 * STEP).unwrap();
         assert!(far == now || !verify(&secret, &far, t));
+        // Its own step (or, should a neighbour share the code, a later one).
+        for at in [t, t + STEP] {
+            let step = matching_step(&secret, &now, at).unwrap();
+            assert!(step >= t / STEP, "{at}");
+            assert_eq!(code(&secret, step * STEP).unwrap(), now);
+        }
         assert!(!verify(&secret, "12345", t));
         assert!(!verify(&secret, "12345a", t));
         assert!(!verify("not base32!", &now, t));

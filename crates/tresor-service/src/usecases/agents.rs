@@ -1,6 +1,7 @@
 //! What host agents call: registration, heartbeats with their VM inventory, and the
 //! job protocol (take the next job, report progress, report the end).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,6 +182,37 @@ pub fn vm_report(row: &VmRow) -> Option<VmReport> {
     serde_json::from_value(row.body.clone()).ok()
 }
 
+/// The host agents `who` may see: every one with `Vaults.Read` at `/`; otherwise
+/// those registered with the credentials file of a vault it may read (an agent's
+/// vault is where its host was meant to be backed up; others' hosts are not its
+/// business). The server's own agent and agents registered before agents recorded
+/// their vault belong to no vault: installation readers see them.
+pub(crate) fn visible_agents(s: &Service, who: &Principal) -> ServiceResult<Vec<AgentRow>> {
+    let agents = s.store.list_agents()?;
+    if who.may(
+        Permission::ReadVaults,
+        &tresor_domain::access::Target::Installation,
+    ) {
+        return Ok(agents);
+    }
+    let readable: HashSet<String> = readable_vaults(s, who)?;
+    Ok(agents
+        .into_iter()
+        .filter(|a| a.vault_id.as_ref().is_some_and(|v| readable.contains(v)))
+        .collect())
+}
+
+/// The ids of the vaults `who` may read.
+pub(crate) fn readable_vaults(s: &Service, who: &Principal) -> ServiceResult<HashSet<String>> {
+    let mut out = HashSet::new();
+    for v in s.store.list_vaults()? {
+        if who.may(Permission::ReadVaults, &crate::catalogue::vault_target(&v)?) {
+            out.insert(v.id);
+        }
+    }
+    Ok(out)
+}
+
 /// Whether an agent was heard from recently enough to count as online.
 pub fn online(agent: &AgentRow, now: Timestamp) -> bool {
     agent
@@ -270,6 +302,7 @@ impl Service {
                     version: req.version,
                     registered: now,
                     last_seen: Some(now),
+                    vault_id: Some(vault.id.clone()),
                 };
                 s.store.insert_agent(&agent)?;
                 tracing::info!(agent = %agent.id, host = ?agent.host, vault = ?vault.name, location = ?location, "agent registered");
@@ -528,15 +561,14 @@ impl Service {
         .await
     }
 
-    /// Every registered host agent, with its VMs.
+    /// The registered host agents `who` may see ([`visible_agents`]), with their VMs.
     pub async fn agents(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<Agent>> {
-        who.require_installation(Permission::ReadVaults)?;
-        self.blocking(|s| {
+        who.require_somewhere(Permission::ReadVaults)?;
+        let who = who.clone();
+        self.blocking(move |s| {
             let now = s.now();
             let inventory = s.store.list_inventory()?;
-            let mut out: Vec<Agent> = s
-                .store
-                .list_agents()?
+            let mut out: Vec<Agent> = visible_agents(s, &who)?
                 .into_iter()
                 .map(|a| Agent {
                     online: online(&a, now),
@@ -591,6 +623,8 @@ impl Service {
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             registered: now,
             last_seen: Some(now),
+            // The server's own host belongs to no vault: installation readers see it.
+            vault_id: None,
         };
         self.store.insert_agent(&agent)?;
         Ok(LocalAgent {

@@ -27,7 +27,7 @@ use crate::views::{self, enum_name};
 /// Disk formats an agent can back up.
 const SUPPORTED_FORMATS: [&str; 4] = ["qcow2", "raw", "file", "host_device"];
 
-fn item_dto(s: &Service, i: &ItemRow) -> ServiceResult<ProtectedItem> {
+pub(crate) fn item_dto(s: &Service, i: &ItemRow) -> ServiceResult<ProtectedItem> {
     let host = s
         .store
         .get_agent(&i.agent_id)
@@ -439,6 +439,14 @@ impl Service {
                     }
                 }
                 let next = parse_state(&item.state).on_disable(!delete)?;
+                if delete {
+                    crate::usecases::guards::require_approvals(
+                        s,
+                        &caller,
+                        &v,
+                        &[tresor_domain::CriticalOperation::DeleteBackupData],
+                    )?;
+                }
                 let op = if delete {
                     JobOperation::DeleteBackupData
                 } else {
@@ -595,7 +603,21 @@ impl Service {
                 caller.require(Permission::Restore, &crate::catalogue::vault_target(&v)?)?;
                 let item = find_item(s, &v, &item)?;
                 parse_state(&item.state).not_soft_deleted()?;
-                region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
+                let p = region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
+                if p.soft_deleted.is_some() {
+                    return Err(ServiceError::new(
+                        ErrorCode::RecoveryPointSoftDeleted,
+                        format!(
+                            "recovery point {} of {} was deleted (kept until {})",
+                            p.id,
+                            item.vm_name,
+                            p.soft_delete_until
+                                .map(|t| t.to_string())
+                                .unwrap_or_default()
+                        ),
+                        "undelete it first (tresor recoverypoint undelete), then restore",
+                    ));
+                }
                 let job = jobs::new_job(
                     s,
                     &v.id,

@@ -3,11 +3,13 @@
 
 pub mod account;
 pub mod agents;
+pub mod guards;
 pub mod items;
 pub mod jobs;
 pub mod overview;
 pub mod permissions;
 pub mod policies;
+pub mod protection;
 pub mod sign_in;
 pub mod startup;
 pub mod storage;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tresor_domain::access::Permission;
+use tresor_domain::access::{Permission, Target};
 
 use tresor_api::overview::{Protection, ReportedVmProtection, VaultStorage};
 use tresor_storage::ObjectKind;
@@ -14,7 +14,7 @@ use crate::catalogue::{find_vault, parse_state};
 use crate::error::ServiceResult;
 use crate::repos::Region;
 use crate::state::Service;
-use crate::usecases::agents::vm_report;
+use crate::usecases::agents::{readable_vaults, visible_agents, vm_report};
 
 impl Service {
     /// Bytes a vault stores in its primary storage (what storage it can reach), and
@@ -56,15 +56,22 @@ impl Service {
         .await
     }
 
-    /// Every VM the host agents reported (those whose report reads), with the vault
-    /// whose active item protects it.
+    /// Every VM the host agents `who` may see reported (those whose report reads),
+    /// with the vault whose active item protects it. Below `/`, a VM protected by a
+    /// vault `who` may not read is left out (its vault's name is not its business).
     pub async fn vm_protection(
         self: &Arc<Self>,
         who: &Principal,
     ) -> ServiceResult<Vec<ReportedVmProtection>> {
-        who.require_installation(Permission::ReadVaults)?;
-        self.blocking(|s| {
-            let agents = s.store.list_agents()?;
+        who.require_somewhere(Permission::ReadVaults)?;
+        let who = who.clone();
+        self.blocking(move |s| {
+            let agents = visible_agents(s, &who)?;
+            let readable = if who.may(Permission::ReadVaults, &Target::Installation) {
+                None
+            } else {
+                Some(readable_vaults(s, &who)?)
+            };
             let mut vault_names: BTreeMap<String, String> = BTreeMap::new();
             let mut out = Vec::new();
             for row in s.store.list_inventory()? {
@@ -75,6 +82,13 @@ impl Service {
                     continue;
                 };
                 let protected_by = match s.store.find_active_item(&agent.id, &row.vm)? {
+                    Some(item)
+                        if readable
+                            .as_ref()
+                            .is_some_and(|r| !r.contains(&item.vault_id)) =>
+                    {
+                        continue
+                    }
                     Some(item) => {
                         let vault = match vault_names.get(&item.vault_id) {
                             Some(n) => n.clone(),
@@ -106,14 +120,13 @@ impl Service {
         .await
     }
 
-    /// Locations worth offering for a new vault: those agents are in and those the
-    /// server's configuration names, sorted.
+    /// Locations worth offering for a new vault: those the agents `who` may see are
+    /// in and those the server's configuration names, sorted.
     pub async fn known_locations(self: &Arc<Self>, who: &Principal) -> ServiceResult<Vec<String>> {
-        who.require_installation(Permission::ReadVaults)?;
-        self.blocking(|s| {
-            let mut out: Vec<String> = s
-                .store
-                .list_agents()?
+        who.require_somewhere(Permission::ReadVaults)?;
+        let who = who.clone();
+        self.blocking(move |s| {
+            let mut out: Vec<String> = visible_agents(s, &who)?
                 .into_iter()
                 .map(|a| a.location)
                 .collect();

@@ -13,7 +13,6 @@ use crate::auth::{new_id, Principal};
 use crate::catalogue::{find_policy, find_vault, parse_policy};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
-use crate::views::parse_enum;
 
 /// A policy as the API shows it, with how many items use it.
 fn dto(state: &Service, row: &PolicyRow) -> ServiceResult<Policy> {
@@ -140,29 +139,16 @@ impl Service {
                 let (mut row, _) = find_policy(s, &v, &name)?;
                 // Each scheduled point's expiry under the changed policy; in an
                 // immutable vault none may come sooner than it is now.
-                let immutable = parse_enum::<tresor_domain::Immutability>(&v.immutability)
-                    .unwrap_or_default()
-                    .protects();
-                let mut changed = Vec::new();
-                for item in s.store.items_using_policy(&row.id)? {
-                    for mut p in s.store.list_points(&item.id)? {
-                        if !p.on_demand {
-                            let expires = policy.retain_until(p.created)?;
-                            if immutable && p.expires.is_some_and(|now| expires < now) {
-                                return Err(tresor_domain::Immutability::refusal(
-                                    &v.name,
-                                    &format!(
-                                        "this retention (recovery point {} would expire at {expires}, not {})",
-                                        p.id,
-                                        p.expires.map(|t| t.to_string()).unwrap_or_default()
-                                    ),
-                                )
-                                .into());
-                            }
-                            p.expires = Some(expires);
-                            changed.push(p);
-                        }
-                    }
+                let items = s.store.items_using_policy(&row.id)?;
+                let (changed, shortens) =
+                    crate::usecases::protection::expiry_under(s, &v, &policy, &items)?;
+                if shortens {
+                    crate::usecases::guards::require_approvals(
+                        s,
+                        &caller,
+                        &v,
+                        &[tresor_domain::CriticalOperation::ReduceRetention],
+                    )?;
                 }
                 row.body = serde_json::to_value(&policy).map_err(ServiceError::internal)?;
                 s.store.update_policy(&row)?;

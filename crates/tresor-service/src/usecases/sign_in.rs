@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use jiff::Timestamp;
 use tresor_api::ErrorCode;
 
 use crate::audit::{Actor, Target};
@@ -11,29 +12,61 @@ use crate::auth::{hash_secret, Principal};
 use crate::error::{ServiceError, ServiceResult};
 use crate::sessions::SignedIn;
 use crate::state::Service;
+use crate::usecases::tokens;
 
 impl Service {
     /// The administrator behind a bearer token (the admin token or an API token),
-    /// calling from `origin`.
+    /// calling from `origin`. An expired token is refused (`TokenExpired`); a user's
+    /// token acts as the user, with those of its assignments the user still holds.
     pub async fn authenticate_admin(
         &self,
         token: &str,
         origin: IpAddr,
     ) -> ServiceResult<Principal> {
+        Ok(self.token_principal(token, origin).await?.0)
+    }
+
+    /// [`Service::authenticate_admin`], and when the token expires.
+    async fn token_principal(
+        &self,
+        token: &str,
+        origin: IpAddr,
+    ) -> ServiceResult<(Principal, Option<Timestamp>)> {
         let hash = hash_secret(token);
         let store = self.store.clone();
-        let found = tokio::task::spawn_blocking(move || store.find_token(&hash))
-            .await
-            .map_err(ServiceError::internal)??;
-        match found {
-            Some(t) => {
-                // What a token may do is its role assignments'; a row that does not
-                // read as such grants nothing.
-                let assignments = crate::usecases::tokens::roles_of(&t)?;
-                Ok(Principal::token(t.id, t.name, assignments, origin))
+        let now = self.now();
+        tokio::task::spawn_blocking(move || {
+            let Some(t) = store.find_token(&hash)? else {
+                return Err(ServiceError::unauthorized());
+            };
+            if tokens::expired(&t, now) {
+                return Err(tokens::token_expired(&t));
             }
-            None => Err(ServiceError::unauthorized()),
-        }
+            // What a token may do is its role assignments'; a row that does not
+            // read as such grants nothing.
+            let own = tokens::roles_of(&t)?;
+            let principal = match &t.user_id {
+                None => Principal::token(t.id, t.name, own, origin),
+                Some(user_id) => {
+                    // Deleting a user deletes their tokens; a token whose user is
+                    // gone all the same is no credential.
+                    let user = store
+                        .get_user(user_id)?
+                        .ok_or_else(ServiceError::unauthorized)?;
+                    let holds = crate::usecases::users::user_roles(&user)?;
+                    Principal::user_token(
+                        t.id,
+                        format!("{} (token {})", user.name, t.name),
+                        user.id,
+                        tokens::effective_roles(own, &holds),
+                        origin,
+                    )
+                }
+            };
+            Ok((principal, t.expires))
+        })
+        .await
+        .map_err(ServiceError::internal)?
     }
 
     /// The host agent behind a bearer credential, calling from `origin`.
@@ -60,14 +93,14 @@ impl Service {
     /// refusal is what keeps a guesser from filling the log).
     pub async fn sign_in(&self, token: &str, client: IpAddr) -> ServiceResult<String> {
         self.sign_in_allowed(client)?;
-        match self.authenticate_admin(token, client).await {
-            Ok(p) => {
+        match self.token_principal(token, client).await {
+            Ok((p, expires)) => {
                 tracing::info!(token = ?p.name(), %client, "portal sign-in");
                 // Recorded before the session opens: a sign-in that cannot be
                 // recorded opens none.
                 let target = Target::object(p.name()).detail("portal");
                 self.audited(&p, "signin", target, Ok(())).await?;
-                Ok(self.sessions.open(&p, self.now()))
+                Ok(self.sessions.open(&p, self.now(), expires))
             }
             Err(e) => {
                 tracing::warn!(%client, "portal sign-in with an unknown token");
@@ -87,7 +120,7 @@ impl Service {
     }
 
     /// Signs in a user with their name and password, and a TOTP code if they enabled
-    /// one, from `client`: a new session's id, the session holding the user's role
+    /// one (each code once: a replayed one is refused), from `client`: a new session's id, the session holding the user's role
     /// assignments. Refusals say not which part was wrong (`InvalidSignIn`), are
     /// counted per address like failed token sign-ins, and are recorded in the audit
     /// log with the name tried.
@@ -114,9 +147,17 @@ impl Service {
                     return Ok(None);
                 };
                 let now = s.now().as_second().max(0) as u64;
+                // A code is taken once: its time step must be later than the last
+                // one this user signed in with (so a code seen over a shoulder, or
+                // replayed from a recording, is worth nothing).
                 let second_ok = match (&user.totp_secret, &code) {
                     (None, _) => true,
-                    (Some(secret), Some(code)) => crate::auth::totp::verify(secret, code, now),
+                    (Some(secret), Some(code)) => {
+                        match crate::auth::totp::matching_step(secret, code, now) {
+                            Some(step) => s.store.accept_totp_step(&user.id, step)?,
+                            None => false,
+                        }
+                    }
                     (Some(_), None) => false,
                 };
                 if !second_ok {
@@ -132,7 +173,7 @@ impl Service {
                 tracing::info!(user = ?p.name(), %client, "portal sign-in");
                 let target = Target::object(p.name()).detail("portal, password");
                 self.audited(&p, "signin", target, Ok(())).await?;
-                Ok(self.sessions.open(&p, self.now()))
+                Ok(self.sessions.open(&p, self.now(), None))
             }
             None => {
                 tracing::warn!(%client, "portal sign-in of a user refused");

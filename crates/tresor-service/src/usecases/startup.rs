@@ -27,6 +27,8 @@ impl Service {
                 &crate::usecases::tokens::owner_of_installation(),
             )?,
             created: self.now(),
+            user_id: None,
+            expires: None,
         })?;
         self.store
             .set_setting("admin_token_created", &self.now().to_string())?;

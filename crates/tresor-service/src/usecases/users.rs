@@ -109,8 +109,10 @@ impl Service {
         let target = Target::object(&name);
         let r: ServiceResult<()> = async {
             who.require_installation(Permission::ManageAccess)?;
+            let caller = who.clone();
             self.blocking(move |s| {
                 let user = s.find_user(&name)?;
+                crate::usecases::guards::protect_approver(s, &caller, &user, true)?;
                 s.store.delete_user(&user.id)?;
                 let ended = s.sessions.close_for_user(&user.id);
                 tracing::info!(user = ?user.name, sessions_ended = ended, "user deleted");
@@ -144,8 +146,10 @@ impl Service {
         let r: ServiceResult<User> = async {
             who.require_installation(Permission::ManageAccess)?;
             let role = role?;
+            let caller = who.clone();
             self.blocking(move |s| {
                 let mut user = s.find_user(&name)?;
+                crate::usecases::guards::protect_approver(s, &caller, &user, false)?;
                 user.role = role;
                 s.save_user_signed_out(&user, "roles changed")?;
                 view(&user)
@@ -170,6 +174,7 @@ impl Service {
             let who = who.clone();
             self.blocking(move |s| {
                 let (mut user, manager) = s.user_for(&who, &name)?;
+                crate::usecases::guards::protect_approver(s, &who, &user, false)?;
                 if !manager {
                     let current = req.current_password.as_deref().unwrap_or("");
                     if !passwords::verify(current, &user.password_hash) {
@@ -202,6 +207,7 @@ impl Service {
         let r = self
             .blocking(move |s| {
                 let (mut user, _) = s.user_for(&w, &name)?;
+                crate::usecases::guards::protect_approver(s, &w, &user, false)?;
                 let secret = totp::new_secret();
                 user.totp_pending = Some(secret.clone());
                 s.store.update_user(&user)?;
@@ -215,7 +221,9 @@ impl Service {
     }
 
     /// Confirms the TOTP secret [`Service::enable_totp`] handed out with a code it
-    /// makes now: from then on, signing in needs a code.
+    /// makes now: from then on, signing in needs a code. The code is taken once, as
+    /// at sign-in; wrong codes count against the caller's address like failed
+    /// sign-ins (`TooManyAttempts` when too many).
     pub async fn confirm_totp(
         self: &Arc<Self>,
         who: &Principal,
@@ -224,8 +232,20 @@ impl Service {
     ) -> ServiceResult<()> {
         let target = Target::object(&name);
         let w = who.clone();
-        let r = self
-            .blocking(move |s| {
+        let r = match self.sign_in_allowed(who.origin()) {
+            Err(e) => Err(e),
+            Ok(()) => self.check_totp_confirmation(w, name, req).await,
+        };
+        self.audited(who, "user.totp.confirm", target, r).await
+    }
+
+    async fn check_totp_confirmation(
+        self: &Arc<Self>,
+        w: Principal,
+        name: String,
+        req: ConfirmTotp,
+    ) -> ServiceResult<()> {
+        self.blocking(move |s| {
                 let (mut user, _) = s.user_for(&w, &name)?;
                 let Some(secret) = user.totp_pending.take() else {
                     return Err(ServiceError::new(
@@ -234,19 +254,28 @@ impl Service {
                         "enable TOTP first (POST /api/v1/users/{name}/totp), then confirm with a code",
                     ));
                 };
-                if !totp::verify(&secret, &req.code, unix_seconds(s)) {
+                let Some(step) = totp::matching_step(&secret, &req.code, unix_seconds(s)) else {
+                    if let Err(wait) = s.limiters.sign_in.take(w.origin(), std::time::Instant::now()) {
+                        return Err(wait.error("failed sign-ins and TOTP codes"));
+                    }
                     return Err(ServiceError::new(
                         ErrorCode::InvalidTotpCode,
                         "that is not the code of the new secret now",
                         "type the six digits the authenticator app shows for Tresor; check the phone's clock",
+                    ));
+                };
+                if !s.store.accept_totp_step(&user.id, step)? {
+                    return Err(ServiceError::new(
+                        ErrorCode::InvalidTotpCode,
+                        "that code's 30 seconds were used for a sign-in or a confirmation already",
+                        "wait for the authenticator app's next code and give that one",
                     ));
                 }
                 user.totp_secret = Some(secret);
                 s.store.update_user(&user)?;
                 Ok(())
             })
-            .await;
-        self.audited(who, "user.totp.confirm", target, r).await
+            .await
     }
 
     /// Turns a user's TOTP off: signing in needs the password only.
@@ -260,6 +289,7 @@ impl Service {
         let r = self
             .blocking(move |s| {
                 let (mut user, _) = s.user_for(&w, &name)?;
+                crate::usecases::guards::protect_approver(s, &w, &user, false)?;
                 user.totp_secret = None;
                 user.totp_pending = None;
                 s.store.update_user(&user)?;
@@ -275,9 +305,10 @@ impl Service {
             .ok_or_else(|| ServiceError::not_found(format!("user {name}")))
     }
 
-    /// The user `name`, if `who` is that user or may manage access (and whether it
-    /// may). Anyone else is refused before the name is looked up, so that no one
-    /// learns which users exist.
+    /// The user `name`, if `who` is that user (signed in with their password, not
+    /// through one of their tokens) or may manage access (and whether it may). Anyone
+    /// else is refused before the name is looked up, so that no one learns which
+    /// users exist.
     fn user_for(&self, who: &Principal, name: &str) -> ServiceResult<(UserRow, bool)> {
         let denied = match who.require_installation(Permission::ManageAccess) {
             Ok(()) => return Ok((self.find_user(name)?, true)),
@@ -287,6 +318,11 @@ impl Service {
             return Err(denied);
         };
         match self.store.find_user_by_name(name)? {
+            // A user's password and TOTP are the person: a stolen token of theirs
+            // must not turn their TOTP off or to a secret of its own.
+            Some(u) if u.id == own && who.token_id().is_some() => Err(ServiceError::forbidden(
+                "a user's password and TOTP are changed signed in with the password, not with a token",
+            )),
             Some(u) if u.id == own => Ok((u, false)),
             _ => Err(denied),
         }

@@ -11,7 +11,9 @@ use tresor_api::vaults::{
     VerifyRequest,
 };
 use tresor_api::ErrorCode;
-use tresor_domain::{BackupPolicy, Location, ResourceGroupName, Vault, VaultName};
+use tresor_domain::{
+    BackupPolicy, CriticalOperation, Location, ResourceGroupName, Vault, VaultName,
+};
 use tresor_metadata::{EnrollmentRow, PolicyRow, VaultRow};
 
 use crate::audit::Target;
@@ -24,7 +26,9 @@ use crate::views::{self, enum_name, parse_enum};
 
 /// A vault as the API shows it, with its replication status.
 pub fn vault_view(s: &Service, v: &VaultRow) -> ServiceResult<VaultView> {
-    views::vault(v, crate::replication::status(s, v, None, s.now())?)
+    let mut view = views::vault(v, crate::replication::status(s, v, None, s.now())?)?;
+    view.resource_guard = crate::usecases::guards::bound_guard_name(s, v)?;
+    Ok(view)
 }
 
 /// GeoRedundant needs a paired location to copy to.
@@ -179,6 +183,8 @@ impl Service {
                             "wait until the soft-delete window ends; until then they can be restored with --use-secondary-region",
                         ));
                     }
+                    // A guarded vault is deleted only with an approval (used up here).
+                    crate::usecases::guards::require_approvals(s, &caller, &v, &[CriticalOperation::DeleteVault])?;
                     s.repos.delete_vault(&v).map_err(ServiceError::internal)?;
                     s.store.delete_vault(&v.id)?;
                     tracing::info!(vault = %v.name, "vault deleted");
@@ -203,6 +209,7 @@ impl Service {
                 .blocking(move |s| {
                     let mut row = find_vault(s, &vault)?;
  caller.require(Permission::UpdateVault, &crate::catalogue::vault_target(&row)?)?;
+                    let before = row.clone();
                     let mut v = Vault::new(
                         VaultName::parse(&row.name)?,
                         ResourceGroupName::parse(&row.resource_group)?,
@@ -267,7 +274,25 @@ impl Service {
                             "keep GeoRedundant",
                         ));
                     }
+                    // On a guarded vault, what lowers its protection needs approvals
+                    // (after the rules above: an approval lifts none of them).
+                    let rebinding = match req.resource_guard.as_deref() {
+                        Some(g) => crate::usecases::guards::rebinding(s, &row, g)?,
+                        None => None,
+                    };
+                    let critical: Vec<CriticalOperation> = [
+                        (row.soft_delete_days < before.soft_delete_days, CriticalOperation::ShortenSoftDelete),
+                        (before.immutability == "Enabled" && row.immutability == "Disabled", CriticalOperation::LowerImmutability),
+                        (rebinding.as_ref().is_some_and(|(_, critical)| *critical), CriticalOperation::RemoveResourceGuard),
+                    ]
+                    .into_iter()
+                    .filter_map(|(needed, op)| needed.then_some(op))
+                    .collect();
+                    crate::usecases::guards::require_approvals(s, &caller, &before, &critical)?;
                     s.store.update_vault(&row)?;
+                    if let Some((guard, _)) = rebinding {
+                        s.store.set_vault_guard(&row.id, guard.as_deref())?;
+                    }
                     vault_view(s, &row)
                 })
                 .await

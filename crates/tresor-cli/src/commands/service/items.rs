@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
-use tresor_api::items::{BackupNow, Disable, EnableProtection};
+use tresor_api::items::{BackupNow, Disable, EnableProtection, ModifyProtection};
 use tresor_client::ApiClient;
 
 use super::jobs::JOB_COLUMNS;
@@ -49,6 +49,11 @@ pub async fn item(api: &ApiClient, output: Output, cmd: ItemCommand) -> Result<(
             }
             Ok(())
         }
+        ItemCommand::SetPolicy {
+            vault,
+            name,
+            policy_name,
+        } => set_policy(api, output, &vault.vault_name, &name, policy_name).await,
     }
 }
 
@@ -110,7 +115,28 @@ pub async fn protection(api: &ApiClient, output: Output, cmd: ProtectionCommand)
             &api.undelete_item(&vault.vault_name, &item).await?,
             ITEM_COLUMNS,
         ),
+        ProtectionCommand::Resume {
+            vault,
+            item,
+            policy_name,
+        } => set_policy(api, output, &vault.vault_name, &item, policy_name).await,
     }
+}
+
+/// Another policy for an item, or resuming a stopped one: the same call.
+async fn set_policy(
+    api: &ApiClient,
+    output: Output,
+    vault: &str,
+    item: &str,
+    policy: String,
+) -> Result<()> {
+    let request = ModifyProtection { policy };
+    print(
+        output,
+        &api.modify_protection(vault, item, &request).await?,
+        ITEM_COLUMNS,
+    )
 }
 
 /// An RFC 3339 time, or a date (taken as the end of that day, UTC).

@@ -6,12 +6,14 @@
 
 mod agent;
 mod audit;
+mod guards;
 mod items;
 mod jobs;
 mod output;
 mod policies;
 mod restore;
 mod serve;
+mod tokens;
 mod users;
 mod vaults;
 
@@ -66,6 +68,13 @@ pub fn manage(cmd: Command) -> Result<()> {
             }
             Command::Role(m) => {
                 users::role(&connect(&m.connection)?, m.connection.output, m.command).await
+            }
+            Command::Token(m) => {
+                tokens::token(&connect(&m.connection)?, m.connection.output, m.command).await
+            }
+            Command::ResourceGuard(m) => {
+                guards::resource_guard(&connect(&m.connection)?, m.connection.output, m.command)
+                    .await
             }
             _ => unreachable!("not a management command"),
         }

@@ -45,6 +45,27 @@ pub async fn recovery_points(api: &ApiClient, output: Output, cmd: PointCommand)
                 .await?;
             print(output, &point, POINT_COLUMNS)
         }
+        PointCommand::Delete {
+            vault,
+            item,
+            name,
+            yes,
+        } => {
+            confirm(
+                yes,
+                &format!("delete recovery point {name} of {item} (kept, soft-deleted, for the vault's soft-delete period; undelete with tresor recoverypoint undelete)"),
+            )?;
+            api.delete_recovery_point(&vault.vault_name, &item, &name)
+                .await?;
+            println!("recovery point {name} deleted (soft-deleted)");
+            Ok(())
+        }
+        PointCommand::Undelete { vault, item, name } => print(
+            output,
+            &api.undelete_recovery_point(&vault.vault_name, &item, &name)
+                .await?,
+            POINT_COLUMNS,
+        ),
     }
 }
 

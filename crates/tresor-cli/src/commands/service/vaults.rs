@@ -1,5 +1,6 @@
 //! `tresor vault ...`: create, list, show and delete vaults, their backup
-//! properties, vault credentials for agents, replication and verify.
+//! properties (`backup-properties set`, or `update`), vault credentials for agents,
+//! replication and verify.
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use tresor_client::ApiClient;
 
 use super::jobs::{job_succeeded, print_job, wait_for_job};
 use super::output::{confirm, print, print_replication};
-use crate::cli::{BackupPropertiesCommand, Output, VaultCommand};
+use crate::cli::{BackupPropertiesArgs, BackupPropertiesCommand, Output, VaultCommand};
 
 const VAULT_COLUMNS: &[(&str, &str)] = &[
     ("NAME", "name"),
@@ -78,34 +79,8 @@ pub async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result
             eprintln!("vault {name} deleted");
             Ok(())
         }
-        VaultCommand::BackupProperties(BackupPropertiesCommand::Set {
-            name,
-            backup_storage_redundancy,
-            cross_region_restore_flag,
-            soft_delete_days,
-            soft_delete_always_on,
-            immutability,
-        }) => {
-            if backup_storage_redundancy.is_none()
-                && cross_region_restore_flag.is_none()
-                && soft_delete_days.is_none()
-                && !soft_delete_always_on
-                && immutability.is_none()
-            {
-                bail!("nothing to set: give --backup-storage-redundancy, --cross-region-restore-flag, --soft-delete-days, --soft-delete-always-on and/or --immutability");
-            }
-            let properties = BackupProperties {
-                storage_redundancy: backup_storage_redundancy.map(Into::into),
-                cross_region_restore: cross_region_restore_flag,
-                soft_delete_days,
-                soft_delete_always_on: soft_delete_always_on.then_some(true),
-                immutability,
-            };
-            print_vault(
-                output,
-                &api.set_backup_properties(&name, &properties).await?,
-            )
-        }
+        VaultCommand::BackupProperties(BackupPropertiesCommand::Set(args))
+        | VaultCommand::Update(args) => set_backup_properties(api, output, args).await,
         VaultCommand::Credentials {
             name,
             valid_days,
@@ -129,6 +104,44 @@ pub async fn vault(api: &ApiClient, output: Output, cmd: VaultCommand) -> Result
             Ok(())
         }
     }
+}
+
+/// `vault backup-properties set` and `vault update`: one operation under two names.
+async fn set_backup_properties(
+    api: &ApiClient,
+    output: Output,
+    args: BackupPropertiesArgs,
+) -> Result<()> {
+    let BackupPropertiesArgs {
+        name,
+        backup_storage_redundancy,
+        cross_region_restore_flag,
+        soft_delete_days,
+        soft_delete_always_on,
+        immutability,
+        resource_guard,
+    } = args;
+    if backup_storage_redundancy.is_none()
+        && cross_region_restore_flag.is_none()
+        && soft_delete_days.is_none()
+        && !soft_delete_always_on
+        && immutability.is_none()
+        && resource_guard.is_none()
+    {
+        bail!("nothing to set: give --backup-storage-redundancy, --cross-region-restore-flag, --soft-delete-days, --soft-delete-always-on, --immutability and/or --resource-guard");
+    }
+    let properties = BackupProperties {
+        storage_redundancy: backup_storage_redundancy.map(Into::into),
+        cross_region_restore: cross_region_restore_flag,
+        soft_delete_days,
+        soft_delete_always_on: soft_delete_always_on.then_some(true),
+        immutability,
+        resource_guard,
+    };
+    print_vault(
+        output,
+        &api.set_backup_properties(&name, &properties).await?,
+    )
 }
 
 /// A vault, with its replication in a few lines under the table.

@@ -1,0 +1,469 @@
+//! API tokens of users over the real HTTPS listener: a user makes their own tokens
+//! (their roles by default, never more than they hold), a token acts with what its
+//! user still holds, expires by the server's clock, and lists and revokes as its
+//! user's; TOTP codes are taken once; a vault's readers see that vault's host agents
+//! and no others.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::portal::Portal;
+use common::{client, code};
+
+use jiff::{SignedDuration, Timestamp};
+use parking_lot::Mutex;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tresor_api::agents::RegisterRequest;
+use tresor_api::tokens::{CreateToken, Role, RoleAssignment, Scope};
+use tresor_api::users::{CreateUser, SetRoles};
+use tresor_api::vaults::CredentialsRequest;
+use tresor_client::{ApiClient, ClientError};
+use tresor_server::{RunningServer, ServerConfig};
+use tresor_service::auth::totp;
+use tresor_service::Clock;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The server's clock: it stands still until the test moves it.
+struct HandClock(Mutex<Timestamp>);
+
+impl Clock for HandClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock()
+    }
+}
+
+impl HandClock {
+    fn advance(&self, by: SignedDuration) -> Timestamp {
+        let mut now = self.0.lock();
+        *now += by;
+        *now
+    }
+
+    fn unix(&self) -> u64 {
+        self.now().as_second() as u64
+    }
+}
+
+async fn start(dir: &std::path::Path) -> (RunningServer, Arc<HandClock>) {
+    let clock = Arc::new(HandClock(Mutex::new(
+        "2026-01-10T12:00:00Z".parse().unwrap(),
+    )));
+    let mut config = ServerConfig::new(dir);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.background = false;
+    config.clock = clock.clone();
+    (tresor_server::start(config).await.unwrap(), clock)
+}
+
+fn at(role: Role, scope: &str) -> RoleAssignment {
+    RoleAssignment::new(role, scope.parse::<Scope>().unwrap())
+}
+
+async fn create_vault(admin: &ApiClient, name: &str, group: &str) {
+    let _: Value = admin
+        .post_json(
+            "api/v1/vaults",
+            &json!({"name": name, "resourceGroup": group, "location": "local"}),
+        )
+        .await
+        .unwrap();
+}
+
+async fn create_user(admin: &ApiClient, name: &str, roles: Vec<RoleAssignment>) {
+    admin
+        .create_user(&CreateUser {
+            name: name.into(),
+            password: PASSWORD.into(),
+            roles,
+        })
+        .await
+        .unwrap();
+}
+
+/// A user signed in to the portal: the session, and its CSRF token.
+struct SignedIn<'a> {
+    portal: &'a Portal,
+    session: String,
+    csrf: String,
+}
+
+impl SignedIn<'_> {
+    async fn new<'a>(portal: &'a Portal, user: &str, totp: Option<&str>) -> SignedIn<'a> {
+        let session = portal.sign_in(user, PASSWORD, totp).await.unwrap();
+        let csrf = portal.csrf(&session).await;
+        SignedIn {
+            portal,
+            session,
+            csrf,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.portal
+            .call(method, path, &self.session, Some(&self.csrf), body)
+            .await
+    }
+
+    async fn create_token(&self, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/api/v1/tokens", Some(body)).await
+    }
+}
+
+fn roles(v: &Value) -> Vec<RoleAssignment> {
+    serde_json::from_value(v["roles"].clone()).unwrap()
+}
+
+fn status_and_code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+            ..
+        }) => (status, code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, clock) = start(dir.path()).await;
+    let admin = client(&server, server.new_admin_token.as_deref());
+    let portal = Portal::of(&server);
+    create_vault(&admin, "v1", "rg1").await;
+    create_vault(&admin, "v2", "rg2").await;
+    let operator = vec![at(Role::BackupOperator, "/resourceGroups/rg1")];
+    create_user(&admin, "op", operator.clone()).await;
+    create_user(&admin, "other", vec![at(Role::Reader, "/")]).await;
+    let op = SignedIn::new(&portal, "op", None).await;
+
+    // By default a token holds its user's own assignments, and belongs to them.
+    let (status, made) = op.create_token(json!({"name": "op-cli"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(roles(&made), operator);
+    assert_eq!(made["owner"], "op");
+    assert!(made.get("expires").is_none(), "{made}");
+    let op_cli = client(&server, made["token"].as_str());
+    let op_cli_id = made["id"].as_str().unwrap().to_string();
+
+    // Never more than the user holds: a stronger role, or a wider scope.
+    for more in [
+        json!([{"role": "Owner", "scope": "/resourceGroups/rg1"}]),
+        json!([{"role": "BackupOperator", "scope": "/"}]),
+        json!([{"role": "Reader", "scope": "/resourceGroups/rg2/vaults/v2"}]),
+    ] {
+        let (status, body) = op
+            .create_token(json!({"name": "more", "roles": more}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["code"], "TokenRoleNotHeld", "{body}");
+    }
+    // A token for someone else cannot even be asked for.
+    let (status, body) = op
+        .create_token(json!({"name": "theirs", "user": "other"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for days in [0, 3651] {
+        let (status, body) = op
+            .create_token(json!({"name": "lifetime", "expiresInDays": days}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("InvalidTokenExpiry")),
+            "{body}"
+        );
+    }
+    // Less is fine: a Reader of one vault of the group, for a day.
+    let (status, made) = op
+        .create_token(json!({
+            "name": "v1-reader",
+            "roles": [{"role": "Reader", "scope": "/resourceGroups/rg1/vaults/v1"}],
+            "expiresInDays": 1,
+        }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let day_later = clock.now() + SignedDuration::from_hours(24);
+    assert_eq!(made["expires"], day_later.to_string());
+    let v1_reader = client(&server, made["token"].as_str());
+    let v1_reader_id = made["id"].as_str().unwrap().to_string();
+
+    // The token works for what the user may do, and for nothing else.
+    let vaults: Vec<String> = op_cli
+        .list_vaults()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(vaults, ["v1"]);
+    let credentials = CredentialsRequest::default();
+    op_cli.vault_credentials("v1", &credentials).await.unwrap();
+    assert_eq!(
+        code(op_cli.vault_credentials("v2", &credentials).await),
+        "MissingPermission"
+    );
+    assert_eq!(code(op_cli.users().await), "MissingPermission");
+    // Nor does it take over the person: TOTP changes need the password's session.
+    assert_eq!(code(op_cli.enable_totp("op").await), "Forbidden");
+    assert_eq!(code(op_cli.disable_totp("op").await), "Forbidden");
+    assert_eq!(
+        code(v1_reader.vault_credentials("v1", &credentials).await),
+        "MissingPermission"
+    );
+    assert_eq!(v1_reader.vault("v1").await.unwrap().name, "v1");
+    // A token made with a token holds no more than that token.
+    let narrow = v1_reader
+        .create_token(&CreateToken {
+            name: "wider".into(),
+            roles: Some(operator.clone()),
+            expires_in_days: None,
+        })
+        .await;
+    assert_eq!(code(narrow), "TokenRoleNotHeld");
+
+    // Each lists their own tokens; Access.Manage lists all, with owners.
+    let other = SignedIn::new(&portal, "other", None).await;
+    let (status, made) = other.create_token(json!({"name": "other-cli"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let other_cli_id = made["id"].as_str().unwrap().to_string();
+    let other_cli = client(&server, made["token"].as_str());
+    let mut mine: Vec<String> = op_cli
+        .tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            assert_eq!(t.owner.as_deref(), Some("op"));
+            t.name
+        })
+        .collect();
+    mine.sort();
+    assert_eq!(mine, ["op-cli", "v1-reader"]);
+    let all = admin.tokens().await.unwrap();
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(all.iter().any(|t| t.name == "admin" && t.owner.is_none()));
+    assert!(all
+        .iter()
+        .any(|t| t.id == other_cli_id && t.owner.as_deref() == Some("other")));
+    // One revokes one's own only.
+    assert_eq!(
+        code(op_cli.delete_token(&other_cli_id).await),
+        "MissingPermission"
+    );
+    assert_eq!(
+        code(op_cli.delete_token("no-such-token").await),
+        "MissingPermission"
+    );
+    // The refusals changed nothing.
+    other_cli.list_vaults().await.unwrap();
+
+    // Taking a role from the user takes it from their tokens at once; giving it back
+    // gives it back.
+    let set_roles = |roles: Vec<RoleAssignment>| {
+        let admin = &admin;
+        async move {
+            admin
+                .set_user_roles("op", &SetRoles { roles })
+                .await
+                .unwrap()
+        }
+    };
+    set_roles(vec![at(Role::Reader, "/resourceGroups/rg1")]).await;
+    assert_eq!(
+        code(op_cli.vault_credentials("v1", &credentials).await),
+        "MissingPermission"
+    );
+    assert_eq!(code(op_cli.list_vaults().await), "MissingPermission");
+    // What the user still holds stays: the Reader of v1.
+    assert_eq!(v1_reader.vault("v1").await.unwrap().name, "v1");
+    set_roles(operator.clone()).await;
+    op_cli.vault_credentials("v1", &credentials).await.unwrap();
+
+    // A day later the day's token is refused, naming itself; the other works on.
+    clock.advance(SignedDuration::from_hours(24) - SignedDuration::from_secs(1));
+    assert_eq!(v1_reader.vault("v1").await.unwrap().name, "v1");
+    clock.advance(SignedDuration::from_secs(1));
+    let (status, expired, message) = status_and_code(v1_reader.vault("v1").await);
+    assert_eq!((status, expired.as_str()), (401, "TokenExpired"));
+    assert!(message.contains("v1-reader"), "{message}");
+    assert_eq!(op_cli.vault("v1").await.unwrap().name, "v1");
+    op_cli.delete_token(&v1_reader_id).await.unwrap();
+    assert_eq!(op_cli.tokens().await.unwrap().len(), 1);
+
+    // The installation's admin token makes installation tokens, owned by no one.
+    let installation = admin
+        .create_token(&CreateToken {
+            name: "reports".into(),
+            roles: Some(vec![at(Role::Reader, "/")]),
+            expires_in_days: Some(30),
+        })
+        .await
+        .unwrap();
+    assert_eq!(installation.owner, None);
+    assert!(installation.expires.is_some());
+
+    // A user's tokens go with the user.
+    admin.delete_user("op").await.unwrap();
+    assert_eq!(code(op_cli.list_vaults().await), "Unauthorized");
+    assert!(admin
+        .tokens()
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.id != op_cli_id));
+
+    // All of it is in the audit log, made by the users.
+    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
+    let entries = log.as_array().or(log["entries"].as_array()).unwrap();
+    let made: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "token.create" && e["result"] == "Succeeded")
+        .collect();
+    assert!(made
+        .iter()
+        .any(|e| e["actor"] == "op" && e["detail"].as_str().unwrap().contains("owner op")));
+    assert!(entries.iter().any(|e| e["action"] == "token.create"
+        && e["result"] == "TokenRoleNotHeld"
+        && e["actor"] == "op"));
+    assert!(entries.iter().any(|e| e["action"] == "token.delete"
+        && e["result"] == "Succeeded"
+        && e["actor"] == "op (token op-cli)"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_totp_code_is_taken_once_and_wrong_codes_run_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, clock) = start(dir.path()).await;
+    let admin = client(&server, server.new_admin_token.as_deref());
+    let portal = Portal::of(&server);
+    create_user(&admin, "alice", vec![at(Role::Reader, "/")]).await;
+    let alice = SignedIn::new(&portal, "alice", None).await;
+    let (status, setup) = alice
+        .call(Method::POST, "/api/v1/users/alice/totp", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{setup}");
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let now = totp::code(&secret, clock.unix()).unwrap();
+    let (status, body) = alice
+        .call(
+            Method::POST,
+            "/api/v1/users/alice/totp/confirm",
+            Some(json!({ "code": now })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // The confirmation took the code of now: it signs no one in, in its 30 seconds
+    // or the next (where it is still accepted as one step late).
+    assert!(portal
+        .sign_in("alice", PASSWORD, Some(&now))
+        .await
+        .is_none());
+    clock.advance(SignedDuration::from_secs(totp::STEP as i64));
+    assert!(portal
+        .sign_in("alice", PASSWORD, Some(&now))
+        .await
+        .is_none());
+    // The next code signs in, once.
+    let next = totp::code(&secret, clock.unix()).unwrap();
+    assert!(portal
+        .sign_in("alice", PASSWORD, Some(&next))
+        .await
+        .is_some());
+    assert!(portal
+        .sign_in("alice", PASSWORD, Some(&next))
+        .await
+        .is_none());
+    // Nor does an older code come back once a later one was taken.
+    let ahead = totp::code(&secret, clock.unix() + totp::STEP).unwrap();
+    assert!(portal
+        .sign_in("alice", PASSWORD, Some(&ahead))
+        .await
+        .is_some());
+    assert!(portal
+        .sign_in("alice", PASSWORD, Some(&next))
+        .await
+        .is_none());
+
+    // Wrong codes, at confirming as at signing in, count against the address until
+    // it gets no answer but TooManyAttempts.
+    let (status, _) = alice
+        .call(Method::POST, "/api/v1/users/alice/totp", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let (status, body) = alice
+            .call(
+                Method::POST,
+                "/api/v1/users/alice/totp/confirm",
+                Some(json!({"code": "12345x"})),
+            )
+            .await;
+        codes.push((status, body["code"].as_str().unwrap_or("").to_string()));
+    }
+    assert!(
+        codes.contains(&(StatusCode::BAD_REQUEST, "InvalidTotpCode".into())),
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.last().unwrap(),
+        &(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts".into())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vaults_readers_see_its_host_agents_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _clock) = start(dir.path()).await;
+    let admin = client(&server, server.new_admin_token.as_deref());
+    create_vault(&admin, "v1", "rg1").await;
+    create_vault(&admin, "v2", "rg2").await;
+    // One host registers with each vault's credentials file.
+    for (vault, host) in [("v1", "kvm-one"), ("v2", "kvm-two")] {
+        let file = admin
+            .vault_credentials(vault, &CredentialsRequest::default())
+            .await
+            .unwrap();
+        client(&server, None)
+            .register_agent(&RegisterRequest {
+                secret: file.secret,
+                host: host.into(),
+                location: None,
+                vault: Some(vault.into()),
+                version: None,
+            })
+            .await
+            .unwrap();
+    }
+    let hosts = |api: ApiClient| async move {
+        api.agents()
+            .await
+            .map(|a| a.into_iter().map(|a| a.host).collect::<Vec<_>>())
+    };
+    assert_eq!(hosts(admin.clone()).await.unwrap(), ["kvm-one", "kvm-two"]);
+    for (role, scope, seen) in [
+        (Role::Reader, "/", vec!["kvm-one", "kvm-two"]),
+        (
+            Role::Reader,
+            "/resourceGroups/rg1/vaults/v1",
+            vec!["kvm-one"],
+        ),
+        (Role::BackupOperator, "/resourceGroups/RG2", vec!["kvm-two"]),
+        (Role::Reader, "/resourceGroups/rg3", vec![]),
+    ] {
+        let token = common::token_with(&admin, "scoped", role, scope).await;
+        assert_eq!(
+            hosts(client(&server, Some(&token))).await.unwrap(),
+            seen,
+            "{role} at {scope}"
+        );
+    }
+    server.shutdown().await;
+}
