@@ -20,7 +20,7 @@ fi
 # The integration tests that need neither QEMU nor a browser.
 in_process=(
   architecture serve_shutdown api_rules access access_items audit users tokens resource_guard
-  protection portal_roles
+  protection portal_roles portal_guards
   soft_delete immutability destroy hostile_agent hostile_http scheduler
   client env_proxy intake pipeline replicate golden sqlite hostile_peers
   identity_and_pinning

@@ -1,7 +1,8 @@
 //! "My account", for every user signed in with a name and password: their roles, a
-//! new password (giving the current one), and the authenticator code (TOTP): turn it
-//! on (the secret in base32 and as an `otpauth://` URI, confirmed with its first
-//! code) or off. A session opened with a token has no account.
+//! link to their API tokens (`tokens.rs`), a new password (giving the current one),
+//! and the authenticator code (TOTP): turn it on (the secret in base32 and as an
+//! `otpauth://` URI, confirmed with its first code) or off. A session opened with a
+//! token has no account.
 
 use std::sync::Arc;
 
@@ -64,6 +65,11 @@ async fn account_page(
             } @else {
                 ul.plain #my-roles { @for a in &me.roles { li { strong { (a.role) } " at " code { (a.scope) } } } }
             }
+        }
+        section.card aria-labelledby="my-tokens-h" {
+            h2 #my-tokens-h { "API tokens" }
+            p.muted { "Tokens for scripts and tools, acting as you with no more than your roles." }
+            a.button #api-tokens href="/account/tokens" { "API tokens" }
         }
         section.card aria-labelledby="password-h" {
             h2 #password-h { "Change password" }

@@ -6,7 +6,7 @@
 //! progress where the page asks for it with `data-*` attributes.
 
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use jiff::Timestamp;
 use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,8 @@ pub fn page(title: &str, op: Option<&Operator>, crumbs: Crumbs, body: Markup) ->
                             @if op.can.allows(Permission::ReadVaults) { a href="/agents" { "Host agents" } }
                             @if op.can.allows(Permission::ReadAudit) { a href="/audit" { "Audit log" } }
                             @if op.can.allows(Permission::ManageAccess) { a href="/users" { "Users" } }
-                            // Resource guards (ResourceGuards.Manage) take their link here.
+                            // Whoever reads vaults somewhere, or approves for a guard.
+                            @if op.sees_guards { a href="/guards" { "Resource guards" } }
                         }
                         form.signout method="post" action="/logout" {
                             (csrf_field(op))
@@ -96,7 +97,8 @@ pub fn badge(text: &str) -> Markup {
         | "Healthy"
         | "ok"
         | "AppConsistent"
-        | "FileSystemConsistent" => "good",
+        | "FileSystemConsistent"
+        | "Approved" => "good",
         "CompletedWithWarnings"
         | "InitialBackupPending"
         | "Replicating"
@@ -105,7 +107,8 @@ pub fn badge(text: &str) -> Markup {
         | "Pending"
         | "WARNING"
         | "ProtectionStopped" => "warn",
-        "Failed" | "ProtectionError" | "Failing" | "Offline" | "Unhealthy" | "ERROR" => "bad",
+        "Failed" | "ProtectionError" | "Failing" | "Offline" | "Unhealthy" | "ERROR"
+        | "Rejected" => "bad",
         "InProgress" => "busy",
         _ => "plain",
     };
@@ -182,6 +185,21 @@ pub fn replication_error(e: &ReplicationError) -> Markup {
 /// A one-line notice after an action (`?done=...`).
 pub fn notice(text: &str) -> Markup {
     html! { div.alert.good role="status" { (text) } }
+}
+
+/// A redirect to `path` with a notice of what was done (the page shows `?done=`).
+pub fn redirect_done(path: &str, text: &str) -> Response {
+    Redirect::to(&format!("{path}?done={}", url_encode(text))).into_response()
+}
+
+/// The value of field `key` of a form read as pairs ("" when missing): forms with
+/// repeated fields (checkboxes) are read that way.
+pub fn form_value<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
 }
 
 /// An empty state: a sentence and, maybe, the way out of it.

@@ -12,7 +12,8 @@
 //! - `backup.rs`: the "+ Backup" wizard (where, what, policy, VMs, enable).
 //! - `items/`: backup items: the list and one item's page (`page.rs`), what those
 //!   pages share (`shared.rs`), back up now (`backup_now.rs`), restore from a
-//!   recovery point (`restore.rs`), stop backup (`stop.rs`).
+//!   recovery point (`restore.rs`), stop backup (`stop.rs`), change policy and resume
+//!   backup (`policy.rs`), the recovery points with delete and undelete (`points.rs`).
 //! - `jobs.rs`: backup jobs, filtered, with live progress.
 //! - `policies/`: backup policies: the list, details and delete (`pages.rs`), a
 //!   policy in words (`summary.rs`), the create and edit form as typed and its
@@ -20,6 +21,10 @@
 //! - `agents.rs`: host agents, vault credentials, preflight per VM.
 //! - `users.rs`: users, their role assignments and TOTP state (`Access.Manage`);
 //!   `account.rs`: "My account" (own password and TOTP) for a signed-in user.
+//! - `tokens.rs`: "My account → API tokens": one's own tokens, made and revoked.
+//! - `guards.rs`: resource guards, their list and "+ Create", changing and deleting
+//!   one; `guard_page.rs`: one guard's page (approvers, vaults, critical operations,
+//!   requests); `guard_requests.rs`: asking for an approval, approving, rejecting.
 //! - `permissions.rs`: what the operator may do, asked of the service, so that each
 //!   page shows only the buttons, forms and links the operator may use.
 //! - `assets/`: the style sheet (light and dark) and the one script.
@@ -59,12 +64,16 @@ pub mod account;
 pub mod agents;
 pub mod audit;
 pub mod backup;
+pub mod guard_page;
+pub mod guard_requests;
+pub mod guards;
 pub mod items;
 pub mod jobs;
 pub mod layout;
 pub mod permissions;
 pub mod policies;
 pub mod session;
+pub mod tokens;
 pub mod urls;
 pub mod users;
 pub mod vaults;
@@ -108,6 +117,9 @@ pub fn router(state: Arc<Service>) -> Router {
         .merge(audit::routes())
         .merge(users::routes())
         .merge(account::routes())
+        .merge(tokens::routes())
+        .merge(guards::routes())
+        .merge(guard_requests::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
         .with_state(state)
 }

@@ -33,6 +33,9 @@ pub struct Operator {
     /// What it may do on the installation as a whole (the navigation's links, "+ Add"
     /// a vault, users); a vault's pages ask `permissions::on_vault`.
     pub can: PermissionSet,
+    /// Whether it sees resource guards (reads vaults somewhere, or approves for one):
+    /// the navigation's link.
+    pub sees_guards: bool,
 }
 
 impl Operator {
@@ -62,6 +65,7 @@ impl FromRequestParts<Arc<Service>> for Operator {
     ) -> Result<Operator, Response> {
         match session_of(service, parts) {
             Some(s) => Ok(Operator {
+                sees_guards: service.sees_resource_guards(&s.principal).await,
                 who: s.principal.name().to_string(),
                 can: service.permissions(&s.principal, None),
                 principal: s.principal,

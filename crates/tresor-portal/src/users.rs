@@ -77,7 +77,7 @@ fn roles_list(roles: &[RoleAssignment]) -> Markup {
 }
 
 /// The role choices of a `select`, `chosen` selected.
-fn role_options(chosen: &str) -> Markup {
+pub(crate) fn role_options(chosen: &str) -> Markup {
     html! {
         @for r in Role::ALL {
             @let name = r.to_string();
@@ -294,7 +294,9 @@ fn user_details(
 
 /// The assignments a roles form sends: each kept one (`keep` = "Role scope"), and the
 /// one added (`role` with `scope`), if any.
-fn assignments_sent(pairs: &[(String, String)]) -> Result<Vec<RoleAssignment>, ServiceError> {
+pub(crate) fn assignments_sent(
+    pairs: &[(String, String)],
+) -> Result<Vec<RoleAssignment>, ServiceError> {
     let field = |k: &str| {
         pairs
             .iter()

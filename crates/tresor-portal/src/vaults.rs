@@ -1,5 +1,5 @@
 //! Recovery Services vaults: the list, "+ Add", a vault's overview and its backup
-//! configuration (storage redundancy, cross-region restore).
+//! configuration (storage redundancy, cross-region restore, the resource guard).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -388,10 +388,20 @@ async fn delete(
     }
 }
 
+/// The names of the resource guards the operator may read (to bind one).
+async fn guard_names(state: &Arc<Service>, op: &Operator) -> Vec<String> {
+    state
+        .resource_guards(&op.principal)
+        .await
+        .map(|gs| gs.into_iter().map(|g| g.name).collect())
+        .unwrap_or_default()
+}
+
 fn configuration_page(
     op: &Operator,
     can: &PermissionSet,
     v: &Vault,
+    guards: &[String],
     error: Option<&ServiceError>,
     done: Option<&str>,
 ) -> Response {
@@ -448,6 +458,30 @@ fn configuration_page(
                 }
             }
         }
+        section.card #resource-guard aria-labelledby="guard-h" {
+            h2 #guard-h { "Resource guard" }
+            @match &v.resource_guard {
+                Some(g) => p #bound-guard { "Protected by " a href={ "/guards/" (url_encode(g)) } { strong { (g) } }
+                    ": deleting backup data or recovery points, shorter retention or soft delete, lower immutability, unbinding the guard and deleting the vault each need an approval from one of its approvers." },
+                None => p #bound-guard.muted { "No resource guard: critical operations need no second person's approval." },
+            }
+            @if may_update && (!guards.is_empty() || v.resource_guard.is_some()) {
+                form.stack #bind-guard method="post" action={ "/vaults/" (url_encode(&v.name)) "/configuration" } {
+                    (csrf_field(op))
+                    div.field {
+                        label for="resource_guard" { "Resource guard" }
+                        select #resource_guard name="resource_guard" {
+                            option value="" selected[v.resource_guard.is_none()] { "(none)" }
+                            @for g in guards {
+                                option value=(g) selected[v.resource_guard.as_deref() == Some(g.as_str())] { (g) }
+                            }
+                        }
+                        p.hint { "Binding an unguarded vault needs only this page's permission. Unbinding it, or binding it to another guard, is a critical operation (RemoveResourceGuard): it needs an approval." }
+                    }
+                    div { button.primary #save-guard type="submit" { "Save resource guard" } }
+                }
+            }
+        }
     };
     with_status(
         vault_page("Backup configuration", op, &v.name, &[], body),
@@ -462,7 +496,11 @@ async fn configuration(
     Query(q): Query<Done>,
 ) -> Response {
     match vault_of(&state, &op, &vault).await {
-        Ok(v) => configuration_page(&op, &on_vault(&state, &op, &v), &v, None, q.done.as_deref()),
+        Ok(v) => {
+            let guards = guard_names(&state, &op).await;
+            let can = on_vault(&state, &op, &v);
+            configuration_page(&op, &can, &v, &guards, None, q.done.as_deref())
+        }
         Err(r) => r,
     }
 }
@@ -474,6 +512,9 @@ pub struct ConfigurationForm {
     storage_redundancy: Option<String>,
     #[serde(default)]
     cross_region_restore: Option<String>,
+    /// A guard's name; "" unbinds.
+    #[serde(default)]
+    resource_guard: Option<String>,
 }
 
 async fn set_configuration(
@@ -491,6 +532,7 @@ async fn set_configuration(
             _ => StorageRedundancy::GeoRedundant,
         }),
         cross_region_restore: f.cross_region_restore.as_deref().map(|v| v == "true"),
+        resource_guard: f.resource_guard.map(|g| g.trim().to_string()),
         ..BackupProperties::default()
     };
     match state
@@ -503,7 +545,11 @@ async fn set_configuration(
         ))
         .into_response(),
         Err(e) => match vault_of(&state, &op, &vault).await {
-            Ok(v) => configuration_page(&op, &on_vault(&state, &op, &v), &v, Some(&e), None),
+            Ok(v) => {
+                let guards = guard_names(&state, &op).await;
+                let can = on_vault(&state, &op, &v);
+                configuration_page(&op, &can, &v, &guards, Some(&e), None)
+            }
             Err(r) => r,
         },
     }

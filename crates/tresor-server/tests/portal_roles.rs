@@ -9,27 +9,13 @@ mod common;
 
 use common::client;
 
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use common::portal::{shows, Portal, Session};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tresor_api::tokens::{Role, RoleAssignment, Scope};
 use tresor_api::users::CreateUser;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
-}
-
-fn enc(s: &str) -> String {
-    tresor_portal::urls::url_encode(s)
-}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -38,110 +24,15 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// A browser without a browser: the portal's forms sent as a browser sends them.
-struct Portal {
-    base: String,
-    http: reqwest::Client,
-}
-
-/// One signed-in session: its cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-impl Portal {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Signs in through the sign-in form, with a token or a user's name, password and
-    /// code; `None` when refused.
-    async fn sign_in(&self, fields: &[(&str, &str)]) -> Option<Session> {
-        let page = self.http.get(self.url("/login")).send().await.unwrap();
-        let login = cookie_of(page.headers(), "tresor_login").unwrap();
-        let mut body = format!("csrf={}&next=%2Fvaults", enc(&login));
-        for (k, v) in fields {
-            body.push_str(&format!("&{k}={}", enc(v)));
-        }
-        let r = self
-            .http
-            .post(self.url("/login"))
-            .header("cookie", format!("tresor_login={login}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let cookie = cookie_of(r.headers(), "tresor_session")?;
-        let mut s = Session {
-            cookie,
-            csrf: String::new(),
-        };
-        let (_, html) = self.get(&s, "/vaults").await;
-        let at = html.find(r#"name="csrf-token" content=""#).unwrap();
-        let rest = &html[at + r#"name="csrf-token" content=""#.len()..];
-        s.csrf = rest[..rest.find('"').unwrap()].to_string();
-        Some(s)
-    }
-
-    async fn user(&self, name: &str, code: Option<&str>) -> Option<Session> {
-        self.sign_in(&[
+/// `name` signed in with `PASSWORD` (and `code`), or `None` when refused.
+async fn user(portal: &Portal, name: &str, code: Option<&str>) -> Option<Session> {
+    portal
+        .sign_in_with(&[
             ("user", name),
             ("password", PASSWORD),
             ("totp", code.unwrap_or("")),
         ])
         .await
-    }
-
-    async fn get(&self, s: &Session, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .header("cookie", format!("tresor_session={}", s.cookie))
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.text().await.unwrap())
-    }
-
-    /// Posts a form (with the session's CSRF token); the status and the page, or the
-    /// redirect's target.
-    async fn post(&self, s: &Session, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let mut body = format!("csrf={}", enc(&s.csrf));
-        for (k, v) in fields {
-            body.push_str(&format!("&{k}={}", enc(v)));
-        }
-        let r = self
-            .http
-            .post(self.url(path))
-            .header("cookie", format!("tresor_session={}", s.cookie))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_string());
-        match location {
-            Some(to) => (status, to),
-            None => (status, r.text().await.unwrap()),
-        }
-    }
-}
-
-/// Asserts what a page shows (`present`) and does not (`absent`), by markup.
-fn shows(who: &str, page: &str, html: &str, present: &[&str], absent: &[&str]) {
-    for p in present {
-        assert!(html.contains(p), "{who} on {page} does not see {p:?}");
-    }
-    for a in absent {
-        assert!(!html.contains(a), "{who} on {page} sees {a:?}");
-    }
 }
 
 // Markup of what the pages offer.
@@ -163,16 +54,7 @@ async fn each_role_sees_what_it_may_do_and_is_refused_the_rest() {
     let server = common::quiet_server(dir.path()).await;
     let token = server.new_admin_token.clone().unwrap();
     let admin = client(&server, Some(&token));
-    let portal = Portal {
-        base: server.url.trim_end_matches('/').to_string(),
-        http: reqwest::Client::builder()
-            .tls_backend_preconfigured(tresor_tls::pinned_client_config(
-                &server.fingerprint.parse().unwrap(),
-            ))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let portal = Portal::of(&server);
     let _: Value = admin
         .post_json(
             "api/v1/vaults",
@@ -194,9 +76,9 @@ async fn each_role_sees_what_it_may_do_and_is_refused_the_rest() {
             .await
             .unwrap();
     }
-    let owner = portal.sign_in(&[("token", &token)]).await.unwrap();
-    let reader = portal.user("reader", None).await.unwrap();
-    let operator = portal.user("operator", None).await.unwrap();
+    let owner = portal.sign_in_with(&[("token", &token)]).await.unwrap();
+    let reader = user(&portal, "reader", None).await.unwrap();
+    let operator = user(&portal, "operator", None).await.unwrap();
 
     // The Owner (the admin token) sees every link and button.
     let (_, vaults) = portal.get(&owner, "/vaults").await;
@@ -412,7 +294,7 @@ async fn each_role_sees_what_it_may_do_and_is_refused_the_rest() {
         StatusCode::SEE_OTHER,
         "the reader's session outlived a change of roles"
     );
-    let contributor = portal.user("reader", None).await.unwrap();
+    let contributor = user(&portal, "reader", None).await.unwrap();
     let (_, overview) = portal.get(&contributor, "/vaults/v1").await;
     shows(
         "contributor",
@@ -492,18 +374,17 @@ async fn each_role_sees_what_it_may_do_and_is_refused_the_rest() {
         .iter()
         .any(|u| u.name == "operator" && u.totp));
     assert!(
-        portal.user("operator", None).await.is_none(),
+        user(&portal, "operator", None).await.is_none(),
         "signed in without a code"
     );
     assert!(
-        portal.user("operator", Some(&wrong)).await.is_none(),
+        user(&portal, "operator", Some(&wrong)).await.is_none(),
         "signed in with a wrong code"
     );
     // Each step's code is taken once (the confirmation took this step's): the next
     // step's code, within the accepted skew, signs in now.
     let code = tresor_service::auth::totp::code(&secret, unix_now() + 30).unwrap();
-    let with_code = portal
-        .user("operator", Some(&code))
+    let with_code = user(&portal, "operator", Some(&code))
         .await
         .expect("the code signs in");
     let (_, account) = portal.get(&with_code, "/account").await;

@@ -1,7 +1,8 @@
 //! Backup items: the protected VMs of a vault, one VM's details and recovery points
 //! (in the primary region, and in the secondary one with cross-region restore),
 //! "Back up now" with a retention date, restore (new VM, disks, or over the original),
-//! "Stop backup" (keeping or deleting the data) and "Undelete" (soft-deleted data).
+//! "Stop backup" (keeping or deleting the data), "Undelete" (soft-deleted data),
+//! "Change policy" and "Resume backup", and deleting or undeleting one point.
 //! Each page shows only what the operator may do (`crate::permissions`).
 //!
 //! Every page reads through the service's use cases and every form builds the API's
@@ -9,10 +10,13 @@
 //!
 //! - `page.rs`: the list and one item's page.
 //! - `shared.rs`: what those pages share.
-//! - `backup_now.rs`, `restore.rs`, `stop.rs`, `undelete.rs`: the forms.
+//! - `backup_now.rs`, `restore.rs`, `stop.rs`, `undelete.rs`, `policy.rs`: the forms.
+//! - `points.rs`: the recovery points table, deleting and undeleting one point.
 
 mod backup_now;
 mod page;
+mod points;
+mod policy;
 mod restore;
 mod shared;
 mod stop;
@@ -26,6 +30,10 @@ use tresor_service::Service;
 
 use crate::items::backup_now::{backup, backup_form};
 use crate::items::page::{details, list};
+use crate::items::points::{
+    delete as delete_point, delete_form as delete_point_form, undelete as undelete_point,
+};
+use crate::items::policy::{change_policy, policy_form};
 use crate::items::restore::{restore, restore_form};
 use crate::items::stop::{stop, stop_form};
 use crate::items::undelete::undelete;
@@ -47,4 +55,16 @@ pub fn routes() -> Router<Arc<Service>> {
             get(stop_form).post(stop),
         )
         .route("/vaults/{vault}/items/{item}/undelete", post(undelete))
+        .route(
+            "/vaults/{vault}/items/{item}/policy",
+            get(policy_form).post(change_policy),
+        )
+        .route(
+            "/vaults/{vault}/items/{item}/points/{point}/delete",
+            get(delete_point_form).post(delete_point),
+        )
+        .route(
+            "/vaults/{vault}/items/{item}/points/{point}/undelete",
+            post(undelete_point),
+        )
 }

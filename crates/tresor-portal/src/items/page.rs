@@ -12,7 +12,8 @@ use tresor_api::items::{ProtectedItem, ProtectionState};
 use tresor_api::vaults::StorageRedundancy;
 use tresor_service::Service;
 
-use crate::items::shared::{item_url, points_of, short_id, vault_and_item};
+use crate::items::points::points_table;
+use crate::items::shared::{item_url, points_of, vault_and_item};
 use crate::items::undelete::undelete_form;
 use crate::layout::{
     badge, bytes, empty, error_box, notice, replication_error, time, vault_page, vault_tabs,
@@ -105,7 +106,7 @@ fn item_actions(op: &Operator, can: &PermissionSet, url: &str, i: &ProtectedItem
             @if can.allows(Permission::UndeleteBackupData) { (undelete_form(op, url, name)) }
         };
     }
-    let actions = item_links(can);
+    let actions = item_links(can, i);
     html! {
         @if !actions.is_empty() {
             details.menu.item-menu {
@@ -118,15 +119,21 @@ fn item_actions(op: &Operator, can: &PermissionSet, url: &str, i: &ProtectedItem
     }
 }
 
-/// The item actions `can` allows, as (label, path under the item's page).
-fn item_links(can: &PermissionSet) -> Vec<(&'static str, &'static str)> {
-    let stop = can.allows(Permission::StopProtection) || can.allows(Permission::DeleteBackupData);
+/// The item actions `can` allows, as (label, path under the item's page): a stopped
+/// item is resumed rather than stopped again.
+fn item_links(can: &PermissionSet, i: &ProtectedItem) -> Vec<(&'static str, &'static str)> {
+    let stopped = i.protection_state == ProtectionState::ProtectionStopped;
+    let stop = !stopped
+        && (can.allows(Permission::StopProtection) || can.allows(Permission::DeleteBackupData));
+    let modify = can.allows(Permission::ModifyProtection);
     [
         (
             can.allows(Permission::BackupNow),
             ("Back up now", "/backup"),
         ),
         (can.allows(Permission::Restore), ("Restore", "/restore")),
+        (modify && stopped, ("Resume backup", "/policy")),
+        (modify && !stopped, ("Change policy", "/policy")),
         (stop, ("Stop backup", "/stop")),
     ]
     .into_iter()
@@ -176,12 +183,6 @@ pub(super) async fn details(
         .to_string();
     let can = on_vault(&state, &op, &v);
     let deleted = i.protection_state == ProtectionState::SoftDeleted;
-    let may_restore = can.allows(Permission::Restore) && !deleted;
-    let region_q = if secondary {
-        "&useSecondaryRegion=true"
-    } else {
-        ""
-    };
     let body = html! {
         h1 { (i.vm_name) }
         p.muted { "Protected virtual machine · host " (i.host) " · vault " (v.name) }
@@ -199,7 +200,7 @@ pub(super) async fn details(
         }
         div.toolbar {
             @if !deleted {
-                @for (n, (label, path)) in item_links(&can).iter().enumerate() {
+                @for (n, (label, path)) in item_links(&can, &i).iter().enumerate() {
                     @if n == 0 { a.button.primary href={ (url) (path) } { (label) } }
                     @else { a.button href={ (url) (path) } { (label) } }
                 }
@@ -261,39 +262,7 @@ pub(super) async fn details(
                         (can.allows(Permission::BackupNow) && !deleted).then_some(("Back up now", backup_url.as_str()))))
                 }
             }
-            Ok(points) => {
-                table #points data-region=(if secondary { "secondary" } else { "primary" }) aria-labelledby="points-h" {
-                    thead { tr {
-                        th scope="col" { "Time" }
-                        th scope="col" { "Consistency" }
-                        th scope="col" { "Expires" }
-                        th scope="col" { "Type" }
-                        th scope="col" { "Size" }
-                        @if secondary { th scope="col" { "In the primary region" } }
-                        @if may_restore { th scope="col" { span.sr-only { "Actions" } } }
-                    } }
-                    tbody {
-                        @for p in points {
-                            tr id={ "point-" (p.id) } data-point=(p.id) {
-                                td { (time(Some(p.time))) br; span.small.muted { code { (short_id(&p.id)) } } }
-                                td { (badge(&p.consistency)) }
-                                td { (time(p.expiry)) }
-                                td { @if p.on_demand { "On demand" } @else { "Scheduled" } }
-                                td { (bytes(p.size)) }
-                                @if secondary {
-                                    td { @match p.deleted_from_primary {
-                                        Some(t) => { "Deleted " (time(Some(t))) },
-                                        None => "Yes",
-                                    } }
-                                }
-                                @if may_restore {
-                                    td { a href={ (url) "/restore?point=" (url_encode(&p.id)) (region_q) } { "Restore" } }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            Ok(points) => (points_table(&op, &can, &i, &url, points, secondary)),
         }
     };
     vault_page(

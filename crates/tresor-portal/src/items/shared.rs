@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::Markup;
 use tresor_api::items::{ProtectedItem, RecoveryPoint, RegionQuery};
 use tresor_api::vaults::Vault;
@@ -95,10 +95,8 @@ pub(super) fn form_error(code: ErrorCode, message: String, recommendation: &str)
     ServiceError::new(code, message, recommendation)
 }
 
-/// A redirect to `path` with a notice of what was done.
-pub(super) fn redirect_done(path: &str, text: &str) -> Response {
-    Redirect::to(&format!("{path}?done={}", url_encode(text))).into_response()
-}
+/// A redirect to `path` with a notice of what was done (shared by every page).
+pub(super) use crate::layout::redirect_done;
 
 /// The first characters of a long id, enough to tell points apart.
 pub(super) fn short_id(id: &str) -> &str {

@@ -1,6 +1,7 @@
-//! The portal as a browser uses it: signing in with a user's name, password and TOTP
-//! code through the sign-in form, and calling the API with the session cookie (and
-//! its CSRF token for writes), as the portal's scripts do.
+//! The portal as a browser uses it: signing in through the sign-in form (a token, or
+//! a user's name, password and TOTP code), getting pages and posting forms with the
+//! session cookie and its CSRF token, and calling the API with them, as the portal's
+//! scripts do.
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::StatusCode;
@@ -22,6 +23,23 @@ fn enc(s: &str) -> String {
     tresor_portal::urls::url_encode(s)
 }
 
+/// One signed-in session: its cookie and CSRF token.
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Asserts what a page shows (`present`) and does not (`absent`), by markup.
+pub fn shows(who: &str, page: &str, html: &str, present: &[&str], absent: &[&str]) {
+    for p in present {
+        assert!(html.contains(p), "{who} on {page} does not see {p:?}");
+    }
+    for a in absent {
+        assert!(!html.contains(a), "{who} on {page} sees {a:?}");
+    }
+}
+
+/// A browser without a browser: the portal's forms sent as a browser sends them.
 pub struct Portal {
     base: String,
     http: reqwest::Client,
@@ -50,20 +68,31 @@ impl Portal {
     /// Signs in as a user through the sign-in form; the session cookie, if one was
     /// given.
     pub async fn sign_in(&self, user: &str, password: &str, totp: Option<&str>) -> Option<String> {
+        self.sign_in_with(&[
+            ("user", user),
+            ("password", password),
+            ("totp", totp.unwrap_or("")),
+        ])
+        .await
+        .map(|s| s.cookie)
+    }
+
+    /// Signs in through the sign-in form with `fields` (a `token`, or a `user`'s
+    /// name, `password` and `totp` code): the session with its CSRF token, or `None`
+    /// when refused.
+    pub async fn sign_in_with(&self, fields: &[(&str, &str)]) -> Option<Session> {
         let page = self.http.get(self.url("/login")).send().await.unwrap();
         let login = cookie_of(page.headers(), "tresor_login").unwrap();
+        let mut body = format!("csrf={}&next=%2Fvaults", enc(&login));
+        for (k, v) in fields {
+            body.push_str(&format!("&{k}={}", enc(v)));
+        }
         let r = self
             .http
             .post(self.url("/login"))
             .header("cookie", format!("tresor_login={login}"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "csrf={}&user={}&password={}&totp={}&next=%2Fvaults",
-                enc(&login),
-                enc(user),
-                enc(password),
-                enc(totp.unwrap_or("")),
-            ))
+            .body(body)
             .send()
             .await
             .unwrap();
@@ -71,7 +100,53 @@ impl Portal {
         let session = cookie_of(r.headers(), "tresor_session");
         let to = r.headers()["location"].to_str().unwrap().to_string();
         assert_eq!(to.starts_with("/login?failed=1"), session.is_none(), "{to}");
-        session
+        let cookie = session?;
+        let csrf = self.csrf(&cookie).await;
+        Some(Session { cookie, csrf })
+    }
+
+    /// A page, as the session's browser gets it: the status and the HTML.
+    pub async fn get(&self, s: &Session, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .header("cookie", format!("tresor_session={}", s.cookie))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// Posts a form as the session's browser does (with its CSRF token): the status,
+    /// and the redirect's target or else the page.
+    pub async fn post(
+        &self,
+        s: &Session,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let mut body = format!("csrf={}", enc(&s.csrf));
+        for (k, v) in fields {
+            body.push_str(&format!("&{k}={}", enc(v)));
+        }
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("cookie", format!("tresor_session={}", s.cookie))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        match location {
+            Some(to) => (status, to),
+            None => (status, r.text().await.unwrap()),
+        }
     }
 
     /// The session's CSRF token, from a page's `csrf-token` meta tag.

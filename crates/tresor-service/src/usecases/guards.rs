@@ -32,9 +32,9 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
 
 /// The most requests a list shows (newest first).
-const MAX_LIST: u32 = 500;
+pub(crate) const MAX_LIST: u32 = 500;
 
-fn find_guard(s: &Service, name: &str) -> ServiceResult<GuardRow> {
+pub(crate) fn find_guard(s: &Service, name: &str) -> ServiceResult<GuardRow> {
     s.store
         .find_guard_by_name(name)?
         .ok_or_else(|| ServiceError::not_found(format!("resource guard {name}")))
@@ -105,7 +105,7 @@ fn approver_ids(s: &Service, names: &[String]) -> ServiceResult<Vec<String>> {
     Ok(ids)
 }
 
-fn is_approver(g: &GuardRow, who: &Principal) -> bool {
+pub(crate) fn is_approver(g: &GuardRow, who: &Principal) -> bool {
     who.user_id()
         .is_some_and(|u| g.approvers.iter().any(|a| a == u))
 }
@@ -129,7 +129,7 @@ fn requester(who: &Principal) -> Option<(&'static str, String)> {
     }
 }
 
-fn is_requester(r: &GuardRequestRow, who: &Principal) -> bool {
+pub(crate) fn is_requester(r: &GuardRequestRow, who: &Principal) -> bool {
     match r.requester_kind.as_str() {
         "user" => who.user_id() == Some(r.requester_id.as_str()),
         _ => who.token_id() == Some(r.requester_id.as_str()),

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod overview;
 pub mod permissions;
 pub mod policies;
+pub mod portal_reads;
 pub mod protection;
 pub mod sign_in;
 pub mod startup;
