@@ -176,8 +176,8 @@ impl QemuProvider {
                     }
                     false => GuestAgentState::NotConfigured,
                 };
-                Ok(VmInfo {
-                    name: found
+                Ok(VmInfo::basic(
+                    found
                         .config
                         .name
                         .clone()
@@ -187,7 +187,7 @@ impl QemuProvider {
                     state,
                     disks,
                     guest_agent,
-                })
+                ))
             }
             None => {
                 if found.config.disks.is_empty() {
@@ -207,13 +207,13 @@ impl QemuProvider {
                     .iter()
                     .map(|image| offline_disk_info(image))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(VmInfo {
-                    name: found.name.clone(),
-                    uuid: None,
-                    state: VmState::Stopped,
+                Ok(VmInfo::basic(
+                    found.name.clone(),
+                    None,
+                    VmState::Stopped,
                     disks,
-                    guest_agent: GuestAgentState::NotConfigured,
-                })
+                    GuestAgentState::NotConfigured,
+                ))
             }
         }
     }
@@ -238,6 +238,8 @@ fn offline_disk_info(image: &Path) -> Result<VmDisk, VmError> {
         image: image.display().to_string(),
         format: info.format,
         virtual_size: info.virtual_size,
+        source: None,
+        bus: None,
     })
 }
 

@@ -81,6 +81,8 @@ fn disk_of(b: &BlockInfo) -> Option<VmDisk> {
         image: inserted.image.filename.clone(),
         format: inserted.drv.clone(),
         virtual_size: inserted.image.virtual_size,
+        source: None,
+        bus: None,
     })
 }
 

@@ -202,6 +202,8 @@ mod tests {
                     image: "/vms/v.qcow2".into(),
                     format: "qcow2".into(),
                     virtual_size: 1,
+                    source: None,
+                    bus: None,
                 }],
             )]),
         );
