@@ -178,7 +178,7 @@ error_codes! {
     TimeOutOfRange 400 "A time lies outside the range the vault can compute with.",
     TokenExpired 401 "The API token has expired; create a new one.",
     TokenRoleNotHeld 403 "A new token asked for a role assignment its maker does not hold.",
-    TooManyAttempts 429 "Too many failed attempts from this address.",
+    TooManyAttempts 429 "Too many failed attempts from this address, or with a TOTP code for this user.",
     Unauthorized 401 "The call needs a valid credential.",
     UnsupportedDiskFormat 400 "A disk's format cannot be backed up.",
     UnsupportedMediaType 415 "The body is not JSON.",

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::client;
+use common::{client, token_with};
 
-use tresor_api::tokens::{CreateToken, Role, RoleAssignment, Scope};
+use tresor_api::tokens::Role;
 use tresor_api::vaults::CreateVault;
 use tresor_client::{ApiClient, ClientError};
 
@@ -17,21 +17,6 @@ fn vault(name: &str, group: &str) -> CreateVault {
         "storageRedundancy": "LocallyRedundant"
     }))
     .unwrap()
-}
-
-async fn token_with(admin: &ApiClient, name: &str, role: Role, scope: &str) -> String {
-    admin
-        .create_token(&CreateToken {
-            name: name.into(),
-            roles: Some(vec![RoleAssignment::new(
-                role,
-                scope.parse::<Scope>().unwrap(),
-            )]),
-            expires_in_days: None,
-        })
-        .await
-        .unwrap()
-        .token
 }
 
 /// Whether the answer was a refusal for lack of permission.

@@ -4,54 +4,17 @@
 
 mod common;
 
-use common::client;
-use std::sync::Arc;
+use common::world::{world_with, World};
+use common::{client, code};
 
 use jiff::{SignedDuration, Timestamp};
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tresor_client::{ApiClient, ClientError};
-use tresor_server::ServerConfig;
-use tresor_service::Clock;
 
-struct HandClock(Mutex<Timestamp>);
-
-impl Clock for HandClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock()
-    }
-}
-
-struct World {
-    server: tresor_server::RunningServer,
-    clock: Arc<HandClock>,
-    admin: ApiClient,
-    _dir: tempfile::TempDir,
-}
-
+/// A world whose clock starts at the real now (the rules' dates are checked against
+/// it), then stands still until the test moves it.
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(HandClock(Mutex::new(Timestamp::now())));
-    let mut config = ServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    config.clock = clock.clone();
-    let server = tresor_server::start(config).await.unwrap();
-    let admin = client(&server, server.new_admin_token.as_deref());
-    World {
-        server,
-        clock,
-        admin,
-        _dir: dir,
-    }
-}
-
-/// The code of an API error (panics on success or another error).
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
-    match r {
-        Err(ClientError::Api { code, .. }) => code,
-        other => panic!("expected an API error, got {other:?}"),
-    }
+    world_with(Timestamp::now(), |_| {}).await
 }
 
 impl World {
@@ -97,19 +60,6 @@ impl World {
             .post_json("api/v1/agent/heartbeat", &json!({ "vms": vms }))
             .await
             .unwrap();
-    }
-
-    /// Drops the clients (their idle connections would hold up a graceful shutdown)
-    /// and stops the server.
-    async fn finish(self) {
-        let World { server, admin, .. } = self;
-        drop(admin);
-        server.shutdown().await;
-    }
-
-    fn advance(&self, d: SignedDuration) {
-        let mut c = self.clock.0.lock();
-        *c += d;
     }
 }
 
@@ -223,7 +173,7 @@ async fn vault_credentials_are_single_use_and_expire() {
         .post_json("api/v1/vaults/v1/credentials", &json!({"validDays": 1}))
         .await
         .unwrap();
-    w.advance(SignedDuration::from_hours(25));
+    w.clock.advance(SignedDuration::from_hours(25));
     let expired = anon
         .post_json::<_, Value>(
             "api/v1/agents/register",
@@ -365,7 +315,7 @@ async fn protection_validates_the_vm_and_backups_follow_the_rules() {
     );
 
     // Back up now: not in the past; one at a time.
-    let past = (w.clock.now() - SignedDuration::from_hours(1)).to_string();
+    let past = (w.now() - SignedDuration::from_hours(1)).to_string();
     let r = w
         .admin
         .post_json::<_, Value>(
@@ -426,7 +376,7 @@ async fn protection_validates_the_vm_and_backups_follow_the_rules() {
         .unwrap();
     assert_eq!(del["operation"], "DeleteBackupData");
     assert_eq!(code(enable("eu2", "web").await), "AlreadyProtected");
-    w.advance(SignedDuration::from_hours(14 * 24));
+    w.clock.advance(SignedDuration::from_hours(14 * 24));
     let state = w.server.state.clone();
     let purged = tokio::task::spawn_blocking(move || {
         tresor_service::soft_delete::purge_due(&state)
@@ -443,9 +393,9 @@ async fn protection_validates_the_vm_and_backups_follow_the_rules() {
     );
 
     // An agent that stopped reporting cannot take on a new VM.
-    w.advance(SignedDuration::from_mins(10));
+    w.clock.advance(SignedDuration::from_mins(10));
     w.report(&a, &[("web", "qcow2"), ("new", "raw")]).await;
-    w.advance(SignedDuration::from_mins(5));
+    w.clock.advance(SignedDuration::from_mins(5));
     assert_eq!(code(enable("eu", "new").await), "AgentOffline");
 
     // Jobs can be filtered.
@@ -632,7 +582,7 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
     let s = &w.server.state;
     let policy = tresor_domain::BackupPolicy::default_policy();
     // Two scheduled points (kept 30 days by DefaultPolicy) and one on-demand point.
-    let now = w.clock.now();
+    let now = w.now();
     let vault_id = s.store().find_vault_by_name("ret").unwrap().unwrap().id;
     for (id, age_days, on_demand) in [("old", 40, false), ("new", 1, false), ("kept", 40, true)] {
         let created = now - SignedDuration::from_hours(24 * age_days);
@@ -709,7 +659,7 @@ async fn retention_follows_the_policy_and_policy_changes_apply_to_items() {
         .collect();
     assert_eq!(ids, ["new", "kept"]);
     // Two days on, the on-demand point's own date has passed too.
-    w.advance(SignedDuration::from_hours(48));
+    w.clock.advance(SignedDuration::from_hours(48));
     assert_eq!(tresor_service::scheduler::retention(s).unwrap(), 1);
     drop(a);
     w.finish().await;

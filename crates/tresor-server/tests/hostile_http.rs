@@ -5,29 +5,22 @@
 
 mod common;
 
-use common::client;
+use common::portal::cookie_of;
+use common::world::World;
+use common::{client, code};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::LOCATION;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tresor_client::{ApiClient, ClientError};
 use tresor_server::http_limits::HttpLimits;
 use tresor_server::ServerConfig;
-use tresor_service::Clock;
-
-struct HandClock(Mutex<Timestamp>);
-
-impl Clock for HandClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock()
-    }
-}
 
 /// Everything the server logs in this test process (the server runs in it).
 fn log() -> &'static Arc<Mutex<Vec<u8>>> {
@@ -56,74 +49,50 @@ impl std::io::Write for LogWriter {
     }
 }
 
-struct World {
-    server: tresor_server::RunningServer,
-    clock: Arc<HandClock>,
-    admin: ApiClient,
+/// The common world (its clock starting at the real now), with the admin token's
+/// secret and a browser that follows no redirect and keeps no cookies.
+struct Hostile {
+    world: World,
     token: String,
-    /// HTTPS pinned to the server's certificate, no redirects followed, no cookies kept.
     http: reqwest::Client,
-    dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Hostile {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+/// A server with these HTTP limits, its configuration changed by `configure` too.
+async fn world_with(http: HttpLimits, configure: impl FnOnce(&mut ServerConfig)) -> Hostile {
+    log();
+    let world = common::world::world_with(Timestamp::now(), |config| {
+        config.http = http;
+        configure(config);
+    })
+    .await;
+    let token = world.admin_token();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(pinned_tls(&world.server.fingerprint))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Hostile { world, token, http }
 }
 
 fn pinned_tls(fingerprint: &str) -> rustls::ClientConfig {
     tresor_tls::pinned_client_config(&fingerprint.parse().unwrap())
 }
 
-async fn world_with(http: HttpLimits, prepare: impl FnOnce(&std::path::Path)) -> World {
-    log();
-    let dir = tempfile::tempdir().unwrap();
-    prepare(dir.path());
-    let clock = Arc::new(HandClock(Mutex::new(Timestamp::now())));
-    let mut config = ServerConfig::new(dir.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    config.clock = clock.clone();
-    config.http = http;
-    let server = tresor_server::start(config).await.unwrap();
-    let token = server.new_admin_token.clone().unwrap();
-    let admin = client(&server, Some(&token));
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(pinned_tls(&server.fingerprint))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    World {
-        server,
-        clock,
-        admin,
-        token,
-        http,
-        dir,
-    }
-}
-
-async fn world() -> World {
+async fn world() -> Hostile {
     world_with(HttpLimits::default(), |_| {}).await
 }
 
-/// The code of an API error (panics on success or another error).
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
-    match r {
-        Err(ClientError::Api { code, .. }) => code,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-impl World {
+impl Hostile {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url)
-    }
-
-    async fn vault(&self, name: &str) {
-        let _: Value = self
-            .admin
-            .post_json(
-                "api/v1/vaults",
-                &json!({"name": name, "resourceGroup": "rg", "location": "local"}),
-            )
-            .await
-            .unwrap();
     }
 
     async fn credentials(&self, vault: &str, body: Value) -> Value {
@@ -182,29 +151,13 @@ impl World {
             .unwrap()
     }
 
-    fn advance(&self, d: SignedDuration) {
-        *self.clock.0.lock() += d;
-    }
-
     async fn finish(self) {
-        let World { server, admin, .. } = self;
-        drop(admin);
-        server.shutdown().await;
+        self.world.finish().await;
     }
 }
 
 fn enc(s: &str) -> String {
     tresor_portal::urls::url_encode(s)
-}
-
-fn cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next()?.split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
 }
 
 async fn error_code(r: reqwest::Response) -> String {
@@ -215,7 +168,7 @@ async fn error_code(r: reqwest::Response) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_route_limit_are_refused() {
     let w = world().await;
-    w.vault("v1").await;
+    w.create_vault("v1").await;
     // Unauthenticated routes take 64 KiB at most.
     let big = "x".repeat(100 << 10);
     let r = w
@@ -280,7 +233,7 @@ fn agent_credential(reg: &Value) -> String {
 }
 
 /// A TLS connection to the server, handshake done.
-async fn tls_connect(w: &World) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls_connect(w: &Hostile) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let tcp = tokio::net::TcpStream::connect(w.server.addr).await.unwrap();
     let mut cfg = pinned_tls(&w.server.fingerprint);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -477,7 +430,7 @@ async fn sessions_end_when_revoked_idle_or_too_old() {
     assert_eq!(w.page(&admin, "/vaults").await.status(), StatusCode::OK);
 
     // Idle for more than an hour: gone.
-    w.advance(SignedDuration::from_mins(61));
+    w.clock.advance(SignedDuration::from_mins(61));
     assert_eq!(
         w.page(&admin, "/vaults").await.status(),
         StatusCode::SEE_OTHER
@@ -486,7 +439,7 @@ async fn sessions_end_when_revoked_idle_or_too_old() {
     let s = w.session(&w.token.clone()).await;
     let mut alive_for = SignedDuration::ZERO;
     loop {
-        w.advance(SignedDuration::from_mins(50));
+        w.clock.advance(SignedDuration::from_mins(50));
         if w.page(&s, "/vaults").await.status() != StatusCode::OK {
             break;
         }
@@ -621,7 +574,7 @@ async fn every_answer_has_the_security_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_text_cannot_forge_log_lines_or_markup() {
     let w = world().await;
-    w.vault("v1").await;
+    w.create_vault("v1").await;
     let forged = "web\n2026-01-01 INFO forged";
     // A host name with a line break is refused at registration.
     let creds = w.credentials("v1", json!({})).await;
@@ -681,7 +634,7 @@ async fn agent_text_cannot_forge_log_lines_or_markup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_credentials_place_the_agent_and_expire() {
     let w = world().await;
-    w.vault("v1").await;
+    w.create_vault("v1").await;
     // Without a location, the agent is in the vault's, whatever it claims.
     let creds = w.credentials("v1", json!({})).await;
     assert_eq!(creds["location"], "local");
@@ -742,7 +695,7 @@ async fn vault_credentials_place_the_agent_and_expire() {
         .await;
     assert!(refusal(again).contains("used already"));
     let late = w.credentials("v1", json!({})).await;
-    w.advance(SignedDuration::from_hours(49));
+    w.clock.advance(SignedDuration::from_hours(49));
     let r = anon
         .post_json(
             "api/v1/agents/register",
@@ -784,7 +737,9 @@ fn mode(p: &std::path::Path) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_directory_is_private() {
     // A directory left open by hand (or restored from a copy) is closed at start.
-    let w = world_with(HttpLimits::default(), |dir| {
+    let w = world_with(HttpLimits::default(), |config| {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir(dir.join("secrets")).unwrap();
         std::fs::set_permissions(dir.join("secrets"), std::fs::Permissions::from_mode(0o755))
@@ -797,8 +752,8 @@ async fn the_data_directory_is_private() {
         .unwrap();
     })
     .await;
-    w.vault("v1").await;
-    let d = w.dir.path();
+    w.create_vault("v1").await;
+    let d = &w.data();
     assert_eq!(mode(d), 0o700);
     assert_eq!(mode(&d.join("secrets")), 0o700);
     assert_eq!(mode(&d.join("secrets").join("old")), 0o600);

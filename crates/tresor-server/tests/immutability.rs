@@ -5,17 +5,9 @@
 
 mod common;
 
-use common::client;
+use common::{client, code};
 
 use tresor_api::vaults::{BackupProperties, CreateVault, Immutability};
-use tresor_client::ClientError;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
-    match r {
-        Err(ClientError::Api { code, .. }) => code,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
 
 fn props(immutability: Option<Immutability>, days: Option<u32>) -> BackupProperties {
     BackupProperties {

@@ -7,11 +7,17 @@
 //! a non-approver decides; the guard cannot be deleted while bound, changing it needs
 //! an approval too, and the Owner cannot take sec's account over. Each step is in the
 //! audit log. No QEMU: the points are the world's (tests/common/world.rs).
+//!
+//! Then the edges: sec approves with a token of their own (and no one, an Owner
+//! neither, makes a token for sec); an approval lifts no immutability and, refused
+//! so, is not used up; it serves one vault and one operation; and it expires by the
+//! server's clock from its decision, approved or not.
 
 mod common;
 
 use common::portal::Portal;
-use common::world::world;
+use common::world::{world, World};
+use common::{client, code, refusal};
 use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -20,13 +26,6 @@ use tresor_api::users::{CreateUser, SetPassword, SetRoles};
 use tresor_client::{ApiClient, ClientError};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
-    match r {
-        Err(ClientError::Api { code, .. }) => code,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
 
 /// The user "sec", signed in to the portal: API calls with the session and CSRF token.
 struct Sec {
@@ -39,6 +38,18 @@ impl Sec {
     async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.portal
             .call(Method::POST, path, &self.session, Some(&self.csrf), body)
+            .await
+    }
+
+    async fn call_put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.portal
+            .call(
+                Method::PUT,
+                path,
+                &self.session,
+                Some(&self.csrf),
+                Some(body),
+            )
             .await
     }
 
@@ -387,4 +398,241 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
         .any(|e| e["action"] == "resourceGuard.request.approve"
             && e["actor"] == "sec"
             && e["actorKind"] == "user"));
+}
+
+/// A user "sec" (a Contributor at `/`, so that it may ask as well) approving for a
+/// guard "Guard" of `validity` minutes bound to each of `vaults`; sec signed in.
+async fn guarded(w: &World, validity: u32, vaults: &[&str]) -> Sec {
+    w.admin
+        .create_user(&CreateUser {
+            name: "sec".into(),
+            password: PASSWORD.into(),
+            roles: vec![RoleAssignment::new(Role::Contributor, Scope::Installation)],
+        })
+        .await
+        .unwrap();
+    let _: Value = w
+        .admin
+        .post_json(
+            "api/v1/resourceGuards",
+            &json!({"name": "Guard", "approvers": ["sec"], "validityMinutes": validity}),
+        )
+        .await
+        .unwrap();
+    for v in vaults {
+        props(&w.admin, v, json!({"resourceGuard": "Guard"}))
+            .await
+            .unwrap();
+    }
+    let portal = Portal::of(&w.server);
+    let session = portal.sign_in("sec", PASSWORD, None).await.unwrap();
+    let csrf = portal.csrf(&session).await;
+    Sec {
+        portal,
+        session,
+        csrf,
+    }
+}
+
+/// The status of request `id`, as the Owner reads it.
+async fn status(admin: &ApiClient, id: &str) -> String {
+    let r: Value = admin
+        .get_json(&format!("api/v1/resourceGuards/Guard/requests/{id}"))
+        .await
+        .unwrap();
+    r["status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_approves_with_a_token_of_their_own_and_approvals_fit_exactly() {
+    let w = world().await;
+    let admin = &w.admin;
+    w.create_vault("v1").await;
+    w.create_vault("v2").await;
+    for v in ["v1", "v2"] {
+        props(admin, v, json!({"softDeleteDays": 30}))
+            .await
+            .unwrap();
+    }
+    let sec = guarded(&w, 10, &["v1", "v2"]).await;
+
+    // sec, signed in with the password, makes a token of their own.
+    let (status_code, made) = sec
+        .post("/api/v1/tokens", Some(json!({"name": "sec-cli"})))
+        .await;
+    assert_eq!(status_code, StatusCode::CREATED, "{made}");
+    assert_eq!(made["owner"], "sec");
+    let sec_cli = client(&w.server, made["token"].as_str());
+    // No one makes one for sec: the Owner's token has no way to name another owner,
+    // and what it makes belongs to no user, so it approves nothing.
+    let theirs: Result<Value, _> = admin
+        .post_json("api/v1/tokens", &json!({"name": "sec-too", "user": "sec"}))
+        .await;
+    assert_eq!(refusal(theirs).0, 422);
+    let owners: Value = admin
+        .post_json("api/v1/tokens", &json!({"name": "sec"}))
+        .await
+        .unwrap();
+    assert!(owners.get("owner").is_none_or(Value::is_null), "{owners}");
+    let impostor = client(&w.server, owners["token"].as_str());
+
+    // The Owner asks; its own second token is no approver; sec's token is, as sec.
+    let id = ask(admin, Some("v1"), "ShortenSoftDelete").await;
+    let approve = |api: &ApiClient, id: &str| {
+        let path = format!("api/v1/resourceGuards/Guard/requests/{id}/approve");
+        let api = api.clone();
+        async move { api.post_json::<_, Value>(&path, &json!({})).await }
+    };
+    assert_eq!(code(approve(&impostor, &id).await), "NotAnApprover");
+    let approved = approve(&sec_cli, &id).await.unwrap();
+    assert_eq!(
+        (approved["status"].as_str(), approved["decidedBy"].as_str()),
+        (Some("Approved"), Some("sec"))
+    );
+    // Through their token sec is still the requester of their own requests.
+    let (_, own) = sec
+        .post(
+            "/api/v1/resourceGuards/Guard/requests",
+            Some(json!({"vault": "v2", "operation": "DeleteVault", "reason": "mine"})),
+        )
+        .await;
+    let own = own["id"].as_str().unwrap().to_string();
+    assert_eq!(code(approve(&sec_cli, &own).await), "SelfApproval");
+
+    // The approval is for v1's soft-delete period: not v2's, nor another operation on
+    // v1; refused there, it stays for what it is for.
+    assert_eq!(
+        code(props(admin, "v2", json!({"softDeleteDays": 14})).await),
+        "ApprovalRequired"
+    );
+    assert_eq!(
+        code(props(admin, "v1", json!({"resourceGuard": ""})).await),
+        "ApprovalRequired"
+    );
+    assert_eq!(code(admin.delete_vault("v1").await), "ApprovalRequired");
+    assert_eq!(status(admin, &id).await, "Approved");
+    // Nor does another requester use it: sec asks for nothing on v1 and has none.
+    let (status_code, body) = sec
+        .call_put(
+            "/api/v1/vaults/v1/backup-properties",
+            json!({"softDeleteDays": 14}),
+        )
+        .await;
+    assert_eq!(
+        (status_code, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("ApprovalRequired"))
+    );
+    assert_eq!(
+        props(admin, "v1", json!({"softDeleteDays": 14}))
+            .await
+            .unwrap()["softDeleteDays"],
+        14
+    );
+    assert_eq!(status(admin, &id).await, "Used");
+
+    // An approval expires by the server's clock, counted from its decision: asked,
+    // left pending 8 of the guard's 10 minutes, then approved, it serves for 10 more.
+    let id = ask(admin, Some("v2"), "ShortenSoftDelete").await;
+    w.clock.advance(SignedDuration::from_mins(8));
+    let approved = approve(&sec_cli, &id).await.unwrap();
+    let decided: jiff::Timestamp = approved["decidedAt"].as_str().unwrap().parse().unwrap();
+    let expires: jiff::Timestamp = approved["expires"].as_str().unwrap().parse().unwrap();
+    assert_eq!(decided, w.now());
+    assert_eq!(expires, decided + SignedDuration::from_mins(10));
+    w.clock
+        .advance(SignedDuration::from_mins(10) - SignedDuration::from_secs(1));
+    assert_eq!(status(admin, &id).await, "Approved");
+    w.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(status(admin, &id).await, "Expired");
+    assert_eq!(
+        code(props(admin, "v2", json!({"softDeleteDays": 14})).await),
+        "ApprovalRequired"
+    );
+    assert_eq!(
+        props(admin, "v2", json!({})).await.unwrap()["softDeleteDays"],
+        30
+    );
+
+    // The log names the token sec approved with.
+    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
+    assert!(log
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "resourceGuard.request.approve"
+            && e["result"] == "Succeeded"
+            && e["actor"] == "sec (token sec-cli)"));
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_never_lifts_immutability_and_is_kept_when_refused() {
+    let w = world().await;
+    let admin = &w.admin;
+    // v1 protects vm1 with a point kept 30 days, deleted data kept 30 days; it is
+    // immutable (Enabled) and guarded.
+    let host = w.protected_host("v1", "kvm1").await;
+    w.scheduled_backups(&host, false).await;
+    props(
+        admin,
+        "v1",
+        json!({"softDeleteDays": 30, "immutability": "Enabled"}),
+    )
+    .await
+    .unwrap();
+    let sec = guarded(&w, 60, &["v1"]).await;
+    let point = w.point_ids("v1", "vm1").await.remove(0);
+    let point_path = format!("api/v1/vaults/v1/items/vm1/recovery-points/{point}");
+    let delete_point = || admin.delete(&point_path);
+
+    // Each destructive operation, approved, is still refused: immutability first.
+    let mut kept = Vec::new();
+    for operation in [
+        "DeleteBackupData",
+        "DeleteRecoveryPoint",
+        "ShortenSoftDelete",
+    ] {
+        let id = ask(admin, Some("v1"), operation).await;
+        assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+        kept.push(id);
+    }
+    assert_eq!(code(delete_data(admin).await), "ImmutableVault");
+    assert_eq!(code(delete_point().await), "ImmutableVault");
+    assert_eq!(
+        code(props(admin, "v1", json!({"softDeleteDays": 14})).await),
+        "ImmutableVault"
+    );
+    // The operations did not happen, so the approvals are not used up.
+    for id in &kept {
+        assert_eq!(status(admin, id).await, "Approved", "{id}");
+    }
+    assert_eq!(w.point_ids("v1", "vm1").await, std::slice::from_ref(&point));
+
+    // Once immutability is lowered (with an approval of its own), the kept approvals
+    // serve, each once.
+    let lower = ask(admin, Some("v1"), "LowerImmutability").await;
+    assert_eq!(sec.approve(&lower).await.0, StatusCode::OK);
+    props(admin, "v1", json!({"immutability": "Disabled"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        props(admin, "v1", json!({"softDeleteDays": 14}))
+            .await
+            .unwrap()["softDeleteDays"],
+        14
+    );
+    delete_point().await.unwrap();
+    delete_data(admin).await.unwrap();
+    for id in kept.iter().chain([&lower]) {
+        assert_eq!(status(admin, id).await, "Used", "{id}");
+    }
+    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
+    let uses = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "resourceGuard.request.use")
+        .count();
+    assert_eq!(uses, 4, "each approval used once, none at a refusal");
+    w.finish().await;
 }

@@ -6,57 +6,23 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::net::IpAddr;
 
 use common::portal::Portal;
-use common::{client, code};
+use common::world::world;
+use common::{client, code, refusal, sign_in_from};
 
-use jiff::{SignedDuration, Timestamp};
-use parking_lot::Mutex;
+use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tresor_api::agents::RegisterRequest;
 use tresor_api::tokens::{CreateToken, Role, RoleAssignment, Scope};
 use tresor_api::users::{CreateUser, SetRoles};
 use tresor_api::vaults::CredentialsRequest;
-use tresor_client::{ApiClient, ClientError};
-use tresor_server::{RunningServer, ServerConfig};
+use tresor_client::ApiClient;
 use tresor_service::auth::totp;
-use tresor_service::Clock;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// The server's clock: it stands still until the test moves it.
-struct HandClock(Mutex<Timestamp>);
-
-impl Clock for HandClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock()
-    }
-}
-
-impl HandClock {
-    fn advance(&self, by: SignedDuration) -> Timestamp {
-        let mut now = self.0.lock();
-        *now += by;
-        *now
-    }
-
-    fn unix(&self) -> u64 {
-        self.now().as_second() as u64
-    }
-}
-
-async fn start(dir: &std::path::Path) -> (RunningServer, Arc<HandClock>) {
-    let clock = Arc::new(HandClock(Mutex::new(
-        "2026-01-10T12:00:00Z".parse().unwrap(),
-    )));
-    let mut config = ServerConfig::new(dir);
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.background = false;
-    config.clock = clock.clone();
-    (tresor_server::start(config).await.unwrap(), clock)
-}
 
 fn at(role: Role, scope: &str) -> RoleAssignment {
     RoleAssignment::new(role, scope.parse::<Scope>().unwrap())
@@ -116,29 +82,16 @@ fn roles(v: &Value) -> Vec<RoleAssignment> {
     serde_json::from_value(v["roles"].clone()).unwrap()
 }
 
-fn status_and_code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, String) {
-    match r {
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-            ..
-        }) => (status, code, message),
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, clock) = start(dir.path()).await;
-    let admin = client(&server, server.new_admin_token.as_deref());
-    let portal = Portal::of(&server);
-    create_vault(&admin, "v1", "rg1").await;
-    create_vault(&admin, "v2", "rg2").await;
+    let w = world().await;
+    let (server, clock, admin) = (&w.server, &w.clock, &w.admin);
+    let portal = Portal::of(server);
+    create_vault(admin, "v1", "rg1").await;
+    create_vault(admin, "v2", "rg2").await;
     let operator = vec![at(Role::BackupOperator, "/resourceGroups/rg1")];
-    create_user(&admin, "op", operator.clone()).await;
-    create_user(&admin, "other", vec![at(Role::Reader, "/")]).await;
+    create_user(admin, "op", operator.clone()).await;
+    create_user(admin, "other", vec![at(Role::Reader, "/")]).await;
     let op = SignedIn::new(&portal, "op", None).await;
 
     // By default a token holds its user's own assignments, and belongs to them.
@@ -147,7 +100,7 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     assert_eq!(roles(&made), operator);
     assert_eq!(made["owner"], "op");
     assert!(made.get("expires").is_none(), "{made}");
-    let op_cli = client(&server, made["token"].as_str());
+    let op_cli = client(server, made["token"].as_str());
     let op_cli_id = made["id"].as_str().unwrap().to_string();
 
     // Never more than the user holds: a stronger role, or a wider scope.
@@ -186,9 +139,9 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
         }))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
-    let day_later = clock.now() + SignedDuration::from_hours(24);
+    let day_later = w.now() + SignedDuration::from_hours(24);
     assert_eq!(made["expires"], day_later.to_string());
-    let v1_reader = client(&server, made["token"].as_str());
+    let v1_reader = client(server, made["token"].as_str());
     let v1_reader_id = made["id"].as_str().unwrap().to_string();
 
     // The token works for what the user may do, and for nothing else.
@@ -230,7 +183,7 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     let (status, made) = other.create_token(json!({"name": "other-cli"})).await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let other_cli_id = made["id"].as_str().unwrap().to_string();
-    let other_cli = client(&server, made["token"].as_str());
+    let other_cli = client(server, made["token"].as_str());
     let mut mine: Vec<String> = op_cli
         .tokens()
         .await
@@ -263,14 +216,11 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
 
     // Taking a role from the user takes it from their tokens at once; giving it back
     // gives it back.
-    let set_roles = |roles: Vec<RoleAssignment>| {
-        let admin = &admin;
-        async move {
-            admin
-                .set_user_roles("op", &SetRoles { roles })
-                .await
-                .unwrap()
-        }
+    let set_roles = |roles: Vec<RoleAssignment>| async move {
+        admin
+            .set_user_roles("op", &SetRoles { roles })
+            .await
+            .unwrap()
     };
     set_roles(vec![at(Role::Reader, "/resourceGroups/rg1")]).await;
     assert_eq!(
@@ -287,7 +237,7 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     clock.advance(SignedDuration::from_hours(24) - SignedDuration::from_secs(1));
     assert_eq!(v1_reader.vault("v1").await.unwrap().name, "v1");
     clock.advance(SignedDuration::from_secs(1));
-    let (status, expired, message) = status_and_code(v1_reader.vault("v1").await);
+    let (status, expired, message) = refusal(v1_reader.vault("v1").await);
     assert_eq!((status, expired.as_str()), (401, "TokenExpired"));
     assert!(message.contains("v1-reader"), "{message}");
     assert_eq!(op_cli.vault("v1").await.unwrap().name, "v1");
@@ -332,16 +282,15 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     assert!(entries.iter().any(|e| e["action"] == "token.delete"
         && e["result"] == "Succeeded"
         && e["actor"] == "op (token op-cli)"));
-    server.shutdown().await;
+    w.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_totp_code_is_taken_once_and_wrong_codes_run_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, clock) = start(dir.path()).await;
-    let admin = client(&server, server.new_admin_token.as_deref());
-    let portal = Portal::of(&server);
-    create_user(&admin, "alice", vec![at(Role::Reader, "/")]).await;
+    let w = world().await;
+    let (server, clock, admin) = (&w.server, &w.clock, &w.admin);
+    let portal = Portal::of(server);
+    create_user(admin, "alice", vec![at(Role::Reader, "/")]).await;
     let alice = SignedIn::new(&portal, "alice", None).await;
     let (status, setup) = alice
         .call(Method::POST, "/api/v1/users/alice/totp", None)
@@ -415,23 +364,150 @@ async fn a_totp_code_is_taken_once_and_wrong_codes_run_out() {
         codes.last().unwrap(),
         &(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts".into())
     );
-    server.shutdown().await;
+    w.finish().await;
+}
+
+/// A user with TOTP turned on (and confirmed at the server's now): the secret.
+async fn with_totp(w: &common::world::World, name: &str) -> String {
+    create_user(&w.admin, name, vec![at(Role::Reader, "/")]).await;
+    let portal = Portal::of(&w.server);
+    let user = SignedIn::new(&portal, name, None).await;
+    let (status, setup) = user
+        .call(Method::POST, &format!("/api/v1/users/{name}/totp"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{setup}");
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    let first = totp::code(&secret, w.clock.unix()).unwrap();
+    let (status, body) = user
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{name}/totp/confirm"),
+            Some(json!({ "code": first })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    secret
+}
+
+/// The local address 127.0.0.`n`.
+fn local(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_totp_codes_run_out_per_user_from_any_address() {
+    let w = world().await;
+    let alice = with_totp(&w, "alice").await;
+    let bob = with_totp(&w, "bob").await;
+    // The confirmations took the codes of now: sign-ins use the next step's.
+    w.clock
+        .advance(SignedDuration::from_secs(totp::STEP as i64));
+    let wrong = |secret: &str| {
+        let right = totp::code(secret, w.clock.unix()).unwrap();
+        if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        }
+        .to_string()
+    };
+
+    // Five failed sign-ins with a code for alice, each from its own address (so no
+    // address runs out), the password right or wrong: each the same InvalidSignIn.
+    let password = |n: u8| {
+        if n.is_multiple_of(2) {
+            PASSWORD
+        } else {
+            "not alice's password"
+        }
+    };
+    for n in 2..7 {
+        let a = sign_in_from(
+            &w.server,
+            local(n),
+            "alice",
+            password(n),
+            Some(&wrong(&alice)),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::SEE_OTHER, "{a:?}");
+        assert!(a.session.is_none(), "{a:?}");
+    }
+    // From then on, for the rest of the 15 minutes, alice's sign-in with a code is
+    // refused from any address, the right code with the right password too, and a
+    // wrong password gets the very same answer.
+    let code_now = totp::code(&alice, w.clock.unix()).unwrap();
+    let right = sign_in_from(&w.server, local(7), "ALICE", PASSWORD, Some(&code_now)).await;
+    let wrong_password = sign_in_from(
+        &w.server,
+        local(8),
+        "alice",
+        "not alice's password",
+        Some(&code_now),
+    )
+    .await;
+    for a in [&right, &wrong_password] {
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{a:?}");
+        assert_eq!(a.code.as_deref(), Some("TooManyAttempts"), "{a:?}");
+        assert!(a.session.is_none());
+    }
+    let wait = right.retry_after.unwrap();
+    assert!((14 * 60..=15 * 60).contains(&wait), "{wait}");
+    assert_eq!(wrong_password.retry_after, Some(wait));
+    // The limit is alice's: bob, from one of the same addresses, signs in.
+    let b = sign_in_from(
+        &w.server,
+        local(2),
+        "bob",
+        PASSWORD,
+        Some(&totp::code(&bob, w.clock.unix()).unwrap()),
+    )
+    .await;
+    assert!(b.session.is_some(), "{b:?}");
+
+    // Just before the window ends alice is still refused; at its end she signs in.
+    w.clock.advance(SignedDuration::from_secs(wait as i64 - 1));
+    let code_now = totp::code(&alice, w.clock.unix()).unwrap();
+    let a = sign_in_from(&w.server, local(9), "alice", PASSWORD, Some(&code_now)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{a:?}");
+    w.clock
+        .advance(SignedDuration::from_secs(totp::STEP as i64));
+    let code_now = totp::code(&alice, w.clock.unix()).unwrap();
+    let a = sign_in_from(&w.server, local(9), "alice", PASSWORD, Some(&code_now)).await;
+    assert!(a.session.is_some(), "{a:?}");
+
+    // The refusals are in the audit log, under the name tried, with the address.
+    let log: Value = w.admin.get_json("api/v1/audit?limit=1000").await.unwrap();
+    let refused: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "signin" && e["result"] == "TooManyAttempts")
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused
+        .iter()
+        .all(|e| e["object"].as_str().unwrap().eq_ignore_ascii_case("alice")));
+    assert!(
+        refused.iter().any(|e| e["origin"] == "127.0.0.8"),
+        "{refused:?}"
+    );
+    w.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vaults_readers_see_its_host_agents_and_no_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _clock) = start(dir.path()).await;
-    let admin = client(&server, server.new_admin_token.as_deref());
-    create_vault(&admin, "v1", "rg1").await;
-    create_vault(&admin, "v2", "rg2").await;
+    let w = world().await;
+    let (server, admin) = (&w.server, &w.admin);
+    create_vault(admin, "v1", "rg1").await;
+    create_vault(admin, "v2", "rg2").await;
     // One host registers with each vault's credentials file.
     for (vault, host) in [("v1", "kvm-one"), ("v2", "kvm-two")] {
         let file = admin
             .vault_credentials(vault, &CredentialsRequest::default())
             .await
             .unwrap();
-        client(&server, None)
+        client(server, None)
             .register_agent(&RegisterRequest {
                 secret: file.secret,
                 host: host.into(),
@@ -458,12 +534,12 @@ async fn a_vaults_readers_see_its_host_agents_and_no_others() {
         (Role::BackupOperator, "/resourceGroups/RG2", vec!["kvm-two"]),
         (Role::Reader, "/resourceGroups/rg3", vec![]),
     ] {
-        let token = common::token_with(&admin, "scoped", role, scope).await;
+        let token = common::token_with(admin, "scoped", role, scope).await;
         assert_eq!(
-            hosts(client(&server, Some(&token))).await.unwrap(),
+            hosts(client(server, Some(&token))).await.unwrap(),
             seen,
             "{role} at {scope}"
         );
     }
-    server.shutdown().await;
+    w.finish().await;
 }

@@ -1,5 +1,7 @@
 //! Attempts limited per client address: failed portal sign-ins and agent
-//! registrations, the two calls a stranger can make with a guessed secret.
+//! registrations, the two calls a stranger can make with a guessed secret; and
+//! failed sign-ins with a TOTP code per user name tried ([`CodeLimiter`]), so that
+//! someone who holds a user's password cannot try codes from many addresses.
 //!
 //! A token bucket per IP address, in memory: [`Bucket::BURST`] attempts at once, then
 //! one more every [`Bucket::REFILL`]. An address out of attempts gets 429 with
@@ -10,6 +12,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
 use tresor_api::ErrorCode;
 
 use parking_lot::Mutex;
@@ -102,11 +106,119 @@ impl RetryAfter {
     }
 }
 
+/// Failed sign-ins with a TOTP code, counted per user name tried, from whatever
+/// address: [`CodeLimiter::MAX_FAILURES`] within [`CodeLimiter::WINDOW`] of the first
+/// one, and that name's sign-ins with a code are refused until the window ends.
+///
+/// A failure counts whichever part was wrong (name, password or code): counting only
+/// wrong codes after a right password would make the refusal say that the password
+/// was right. The price: anyone who knows a name can keep that user's sign-in with a
+/// code refused (tokens and the admin token keep working; the audit log shows it).
+/// Six digits against five tries per quarter hour take years to guess.
+///
+/// The windows run on the server's clock (the one tokens and approvals expire by).
+/// Names are remembered at most [`CodeLimiter::MAX_NAMES`], each at most
+/// [`CodeLimiter::MAX_KEY`] characters, so a flood of made-up names costs bounded
+/// memory: ended windows go first, then the oldest.
+#[derive(Default)]
+pub struct CodeLimiter {
+    windows: Mutex<HashMap<String, CodeWindow>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CodeWindow {
+    started: Timestamp,
+    failures: u32,
+}
+
+impl CodeLimiter {
+    pub const MAX_FAILURES: u32 = 5;
+    pub const WINDOW: SignedDuration = SignedDuration::from_mins(15);
+    const MAX_NAMES: usize = 10_000;
+    /// User names are at most 64 characters; longer tries are cut, not kept whole.
+    const MAX_KEY: usize = 64;
+
+    /// Names compare as user names do: whatever the case of their letters.
+    fn key(name: &str) -> String {
+        name.trim()
+            .chars()
+            .take(Self::MAX_KEY)
+            .collect::<String>()
+            .to_lowercase()
+    }
+
+    fn ends(w: &CodeWindow) -> Timestamp {
+        w.started.saturating_add(Self::WINDOW).unwrap_or(w.started)
+    }
+
+    /// Whether `name` may sign in with a code now (without counting an attempt).
+    pub fn check(&self, name: &str, now: Timestamp) -> Result<(), RetryAfter> {
+        match self.windows.lock().get(&Self::key(name)) {
+            Some(w) if w.failures >= Self::MAX_FAILURES && Self::ends(w) > now => {
+                let left = Self::ends(w).duration_since(now);
+                Err(RetryAfter(left.unsigned_abs()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed sign-in with a code for `name`.
+    pub fn fail(&self, name: &str, now: Timestamp) {
+        let key = Self::key(name);
+        let mut map = self.windows.lock();
+        if map.len() >= Self::MAX_NAMES && !map.contains_key(&key) {
+            map.retain(|_, w| Self::ends(w) > now);
+            if map.len() >= Self::MAX_NAMES {
+                // A flood of names within one window: the oldest window ends first
+                // anyway. (Pushing a user's count out this way costs thousands of
+                // failed sign-ins, each limited per address, for five more codes.)
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(_, w)| w.started)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    map.remove(&k);
+                }
+            }
+        }
+        let w = map.entry(key).or_insert(CodeWindow {
+            started: now,
+            failures: 0,
+        });
+        if Self::ends(w) <= now {
+            *w = CodeWindow {
+                started: now,
+                failures: 0,
+            };
+        }
+        w.failures = w.failures.saturating_add(1);
+    }
+}
+
+impl RetryAfter {
+    /// The refusal of a sign-in with a code for `name`: `TooManyAttempts`, as for an
+    /// address, with the wait. It says nothing of which part of the tries was wrong.
+    pub fn user_error(self, name: &str) -> ServiceError {
+        let mut e = self.error("failed sign-ins");
+        let secs = e.retry_after.unwrap_or(1);
+        e.message = format!(
+            "too many failed sign-ins with a TOTP code for user {name} in the last {} minutes; try again in {secs} s",
+            CodeLimiter::WINDOW.as_mins()
+        );
+        e.recommendation = "wait, then sign in with the code your authenticator app shows then; \
+            if these attempts were not yours, someone may know your password: change it"
+            .into();
+        e
+    }
+}
+
 /// The server's limiters.
 #[derive(Default)]
 pub struct Limiters {
     /// Failed portal sign-ins (successful ones cost nothing).
     pub sign_in: RateLimiter,
+    /// Failed user sign-ins with a TOTP code, per user name.
+    pub codes: CodeLimiter,
     /// Agent registrations, every attempt.
     pub register: RateLimiter,
 }
@@ -154,5 +266,49 @@ mod tests {
         // Once the others have refilled, they are forgotten and room is made.
         assert!(l.take(newcomer, t0 + Duration::from_secs(3600)).is_ok());
         assert!(l.buckets.lock().len() <= MAX_ADDRESSES);
+    }
+
+    #[test]
+    fn codes_are_limited_per_name_within_a_window() {
+        let l = CodeLimiter::default();
+        let t0: Timestamp = "2026-01-10T12:00:00Z".parse().unwrap();
+        let at = |mins: i64| t0 + SignedDuration::from_mins(mins);
+        for i in 0..CodeLimiter::MAX_FAILURES {
+            assert!(l.check("Alice", at(i64::from(i))).is_ok());
+            l.fail(" alice", at(i64::from(i)));
+        }
+        // The fifth failure came at minute 4: refused until minute 15, whatever the case.
+        let RetryAfter(w) = l.check("ALICE", at(5)).unwrap_err();
+        assert_eq!(w, Duration::from_secs(10 * 60));
+        assert!(l.check("bob", at(5)).is_ok(), "names are counted apart");
+        assert!(l.check("alice", at(15)).is_ok());
+        // A new window starts at the next failure.
+        l.fail("alice", at(15));
+        assert!(l.check("alice", at(16)).is_ok());
+    }
+
+    #[test]
+    fn the_table_of_names_is_bounded() {
+        let l = CodeLimiter::default();
+        let t0: Timestamp = "2026-01-10T12:00:00Z".parse().unwrap();
+        for _ in 0..CodeLimiter::MAX_FAILURES {
+            l.fail("victim", t0);
+        }
+        for i in 0..CodeLimiter::MAX_NAMES {
+            l.fail(
+                &format!("made-up-{i}-{}", "x".repeat(200)),
+                t0 + SignedDuration::from_secs(1),
+            );
+        }
+        let map = l.windows.lock();
+        assert!(map.len() <= CodeLimiter::MAX_NAMES);
+        assert!(map
+            .keys()
+            .all(|k| k.chars().count() <= CodeLimiter::MAX_KEY));
+        drop(map);
+        // Once windows have ended, a newcomer replaces them rather than one in force.
+        let later = t0 + SignedDuration::from_mins(16);
+        l.fail("newcomer", later);
+        assert_eq!(l.windows.lock().len(), 1);
     }
 }

@@ -7,6 +7,7 @@
 pub mod portal;
 pub mod world;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,9 +35,82 @@ pub async fn quiet_server(dir: &Path) -> RunningServer {
 
 /// The code of an API error answer; anything else fails the test.
 pub fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
+    refusal(r).1
+}
+
+/// The status, code and message of an API error answer; anything else fails the test.
+pub fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, String) {
     match r {
-        Err(ClientError::Api { code, .. }) => code,
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+            ..
+        }) => (status, code, message),
         other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// What the portal's sign-in form answered.
+#[derive(Debug)]
+pub struct SignInAnswer {
+    pub status: reqwest::StatusCode,
+    /// The session cookie, when one was given.
+    pub session: Option<String>,
+    /// The error code of a refusal that is not the form's "failed" redirect.
+    pub code: Option<String>,
+    /// `Retry-After`, in seconds, if sent.
+    pub retry_after: Option<u64>,
+}
+
+/// Signs a user in through the portal's form from the local address `from` (any of
+/// 127.0.0.0/8 reaches a server on 127.0.0.1): the server counts failed attempts by
+/// the connection's address, and takes it from no header.
+pub async fn sign_in_from(
+    server: &RunningServer,
+    from: IpAddr,
+    user: &str,
+    password: &str,
+    totp: Option<&str>,
+) -> SignInAnswer {
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tresor_tls::pinned_client_config(
+            &server.fingerprint.parse().unwrap(),
+        ))
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(from)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("{}{path}", server.url.trim_end_matches('/'));
+    let page = http.get(url("/login")).send().await.unwrap();
+    let login = portal::cookie_of(page.headers(), "tresor_login").unwrap();
+    let enc = tresor_portal::urls::url_encode;
+    let r = http
+        .post(url("/login"))
+        .header("cookie", format!("tresor_login={login}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={}&user={}&password={}&totp={}&next=%2Fvaults",
+            enc(&login),
+            enc(user),
+            enc(password),
+            enc(totp.unwrap_or("")),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let session = portal::cookie_of(r.headers(), "tresor_session");
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    SignInAnswer {
+        status,
+        session,
+        code: body["code"].as_str().map(str::to_string),
+        retry_after,
     }
 }
 

@@ -52,6 +52,11 @@ impl HandClock {
         *now += by;
         *now
     }
+
+    /// Now in seconds since the Unix epoch, as TOTP counts.
+    pub fn unix(&self) -> u64 {
+        self.now().as_second().max(0) as u64
+    }
 }
 
 /// A registered host agent, as an attacker holding its credential has it.
@@ -204,9 +209,16 @@ pub struct World {
 
 /// A server without background loops (the test runs their steps), at `T0`.
 pub async fn world() -> World {
+    world_with(t(T0), |_| {}).await
+}
+
+/// A server without background loops, its clock at `now`, its configuration changed
+/// by `configure` before it starts (its limits; its data directory, `config.data_dir`,
+/// prepared). A restart starts it with the default configuration.
+pub async fn world_with(now: Timestamp, configure: impl FnOnce(&mut ServerConfig)) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(HandClock(Mutex::new(t(T0))));
-    let server = start(&dir.path().join("data"), clock.clone()).await;
+    let clock = Arc::new(HandClock(Mutex::new(now)));
+    let server = start(&dir.path().join("data"), clock.clone(), configure).await;
     let admin = client(&server, server.new_admin_token.as_deref());
     World {
         server,
@@ -216,17 +228,32 @@ pub async fn world() -> World {
     }
 }
 
-async fn start(data: &Path, clock: Arc<HandClock>) -> RunningServer {
+async fn start(
+    data: &Path,
+    clock: Arc<HandClock>,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> RunningServer {
     let mut config = ServerConfig::new(data);
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.background = false;
     config.clock = clock;
+    configure(&mut config);
     tresor_server::start(config).await.unwrap()
 }
 
 impl World {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The server's data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The installation's first admin token (an Owner at `/`).
+    pub fn admin_token(&self) -> String {
+        self.server.new_admin_token.clone().unwrap()
     }
 
     /// Creates vault `vault` in resource group `rg`: its id.
@@ -457,7 +484,7 @@ impl World {
         drop(admin);
         server.shutdown().await;
         let data = dir.path().join("data");
-        let server = start(&data, clock.clone()).await;
+        let server = start(&data, clock.clone(), |_| {}).await;
         let token: Value =
             serde_json::from_str(&std::fs::read_to_string(data.join("cli.json")).unwrap()).unwrap();
         let admin = client(&server, token["token"].as_str());

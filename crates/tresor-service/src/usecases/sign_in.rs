@@ -120,10 +120,12 @@ impl Service {
     }
 
     /// Signs in a user with their name and password, and a TOTP code if they enabled
-    /// one (each code once: a replayed one is refused), from `client`: a new session's id, the session holding the user's role
-    /// assignments. Refusals say not which part was wrong (`InvalidSignIn`), are
-    /// counted per address like failed token sign-ins, and are recorded in the audit
-    /// log with the name tried.
+    /// one (each code once: a replayed one is refused), from `client`: a new session's
+    /// id, the session holding the user's role assignments. Refusals say not which part
+    /// was wrong (`InvalidSignIn`), are counted per address like failed token sign-ins
+    /// and, when they carry a code, per name tried (`attempts::CodeLimiter`: five in 15
+    /// minutes, then `TooManyAttempts` for that name from any address), and are
+    /// recorded in the audit log with the name tried.
     pub async fn sign_in_user(
         self: &std::sync::Arc<Self>,
         name: &str,
@@ -135,6 +137,26 @@ impl Service {
         let (name, password) = (name.trim().to_string(), password.to_string());
         let code = totp.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
         let tried = name.clone();
+        let with_code = code.is_some();
+        if with_code {
+            // Refused before the password is looked at, so the refusal tells nothing
+            // of it; it costs the address an attempt, so hammering stays bounded.
+            if let Err(wait) = self.limiters.codes.check(&tried, self.now()) {
+                tracing::warn!(%client, user = %tried, "sign-in with a TOTP code refused: too many failed for this user");
+                let refused = match self
+                    .limiters
+                    .sign_in
+                    .take(client, std::time::Instant::now())
+                {
+                    Err(address) => address.error("failed sign-ins"),
+                    Ok(()) => wait.user_error(&tried),
+                };
+                let target = Target::object(&tried).detail("portal, password");
+                return self
+                    .audited_as(Actor::anonymous(client), "signin", target, Err(refused))
+                    .await;
+            }
+        }
         let user = self
             .blocking(move |s| {
                 let found = s.store.find_user_by_name(&name)?;
@@ -177,6 +199,9 @@ impl Service {
             }
             None => {
                 tracing::warn!(%client, "portal sign-in of a user refused");
+                if with_code {
+                    self.limiters.codes.fail(&tried, self.now());
+                }
                 let refused = match self
                     .limiters
                     .sign_in
