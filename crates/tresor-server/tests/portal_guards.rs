@@ -388,6 +388,77 @@ async fn a_guarded_point_is_deleted_through_the_portal_only_with_sec_s_approval(
         &[],
     );
 
+    // A request sec rejects is shown so; changing the guard needs an approval too,
+    // and a bound guard cannot be deleted. (A minute on, so that the new request is
+    // the newest listed.)
+    w.clock.advance(jiff::SignedDuration::from_mins(1));
+    let (status, _) = portal
+        .post(
+            &alice,
+            "/guards/Guard-1/requests",
+            &[
+                ("vault", "v1"),
+                ("operation", "DeleteRecoveryPoint"),
+                ("reason", "again"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, guard) = portal.get(&sec, "/guards/Guard-1").await;
+    let second = first_request(&guard);
+    assert_ne!(second, request);
+    let (status, to) = portal
+        .post(
+            &sec,
+            &format!("/guards/Guard-1/requests/{second}/reject"),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{to}");
+    let (_, guard) = portal.get(&alice, "/guards/Guard-1").await;
+    shows(
+        "alice",
+        "the guard",
+        &guard,
+        &[r#"data-status="Rejected""#],
+        &[],
+    );
+    let (status, html) = portal.post(&alice, &delete_url, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    let (status, html) = portal
+        .post(
+            &alice,
+            "/guards/Guard-1/update",
+            &[
+                ("approver", "sec"),
+                ("approver", "alice"),
+                ("validity_minutes", "90"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{html}");
+    shows(
+        "alice",
+        "changing the guard",
+        &html,
+        &["ApprovalRequired", "ChangeResourceGuard"],
+        &[],
+    );
+    let (status, html) = portal.post(&alice, "/guards/Guard-1/delete", &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{html}");
+    shows(
+        "alice",
+        "deleting the guard",
+        &html,
+        &["ResourceGuardInUse"],
+        &[],
+    );
+    let guard: Value = admin
+        .get_json("api/v1/resourceGuards/Guard-1")
+        .await
+        .unwrap();
+    assert_eq!(guard["approvers"], json!(["sec"]), "{guard}");
+
     // Every step is in the audit log, by whom.
     let audit: Value = admin.get_json("api/v1/audit?limit=200").await.unwrap();
     let entries: Vec<(String, String, String)> = audit
@@ -404,6 +475,8 @@ async fn a_guarded_point_is_deleted_through_the_portal_only_with_sec_s_approval(
         ("alice", "resourceGuard.request.create", "Succeeded"),
         ("alice", "resourceGuard.request.approve", "NotAnApprover"),
         ("sec", "resourceGuard.request.approve", "Succeeded"),
+        ("sec", "resourceGuard.request.reject", "Succeeded"),
+        ("alice", "resourceGuard.update", "ApprovalRequired"),
         ("alice", "point.delete", "ApprovalRequired"),
         ("reader", "point.delete", "MissingPermission"),
         ("alice", "point.delete", "Succeeded"),
