@@ -91,9 +91,13 @@ impl Service {
         item: String,
         req: ModifyProtection,
     ) -> ServiceResult<ProtectedItem> {
-        let target =
-            Target::in_vault(&vault, &item).detail(format!("policy {}", req.policy.trim()));
+        let target = Target::in_vault(&vault, &item).detail(format!(
+            "policy {}",
+            req.policy.trim().chars().take(100).collect::<String>()
+        ));
         let r: ServiceResult<ProtectedItem> = async {
+            // A policy's name by the domain's rules before it is looked up (and logged).
+            let policy_name = tresor_domain::PolicyName::parse(req.policy.trim())?;
             let caller = who.clone();
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
@@ -101,7 +105,7 @@ impl Service {
                 let mut item = find_item(s, &v, &item)?;
                 let state = parse_state(&item.state);
                 state.not_soft_deleted()?;
-                let (policy_row, policy) = find_policy(s, &v, req.policy.trim())?;
+                let (policy_row, policy) = find_policy(s, &v, policy_name.as_str())?;
                 let points = s.store.list_points(&item.id)?;
                 let next = if state == ProtectionState::ProtectionStopped {
                     state.on_resume(!points.is_empty())?
