@@ -5,7 +5,12 @@
 # file systems, losetup (mount) for block-device restores; for the test guest of
 # tresor-testguest, a kernel (linux-image-cloud-amd64) and busybox (busybox-static),
 # from which the guest's initramfs is built at test time (with qemu-ga); for the
-# portal's end-to-end tests, a headless browser (chromium with chromium-driver).
+# portal's end-to-end tests, a headless browser (chromium with chromium-driver); for
+# tresor-libvirt, libvirt's daemon (libvirt-daemon-system: libvirtd and virtlogd, which
+# its discovery test starts when none runs) and its C library's headers (libvirt-dev,
+# with pkg-config, which the `virt` crate builds against). libvirt-daemon-system goes
+# without recommends (no dnsmasq, firewall or ebtables: the tests use no libvirt
+# network) and after QEMU is in place: it depends on the qemu-system-x86 already there.
 # qemu-system-x86, qemu-utils and qemu-guest-agent go in one apt-get call, all at the
 # version of the distribution's qemu-system-x86: installing qemu-system-x86 alone can
 # remove an installed qemu-utils, and a newer qemu-utils already on the machine (a
@@ -33,13 +38,16 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 kernel=0
 ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || kernel=1
+libvirt=()
+command -v libvirtd >/dev/null 2>&1 || libvirt+=(libvirt-daemon-system)
+pkg-config --exists libvirt 2>/dev/null || libvirt+=(libvirt-dev pkg-config)
 
-if [ ${#need[@]} -eq 0 ] && [ "$qemu" -eq 0 ] && [ "$kernel" -eq 0 ]; then
+if [ ${#need[@]} -eq 0 ] && [ "$qemu" -eq 0 ] && [ "$kernel" -eq 0 ] && [ ${#libvirt[@]} -eq 0 ]; then
   echo "install-deps: everything present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing ${need[*]} $( [ "$qemu" -eq 1 ] && echo QEMU) $( [ "$kernel" -eq 1 ] && echo linux-image-cloud-amd64); run this script as root (it uses apt-get)" >&2
+  echo "install-deps: missing ${need[*]} ${libvirt[*]} $( [ "$qemu" -eq 1 ] && echo QEMU) $( [ "$kernel" -eq 1 ] && echo linux-image-cloud-amd64); run this script as root (it uses apt-get)" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -53,4 +61,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ "$kernel" -eq 1 ]; then
   apt-get install -y -q --no-install-recommends linux-image-cloud-amd64
+fi
+if [ ${#libvirt[@]} -gt 0 ]; then
+  apt-get install -y -q --no-install-recommends "${libvirt[@]}"
 fi

@@ -17,7 +17,8 @@ if [ "${1:-}" = "--fast" ]; then
   shift
 fi
 
-# The integration tests that need neither QEMU nor a browser.
+# The integration tests that need neither QEMU nor a browser (nor libvirtd: the
+# libvirt tests, tresor-libvirt's `discovery`, run only in the full suite).
 in_process=(
   architecture serve_shutdown api_rules access access_items audit users tokens resource_guard
   protection portal_roles portal_guards

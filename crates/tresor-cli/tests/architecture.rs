@@ -63,7 +63,14 @@ const HTTP: &[&str] = &[
     "maud",
 ];
 const SQL: &[&str] = &["rusqlite", "sqlx", "tresor-metadata"];
-const QEMU: &[&str] = &["tresor-qemu", "tresor-qmp", "tresor-nbd", "tresor-vm"];
+const QEMU: &[&str] = &[
+    "tresor-qemu",
+    "tresor-qmp",
+    "tresor-nbd",
+    "tresor-vm",
+    "tresor-libvirt",
+    "virt",
+];
 const SERVER_SIDE: &[&str] = &[
     "tresor-service",
     "tresor-web",
@@ -134,6 +141,11 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
             "tresor-client",
             all(&[SQL, QEMU, SERVER_SIDE, &["tresor-engine"]]),
             "the client is the wire contract over HTTPS",
+        ),
+        (
+            "tresor-libvirt",
+            all(&[HTTP, SQL, SERVER_SIDE, &["tresor-engine", "tresor-storage", "tresor-client", "tresor-agent", "tresor-qemu"]]),
+            "the libvirt adapter knows libvirt, nothing of HTTP or the vault",
         ),
     ]
 }

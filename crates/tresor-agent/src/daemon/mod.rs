@@ -21,7 +21,13 @@
 //! name = "web01"
 //! qmp = "/run/qemu/web01.qmp"
 //! guest_agent = "/run/qemu/web01.qga"
+//! [libvirt]                                       # default: qemu:///system while
+//! uri = "qemu:///system"                          # /run/libvirt/libvirt-sock exists
+//! enabled = true                                  # false: no libvirt domains
 //! ```
+//!
+//! libvirt's domains (`tresor-libvirt`) are reported beside the `[[vm]]` VMs, named
+//! by their UUID and marked `provider: libvirt`; see `inventory.rs`.
 //!
 //! The agent's own files are private: its state folder is 0700 and `agent.json`
 //! (its credential) 0600; scratch and restore folders it creates are 0700.
@@ -63,10 +69,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use inventory::heartbeats;
+use inventory::{heartbeats, LibvirtSource};
 use job_loop::{take_jobs, REPORT_GRACE};
 
-pub use config::{AgentConfig, AgentError};
+pub use config::{AgentConfig, AgentError, LibvirtConfig};
 pub use inventory::inventory;
 pub use registration::{client, is_registered, load_or_register, save_state, AgentState};
 
@@ -130,6 +136,7 @@ async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(), A
     let heartbeat = tokio::spawn(heartbeats(
         api.clone(),
         provider.clone(),
+        LibvirtSource::new(config.libvirt.clone()),
         config.state_dir.clone(),
         shutdown.clone(),
     ));
@@ -238,6 +245,7 @@ mod tests {
             restore_roots: vec![],
             drain_timeout_secs: None,
             vms: vec![],
+            libvirt: Default::default(),
         };
         config.prepare_dirs().unwrap();
         assert_eq!(mode(&config.state_dir), 0o700);
