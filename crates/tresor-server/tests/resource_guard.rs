@@ -15,9 +15,8 @@
 
 mod common;
 
-use common::portal::Portal;
 use common::world::{world, World};
-use common::{client, code, refusal};
+use common::{audit_log, client, code, entries, refusal, SignedIn};
 use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -27,39 +26,22 @@ use tresor_client::{ApiClient, ClientError};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// The user "sec", signed in to the portal: API calls with the session and CSRF token.
-struct Sec {
-    portal: Portal,
-    session: String,
-    csrf: String,
+/// `sec` approves request `id`.
+async fn approve(sec: &SignedIn, id: &str) -> (StatusCode, Value) {
+    let path = format!("/api/v1/resourceGuards/Guard/requests/{id}/approve");
+    sec.call(Method::POST, &path, None).await
 }
 
-impl Sec {
-    async fn post(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.portal
-            .call(Method::POST, path, &self.session, Some(&self.csrf), body)
-            .await
-    }
-
-    async fn call_put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.portal
-            .call(
-                Method::PUT,
-                path,
-                &self.session,
-                Some(&self.csrf),
-                Some(body),
-            )
-            .await
-    }
-
-    async fn approve(&self, id: &str) -> (StatusCode, Value) {
-        self.post(
-            &format!("/api/v1/resourceGuards/Guard/requests/{id}/approve"),
-            None,
-        )
+/// The user "sec": a Contributor at `/`, so that it may ask for approvals as well.
+async fn create_sec(admin: &ApiClient) {
+    admin
+        .create_user(&CreateUser {
+            name: "sec".into(),
+            password: PASSWORD.into(),
+            roles: vec![RoleAssignment::new(Role::Contributor, Scope::Installation)],
+        })
         .await
-    }
+        .unwrap();
 }
 
 /// The Owner asks for an approval of `operation` (on `vault`, if any): its id.
@@ -100,15 +82,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     w.scheduled_backups(&host, false).await;
     w.create_vault("v2").await;
 
-    // sec: a Contributor, so that it may ask for approvals as well.
-    admin
-        .create_user(&CreateUser {
-            name: "sec".into(),
-            password: PASSWORD.into(),
-            roles: vec![RoleAssignment::new(Role::Contributor, Scope::Installation)],
-        })
-        .await
-        .unwrap();
+    create_sec(admin).await;
 
     // A guard's fields are checked.
     let guard = |body: Value| async move {
@@ -225,14 +199,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     );
 
     // The Owner asks; it is no approver, so it cannot approve, not even its own.
-    let portal = Portal::of(&w.server);
-    let session = portal.sign_in("sec", PASSWORD, None).await.unwrap();
-    let csrf = portal.csrf(&session).await;
-    let sec = Sec {
-        portal,
-        session,
-        csrf,
-    };
+    let sec = SignedIn::new(&w.server, "sec", PASSWORD, None).await;
     let id = ask(admin, Some("v1"), "DeleteBackupData").await;
     let own: Result<Value, _> = admin
         .post_json(
@@ -243,13 +210,14 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     assert_eq!(code(own), "NotAnApprover");
     // Nor does an approver approve a request of their own.
     let (status, own) = sec
-        .post(
+        .call(
+            Method::POST,
             "/api/v1/resourceGuards/Guard/requests",
             Some(json!({"vault": "v2", "operation": "DeleteVault", "reason": "mine"})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{own}");
-    let (status, body) = sec.approve(own["id"].as_str().unwrap()).await;
+    let (status, body) = approve(&sec, own["id"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("SelfApproval"))
@@ -259,7 +227,8 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     // policy change would shorten).
     let rr = ask(admin, Some("v1"), "ReduceRetention").await;
     let (status, rejected) = sec
-        .post(
+        .call(
+            Method::POST,
             &format!("/api/v1/resourceGuards/Guard/requests/{rr}/reject"),
             None,
         )
@@ -271,20 +240,20 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     assert_eq!(code(shorten_policy().await), "ApprovalRequired");
     // Approved, the retention shortens.
     let rr = ask(admin, Some("v1"), "ReduceRetention").await;
-    assert_eq!(sec.approve(&rr).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &rr).await.0, StatusCode::OK);
     assert_eq!(
         shorten_policy().await.unwrap()["retention"]["daily"]["days"],
         7
     );
 
     // sec approves the Owner's request: the data goes, once.
-    let (status, approved) = sec.approve(&id).await;
+    let (status, approved) = approve(&sec, &id).await;
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(
         (approved["status"].as_str(), approved["decidedBy"].as_str()),
         (Some("Approved"), Some("sec"))
     );
-    assert_eq!(sec.approve(&id).await.1["code"], "RequestNotPending");
+    assert_eq!(approve(&sec, &id).await.1["code"], "RequestNotPending");
     delete_data(admin).await.unwrap();
     let used: Value = admin
         .get_json(&format!("api/v1/resourceGuards/Guard/requests/{id}"))
@@ -295,7 +264,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
 
     // Each approval is for one operation, once: the next shortening is refused again.
     let id = ask(admin, Some("v1"), "ShortenSoftDelete").await;
-    assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
     assert_eq!(
         props(admin, "v1", json!({"softDeleteDays": 20}))
             .await
@@ -308,7 +277,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     );
     // An approval for another operation or vault does not count.
     let id = ask(admin, Some("v1"), "RemoveResourceGuard").await;
-    assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
     assert_eq!(
         code(props(admin, "v1", json!({"softDeleteDays": 14})).await),
         "ApprovalRequired"
@@ -318,7 +287,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     // clock); so does a request nobody decided.
     let late = ask(admin, Some("v1"), "ShortenSoftDelete").await;
     let id = ask(admin, Some("v1"), "ShortenSoftDelete").await;
-    assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
     w.clock.advance(SignedDuration::from_mins(6));
     assert_eq!(
         code(props(admin, "v1", json!({"softDeleteDays": 14})).await),
@@ -329,12 +298,12 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
         .await
         .unwrap();
     assert_eq!(expired["status"], "Expired");
-    assert_eq!(sec.approve(&late).await.1["code"], "RequestNotPending");
+    assert_eq!(approve(&sec, &late).await.1["code"], "RequestNotPending");
 
     // Approvals never lift immutability: v2's is lowered with one, then v2 deleted
     // with another.
     let id = ask(admin, Some("v2"), "LowerImmutability").await;
-    assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
     assert_eq!(
         props(admin, "v2", json!({"immutability": "Disabled"}))
             .await
@@ -342,7 +311,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
         "Disabled"
     );
     let id = ask(admin, Some("v2"), "DeleteVault").await;
-    assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
     admin.delete_vault("v2").await.unwrap();
 
     // The guard: not deleted while v1 is bound; changed only with an approval.
@@ -358,7 +327,7 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     };
     assert_eq!(code(update().await), "ApprovalRequired");
     let id = ask(admin, None, "ChangeResourceGuard").await;
-    assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
     assert_eq!(update().await.unwrap()["validityMinutes"], 60);
 
     // The Owner cannot take sec's account over, nor remove it.
@@ -378,39 +347,22 @@ async fn critical_operations_of_a_guarded_vault_need_an_approval_used_once() {
     );
 
     // The log has who asked, who approved or rejected, and who used an approval.
-    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
-    let count = |action: &str, result: &str| {
-        log.as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["action"] == action && e["result"] == result)
-            .count()
-    };
+    let log = audit_log(admin).await;
+    let count = |action: &str, result: &str| entries(&log, action, result).len();
     assert!(count("resourceGuard.request.create", "Succeeded") >= 10);
     assert!(count("resourceGuard.request.approve", "Succeeded") >= 8);
     assert_eq!(count("resourceGuard.request.approve", "SelfApproval"), 1);
     assert_eq!(count("resourceGuard.request.reject", "Succeeded"), 1);
     assert_eq!(count("resourceGuard.request.use", "Succeeded"), 6);
-    assert!(log
-        .as_array()
-        .unwrap()
+    assert!(entries(&log, "resourceGuard.request.approve", "Succeeded")
         .iter()
-        .any(|e| e["action"] == "resourceGuard.request.approve"
-            && e["actor"] == "sec"
-            && e["actorKind"] == "user"));
+        .any(|e| e.actor == "sec" && e.actor_kind == "user"));
 }
 
-/// A user "sec" (a Contributor at `/`, so that it may ask as well) approving for a
-/// guard "Guard" of `validity` minutes bound to each of `vaults`; sec signed in.
-async fn guarded(w: &World, validity: u32, vaults: &[&str]) -> Sec {
-    w.admin
-        .create_user(&CreateUser {
-            name: "sec".into(),
-            password: PASSWORD.into(),
-            roles: vec![RoleAssignment::new(Role::Contributor, Scope::Installation)],
-        })
-        .await
-        .unwrap();
+/// The user "sec" approving for a guard "Guard" of `validity` minutes bound to each
+/// of `vaults`; sec signed in.
+async fn guarded(w: &World, validity: u32, vaults: &[&str]) -> SignedIn {
+    create_sec(&w.admin).await;
     let _: Value = w
         .admin
         .post_json(
@@ -424,14 +376,7 @@ async fn guarded(w: &World, validity: u32, vaults: &[&str]) -> Sec {
             .await
             .unwrap();
     }
-    let portal = Portal::of(&w.server);
-    let session = portal.sign_in("sec", PASSWORD, None).await.unwrap();
-    let csrf = portal.csrf(&session).await;
-    Sec {
-        portal,
-        session,
-        csrf,
-    }
+    SignedIn::new(&w.server, "sec", PASSWORD, None).await
 }
 
 /// The status of request `id`, as the Owner reads it.
@@ -458,7 +403,11 @@ async fn an_approver_approves_with_a_token_of_their_own_and_approvals_fit_exactl
 
     // sec, signed in with the password, makes a token of their own.
     let (status_code, made) = sec
-        .post("/api/v1/tokens", Some(json!({"name": "sec-cli"})))
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "sec-cli"})),
+        )
         .await;
     assert_eq!(status_code, StatusCode::CREATED, "{made}");
     assert_eq!(made["owner"], "sec");
@@ -491,7 +440,8 @@ async fn an_approver_approves_with_a_token_of_their_own_and_approvals_fit_exactl
     );
     // Through their token sec is still the requester of their own requests.
     let (_, own) = sec
-        .post(
+        .call(
+            Method::POST,
             "/api/v1/resourceGuards/Guard/requests",
             Some(json!({"vault": "v2", "operation": "DeleteVault", "reason": "mine"})),
         )
@@ -513,9 +463,10 @@ async fn an_approver_approves_with_a_token_of_their_own_and_approvals_fit_exactl
     assert_eq!(status(admin, &id).await, "Approved");
     // Nor does another requester use it: sec asks for nothing on v1 and has none.
     let (status_code, body) = sec
-        .call_put(
+        .call(
+            Method::PUT,
             "/api/v1/vaults/v1/backup-properties",
-            json!({"softDeleteDays": 14}),
+            Some(json!({"softDeleteDays": 14})),
         )
         .await;
     assert_eq!(
@@ -554,14 +505,10 @@ async fn an_approver_approves_with_a_token_of_their_own_and_approvals_fit_exactl
     );
 
     // The log names the token sec approved with.
-    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
-    assert!(log
-        .as_array()
-        .unwrap()
+    let log = audit_log(admin).await;
+    assert!(entries(&log, "resourceGuard.request.approve", "Succeeded")
         .iter()
-        .any(|e| e["action"] == "resourceGuard.request.approve"
-            && e["result"] == "Succeeded"
-            && e["actor"] == "sec (token sec-cli)"));
+        .any(|e| e.actor == "sec (token sec-cli)"));
     w.finish().await;
 }
 
@@ -593,7 +540,7 @@ async fn an_approval_never_lifts_immutability_and_is_kept_when_refused() {
         "ShortenSoftDelete",
     ] {
         let id = ask(admin, Some("v1"), operation).await;
-        assert_eq!(sec.approve(&id).await.0, StatusCode::OK);
+        assert_eq!(approve(&sec, &id).await.0, StatusCode::OK);
         kept.push(id);
     }
     assert_eq!(code(delete_data(admin).await), "ImmutableVault");
@@ -611,7 +558,7 @@ async fn an_approval_never_lifts_immutability_and_is_kept_when_refused() {
     // Once immutability is lowered (with an approval of its own), the kept approvals
     // serve, each once.
     let lower = ask(admin, Some("v1"), "LowerImmutability").await;
-    assert_eq!(sec.approve(&lower).await.0, StatusCode::OK);
+    assert_eq!(approve(&sec, &lower).await.0, StatusCode::OK);
     props(admin, "v1", json!({"immutability": "Disabled"}))
         .await
         .unwrap();
@@ -626,13 +573,12 @@ async fn an_approval_never_lifts_immutability_and_is_kept_when_refused() {
     for id in kept.iter().chain([&lower]) {
         assert_eq!(status(admin, id).await, "Used", "{id}");
     }
-    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
-    let uses = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "resourceGuard.request.use")
-        .count();
+    let uses = entries(
+        &audit_log(admin).await,
+        "resourceGuard.request.use",
+        "Succeeded",
+    )
+    .len();
     assert_eq!(uses, 4, "each approval used once, none at a refusal");
     w.finish().await;
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use common::portal::Portal;
 use common::world::world;
-use common::{client, code, refusal, sign_in_from};
+use common::{audit_log, client, code, entries, refusal, sign_in_from, SignedIn};
 
 use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
@@ -49,35 +49,6 @@ async fn create_user(admin: &ApiClient, name: &str, roles: Vec<RoleAssignment>) 
         .unwrap();
 }
 
-/// A user signed in to the portal: the session, and its CSRF token.
-struct SignedIn<'a> {
-    portal: &'a Portal,
-    session: String,
-    csrf: String,
-}
-
-impl SignedIn<'_> {
-    async fn new<'a>(portal: &'a Portal, user: &str, totp: Option<&str>) -> SignedIn<'a> {
-        let session = portal.sign_in(user, PASSWORD, totp).await.unwrap();
-        let csrf = portal.csrf(&session).await;
-        SignedIn {
-            portal,
-            session,
-            csrf,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.portal
-            .call(method, path, &self.session, Some(&self.csrf), body)
-            .await
-    }
-
-    async fn create_token(&self, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, "/api/v1/tokens", Some(body)).await
-    }
-}
-
 fn roles(v: &Value) -> Vec<RoleAssignment> {
     serde_json::from_value(v["roles"].clone()).unwrap()
 }
@@ -86,16 +57,21 @@ fn roles(v: &Value) -> Vec<RoleAssignment> {
 async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     let w = world().await;
     let (server, clock, admin) = (&w.server, &w.clock, &w.admin);
-    let portal = Portal::of(server);
     create_vault(admin, "v1", "rg1").await;
     create_vault(admin, "v2", "rg2").await;
     let operator = vec![at(Role::BackupOperator, "/resourceGroups/rg1")];
     create_user(admin, "op", operator.clone()).await;
     create_user(admin, "other", vec![at(Role::Reader, "/")]).await;
-    let op = SignedIn::new(&portal, "op", None).await;
+    let op = SignedIn::new(server, "op", PASSWORD, None).await;
 
     // By default a token holds its user's own assignments, and belongs to them.
-    let (status, made) = op.create_token(json!({"name": "op-cli"})).await;
+    let (status, made) = op
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "op-cli"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     assert_eq!(roles(&made), operator);
     assert_eq!(made["owner"], "op");
@@ -110,19 +86,31 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
         json!([{"role": "Reader", "scope": "/resourceGroups/rg2/vaults/v2"}]),
     ] {
         let (status, body) = op
-            .create_token(json!({"name": "more", "roles": more}))
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "more", "roles": more})),
+            )
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert_eq!(body["code"], "TokenRoleNotHeld", "{body}");
     }
     // A token for someone else cannot even be asked for.
     let (status, body) = op
-        .create_token(json!({"name": "theirs", "user": "other"}))
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "theirs", "user": "other"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     for days in [0, 3651] {
         let (status, body) = op
-            .create_token(json!({"name": "lifetime", "expiresInDays": days}))
+            .call(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "lifetime", "expiresInDays": days})),
+            )
             .await;
         assert_eq!(
             (status, body["code"].as_str()),
@@ -132,11 +120,15 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     }
     // Less is fine: a Reader of one vault of the group, for a day.
     let (status, made) = op
-        .create_token(json!({
-            "name": "v1-reader",
-            "roles": [{"role": "Reader", "scope": "/resourceGroups/rg1/vaults/v1"}],
-            "expiresInDays": 1,
-        }))
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({
+                "name": "v1-reader",
+                "roles": [{"role": "Reader", "scope": "/resourceGroups/rg1/vaults/v1"}],
+                "expiresInDays": 1,
+            })),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let day_later = w.now() + SignedDuration::from_hours(24);
@@ -179,8 +171,14 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
     assert_eq!(code(narrow), "TokenRoleNotHeld");
 
     // Each lists their own tokens; Access.Manage lists all, with owners.
-    let other = SignedIn::new(&portal, "other", None).await;
-    let (status, made) = other.create_token(json!({"name": "other-cli"})).await;
+    let other = SignedIn::new(server, "other", PASSWORD, None).await;
+    let (status, made) = other
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "other-cli"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     let other_cli_id = made["id"].as_str().unwrap().to_string();
     let other_cli = client(server, made["token"].as_str());
@@ -267,21 +265,16 @@ async fn a_users_tokens_hold_no_more_than_the_user_and_expire() {
         .all(|t| t.id != op_cli_id));
 
     // All of it is in the audit log, made by the users.
-    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
-    let entries = log.as_array().or(log["entries"].as_array()).unwrap();
-    let made: Vec<&Value> = entries
+    let log = audit_log(admin).await;
+    assert!(entries(&log, "token.create", "Succeeded")
         .iter()
-        .filter(|e| e["action"] == "token.create" && e["result"] == "Succeeded")
-        .collect();
-    assert!(made
+        .any(|e| e.actor == "op" && e.detail.contains("owner op")));
+    assert!(entries(&log, "token.create", "TokenRoleNotHeld")
         .iter()
-        .any(|e| e["actor"] == "op" && e["detail"].as_str().unwrap().contains("owner op")));
-    assert!(entries.iter().any(|e| e["action"] == "token.create"
-        && e["result"] == "TokenRoleNotHeld"
-        && e["actor"] == "op"));
-    assert!(entries.iter().any(|e| e["action"] == "token.delete"
-        && e["result"] == "Succeeded"
-        && e["actor"] == "op (token op-cli)"));
+        .any(|e| e.actor == "op"));
+    assert!(entries(&log, "token.delete", "Succeeded")
+        .iter()
+        .any(|e| e.actor == "op (token op-cli)"));
     w.finish().await;
 }
 
@@ -291,7 +284,7 @@ async fn a_totp_code_is_taken_once_and_wrong_codes_run_out() {
     let (server, clock, admin) = (&w.server, &w.clock, &w.admin);
     let portal = Portal::of(server);
     create_user(admin, "alice", vec![at(Role::Reader, "/")]).await;
-    let alice = SignedIn::new(&portal, "alice", None).await;
+    let alice = SignedIn::new(server, "alice", PASSWORD, None).await;
     let (status, setup) = alice
         .call(Method::POST, "/api/v1/users/alice/totp", None)
         .await;
@@ -370,8 +363,7 @@ async fn a_totp_code_is_taken_once_and_wrong_codes_run_out() {
 /// A user with TOTP turned on (and confirmed at the server's now): the secret.
 async fn with_totp(w: &common::world::World, name: &str) -> String {
     create_user(&w.admin, name, vec![at(Role::Reader, "/")]).await;
-    let portal = Portal::of(&w.server);
-    let user = SignedIn::new(&portal, name, None).await;
+    let user = SignedIn::new(&w.server, name, PASSWORD, None).await;
     let (status, setup) = user
         .call(Method::POST, &format!("/api/v1/users/{name}/totp"), None)
         .await;
@@ -477,19 +469,14 @@ async fn wrong_totp_codes_run_out_per_user_from_any_address() {
     assert!(a.session.is_some(), "{a:?}");
 
     // The refusals are in the audit log, under the name tried, with the address.
-    let log: Value = w.admin.get_json("api/v1/audit?limit=1000").await.unwrap();
-    let refused: Vec<&Value> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "signin" && e["result"] == "TooManyAttempts")
-        .collect();
+    let log = audit_log(&w.admin).await;
+    let refused = entries(&log, "signin", "TooManyAttempts");
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert!(refused
         .iter()
-        .all(|e| e["object"].as_str().unwrap().eq_ignore_ascii_case("alice")));
+        .all(|e| e.object.eq_ignore_ascii_case("alice")));
     assert!(
-        refused.iter().any(|e| e["origin"] == "127.0.0.8"),
+        refused.iter().any(|e| e.origin == "127.0.0.8"),
         "{refused:?}"
     );
     w.finish().await;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::portal::Portal;
-use common::{client, refusal};
+use common::{audit_log, client, entries, refusal};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -253,23 +253,14 @@ async fn a_reader_user_signs_in_with_password_and_totp_and_reads_only() {
     assert!(portal.sign_in("reader1", PASSWORD, None).await.is_none());
 
     // The audit log has the sign-ins, refused ones without saying what was wrong.
-    let log: Value = admin.get_json("api/v1/audit?limit=1000").await.unwrap();
-    let entries = log
-        .as_array()
-        .or(log["entries"].as_array())
-        .unwrap()
-        .clone();
-    let signins: Vec<&Value> = entries.iter().filter(|e| e["action"] == "signin").collect();
-    assert!(signins.iter().any(|e| e["result"] == "Succeeded"
-        && e["actorKind"] == "user"
-        && e["actor"] == "Reader1"));
-    let refused: Vec<&&Value> = signins
+    let log = audit_log(&admin).await;
+    assert!(entries(&log, "signin", "Succeeded")
         .iter()
-        .filter(|e| e["result"] == "InvalidSignIn")
-        .collect();
+        .any(|e| e.actor_kind == "user" && e.actor == "Reader1"));
+    let refused = entries(&log, "signin", "InvalidSignIn");
     assert!(refused.len() >= 4, "{refused:?}");
     for e in refused {
-        assert_eq!(e["detail"], "portal, password", "{e}");
+        assert_eq!(e.detail, "portal, password", "{e:?}");
     }
     server.shutdown().await;
 }

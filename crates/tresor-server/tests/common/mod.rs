@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use tresor_api::audit::{AuditEntry, AuditQuery};
 use tresor_api::tokens::{CreateToken, Role, RoleAssignment, Scope};
 use tresor_client::{ApiClient, ClientError, ServerAddress, Transport};
 use tresor_server::{RunningServer, ServerConfig};
@@ -48,6 +49,62 @@ pub fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String, S
             ..
         }) => (status, code, message),
         other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// The newest 1000 entries of the audit log, as `admin` reads them.
+pub async fn audit_log(admin: &ApiClient) -> Vec<AuditEntry> {
+    let query = AuditQuery {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    admin.audit(&query).await.unwrap()
+}
+
+/// The entries of `log` that record `action` with `result` (`Succeeded` or a code).
+pub fn entries<'a>(log: &'a [AuditEntry], action: &str, result: &str) -> Vec<&'a AuditEntry> {
+    log.iter()
+        .filter(|e| e.action == action && e.result == result)
+        .collect()
+}
+
+/// A user signed in to the portal with their password, calling the API with the
+/// session and its CSRF token, as the portal's scripts do.
+pub struct SignedIn {
+    pub portal: portal::Portal,
+    pub session: portal::Session,
+}
+
+impl SignedIn {
+    pub async fn new(
+        server: &RunningServer,
+        user: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> SignedIn {
+        let portal = portal::Portal::of(server);
+        let session = portal
+            .sign_in_with(&[
+                ("user", user),
+                ("password", password),
+                ("totp", totp.unwrap_or("")),
+            ])
+            .await
+            .unwrap_or_else(|| panic!("{user} signs in"));
+        SignedIn { portal, session }
+    }
+
+    /// An API call: the status and the body as JSON (`Null` when it is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let s = &self.session;
+        self.portal
+            .call(method, path, &s.cookie, Some(&s.csrf), body)
+            .await
     }
 }
 
