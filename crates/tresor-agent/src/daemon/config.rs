@@ -209,9 +209,18 @@ mod tests {
 
     #[test]
     fn libvirt_section() {
-        let c = load(&format!("{BASE}[libvirt]\nuri = \"qemu+ssh://root@kvm2/system\"\n")).unwrap();
-        assert_eq!(c.libvirt.uri_now().as_deref(), Some("qemu+ssh://root@kvm2/system"));
-        let c = load(&format!("{BASE}[libvirt]\nuri = \"test:///default\"\nenabled = false\n")).unwrap();
+        let c = load(&format!(
+            "{BASE}[libvirt]\nuri = \"qemu+ssh://root@kvm2/system\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.libvirt.uri_now().as_deref(),
+            Some("qemu+ssh://root@kvm2/system")
+        );
+        let c = load(&format!(
+            "{BASE}[libvirt]\nuri = \"test:///default\"\nenabled = false\n"
+        ))
+        .unwrap();
         assert_eq!(c.libvirt.uri_now(), None);
         let c = load(&format!("{BASE}[libvirt]\nenabled = true\n")).unwrap();
         assert_eq!(c.libvirt.uri_now().as_deref(), Some("qemu:///system"));
@@ -223,7 +232,10 @@ mod tests {
         );
         for bad in ["system", "://x", "qemu:///sys\\ttem", "q emu:///system"] {
             let err = load(&format!("{BASE}[libvirt]\nuri = \"{bad}\"\n")).unwrap_err();
-            assert!(err.to_string().contains("is not a libvirt URI"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("is not a libvirt URI"),
+                "{bad}: {err}"
+            );
         }
         let long = format!("qemu:///{}", "s".repeat(MAX_LIBVIRT_URI));
         assert!(load(&format!("{BASE}[libvirt]\nuri = \"{long}\"\n")).is_err());
