@@ -591,6 +591,9 @@ async fn agent_text_cannot_forge_log_lines_or_markup() {
         json!([vm(forged, "vda")]),
         json!([vm("web", "vda\r\nforged")]),
         json!([vm(&"v".repeat(300), "vda")]),
+        // More disks or interfaces than any VM has.
+        json!([{"vm": "many", "info": {"name": "many", "state": "running", "guest_agent": {"state": "not-configured"},
+            "disks": (0..257).map(|i| json!({"name": format!("d{i}"), "format": "raw", "image": "/x", "virtual_size": 1})).collect::<Vec<_>>()}}]),
     ] {
         let r = agent
             .post_json::<_, Value>("api/v1/agent/heartbeat", &json!({ "vms": vms }))

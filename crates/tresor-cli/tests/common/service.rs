@@ -252,6 +252,9 @@ pub fn agent_config(
     if let Some(port) = proxy_port {
         text.push_str(&format!("[proxy]\nhost = \"127.0.0.1\"\nport = {port}\n"));
     }
+    // The test's VM only: a libvirtd that another test started on this machine
+    // must not add its domains to this agent's report.
+    text.push_str("[libvirt]\nenabled = false\n");
     text.push_str(&format!(
         "[[vm]]\nname = \"{vm}\"\nqmp = \"{}\"\n",
         qmp.display()

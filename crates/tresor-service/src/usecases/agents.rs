@@ -47,6 +47,10 @@ pub const MAX_NAME: usize = 255;
 pub const MAX_TEXT: usize = 8192;
 /// Most VMs one host may report.
 pub const MAX_VMS: usize = 4096;
+/// Disks and network interfaces a VM may report: far above what a hypervisor
+/// attaches, far below what would make one report a burden.
+pub const MAX_DISKS: usize = 256;
+pub const MAX_NICS: usize = 64;
 
 fn bad_report(field: &str, rule: &str) -> ServiceError {
     ServiceError::new(
@@ -114,6 +118,12 @@ fn check_heartbeat(hb: &Heartbeat) -> ServiceResult<()> {
         check_json("VM description", &as_json(&v.info)?)?;
         if let Some(p) = &v.preflight {
             check_json("preflight result", &as_json(p)?)?;
+        }
+        if v.info.disks.len() > MAX_DISKS || v.info.nics.len() > MAX_NICS {
+            return Err(bad_report(
+                &format!("VM {}", v.vm),
+                "at most 256 disks and 64 network interfaces per VM",
+            ));
         }
         // Disk names are names too: bounded like VM names.
         if v.info.disks.iter().any(|d| d.name.len() > MAX_NAME) {
