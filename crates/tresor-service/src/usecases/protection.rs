@@ -64,6 +64,25 @@ pub(crate) fn expiry_under(
     Ok((changed, shortens))
 }
 
+/// For `permission` on one point: its vault (the caller holding the permission
+/// there), its item (not soft-deleted as a whole) and the point `id` on the primary,
+/// or NotFound.
+fn live_point(
+    s: &Service,
+    caller: &Principal,
+    permission: Permission,
+    vault: &str,
+    item: &str,
+    id: &str,
+) -> ServiceResult<(VaultRow, ItemRow, PointRow)> {
+    let v = find_vault(s, vault)?;
+    caller.require(permission, &vault_target(&v)?)?;
+    let item = find_item(s, &v, item)?;
+    parse_state(&item.state).not_soft_deleted()?;
+    let p = item_point(s, &item, id)?;
+    Ok((v, item, p))
+}
+
 /// The point `id` of `item` on the primary, or NotFound.
 fn item_point(s: &Service, item: &ItemRow, id: &str) -> ServiceResult<PointRow> {
     let missing = || {
@@ -151,11 +170,8 @@ impl Service {
         let r: ServiceResult<RecoveryPoint> = async {
             let caller = who.clone();
             self.blocking(move |s| {
-                let v = find_vault(s, &vault)?;
-                caller.require(Permission::DeleteRecoveryPoint, &vault_target(&v)?)?;
-                let item = find_item(s, &v, &item)?;
-                parse_state(&item.state).not_soft_deleted()?;
-                let mut p = item_point(s, &item, &point)?;
+                let (v, item, mut p) =
+                    live_point(s, &caller, Permission::DeleteRecoveryPoint, &vault, &item, &point)?;
                 if p.soft_deleted.is_some() {
                     return Err(ServiceError::new(
                         ErrorCode::RecoveryPointSoftDeleted,
@@ -207,11 +223,8 @@ impl Service {
         let r: ServiceResult<RecoveryPoint> = async {
             let caller = who.clone();
             self.blocking(move |s| {
-                let v = find_vault(s, &vault)?;
-                caller.require(Permission::UndeleteBackupData, &vault_target(&v)?)?;
-                let item = find_item(s, &v, &item)?;
-                parse_state(&item.state).not_soft_deleted()?;
-                let mut p = item_point(s, &item, &point)?;
+                let (_, item, mut p) =
+                    live_point(s, &caller, Permission::UndeleteBackupData, &vault, &item, &point)?;
                 if p.soft_deleted.is_none() {
                     return Err(ServiceError::new(
                         ErrorCode::RecoveryPointNotSoftDeleted,
