@@ -17,6 +17,7 @@ use tresor_api::users::User;
 use tresor_api::ErrorCode;
 use tresor_service::{Service, ServiceError};
 
+use crate::layout::field_error;
 use crate::layout::{badge, csrf_field, empty, error_box, notice, page, time, with_status, Field};
 use crate::permissions::{on_vault, Permission};
 use crate::session::Operator;
@@ -179,12 +180,6 @@ pub async fn guard_page(
     } else {
         None
     };
-    let field_error = |codes: &[ErrorCode]| -> Option<String> {
-        let e = error?;
-        codes
-            .contains(&e.code)
-            .then(|| format!("{} {}", e.message, e.recommendation))
-    };
     let url = guard_url(&g.name);
     let body = html! {
         h1 { (g.name) }
@@ -252,7 +247,7 @@ pub async fn guard_page(
                         p.hint { "On the guard itself: ChangeResourceGuard only; on a vault: the others." }
                     }
                     (Field::new("reason", "Reason", &typed.reason, "Why, for the approver: one line, up to 500 characters.",
-                        field_error(&[ErrorCode::InvalidRequestReason]).as_deref()).required().no_autocomplete())
+                        field_error(error, &[ErrorCode::InvalidRequestReason]).as_deref()).required().no_autocomplete())
                     div { button.primary #ask-submit type="submit" { "Ask for approval" } }
                 }
             }
@@ -263,9 +258,9 @@ pub async fn guard_page(
                 p.muted { "A critical operation on the guard itself: it needs an approved ChangeResourceGuard request of yours." }
                 form.stack #update-guard method="post" action={ (url) "/update" } novalidate {
                     (csrf_field(op))
-                    (approver_inputs(users.as_deref(), &g.approvers, field_error(&[ErrorCode::InvalidApprovers]).as_deref()))
+                    (approver_inputs(users.as_deref(), &g.approvers, field_error(error, &[ErrorCode::InvalidApprovers]).as_deref()))
                     (Field::new("validity_minutes", "Approval validity (minutes)", &g.validity_minutes.to_string(),
-                        "5 to 10080 (a week).", field_error(&[ErrorCode::ApprovalValidityOutOfRange]).as_deref())
+                        "5 to 10080 (a week).", field_error(error, &[ErrorCode::ApprovalValidityOutOfRange]).as_deref())
                         .number(Some("10080"), None))
                     div { button.primary type="submit" { "Save" } }
                 }

@@ -22,6 +22,7 @@ use tresor_service::{Service, ServiceError};
 use crate::guard_page::{
     approver_inputs, approvers_sent, guard_page, guard_url, validity_sent, Typed,
 };
+use crate::layout::field_error;
 use crate::layout::{
     csrf_field, empty, error_box, form_value, notice, page, time, with_status, Done, Field,
 };
@@ -69,12 +70,6 @@ async fn list_page(
     } else {
         None
     };
-    let field_error = |codes: &[ErrorCode]| -> Option<String> {
-        let e = error?;
-        codes
-            .contains(&e.code)
-            .then(|| format!("{} {}", e.message, e.recommendation))
-    };
     let body = html! {
         h1 { "Resource guards" }
         p.muted { "A resource guard protects the critical operations of the vaults bound to it: deleting backup data or recovery points, shorter retention or soft delete, lower immutability, unbinding the guard, deleting the vault. Each needs an approval from one of the guard's approvers, used once." }
@@ -109,12 +104,12 @@ async fn list_page(
                     (csrf_field(op))
                     (Field::new("name", "Name", &f.name,
                         "2 to 50 characters: a letter first, then letters, digits and hyphens.",
-                        field_error(&[ErrorCode::InvalidResourceGuardName, ErrorCode::AlreadyExists]).as_deref())
+                        field_error(error, &[ErrorCode::InvalidResourceGuardName, ErrorCode::AlreadyExists]).as_deref())
                         .required().no_autocomplete())
-                    (approver_inputs(users.as_deref(), &f.approvers, field_error(&[ErrorCode::InvalidApprovers]).as_deref()))
+                    (approver_inputs(users.as_deref(), &f.approvers, field_error(error, &[ErrorCode::InvalidApprovers]).as_deref()))
                     (Field::new("validity_minutes", "Approval validity (minutes)", &f.validity,
                         "How long a request waits for a decision, and an approval stays usable: 5 to 10080 (a week).",
-                        field_error(&[ErrorCode::ApprovalValidityOutOfRange]).as_deref()).number(Some("10080"), None))
+                        field_error(error, &[ErrorCode::ApprovalValidityOutOfRange]).as_deref()).number(Some("10080"), None))
                     div { button.primary #create-guard type="submit" { "Create" } }
                 }
             }

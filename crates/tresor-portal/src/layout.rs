@@ -12,6 +12,7 @@ use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 use serde::{Deserialize, Serialize};
 
 use tresor_api::vaults::ReplicationError;
+use tresor_api::ErrorCode;
 use tresor_service::ServiceError;
 
 use crate::permissions::{Permission, PermissionSet};
@@ -169,6 +170,15 @@ pub fn error_box(e: &ServiceError) -> Markup {
             }
         }
     }
+}
+
+/// The message of `error` beside the form field it concerns: when its code is one of
+/// `codes`, what is wrong and what to do.
+pub fn field_error(error: Option<&ServiceError>, codes: &[ErrorCode]) -> Option<String> {
+    let e = error?;
+    codes
+        .contains(&e.code)
+        .then(|| format!("{} {}", e.message, e.recommendation))
 }
 
 /// Why the last replication run failed, as the vault and item pages show it.

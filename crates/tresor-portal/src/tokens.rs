@@ -17,6 +17,7 @@ use tresor_api::users::User;
 use tresor_api::ErrorCode;
 use tresor_service::{Service, ServiceError};
 
+use crate::layout::field_error;
 use crate::layout::{
     badge, csrf_field, empty, error_box, form_value, notice, page, time, with_status, Done, Field,
 };
@@ -91,12 +92,6 @@ async fn tokens_page(
     let me = or_page!(op, state.own_user(&op.principal).await);
     let tokens = own_tokens(or_page!(op, state.tokens(&op.principal).await), &me);
     let now = state.now();
-    let field_error = |codes: &[ErrorCode]| -> Option<String> {
-        let e = error?;
-        codes
-            .contains(&e.code)
-            .then(|| format!("{} {}", e.message, e.recommendation))
-    };
     let body = html! {
         h1 { "API tokens" }
         p.muted { "Tokens let scripts and tools call Tresor's API as you, with the roles you give them (never more than yours; a role taken from you is taken from them). Each is shown once, when made." }
@@ -141,10 +136,10 @@ async fn tokens_page(
             form.stack #new-token method="post" action="/account/tokens" novalidate {
                 (csrf_field(op))
                 (Field::new("name", "Name", &f.name, "Who uses it, to tell tokens apart: 1 to 100 characters.",
-                    field_error(&[ErrorCode::InvalidTokenName]).as_deref()).required().no_autocomplete())
+                    field_error(error, &[ErrorCode::InvalidTokenName]).as_deref()).required().no_autocomplete())
                 (Field::new("expires_in_days", "Expires in (days)", &f.days,
                     "1 to 3650; empty for a token that does not expire. Short-lived tokens are safer.",
-                    field_error(&[ErrorCode::InvalidTokenExpiry]).as_deref()).number(Some("3650"), None))
+                    field_error(error, &[ErrorCode::InvalidTokenExpiry]).as_deref()).number(Some("3650"), None))
                 fieldset #token-roles {
                     legend { "Roles" }
                     p.hint { "By default all of yours. Uncheck those it does not need, or give a narrower one." }
@@ -162,7 +157,7 @@ async fn tokens_page(
                     }
                     (Field::new("scope", "at the scope", "/",
                         "/ (everything), /resourceGroups/GROUP, or /resourceGroups/GROUP/vaults/VAULT: within one of your own.",
-                        field_error(&[ErrorCode::InvalidScope, ErrorCode::TokenRoleNotHeld]).as_deref()).no_autocomplete())
+                        field_error(error, &[ErrorCode::InvalidScope, ErrorCode::TokenRoleNotHeld]).as_deref()).no_autocomplete())
                 }
                 div { button.primary #create-token type="submit" { "Create token" } }
             }

@@ -17,6 +17,7 @@ use tresor_api::ErrorCode;
 use tresor_domain::access::{Role, RoleAssignment, Scope};
 use tresor_service::{Service, ServiceError};
 
+use crate::layout::field_error;
 use crate::layout::{
     badge, csrf_field, empty, error_box, notice, page, time, with_status, Done, Field,
 };
@@ -120,12 +121,6 @@ async fn list_page(
     done: Option<&str>,
 ) -> Response {
     let users = or_page!(op, state.users(&op.principal).await);
-    let field_error = |codes: &[ErrorCode]| -> Option<String> {
-        let e = error?;
-        codes
-            .contains(&e.code)
-            .then(|| format!("{} {}", e.message, e.recommendation))
-    };
     let role = if f.role.is_empty() { "Reader" } else { &f.role };
     let scope = if f.scope.is_empty() { "/" } else { &f.scope };
     let body = html! {
@@ -160,13 +155,13 @@ async fn list_page(
                 (csrf_field(op))
                 (Field::new("name", "User name", &f.name,
                     "1 to 64 letters, digits and . _ - @ (a login name or an e-mail address).",
-                    field_error(&[ErrorCode::InvalidUserName, ErrorCode::AlreadyExists]).as_deref()).required().no_autocomplete())
+                    field_error(error, &[ErrorCode::InvalidUserName, ErrorCode::AlreadyExists]).as_deref()).required().no_autocomplete())
                 div.field {
                     label for="password" { "Initial password" }
                     input #password type="password" name="password" autocomplete="new-password" required
                         aria-describedby="password-hint password-error";
                     p.hint #password-hint { "12 characters at least. Tell it to the person; they change it under My account." }
-                    p.error #password-error aria-live="polite" { @if let Some(m) = field_error(&[ErrorCode::WeakPassword]) { (m) } }
+                    p.error #password-error aria-live="polite" { @if let Some(m) = field_error(error, &[ErrorCode::WeakPassword]) { (m) } }
                 }
                 div.field {
                     label for="role" { "Role" }
@@ -175,7 +170,7 @@ async fn list_page(
                 }
                 (Field::new("scope", "Scope", scope,
                     "Where the role applies: / (everything), /resourceGroups/GROUP, or /resourceGroups/GROUP/vaults/VAULT.",
-                    field_error(&[ErrorCode::InvalidScope]).as_deref()).no_autocomplete())
+                    field_error(error, &[ErrorCode::InvalidScope]).as_deref()).no_autocomplete())
                 div { button.primary #create-user type="submit" { "Create user" } }
             }
         }
