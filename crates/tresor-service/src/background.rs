@@ -1,5 +1,5 @@
 //! The service's own work, in loops until cancelled: the scheduler, the lease
-//! sweeper, retention, the purge of soft-deleted data, replication and garbage
+//! sweeper (and jobs no agent took in time), retention, the purge of soft-deleted data, replication and garbage
 //! collection.
 //!
 //! Each step runs off the async threads and logs its failure rather than stopping
@@ -33,7 +33,10 @@ pub fn start(service: Arc<Service>, stop: CancellationToken) -> Vec<tokio::task:
             stop.clone(),
             Duration::from_secs(10),
             "leases",
-            |s| jobs::sweep_leases(s).map(|_| ()),
+            |s| {
+                jobs::sweep_leases(s)?;
+                jobs::sweep_unstarted(s, jobs::START_TIMEOUT).map(|_| ())
+            },
         ),
         every(
             service.clone(),

@@ -5,6 +5,12 @@
 //! reports renew; a lease that runs out (the agent died, the network is cut) fails
 //! the job with `AgentUnreachable`. After the server itself was down, leases are
 //! extended once at start-up so that agents can come back and report.
+//!
+//! A job no agent takes (its agent is gone, or calls a server address that is no
+//! longer this one) fails with `AgentDidNotStart` once it waited [`START_TIMEOUT`]
+//! by the server's clock, counted from the job's creation or the server's last
+//! start, whichever is later (a server that was down gave the agent no chance). A job
+//! waiting behind one its agent is running (one job at a time) waits on.
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
@@ -21,6 +27,20 @@ use crate::views::{self, enum_name, JobBody};
 
 /// How long a taken job lives without a report from its agent.
 pub const LEASE: SignedDuration = SignedDuration::from_secs(120);
+
+/// How long a job waits for its agent to take it before it fails with
+/// `AgentDidNotStart`.
+pub const START_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
+
+/// The code of a job its agent did not take within [`START_TIMEOUT`].
+pub const AGENT_DID_NOT_START: &str = "AgentDidNotStart";
+
+/// The setting holding the server's last start (when queued jobs began to wait).
+const SERVER_STARTED: &str = "server_started";
+
+/// At most this many waiting jobs are looked at by one sweep (the next sweep takes
+/// the rest).
+const SWEEP_BATCH: u32 = 10_000;
 
 pub const TASK_SNAPSHOT: &str = "Take snapshot";
 pub const TASK_TRANSFER: &str = "Transfer data to vault";
@@ -390,6 +410,68 @@ pub fn sweep_leases(state: &Service) -> ServiceResult<usize> {
     Ok(n)
 }
 
+/// Fails the jobs that waited longer than `timeout` (by the server's clock, from
+/// their creation or the server's last start, whichever is later) for an agent that
+/// did not take them, naming the host and when it last reported. A job whose agent is
+/// running another one (its lease alive) keeps waiting: the agent takes jobs one at a
+/// time. How many failed.
+pub fn sweep_unstarted(state: &Service, timeout: SignedDuration) -> ServiceResult<usize> {
+    let now = state.now();
+    let started = state
+        .store
+        .get_setting(SERVER_STARTED)?
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let cutoff = now - timeout;
+    if started.is_some_and(|s| s > cutoff) {
+        return Ok(0);
+    }
+    let waiting = state.store.list_jobs(&tresor_metadata::JobFilter {
+        status: Some(enum_name(JobStatus::InProgress)),
+        to: Some(cutoff),
+        limit: Some(SWEEP_BATCH),
+        ..Default::default()
+    })?;
+    let mut n = 0;
+    for job in waiting {
+        let Some(target) = job.target_agent.clone() else {
+            continue; // the server's own work
+        };
+        if job.agent_id.is_some() {
+            continue; // taken: its lease decides
+        }
+        let busy = state
+            .store
+            .running_jobs_of_agent(&target)?
+            .iter()
+            .any(|j| j.lease_until.is_some_and(|l| l >= now));
+        if busy {
+            continue;
+        }
+        let agent = state.store.get_agent(&target).ok();
+        let host = agent.as_ref().map_or("(unregistered)", |a| a.host.as_str());
+        let last = match agent.as_ref().and_then(|a| a.last_seen) {
+            Some(t) => format!(
+                "it last reported at {t} ({} minutes before)",
+                now.duration_since(t).as_mins()
+            ),
+            None => "it never reported".into(),
+        };
+        tracing::warn!(job = %job.id, host = ?host, "no agent took this job in time");
+        abandon(
+            state,
+            job,
+            AGENT_DID_NOT_START,
+            format!(
+                "the agent on host {host} did not take this job within {} minutes; {last}",
+                timeout.as_mins()
+            ),
+            "check that the agent runs and reaches this server (on the host: tresor agent check; its agent.toml and state folder name the server's address), then run the job again",
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// An agent runs one job at a time: when it asks for its next job, a job it still
 /// holds was abandoned (the agent restarted: killed, crashed or its host rebooted in
 /// the middle of it). That job ends now, `Failed` with `AgentRestarted` (`Cancelled`
@@ -457,9 +539,12 @@ fn abandon(
 }
 
 /// At start-up: jobs taken before the server stopped get a fresh lease, so their
-/// agents can report again instead of finding them failed for the server's absence.
+/// agents can report again instead of finding them failed for the server's absence;
+/// jobs not taken yet wait [`START_TIMEOUT`] from now.
 pub fn extend_leases_after_restart(state: &Service) -> ServiceResult<()> {
     let now = state.now();
+    // Queued jobs wait for their agents from now on (see `sweep_unstarted`).
+    state.store.set_setting(SERVER_STARTED, &now.to_string())?;
     for mut job in state.store.jobs_with_expired_lease(now + LEASE + LEASE)? {
         job.lease_until = Some(now + LEASE);
         state.store.update_job(&job)?;
