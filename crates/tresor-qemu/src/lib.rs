@@ -33,6 +33,7 @@ mod offline;
 mod provider;
 mod qemu_nbd;
 mod running;
+mod scratch;
 mod served_image;
 
 pub use fleece::PointInTimeView;

@@ -14,6 +14,7 @@ use tresor_vm::{
 
 use crate::fleece::{self, ViewPlan};
 use crate::running::{self, COPY_BEFORE_WRITE, RUNNING_FORMATS};
+use crate::scratch::{check_scratch, lock_vm};
 use crate::{
     ensure_not_in_use, image_info, open_offline_disk, point_bitmap_name, start_point_bitmap,
 };
@@ -78,6 +79,8 @@ pub struct QemuProvider {
     vms: Vec<QemuVmConfig>,
     /// Folders of `NAME.qmp` sockets (with `NAME.qga` guest agent sockets beside).
     socket_dirs: Vec<PathBuf>,
+    /// The scratch folder of VMs found in `socket_dirs` (default `/var/tmp`).
+    default_scratch_dir: Option<PathBuf>,
 }
 
 /// A VM as looked up: its configuration and, when it runs, the QMP connection.
@@ -93,7 +96,15 @@ impl QemuProvider {
         QemuProvider {
             vms,
             socket_dirs: Vec::new(),
+            default_scratch_dir: None,
         }
+    }
+
+    /// VMs found in socket folders put their overlays in `dir` (the agent's
+    /// top-level `scratch_dir`; `[[vm]]`s get it from the agent's configuration).
+    pub fn with_default_scratch_dir(mut self, dir: Option<PathBuf>) -> QemuProvider {
+        self.default_scratch_dir = dir;
+        self
     }
 
     /// Also offers every `NAME.qmp` socket in `dir` as VM `NAME`, with `NAME.qga` as
@@ -128,6 +139,7 @@ impl QemuProvider {
                     name,
                     guest_agent: agent.exists().then_some(agent),
                     qmp: Some(qmp),
+                    scratch_dir: self.default_scratch_dir.clone(),
                     ..QemuVmConfig::default()
                 });
             }
@@ -426,72 +438,6 @@ impl<V: BackupView> BackupView for Locked<V> {
         let Locked { view, _lock } = *self;
         Box::new(view).finish(committed).await
     }
-}
-
-/// One backup of a VM at a time: an exclusive lock in the scratch folder, held until
-/// the view is finished (and released by the kernel if the agent dies).
-fn lock_vm(scratch: &Path, vm: &str) -> Result<std::fs::File, VmError> {
-    use fs2::FileExt;
-    let path = scratch.join(format!(".{}lock", fleece::scratch_prefix(vm)));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| {
-            VmError::new(
-                CheckCode::ScratchSpaceMissing,
-                format!("{}: {e}", path.display()),
-            )
-        })?;
-    file.try_lock_exclusive().map_err(|_| {
-        VmError::new(
-            CheckCode::BackupInProgress,
-            format!(
-                "another backup of VM {vm} is running (it holds {}); wait for it to finish",
-                path.display()
-            ),
-        )
-    })?;
-    Ok(file)
-}
-
-/// Whether the scratch folder can take overlays: `Err((code, message, fix))`, or the
-/// free bytes.
-fn check_scratch(dir: &Path) -> Result<u64, (CheckCode, String, String)> {
-    let fix = format!(
-        "create {} (writable by the agent and by QEMU) or set scratch_dir to a folder with free space",
-        dir.display()
-    );
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        (
-            CheckCode::ScratchSpaceMissing,
-            format!("scratch folder {}: {e}", dir.display()),
-            fix.clone(),
-        )
-    })?;
-    if !meta.is_dir() {
-        return Err((
-            CheckCode::ScratchSpaceMissing,
-            format!("scratch folder {} is not a folder", dir.display()),
-            fix,
-        ));
-    }
-    let probe = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
-        (
-            CheckCode::ScratchSpaceMissing,
-            format!("scratch folder {} is not writable: {e}", dir.display()),
-            fix.clone(),
-        )
-    })?;
-    drop(probe);
-    fs2::available_space(dir).map_err(|e| {
-        (
-            CheckCode::ScratchSpaceMissing,
-            format!("scratch folder {}: {e}", dir.display()),
-            fix,
-        )
-    })
 }
 
 /// A stopped VM: its images through qemu-nbd (or directly when raw), with persistent

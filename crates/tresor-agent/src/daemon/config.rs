@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tresor_client::ProxyConfig;
 use tresor_qemu::{QemuProvider, QemuVmConfig};
 
+use super::config_check::{self, ConfigProblem};
 use crate::confine::{self, RestoreRoots};
 
 /// How long a running job may take to finish once the agent is asked to stop.
@@ -45,7 +46,7 @@ pub struct AgentConfig {
 }
 
 /// Longest libvirt URI accepted.
-const MAX_LIBVIRT_URI: usize = 1024;
+pub(super) const MAX_LIBVIRT_URI: usize = 1024;
 
 /// `[libvirt]` of agent.toml. Without it, the agent lists the domains of
 /// `qemu:///system` whenever libvirtd's socket exists (checked at each heartbeat, so
@@ -77,7 +78,7 @@ impl LibvirtConfig {
     }
 
     /// Checks the configured URI: `scheme://...`, bounded, plain text.
-    fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         let Some(uri) = &self.uri else {
             return Ok(());
         };
@@ -89,7 +90,7 @@ impl LibvirtConfig {
         });
         if uri.len() > MAX_LIBVIRT_URI || uri.chars().any(char::is_control) || !scheme_ok {
             return Err(format!(
-                "[libvirt] uri {:?} is not a libvirt URI: write one like \"qemu:///system\" or \"qemu+ssh://root@kvm2/system\" (at most {MAX_LIBVIRT_URI} bytes, no control characters)",
+                "{:?} is not a libvirt URI: write one like \"qemu:///system\" or \"qemu+ssh://root@kvm2/system\" (at most {MAX_LIBVIRT_URI} bytes, no control characters)",
                 uri.chars().take(80).collect::<String>()
             ));
         }
@@ -102,6 +103,12 @@ impl LibvirtConfig {
 pub enum AgentError {
     #[error("agent configuration {path}: {message}")]
     Config { path: String, message: String },
+    /// Every problem of a configuration file, each naming its key.
+    #[error("agent configuration {path} has {} to fix (docs/agent.md describes every key):{}", problems_count(.problems), problem_lines(.problems))]
+    Invalid {
+        path: String,
+        problems: Vec<ConfigProblem>,
+    },
     #[error("{0}")]
     Client(#[from] tresor_client::ClientError),
     #[error("{what}: {source}")]
@@ -111,15 +118,59 @@ pub enum AgentError {
     },
 }
 
+fn problems_count(problems: &[ConfigProblem]) -> String {
+    match problems.len() {
+        1 => "1 problem".into(),
+        n => format!("{n} problems"),
+    }
+}
+
+fn problem_lines(problems: &[ConfigProblem]) -> String {
+    problems.iter().map(|p| format!("\n  {p}")).collect()
+}
+
 impl AgentConfig {
+    /// Reads and checks agent.toml: the configuration, or
+    /// [`AgentError::Invalid`] with every problem, each naming its key.
     pub fn load(path: &Path) -> Result<AgentConfig, AgentError> {
-        let err = |message: String| AgentError::Config {
+        Self::load_table(path, |_| {})
+    }
+
+    /// The configuration of the agent `tresor serve --with-local-agent` runs in the
+    /// server's process: its state folder is `state_dir` (in the server's data
+    /// folder), whatever the file says, and it needs no credentials file (the server
+    /// registers it); the rest as [`AgentConfig::load`].
+    pub fn load_local(path: &Path, state_dir: &Path) -> Result<AgentConfig, AgentError> {
+        Self::load_table(path, |table| {
+            table.remove("credentials");
+            table.insert(
+                "state_dir".into(),
+                toml::Value::String(state_dir.display().to_string()),
+            );
+        })
+    }
+
+    fn load_table(
+        path: &Path,
+        adapt: impl FnOnce(&mut toml::Table),
+    ) -> Result<AgentConfig, AgentError> {
+        let invalid = |problems: Vec<ConfigProblem>| AgentError::Invalid {
             path: path.display().to_string(),
-            message,
+            problems,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let mut config: AgentConfig = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-        config.libvirt.check().map_err(err)?;
+        let text = std::fs::read_to_string(path).map_err(|e| AgentError::Config {
+            path: path.display().to_string(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            invalid(vec![ConfigProblem {
+                key: String::new(),
+                message: format!("not valid TOML: {}", e.to_string().trim()),
+            }])
+        })?;
+        adapt(&mut table);
+        let mut config = config_check::checked(table).map_err(invalid)?;
+        // The top-level scratch folder is every VM's, unless the VM names its own.
         for vm in &mut config.vms {
             if vm.scratch_dir.is_none() {
                 vm.scratch_dir = config.scratch_dir.clone();
@@ -175,7 +226,8 @@ impl AgentConfig {
 
     /// The provider of this host's VMs.
     pub fn provider(&self) -> QemuProvider {
-        let mut p = QemuProvider::new(self.vms.clone());
+        let mut p =
+            QemuProvider::new(self.vms.clone()).with_default_scratch_dir(self.scratch_dir.clone());
         for d in &self.socket_dirs {
             p = p.with_socket_dir(d);
         }
@@ -207,6 +259,136 @@ mod tests {
 
     const BASE: &str = "state_dir = \"/s\"\nlocation = \"l\"\n";
 
+    /// A configuration with a dozen mistakes: every one is listed, at once, each with
+    /// its key, and the message says what to write instead.
+    #[test]
+    fn every_mistake_is_listed_with_its_key() {
+        let text = r#"
+state_dir = "var/lib/tresor-agent"
+location = "West Europe"
+scratchdir = "/var/tmp"
+drain_timeout_secs = "600"
+credentials = "/nonexistent/Vault-1.credentials"
+socket_dirs = ["/run/tresor", 7]
+[proxy]
+host = "proxy.example"
+port = 70000
+[libvirt]
+uri = "system"
+[[vm]]
+name = "web01"
+qmp = "/run/qemu/web01.qmp"
+[[vm]]
+name = "web01"
+qmp = "run/qemu/web02.qmp"
+gest_agent = "/run/qemu/web02.qga"
+[[vm]]
+application_hooks = "yes"
+"#;
+        let Err(AgentError::Invalid { problems, path }) = load(text) else {
+            panic!("a configuration with mistakes loads");
+        };
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str()))
+            .collect();
+        let expect = [
+            ("state_dir", "is relative: write an absolute path"),
+            ("location", "is not a location"),
+            ("scratchdir", "did you mean `scratch_dir`?"),
+            (
+                "drain_timeout_secs",
+                "expected a whole number from 0 to 86400, found a string",
+            ),
+            (
+                "credentials",
+                "does not exist: the agent is not registered yet",
+            ),
+            (
+                "socket_dirs[2]",
+                "expected an absolute path in quotes, found a whole number",
+            ),
+            ("proxy.port", "70000 is out of range: write 1 to 65535"),
+            ("libvirt.uri", "is not a libvirt URI"),
+            ("vm[2].name", "is also vm[1]'s"),
+            ("vm[2].qmp", "is relative"),
+            ("vm[2].gest_agent", "did you mean `guest_agent`?"),
+            (
+                "vm[3].application_hooks",
+                "expected true or false, found a string",
+            ),
+            ("vm[3]", "names no VM"),
+        ];
+        for (key, words) in expect {
+            assert!(
+                found.iter().any(|(k, m)| *k == key && m.contains(words)),
+                "{key}: {words:?} not among {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), expect.len(), "{found:#?}");
+        // One message, one line per problem.
+        let shown = AgentError::Invalid { path, problems }.to_string();
+        assert!(shown.contains("has 13 problems to fix"), "{shown}");
+        assert!(
+            shown.contains("\n  vm[2].qmp: \"run/qemu/web02.qmp\" is relative"),
+            "{shown}"
+        );
+
+        // Not TOML at all: one problem, with TOML's line.
+        let Err(AgentError::Invalid { problems, .. }) = load("state_dir = \n") else {
+            panic!("broken TOML loads");
+        };
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.starts_with("not valid TOML"),
+            "{problems:?}"
+        );
+        // Required keys.
+        let Err(e) = load("") else {
+            panic!("an empty file loads")
+        };
+        let shown = e.to_string();
+        assert!(
+            shown.contains("state_dir: missing") && shown.contains("location: missing"),
+            "{shown}"
+        );
+        // [vm] instead of [[vm]].
+        let e = load(&format!("{BASE}[vm]\nname = \"a\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("vm: write each one as [[vm]]"), "{e}");
+    }
+
+    /// The top-level scratch folder is every VM's; a VM's own wins.
+    #[test]
+    fn the_top_level_scratch_dir_applies_to_every_vm() {
+        let c = load(&format!(
+            "{BASE}scratch_dir = \"/srv/scratch\"\n[[vm]]\nname = \"a\"\n[[vm]]\nname = \"b\"\nscratch_dir = \"/fast\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.vms[0].scratch_dir.as_deref(),
+            Some(Path::new("/srv/scratch"))
+        );
+        assert_eq!(c.vms[1].scratch_dir.as_deref(), Some(Path::new("/fast")));
+    }
+
+    /// The local agent of `tresor serve` needs neither a state folder nor credentials.
+    #[test]
+    fn the_local_agent_needs_no_state_dir_nor_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "location = \"local\"\ncredentials = \"/nonexistent\"\n",
+        )
+        .unwrap();
+        let c = AgentConfig::load_local(&path, &dir.path().join("local-agent")).unwrap();
+        assert_eq!(c.state_dir, dir.path().join("local-agent"));
+        assert_eq!(c.credentials, None);
+        assert!(AgentConfig::load(&path).is_err());
+    }
+
     #[test]
     fn libvirt_section() {
         let c = load(&format!(
@@ -233,7 +415,7 @@ mod tests {
         for bad in ["system", "://x", "qemu:///sys\\ttem", "q emu:///system"] {
             let err = load(&format!("{BASE}[libvirt]\nuri = \"{bad}\"\n")).unwrap_err();
             assert!(
-                err.to_string().contains("is not a libvirt URI"),
+                err.to_string().contains("\n  libvirt.uri: "),
                 "{bad}: {err}"
             );
         }

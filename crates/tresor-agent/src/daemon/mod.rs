@@ -2,29 +2,9 @@
 //! VMs, takes jobs and runs them. It only ever connects out, over HTTPS pinned to
 //! the server's certificate, through a proxy when one is configured.
 //!
-//! ```toml
-//! # agent.toml
-//! credentials = "/etc/tresor/vault.credentials"  # from `tresor vault credentials`; used once
-//! state_dir = "/var/lib/tresor-agent"            # the agent's own credential (0600)
-//! host = "kvm1"                                   # default: the host name
-//! location = "westeurope"
-//! scratch_dir = "/var/tmp"
-//! socket_dirs = ["/run/tresor/vms"]               # NAME.qmp (+ NAME.qga) sockets
-//! restore_roots = ["/srv/restore"]                # where restores may write; default:
-//!                                                 # STATE_DIR/restores
-//! drain_timeout_secs = 600                        # on SIGTERM, how long a running job
-//!                                                 # may still take before it is cancelled
-//! [proxy]                                         # else HTTPS_PROXY / NO_PROXY
-//! host = "proxy.example"
-//! port = 3128
-//! [[vm]]
-//! name = "web01"
-//! qmp = "/run/qemu/web01.qmp"
-//! guest_agent = "/run/qemu/web01.qga"
-//! [libvirt]                                       # default: qemu:///system while
-//! uri = "qemu:///system"                          # /run/libvirt/libvirt-sock exists
-//! enabled = true                                  # false: no libvirt domains
-//! ```
+//! Its configuration, agent.toml, is described key by key in docs/agent.md (with a
+//! libvirt and a plain QEMU example) and checked whole by `config_check.rs`, which
+//! lists every problem at once, each with its key.
 //!
 //! libvirt's domains (`tresor-libvirt`) are reported beside the `[[vm]]` VMs, named
 //! by their UUID and marked `provider: libvirt`; see `inventory.rs`.
@@ -52,6 +32,7 @@
 //! agent exits, and every wait has a limit.
 //!
 //! The parts: `config.rs` (agent.toml, the agent's own folders and files),
+//! `config_check.rs` (agent.toml checked whole),
 //! `registration.rs` (its identity with the server), `inventory.rs` (heartbeats with
 //! the host's VMs), `job_loop.rs` (taking, draining and reporting jobs), `assignment.rs`
 //! (what a job is), `backup_job.rs` and `restore_job.rs` (running each operation).
@@ -59,6 +40,7 @@
 mod assignment;
 mod backup_job;
 mod config;
+mod config_check;
 mod inventory;
 mod job_loop;
 mod registration;
@@ -73,6 +55,7 @@ use inventory::{heartbeats, LibvirtSource};
 use job_loop::{take_jobs, REPORT_GRACE};
 
 pub use config::{AgentConfig, AgentError, LibvirtConfig};
+pub use config_check::ConfigProblem;
 pub use inventory::inventory;
 pub use registration::{client, is_registered, load_or_register, save_state, AgentState};
 
