@@ -21,7 +21,7 @@ fi
 # libvirt tests, tresor-libvirt's `discovery`, run only in the full suite).
 in_process=(
   architecture serve_shutdown api_rules access access_items audit users tokens resource_guard
-  protection portal_roles portal_guards
+  protection portal_roles portal_guards portal_vm
   soft_delete immutability destroy hostile_agent hostile_http scheduler
   client env_proxy intake pipeline replicate golden sqlite hostile_peers
   identity_and_pinning

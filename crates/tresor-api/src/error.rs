@@ -76,6 +76,7 @@ error_codes! {
     AlreadyExists 409 "A resource of that name exists.",
     AlreadyProtected 409 "The VM is protected already.",
     AmbiguousHost 409 "More than one agent has that host name.",
+    AmbiguousVmName 409 "More than one VM of the host (or protected item of the vault) has that name; the message lists them: name one by its UUID.",
     ApprovalRequired 403 "A critical operation on a guarded vault needs an approved request of the caller's, used once.",
     ApprovalValidityOutOfRange 400 "An approval is valid 5 to 10080 minutes.",
     BackupAlreadyInProgress 409 "A backup of the item is running.",

@@ -30,7 +30,9 @@ pub struct EnableProtection {
     /// The host (agent) the VM runs on: its host name or agent id.
     #[schema(example = "kvm1")]
     pub host: String,
-    /// The agent's name for the VM.
+    /// The VM: the agent's name for it (a libvirt domain's UUID, a QEMU VM's name),
+    /// or a libvirt domain's name or UUID when exactly one VM of the host has it
+    /// (`AmbiguousVmName`, listing them, when several do).
     #[schema(example = "app01")]
     pub vm: String,
     /// Default: DefaultPolicy.

@@ -147,6 +147,10 @@ fn parse_days(s: &str) -> Result<Option<u32>, ServiceError> {
 /// One VM as the page shows it, from what its agent reported.
 struct VmView {
     name: String,
+    /// The name it reports (a libvirt domain's; `name` is its UUID then).
+    label: String,
+    /// Its own page (`crate::vm_page`), once its host is known.
+    page: String,
     state: String,
     disks: Vec<DiskView>,
     guest_agent: String,
@@ -174,7 +178,7 @@ struct Check {
 }
 
 /// Severity as serialized (`ok`, `warning`, `error`) → rank and badge text.
-fn severity(s: &str) -> (u8, &'static str) {
+pub(crate) fn severity(s: &str) -> (u8, &'static str) {
     match s {
         "ok" => (0, "ok"),
         "warning" => (1, "WARNING"),
@@ -184,11 +188,30 @@ fn severity(s: &str) -> (u8, &'static str) {
 }
 
 /// A severity's serialized name.
-fn severity_name(s: Severity) -> &'static str {
+pub(crate) fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Ok => "ok",
         Severity::Warning => "warning",
         Severity::Error => "error",
+    }
+}
+
+/// A guest agent's state in words (the host's and the VM's pages).
+pub(crate) fn guest_agent_text(state: &GuestAgentState) -> String {
+    match state {
+        GuestAgentState::NotConfigured => "not configured".to_string(),
+        GuestAgentState::NotResponding { reason } => format!("not responding ({reason})"),
+        GuestAgentState::Responding {
+            version,
+            can_freeze,
+        } => format!(
+            "responding, version {version}, {}",
+            if *can_freeze {
+                "can freeze file systems"
+            } else {
+                "cannot freeze file systems"
+            }
+        ),
     }
 }
 
@@ -205,21 +228,7 @@ impl VmView {
                 image: d.image.clone(),
             })
             .collect();
-        let guest_agent = match &info.guest_agent {
-            GuestAgentState::NotConfigured => "not configured".to_string(),
-            GuestAgentState::NotResponding { reason } => format!("not responding ({reason})"),
-            GuestAgentState::Responding {
-                version,
-                can_freeze,
-            } => format!(
-                "responding, version {version}, {}",
-                if *can_freeze {
-                    "can freeze file systems"
-                } else {
-                    "cannot freeze file systems"
-                }
-            ),
-        };
+        let guest_agent = guest_agent_text(&info.guest_agent);
         let checks = entry.info.preflight.as_ref().map(|cs| {
             cs.iter()
                 .map(|c| Check {
@@ -233,6 +242,8 @@ impl VmView {
         });
         VmView {
             name: entry.vm.clone(),
+            label: info.name.clone(),
+            page: String::new(),
             state: info.state.to_string(),
             disks,
             guest_agent,
@@ -315,6 +326,7 @@ async fn agents_page(
     for (a, vms) in &mut hosts {
         for v in vms.iter_mut() {
             v.protection = protected.remove(&(a.id.clone(), v.name.clone()));
+            v.page = crate::urls::vm_url(&a.id, &v.name);
         }
     }
     // Section ids from host names, unique even if a host registered twice.
@@ -439,7 +451,7 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
     html! {
         details.vm id=(vm_id) data-vm=(v.name) data-worst=[worst] open[worst == Some("error")] {
             summary {
-                strong.vm-name { (v.name) }
+                strong.vm-name { (v.label) }
                 span.vm-state { (v.state) }
                 span.vm-preflight {
                     span.sr-only { "Preflight: " }
@@ -456,6 +468,7 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
                 }
             }
             div.vm-body {
+                p { a.vm-page href=(v.page) { "Open the VM's page" } }
                 dl.props {
                     dt { "Run state" } dd { (v.state) }
                     dt { "Guest agent" } dd { (v.guest_agent) }

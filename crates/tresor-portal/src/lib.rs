@@ -18,7 +18,8 @@
 //! - `policies/`: backup policies: the list, details and delete (`pages.rs`), a
 //!   policy in words (`summary.rs`), the create and edit form as typed and its
 //!   parsing (`form.rs`), the form's page and its handlers (`edit.rs`).
-//! - `agents.rs`: host agents, vault credentials, preflight per VM.
+//! - `agents.rs`: host agents, vault credentials, preflight per VM; `vm_page.rs`: one
+//!   VM's own page (its facts, protection, points, "Back up" / "Back up now" / "Restore").
 //! - `users.rs`: users, their role assignments and TOTP state (`Access.Manage`);
 //!   `account.rs`: "My account" (own password and TOTP) for a signed-in user.
 //! - `tokens.rs`: "My account → API tokens": one's own tokens, made and revoked.
@@ -77,6 +78,7 @@ pub mod tokens;
 pub mod urls;
 pub mod users;
 pub mod vaults;
+pub mod vm_page;
 
 use std::sync::Arc;
 
@@ -114,6 +116,7 @@ pub fn router(state: Arc<Service>) -> Router {
         .merge(jobs::routes())
         .merge(policies::routes())
         .merge(agents::routes())
+        .merge(vm_page::routes())
         .merge(audit::routes())
         .merge(users::routes())
         .merge(account::routes())

@@ -12,14 +12,17 @@ pub use tresor_service::usecases::permissions::PermissionSet;
 
 use crate::session::Operator;
 
-/// What the operator may do on vault `v`. A vault whose names do not parse (it cannot
-/// be one the service made) gets nothing shown.
-pub fn on_vault(state: &Service, op: &Operator, v: &Vault) -> PermissionSet {
-    match (
-        ResourceGroupName::parse(&v.resource_group),
-        VaultName::parse(&v.name),
-    ) {
+/// What the operator may do on the vault `name` of resource group `group` (as a
+/// service read names it). Names that do not parse (no vault the service made has
+/// them) get nothing shown.
+pub fn on_vault_named(state: &Service, op: &Operator, group: &str, name: &str) -> PermissionSet {
+    match (ResourceGroupName::parse(group), VaultName::parse(name)) {
         (Ok(group), Ok(name)) => state.permissions(&op.principal, Some((&group, &name))),
         _ => PermissionSet::default(),
     }
+}
+
+/// What the operator may do on vault `v`.
+pub fn on_vault(state: &Service, op: &Operator, v: &Vault) -> PermissionSet {
+    on_vault_named(state, op, &v.resource_group, &v.name)
 }

@@ -14,6 +14,18 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
+/// Percent-encodes one path segment: as [`url_encode`], and `/` too (a VM's name may
+/// hold one).
+pub fn path_segment(s: &str) -> String {
+    url_encode(s).replace('/', "%2F")
+}
+
+/// A VM's own page (`vm_page.rs`): VM `vm` (its agent's id for it) of the agent
+/// `agent` (its id).
+pub fn vm_url(agent: &str, vm: &str) -> String {
+    format!("/agents/{}/vms/{}", path_segment(agent), path_segment(vm))
+}
+
 /// Decodes `%XX` escapes (invalid ones stay as they are; bytes that are not UTF-8
 /// become U+FFFD).
 pub fn percent_decode(s: &str) -> String {
@@ -49,5 +61,6 @@ mod tests {
         assert_eq!(url_encode("/vaults?x=a b"), "/vaults%3Fx%3Da%20b");
         assert_eq!(percent_decode("/vaults%3Fx%3Da%20b"), "/vaults?x=a b");
         assert_eq!(percent_decode("%zz%2"), "%zz%2");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
     }
 }

@@ -1,8 +1,9 @@
 //! Finding the catalogue's rows by the names callers use, and reading their stored
 //! forms back into the domain's types.
 
+use tresor_api::ErrorCode;
 use tresor_domain::{BackupPolicy, ProtectionState};
-use tresor_metadata::{ItemRow, PointRow, PolicyRow, VaultRow};
+use tresor_metadata::{AgentRow, ItemRow, PointRow, PolicyRow, VaultRow, VmRow};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
@@ -16,16 +17,136 @@ pub fn find_vault(state: &Service, name: &str) -> ServiceResult<VaultRow> {
         .ok_or_else(|| ServiceError::not_found(format!("vault {name}")))
 }
 
-/// The item of `v` with this id, VM name or agent VM name (stopped ones by id), or NotFound.
+/// The item of `v` named by `item`: its id (stopped ones too); else the active item
+/// of the VM its agent names so (a libvirt domain's UUID, a QEMU VM's name); else the
+/// active item of the VM with that name (the one its agent reports now, for a renamed
+/// libvirt domain, or the one it had when protected). Several items named so are
+/// refused with `AmbiguousVmName`, listing them; NotFound when none is.
 pub fn find_item(s: &Service, v: &VaultRow, item: &str) -> ServiceResult<ItemRow> {
     let items = s.store.list_items(&v.id, true)?;
-    items
-        .into_iter()
-        .filter(|i| i.active || i.id == item)
-        .find(|i| i.id == item || i.vm_name == item || i.vm == item)
-        .ok_or_else(|| {
-            ServiceError::not_found(format!("protected item {item} in vault {}", v.name))
-        })
+    if let Some(i) = items.iter().find(|i| i.id == item) {
+        return Ok(i.clone());
+    }
+    let active: Vec<ItemRow> = items.into_iter().filter(|i| i.active).collect();
+    let by_id: Vec<&ItemRow> = active.iter().filter(|i| i.vm == item).collect();
+    let candidates = if by_id.is_empty() {
+        let inventory = s.store.list_inventory()?;
+        let name_now = |i: &ItemRow| {
+            inventory
+                .iter()
+                .find(|r| r.agent_id == i.agent_id && r.vm == i.vm)
+                .and_then(reported_name)
+                .map(str::to_string)
+        };
+        active
+            .iter()
+            .filter(|i| i.vm_name == item || name_now(i).as_deref() == Some(item))
+            .collect()
+    } else {
+        by_id
+    };
+    match candidates.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(ServiceError::not_found(format!(
+            "protected item {} in vault {}",
+            shown(item),
+            v.name
+        ))),
+        many => {
+            let host = |i: &ItemRow| s.store.get_agent(&i.agent_id).map(|a| a.host);
+            let listed = many
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} (VM {}) on {}: item {}",
+                        i.vm_name,
+                        i.vm,
+                        host(i).unwrap_or_else(|_| i.agent_id.clone()),
+                        i.id
+                    )
+                })
+                .collect::<Vec<_>>();
+            Err(ambiguous_vm(item, &format!("vault {}", v.name), &listed))
+        }
+    }
+}
+
+/// The name a VM's last report gives it, if the report reads.
+pub fn reported_name(row: &VmRow) -> Option<&str> {
+    row.body.get("name").and_then(|n| n.as_str())
+}
+
+/// The VM `vm` of `agent` in `inventory`: the one its agent names so (a libvirt
+/// domain's UUID, a QEMU VM's name); else the one whose reported name or UUID (in any
+/// case) it is, when exactly one VM of the host has it (`AmbiguousVmName`, listing
+/// them, when several do). NotFound when none does.
+pub fn find_reported_vm<'a>(
+    inventory: &'a [VmRow],
+    agent: &AgentRow,
+    vm: &str,
+) -> ServiceResult<&'a VmRow> {
+    let of_host = || inventory.iter().filter(|r| r.agent_id == agent.id);
+    if let Some(r) = of_host().find(|r| r.vm == vm) {
+        return Ok(r);
+    }
+    let uuid = |r: &VmRow| {
+        r.body
+            .get("uuid")
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| u.eq_ignore_ascii_case(vm))
+    };
+    let named: Vec<&VmRow> = of_host()
+        .filter(|r| reported_name(r) == Some(vm) || uuid(r))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ServiceError::not_found(format!(
+            "VM {} on host {} (its agent has not reported it)",
+            shown(vm),
+            agent.host
+        ))),
+        many => {
+            let listed = many
+                .iter()
+                .map(|r| format!("{} ({})", reported_name(r).unwrap_or("?"), r.vm))
+                .collect::<Vec<_>>();
+            Err(ambiguous_vm(vm, &format!("host {}", agent.host), &listed))
+        }
+    }
+}
+
+/// Most candidates an `AmbiguousVmName` refusal lists; the rest are counted.
+const MAX_LISTED: usize = 10;
+
+/// A name as a message quotes it: what a caller sent may be long.
+fn shown(name: &str) -> String {
+    let cut: String = name.chars().take(100).collect();
+    if cut.len() < name.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+/// Refuses a VM name that names several VMs of `place` (a host, a vault), listing
+/// them so the caller can name one by its id.
+fn ambiguous_vm(name: &str, place: &str, candidates: &[String]) -> ServiceError {
+    let more = candidates.len().saturating_sub(MAX_LISTED);
+    ServiceError::new(
+        ErrorCode::AmbiguousVmName,
+        format!(
+            "{} VMs of {place} are named {}: {}{}",
+            candidates.len(),
+            shown(name),
+            candidates[..candidates.len() - more].join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        "name the VM by its id, the UUID in parentheses for a libvirt domain (or the item's id)",
+    )
 }
 
 /// The policy named `name` in `vault`, or NotFound.

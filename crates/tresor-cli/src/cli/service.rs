@@ -260,7 +260,8 @@ pub enum ProtectionCommand {
     EnableForVm {
         #[command(flatten)]
         vault: VaultName,
-        /// The VM (as the agent names it).
+        /// The VM: as the agent names it (a libvirt domain's UUID), or by its name
+        /// when no other VM of the host has it.
         #[arg(long)]
         vm: String,
         /// The host the VM runs on (the agent's host name or id).
@@ -273,7 +274,8 @@ pub enum ProtectionCommand {
     BackupNow {
         #[command(flatten)]
         vault: VaultName,
-        /// The protected item (its VM name or id).
+        /// The protected item: its id, or its VM's (a libvirt domain's name or UUID)
+        /// when no other item of the vault has it.
         #[arg(long, short = 'i')]
         item: String,
         /// Keep the point until (RFC 3339 time or a date YYYY-MM-DD, UTC).

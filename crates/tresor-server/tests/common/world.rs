@@ -196,7 +196,8 @@ pub fn repo_point(repo: &Repository, id: &str) -> Manifest {
 
 /// The seed of a VM's disk: VMs of one host hold different bytes.
 fn seed_of(vm: &str) -> u64 {
-    vm.bytes().fold(1, |s, b| s * 31 + u64::from(b))
+    vm.bytes()
+        .fold(1, |s: u64, b| s.wrapping_mul(31).wrapping_add(u64::from(b)))
 }
 
 pub struct World {

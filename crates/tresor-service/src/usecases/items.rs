@@ -17,7 +17,7 @@ use tresor_metadata::{AgentRow, ItemRow, VaultRow};
 
 use crate::audit::Target;
 use crate::auth::{new_id, Principal};
-use crate::catalogue::{find_item, find_policy, find_vault, parse_state};
+use crate::catalogue::{find_item, find_policy, find_reported_vm, find_vault, parse_state};
 use crate::error::{ServiceError, ServiceResult};
 use crate::jobs::{self, BACKUP_TASKS};
 use crate::state::Service;
@@ -201,12 +201,13 @@ impl Service {
                     let (policy, _) = find_policy(s, &v, policy_name)?;
                     let agent = find_agent(s, &req.host)?;
                     let inventory = s.store.list_inventory()?;
-                    let vm = inventory
-                        .iter()
-                        .find(|x| x.agent_id == agent.id && x.vm == req.vm)
-                        .ok_or_else(|| {
-                            ServiceError::not_found(format!("VM {} on host {} (the agent has not reported it)", req.vm, agent.host))
-                        })?;
+                    // By its agent's id for it, or by a name that is the host's one VM's.
+                    let vm = find_reported_vm(&inventory, &agent, &req.vm)?;
+                    let req = EnableProtection {
+                        vm: vm.vm.clone(),
+                        host: req.host.clone(),
+                        policy: req.policy.clone(),
+                    };
                     if agent.location != v.location {
                         return Err(ServiceError::new(
                             ErrorCode::LocationMismatch,

@@ -17,3 +17,4 @@ pub mod storage;
 pub mod tokens;
 pub mod users;
 pub mod vaults;
+pub mod vm_page;
