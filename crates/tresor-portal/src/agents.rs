@@ -481,7 +481,9 @@ fn vm_details(v: &VmView, host_id: &str) -> Markup {
                                 a href={ "/vaults/" (vault) "/items" } { "Backup items" }
                             }
                             None => {
-                                "Not protected. Protect it from a vault in this host's location: "
+                                "Not protected. Back it up from "
+                                a href=(v.page) { "its page" }
+                                ", or from a vault in this host's location: "
                                 a href="/vaults" { "Recovery Services vaults" } " → + Backup."
                             }
                         }

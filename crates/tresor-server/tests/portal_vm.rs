@@ -9,7 +9,9 @@
 //! v1 sees the same facts and points but no button, and posting "Back up" anyway is
 //! refused (MissingPermission). Over the API, a domain's name works wherever a VM is
 //! named (enable protection, item lookups, after a rename too), and a name two VMs
-//! share is refused with AmbiguousVmName listing both.
+//! share is refused with AmbiguousVmName listing both. A VM protected by a vault the
+//! signed-in user may not read shows only that it is protected, and a host joined
+//! with another vault's credentials is not theirs to see.
 
 mod common;
 
@@ -320,5 +322,44 @@ async fn a_domain_is_named_by_its_name_unless_two_share_it() {
             .unwrap();
         assert_eq!(found["id"], item["id"], "{name}");
     }
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_protected_by_a_vault_one_may_not_read_shows_only_that_it_is() {
+    let w = world().await;
+    let (_, kvm1) = host_with(&w, vec![domain(WEB01, "web01")]).await;
+    // kvm2 joined with v2's credentials; its vm9 is protected by v1.
+    let v2 = w.create_vault("v2").await;
+    w.register_host("v2", &v2, "kvm2", &["vm9"]).await;
+    w.protect("v1", "kvm2", "vm9").await;
+    let agents: Value = w.admin.get_json("api/v1/agents").await.unwrap();
+    let kvm2 = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["host"] == "kvm2")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let portal = Portal::of(&w.server);
+    let scope = Scope::parse("/resourceGroups/rg/vaults/v2").unwrap();
+    let carol = user(&w, &portal, "carol", Role::BackupOperator, scope).await;
+
+    let (status, page) = portal.get(&carol, &format!("/agents/{kvm2}/vms/vm9")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    shows(
+        "carol",
+        "vm9's page",
+        &page,
+        &[r#"data-state="hidden""#, "a vault you may not read"],
+        &["/vaults/v1", "vm-backup-form", "vm-backup-now"],
+    );
+    // kvm1 joined with v1's credentials: not carol's to see.
+    let (status, page) = portal
+        .get(&carol, &format!("/agents/{kvm1}/vms/{WEB01}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
     w.finish().await;
 }
