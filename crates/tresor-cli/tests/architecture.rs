@@ -144,7 +144,9 @@ fn rules() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
         ),
         (
             "tresor-libvirt",
-            all(&[HTTP, SQL, SERVER_SIDE, &["tresor-engine", "tresor-storage", "tresor-client", "tresor-agent", "tresor-qemu"]]),
+            // It reads disks with the QEMU crate's NBD source and image opener (one
+            // reader for both providers), never the other way round.
+            all(&[HTTP, SQL, SERVER_SIDE, &["tresor-engine", "tresor-storage", "tresor-client", "tresor-agent"]]),
             "the libvirt adapter knows libvirt, nothing of HTTP or the vault",
         ),
     ]

@@ -149,6 +149,25 @@ impl LibvirtHost {
     }
 }
 
+impl LibvirtHost {
+    /// The definition (inactive XML) of the domain `uuid`, kept with its points;
+    /// `None` when libvirt does not know it.
+    pub fn definition(&self, uuid: &str) -> Result<Option<String>, LibvirtError> {
+        if !is_uuid(uuid) {
+            return Ok(None);
+        }
+        self.with_connection(|conn| {
+            let Ok(domain) = Domain::lookup_by_uuid_string(conn, uuid) else {
+                return Ok(None);
+            };
+            domain
+                .get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                .map(Some)
+                .map_err(|e| call_error("reading a domain's definition", &e))
+        })
+    }
+}
+
 /// Whether `s` is a UUID in libvirt's form (what the agent names a domain by).
 pub fn is_uuid(s: &str) -> bool {
     s.len() == 36

@@ -2,13 +2,17 @@
 //! (`qemu:///system`, `qemu+ssh://...`) and the discovery of every domain it knows,
 //! running, paused and shut off, persistent and transient, into the inventory's
 //! types ([`VmInfo`](tresor_api::inventory::VmInfo), one shape for every provider),
-//! marked as libvirt's (`VmProviderKind::Libvirt`) so later work goes through
-//! libvirt for them.
+//! marked as libvirt's (`VmProviderKind::Libvirt`), and their backups through
+//! libvirt's backup API.
 //!
 //! * [`domain_xml`]: a domain's XML description, parsed (roxmltree) and bounded.
 //! * [`host`]: the connection, reopened after a failure, and the listing; blocking.
 //! * [`provider`]: the same off the async threads with time limits, the preflight
-//!   checks, and [`tresor_vm::VmProvider`].
+//!   checks, and [`tresor_vm::VmProvider`] with backups.
+//! * [`pull`]: a running domain backed up through libvirt's backup API (pull mode,
+//!   checkpoints named after recovery points, self-healing chains); its calls
+//!   `virt` does not wrap are in [`backup_api`], the XML in [`backup_xml`].
+//! * [`offline`]: a shut-off domain's images read directly.
 //!
 //! Domains are named to the vault by their UUID: a renamed domain keeps its backups,
 //! a new domain that takes an old name does not inherit them.
@@ -18,12 +22,16 @@
 //!
 //! **Architecture invariant:** knows nothing of HTTP, the vault's service or storage.
 
+pub mod backup_api;
+pub mod backup_xml;
 pub mod domain_xml;
 pub mod host;
+pub mod offline;
 pub mod provider;
+pub mod pull;
 
 pub use host::{is_uuid, DiscoveredDomain, Discovery, LibvirtHost, MAX_DOMAINS};
-pub use provider::{preflight, LibvirtProvider};
+pub use provider::{preflight, LibvirtProvider, DEFAULT_SCRATCH_DIR};
 
 /// The URI of the local system daemon.
 pub const SYSTEM_URI: &str = "qemu:///system";

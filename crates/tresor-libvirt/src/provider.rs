@@ -1,38 +1,65 @@
 //! The libvirt provider as the agent uses it: discovery off the async threads with a
 //! time limit, the preflight checks of a discovered domain, and [`VmProvider`] so the
-//! agent can treat libvirt domains like its other VMs. Backups through libvirt's
-//! backup API come later: until then a view is refused with a code and the
-//! preflight says so.
+//! agent backs libvirt domains up like its other VMs: a running or paused domain
+//! through libvirt's backup API in pull mode with checkpoints (`pull.rs`), a
+//! shut-off one by reading its images (`offline.rs`).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tresor_api::inventory::{DiskSource, GuestAgentState};
+use tresor_api::inventory::{DiskSource, GuestAgentState, VmState};
 use tresor_vm::{
-    BackupView, CheckCode, CheckResult, Severity, ViewRequest, VmError, VmInfo, VmProvider, VmRef,
+    BackupView, CheckCode, CheckResult, Consistency, Severity, ViewDisk, ViewRequest, VmError,
+    VmInfo, VmProvider, VmRef,
 };
 
 use crate::host::{Discovery, LibvirtHost};
-use crate::LibvirtError;
+use crate::pull::{self, PullRequest};
+use crate::{offline, LibvirtError};
 
 /// How long one listing of every domain may take.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long describing one domain may take.
 const FIND_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Where backup jobs put their scratch files and NBD socket unless told otherwise:
+/// a folder the domains' QEMU can reach (not under a home folder).
+pub const DEFAULT_SCRATCH_DIR: &str = "/var/lib/libvirt/tresor-scratch";
+/// How long starting a backup job (checkpoint, freeze, NBD connections) may take.
+const BEGIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long ending one may take.
+const END_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The domains of one libvirt connection.
 #[derive(Clone)]
 pub struct LibvirtProvider {
     host: Arc<LibvirtHost>,
+    scratch_dir: PathBuf,
+    exclude: Arc<BTreeMap<String, Vec<String>>>,
 }
 
 impl LibvirtProvider {
     pub fn new(uri: impl Into<String>) -> LibvirtProvider {
         LibvirtProvider {
             host: Arc::new(LibvirtHost::new(uri)),
+            scratch_dir: PathBuf::from(DEFAULT_SCRATCH_DIR),
+            exclude: Arc::default(),
         }
+    }
+
+    /// Backup jobs put their scratch files (a folder per job) under `dir`.
+    pub fn with_scratch_dir(mut self, dir: impl Into<PathBuf>) -> LibvirtProvider {
+        self.scratch_dir = dir.into();
+        self
+    }
+
+    /// Leaves the disks `targets` (`vdb`) of the domain `uuid` out of its points.
+    pub fn with_excluded_disks(mut self, uuid: &str, targets: Vec<String>) -> LibvirtProvider {
+        Arc::make_mut(&mut self.exclude).insert(uuid.to_string(), targets);
+        self
     }
 
     pub fn uri(&self) -> &str {
@@ -81,15 +108,15 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The preflight findings of a domain as discovered: its disks, its guest agent,
-/// and that this version backs libvirt domains up not yet.
+/// The preflight findings of a domain as discovered: its disks (and whether
+/// libvirt can track their changes) and its guest agent.
 pub fn preflight(info: &VmInfo) -> Vec<CheckResult> {
-    let mut out = vec![CheckResult::problem(
+    let mut out = vec![CheckResult::ok(
         "libvirt",
-        Severity::Error,
-        CheckCode::BackupNotSupported,
-        "this agent discovers libvirt domains but cannot back them up yet",
-        "update the agent to a version that backs up through libvirt's backup API",
+        match info.state {
+            VmState::Stopped => "shut off: its images are read directly (crash-consistent)",
+            _ => "backed up through libvirt's backup API (pull mode, checkpoints)",
+        },
     )];
     if info.disks.is_empty() {
         out.push(CheckResult::problem(
@@ -114,6 +141,24 @@ pub fn preflight(info: &VmInfo) -> Vec<CheckResult> {
                     "restore the image, or remove the disk from the domain's definition",
                 ));
             }
+            Some(DiskSource::Network { .. } | DiskSource::Volume { .. })
+                if info.state == VmState::Stopped =>
+            {
+                out.push(CheckResult::problem(
+                    subject,
+                    Severity::Error,
+                    CheckCode::UnsupportedDiskFormat,
+                    format!("{} is not a file or block device: a shut-off domain's disk is read directly", disk.image),
+                    "start the domain so it is backed up through libvirt",
+                ));
+            }
+            _ if disk.format != "qcow2" => out.push(CheckResult::problem(
+                subject,
+                Severity::Warning,
+                CheckCode::BitmapNotPersistent,
+                format!("{} image {}: libvirt tracks changes of qcow2 images only, so it is read whole at every backup (deduplicated)", disk.format, disk.image),
+                "convert the image to qcow2 (qemu-img convert -O qcow2) for incremental backups",
+            )),
             _ => out.push(CheckResult::ok(
                 subject,
                 format!("{} image {}", disk.format, disk.image),
@@ -152,6 +197,54 @@ pub fn preflight(info: &VmInfo) -> Vec<CheckResult> {
     out
 }
 
+/// A running domain's pull-mode backup, as the agent sees views.
+struct LibvirtView(Option<pull::PullView>);
+
+impl LibvirtView {
+    fn view(&self) -> &pull::PullView {
+        self.0.as_ref().expect("present until finish")
+    }
+}
+
+#[async_trait]
+impl BackupView for LibvirtView {
+    fn disks(&self) -> &[ViewDisk] {
+        &self.view().disks
+    }
+    fn consistency(&self) -> Consistency {
+        self.view().consistency
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.view().warnings.clone()
+    }
+    fn frozen_for(&self) -> Option<Duration> {
+        self.view().frozen_for
+    }
+    fn vm_config(&self) -> serde_json::Value {
+        self.view().vm_config.clone()
+    }
+    async fn finish(mut self: Box<Self>, committed: bool) -> tresor_vm::Result<()> {
+        let Some(mut view) = self.0.take() else {
+            return Ok(());
+        };
+        let ended = tokio::time::timeout(
+            END_TIMEOUT,
+            tokio::task::spawn_blocking(move || view.teardown(committed)),
+        )
+        .await;
+        match ended {
+            Ok(Ok(result)) => result,
+            _ => Err(VmError::new(
+                CheckCode::BackupFailed,
+                format!(
+                    "ending libvirt's backup job took more than {} s (libvirtd stuck?)",
+                    END_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+}
+
 #[async_trait]
 impl VmProvider for LibvirtProvider {
     /// The UUIDs of every domain.
@@ -183,14 +276,46 @@ impl VmProvider for LibvirtProvider {
     async fn open_view(
         &self,
         vm: &VmRef,
-        _req: &ViewRequest,
+        req: &ViewRequest,
     ) -> tresor_vm::Result<Box<dyn BackupView>> {
-        Err(VmError::new(
-            CheckCode::BackupNotSupported,
-            format!(
-                "domain {vm} is a libvirt domain, which this agent cannot back up yet; \
-                 update the agent to a version that backs up through libvirt"
-            ),
-        ))
+        let info = self.find(vm).await?;
+        let exclude = self.exclude.get(&vm.0).cloned().unwrap_or_default();
+        if info.state == VmState::Stopped {
+            let host = self.host.clone();
+            let uuid = vm.0.clone();
+            let definition = blocking(FIND_TIMEOUT, self.uri(), move || host.definition(&uuid))
+                .await
+                .ok()
+                .flatten();
+            let view = tokio::task::block_in_place(|| offline::open(&info, &exclude, definition))?;
+            return Ok(Box::new(view));
+        }
+        let pull = PullRequest {
+            uri: self.uri().to_string(),
+            uuid: vm.0.clone(),
+            point: req.point.clone(),
+            parent: req.parent.clone(),
+            quiesce: req.quiesce,
+            scratch_dir: self.scratch_dir.clone(),
+            exclude,
+            disks: info.disks.clone(),
+            name: info.name.clone(),
+        };
+        let opened = tokio::time::timeout(
+            BEGIN_TIMEOUT,
+            tokio::task::spawn_blocking(move || pull::open(pull)),
+        )
+        .await;
+        match opened {
+            Ok(Ok(view)) => Ok(Box::new(LibvirtView(Some(view?)))),
+            Ok(Err(joined)) if joined.is_panic() => std::panic::resume_unwind(joined.into_panic()),
+            _ => Err(VmError::new(
+                CheckCode::BackupFailed,
+                format!(
+                    "starting libvirt's backup job for {vm} took more than {} s (libvirtd stuck?)",
+                    BEGIN_TIMEOUT.as_secs()
+                ),
+            )),
+        }
     }
 }
