@@ -49,6 +49,13 @@ pub struct RegisterResponse {
 pub struct AgentPing {
     pub agent_id: String,
     pub host: String,
+    /// The location the host is registered in (its VMs can be protected by vaults
+    /// of this location only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// How many vaults are in that location; 0: none can protect the host's VMs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vaults_in_location: Option<u32>,
 }
 
 /// `POST /api/v1/agent/heartbeat`: the agent is alive, and what it knows.
@@ -168,6 +175,10 @@ pub struct Agent {
     #[schema(required, value_type = Option<String>, format = DateTime)]
     pub last_heartbeat: Option<Timestamp>,
     pub online: bool,
+    /// How many vaults are in the host's location; 0: no vault can protect its VMs
+    /// (a location typed wrong, or a vault not made yet).
+    #[serde(default)]
+    pub vaults_in_location: u32,
     /// The VMs it reported, each with what it knows and its preflight checks.
     pub vms: Vec<AgentVm>,
 }

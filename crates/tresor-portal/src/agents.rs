@@ -369,7 +369,10 @@ async fn agents_page(
                     @for ((a, vms), id) in hosts.iter().zip(&ids) {
                         tr data-agent=(a.host) {
                             td { a href={ "#" (id) } { (a.host) } }
-                            td { (a.location) }
+                            td {
+                                (a.location)
+                                @if a.vaults_in_location == 0 { " " span.badge.warn title="No vault is in this location" { "no vault" } }
+                            }
                             td { (badge(if a.online { "Online" } else { "Offline" })) }
                             td { @if let Some(v) = &a.version { (v) } @else { span.muted { "–" } } }
                             td { (heartbeat(now, a.last_heartbeat)) }
@@ -430,6 +433,12 @@ fn host_section(now: Timestamp, a: &Agent, vms: &[VmView], id: &str) -> Markup {
                 div.alert.warn role="status" {
                     "Not heard from for more than 2 minutes: jobs for its VMs wait until it is back. On the host, check that "
                     code { "tresor agent run" } " is running, and run " code { "tresor agent check" } "."
+                }
+            }
+            @if a.vaults_in_location == 0 {
+                div.alert.warn.no-vault role="status" {
+                    "No vault is in location " strong { (a.location) } ": none can protect this host's VMs. Create a vault in "
+                    (a.location) ", or, if the location is wrong, register the host again with vault credentials of a vault in its real location."
                 }
             }
             h3 { "Virtual machines (" (vms.len()) ")" }
@@ -649,6 +658,27 @@ mod tests {
         assert_eq!(ago(now, at("2026-01-01T09:00:00Z")), "3 hours ago");
         assert_eq!(ago(now, at("2025-12-30T12:00:00Z")), "2 days ago");
         assert_eq!(slug("kvm1.example.org"), "kvm1-example-org");
+    }
+
+    /// A host in a location no vault has says so, in its section and in the list.
+    #[test]
+    fn a_location_without_a_vault_is_a_warning() {
+        let agent = |vaults: u32| -> Agent {
+            serde_json::from_value(json!({
+                "id": "a1", "host": "kvm1", "location": "westeurpe", "version": null,
+                "registered": "2026-01-01T12:00:00Z", "lastHeartbeat": null, "online": true,
+                "vaultsInLocation": vaults, "vms": []
+            }))
+            .unwrap()
+        };
+        let now: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let html = host_section(now, &agent(0), &[], "agent-kvm1").into_string();
+        assert!(
+            html.contains("No vault is in location <strong>westeurpe</strong>"),
+            "{html}"
+        );
+        let html = host_section(now, &agent(2), &[], "agent-kvm1").into_string();
+        assert!(!html.contains("No vault is in location"), "{html}");
     }
 
     #[test]

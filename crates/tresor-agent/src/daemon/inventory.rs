@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tresor_api::agents::{Heartbeat, ReportedVm};
-use tresor_client::ApiClient;
 use tresor_libvirt::LibvirtProvider;
 use tresor_qemu::QemuProvider;
 use tresor_vm::{VmDisk, VmProvider, VmRef};
 
 use super::config::{write_private, LibvirtConfig};
+use super::registration::ServerLink;
 
 /// How often the agent reports it lives, with its VMs.
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -193,8 +193,10 @@ fn merge(qemu: Vec<ReportedVm>, libvirt: Vec<ReportedVm>) -> Vec<ReportedVm> {
     out
 }
 
+/// A heartbeat every [`HEARTBEAT`]; one that fails makes the link read the agent's
+/// state again (a server restarted elsewhere).
 pub(super) async fn heartbeats(
-    api: Arc<ApiClient>,
+    link: Arc<ServerLink>,
     provider: Arc<QemuProvider>,
     mut libvirt: LibvirtSource,
     state_dir: PathBuf,
@@ -210,8 +212,9 @@ pub(super) async fn heartbeats(
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             vms,
         };
-        if let Err(e) = api.heartbeat(&heartbeat).await {
-            tracing::warn!(error = %e, "heartbeat failed");
+        if let Err(e) = link.api().heartbeat(&heartbeat).await {
+            tracing::warn!(error = %e, server = %link.server(), "heartbeat failed");
+            link.reread();
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

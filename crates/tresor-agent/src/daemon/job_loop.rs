@@ -15,6 +15,7 @@ use tresor_qemu::QemuProvider;
 use super::assignment::{failed, Assignment};
 use super::backup_job::run_backup;
 use super::config::AgentConfig;
+use super::registration::{Backoff, ServerLink};
 use super::restore_job::run_restore;
 
 /// How often a running job reports progress (well inside the server's lease).
@@ -26,15 +27,18 @@ pub(super) const REPORT_GRACE: Duration = Duration::from_secs(30);
 /// The job error code of work the agent's stop cut short.
 const SHUTTING_DOWN: &str = "AgentShuttingDown";
 
-/// Takes jobs one at a time until `shutdown`.
+/// Takes jobs one at a time until `shutdown`. A server that cannot be reached is
+/// tried again after a [`Backoff`] wait, the state file read again each time (see
+/// [`ServerLink`]).
 pub(super) async fn take_jobs(
-    api: Arc<ApiClient>,
+    link: Arc<ServerLink>,
     config: Arc<AgentConfig>,
     provider: Arc<QemuProvider>,
     shutdown: &CancellationToken,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::default();
     loop {
+        let api = link.api();
         let next = tokio::select! {
             () = shutdown.cancelled() => return,
             next = api.next_job(None) => next,
@@ -42,16 +46,19 @@ pub(super) async fn take_jobs(
         let next = match next {
             Ok(next) => next,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot take a job from the server");
+                let wait = backoff.next();
+                tracing::warn!(error = %e, server = %link.server(), retry_in_ms = wait.as_millis() as u64, "cannot take a job from the server");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                if link.reread() {
+                    backoff.reset();
+                }
                 continue;
             }
         };
-        backoff = Duration::from_secs(1);
+        backoff.reset();
         // None came within the server's wait.
         let Some(job) = next else { continue };
         if shutdown.is_cancelled() {

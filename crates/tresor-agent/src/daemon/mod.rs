@@ -57,7 +57,10 @@ use job_loop::{take_jobs, REPORT_GRACE};
 pub use config::{AgentConfig, AgentError, LibvirtConfig};
 pub use config_check::ConfigProblem;
 pub use inventory::inventory;
-pub use registration::{client, is_registered, load_or_register, save_state, AgentState};
+pub use registration::{
+    client, is_registered, load_or_register, load_state, save_state, AgentState,
+};
+use registration::{Backoff, ServerLink};
 
 /// How long a job cancelled by the agent's stop may take to wind down (the engine
 /// stops at its next chunk; a VM's view is torn down).
@@ -105,28 +108,51 @@ fn joined(ended: Result<Result<(), AgentError>, tokio::task::JoinError>) -> Resu
 /// The agent's work until `shutdown`: registration, heartbeats, jobs.
 async fn serve(config: AgentConfig, shutdown: CancellationToken) -> Result<(), AgentError> {
     config.prepare_dirs()?;
-    // Registration is not cut short (the server may have registered the agent
-    // already); each of its calls has a timeout.
-    let state = load_or_register(&config).await?;
-    if shutdown.is_cancelled() {
+    let Some(state) = register(&config, &shutdown).await? else {
         return Ok(());
-    }
-    let api = Arc::new(client(&config, &state)?);
+    };
     let provider = Arc::new(config.provider());
     let roots = config.restore_roots();
     tracing::info!(roots = ?roots.roots(), "restores may write under these folders");
     let config = Arc::new(config);
+    let link = Arc::new(ServerLink::new(config.clone(), state)?);
     let heartbeat = tokio::spawn(heartbeats(
-        api.clone(),
+        link.clone(),
         provider.clone(),
         LibvirtSource::new(config.libvirt.clone()),
         config.state_dir.clone(),
         shutdown.clone(),
     ));
-    take_jobs(api, config, provider, &shutdown).await;
+    take_jobs(link, config, provider, &shutdown).await;
     // An inventory under way is of no use any more.
     heartbeat.abort();
     Ok(())
+}
+
+/// The agent's state, registering first if there is none; a server that cannot be
+/// reached for the registration is tried again (with [`Backoff`]) until `shutdown`
+/// (`None`). A registration under way is not cut short (the server may have
+/// registered the agent already); each of its calls has a timeout.
+async fn register(
+    config: &AgentConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<AgentState>, AgentError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match load_or_register(config).await {
+            Ok(state) if !shutdown.is_cancelled() => return Ok(Some(state)),
+            Ok(_) => return Ok(None),
+            Err(AgentError::Client(e)) if e.is_transient() => {
+                let wait = backoff.next();
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot register with the server yet");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

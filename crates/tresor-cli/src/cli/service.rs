@@ -51,11 +51,14 @@ pub struct ServeArgs {
     /// location keeps its data in DATA/vaults with the copy in DATA/replica).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Also run a host agent in this process, for the VMs of this host.
-    #[arg(long)]
+    /// Also run a host agent in this process, for the VMs of this host (its
+    /// libvirt domains and the QEMU VMs --agent-config names); it needs no
+    /// registration and follows the server's address from one start to the next.
+    #[arg(long, requires = "agent_config")]
     pub with_local_agent: bool,
-    /// The local agent's configuration (TOML, as for `tresor agent run`); its
-    /// credentials and state_dir are not needed.
+    /// The local agent's configuration (TOML, as for `tresor agent run`, see
+    /// docs/agent.md); its credentials and state_dir are not needed (its state is
+    /// kept in DATA/local-agent).
     #[arg(long, requires = "with_local_agent")]
     pub agent_config: Option<PathBuf>,
 }

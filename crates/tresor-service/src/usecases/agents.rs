@@ -327,11 +327,17 @@ impl Service {
     }
 
     /// An authenticated no-op: `tresor agent check` proves its credential with it.
+    /// The agent's credential works; where it is registered and how many vaults are
+    /// there (`tresor agent check` warns when none is).
     pub fn agent_ping(&self, who: &Principal) -> ServiceResult<AgentPing> {
         let agent = who.require_agent()?;
+        let location = self.store.get_agent(&agent.id)?.location;
+        let vaults = vaults_by_location(self)?;
         Ok(AgentPing {
             agent_id: agent.id.clone(),
             host: agent.host.clone(),
+            vaults_in_location: Some(vaults_in(&vaults, &location)),
+            location: Some(location),
         })
     }
 
@@ -578,10 +584,14 @@ impl Service {
         self.blocking(move |s| {
             let now = s.now();
             let inventory = s.store.list_inventory()?;
+            // Every vault counts, seen by `who` or not: a host whose location has a
+            // vault is not misplaced.
+            let vaults = vaults_by_location(s)?;
             let mut out: Vec<Agent> = visible_agents(s, &who)?
                 .into_iter()
                 .map(|a| Agent {
                     online: online(&a, now),
+                    vaults_in_location: vaults_in(&vaults, &a.location),
                     vms: inventory
                         .iter()
                         .filter(|v| v.agent_id == a.id)
@@ -606,6 +616,22 @@ impl Service {
         })
         .await
     }
+}
+
+/// How many vaults each location holds (locations in lower case).
+fn vaults_by_location(s: &Service) -> ServiceResult<std::collections::HashMap<String, u32>> {
+    let mut out = std::collections::HashMap::new();
+    for v in s.store.list_vaults()? {
+        *out.entry(v.location.to_ascii_lowercase()).or_default() += 1;
+    }
+    Ok(out)
+}
+
+fn vaults_in(vaults: &std::collections::HashMap<String, u32>, location: &str) -> u32 {
+    vaults
+        .get(&location.to_ascii_lowercase())
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The identity of an agent that runs in the server's own process

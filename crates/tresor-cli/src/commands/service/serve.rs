@@ -38,27 +38,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             args.data_dir.join("cli.json").display()
         );
         let agent = if args.with_local_agent {
-            let cfg = args
-                .agent_config
-                .as_ref()
-                .context("--with-local-agent needs --agent-config FILE (the VMs of this host)")?;
-            let mut agent_config = tresor_agent::daemon::AgentConfig::load(cfg)?;
-            agent_config.state_dir = args.data_dir.join("local-agent");
-            if !tresor_agent::daemon::is_registered(&agent_config) {
-                let local = server
-                    .state
-                    .register_local_agent(&agent_config.host(), &agent_config.location)?;
-                tresor_agent::daemon::save_state(
-                    &agent_config,
-                    &tresor_agent::daemon::AgentState {
-                        server: local.server,
-                        fingerprint: local.fingerprint,
-                        agent_id: local.agent_id,
-                        credential: local.credential,
-                        vault: String::new(),
-                    },
-                )?;
-            }
+            let agent_config = local_agent(&args, &server)?;
             println!(
                 "local agent for host {} runs in this process",
                 agent_config.host()
@@ -77,6 +57,44 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// The configuration of the agent in the server's process: `--agent-config` read
+/// without credentials nor state folder (`DATA/local-agent`). The server registers it
+/// at its first start, and at every start writes its own current address and
+/// certificate into the agent's state, so that a server started at another address
+/// (`--listen`, `--public-url`) or with a new certificate keeps its local agent.
+fn local_agent(
+    args: &ServeArgs,
+    server: &tresor_server::RunningServer,
+) -> Result<tresor_agent::daemon::AgentConfig> {
+    use tresor_agent::daemon::{load_state, save_state, AgentConfig, AgentState};
+    let cfg = args
+        .agent_config
+        .as_ref()
+        .context("--with-local-agent needs --agent-config FILE (docs/agent.md; its credentials and state_dir are not needed)")?;
+    let config = AgentConfig::load_local(cfg, &args.data_dir.join("local-agent"))?;
+    let state = match load_state(&config)? {
+        Some(state) => AgentState {
+            server: server.url.clone(),
+            fingerprint: server.fingerprint.clone(),
+            ..state
+        },
+        None => {
+            let local = server
+                .state
+                .register_local_agent(&config.host(), &config.location)?;
+            AgentState {
+                server: local.server,
+                fingerprint: local.fingerprint,
+                agent_id: local.agent_id,
+                credential: local.credential,
+                vault: String::new(),
+            }
+        }
+    };
+    save_state(&config, &state)?;
+    Ok(config)
 }
 
 /// Ctrl-C or SIGTERM.
