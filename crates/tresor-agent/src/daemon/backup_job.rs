@@ -1,5 +1,8 @@
 //! A backup job: the VM backed up into the vault's repository, and its end as the
-//! server wants it (the point, or a stable code with advice).
+//! server wants it (the point, or a stable code with advice). A libvirt domain
+//! (named by its UUID, known to the configured libvirt) is backed up through
+//! libvirt's backup API (`tresor-libvirt`), any other VM through the QEMU provider;
+//! both feed the same `backup_vm`.
 
 use std::sync::Arc;
 
@@ -7,10 +10,12 @@ use tresor_api::agents::Completion;
 use tresor_api::jobs::JobStatus;
 use tresor_client::ApiClient;
 use tresor_engine::progress::Progress;
+use tresor_libvirt::LibvirtProvider;
 use tresor_qemu::QemuProvider;
-use tresor_vm::{CheckCode, VmRef};
+use tresor_vm::{CheckCode, VmProvider, VmRef};
 
 use super::assignment::{ended, failed, open_repo, Assignment};
+use super::config::AgentConfig;
 use crate::{backup_vm, VmBackupOptions};
 
 /// A provider's stable code as a job error code (PascalCase, like the API's).
@@ -39,8 +44,29 @@ fn recommendation(code: CheckCode) -> &'static str {
     }
 }
 
+/// The libvirt provider when `vm` is one of its domains; `None` for other VMs. Its
+/// jobs' scratch folders go under the agent's `scratch_dir` (which the domains'
+/// QEMU must be able to reach), else libvirt's default.
+async fn libvirt_provider_for(config: &AgentConfig, vm: &str) -> Option<LibvirtProvider> {
+    if !tresor_libvirt::is_uuid(vm) {
+        return None;
+    }
+    let uri = config.libvirt.uri_now()?;
+    let scratch = config
+        .scratch_dir
+        .clone()
+        .unwrap_or_else(|| tresor_libvirt::DEFAULT_SCRATCH_DIR.into());
+    let provider = LibvirtProvider::new(uri).with_scratch_dir(scratch);
+    provider
+        .inspect(&VmRef(vm.to_string()))
+        .await
+        .ok()
+        .map(|_| provider)
+}
+
 pub(super) async fn run_backup(
     api: &Arc<ApiClient>,
+    config: &AgentConfig,
     provider: Arc<QemuProvider>,
     job: &Assignment,
     progress: Arc<Progress>,
@@ -56,9 +82,14 @@ pub(super) async fn run_backup(
         Ok(r) => r,
         Err(end) => return *end,
     };
+    let libvirt = libvirt_provider_for(config, vm).await;
+    let provider: &dyn VmProvider = match &libvirt {
+        Some(l) => l,
+        None => provider.as_ref(),
+    };
     let outcome = backup_vm(
         &repo,
-        provider.as_ref(),
+        provider,
         &VmRef(vm.clone()),
         VmBackupOptions {
             name: job.point_name.clone(),

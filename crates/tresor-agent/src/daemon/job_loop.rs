@@ -101,7 +101,7 @@ async fn run_job(
         progress.clone(),
     ));
     let completion = match job.operation {
-        JobOperation::Backup => run_backup(api, provider, &job, progress.clone()).await,
+        JobOperation::Backup => run_backup(api, config, provider, &job, progress.clone()).await,
         JobOperation::Restore => {
             run_restore(api, config, provider.as_ref(), &job, progress.clone()).await
         }
