@@ -152,7 +152,10 @@ impl TestDomains {
                 let _ = d.destroy();
             }
             if d.is_persistent().unwrap_or(false) {
-                let _ = d.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_NVRAM);
+                // Checkpoints (a backup test leaves one) would refuse the undefine.
+                let _ = d.undefine_flags(
+                    sys::VIR_DOMAIN_UNDEFINE_NVRAM | sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
+                );
             }
         }
     }
