@@ -18,7 +18,6 @@ use jiff::Timestamp;
 use maud::{html, Markup};
 use serde::Deserialize;
 use tresor_api::agents::{Agent, AgentVm};
-use tresor_api::inventory::{GuestAgentState, Severity};
 use tresor_api::vaults::{CredentialsRequest, Vault};
 use tresor_api::ErrorCode;
 use tresor_service::{Service, ServiceError};
@@ -29,6 +28,7 @@ use crate::layout::{
 };
 use crate::permissions::{on_vault, Permission};
 use crate::session::Operator;
+use crate::vm_words::{guest_agent_text, severity, severity_name};
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
@@ -149,7 +149,7 @@ struct VmView {
     name: String,
     /// The name it reports (a libvirt domain's; `name` is its UUID then).
     label: String,
-    /// Its own page (`crate::vm_page`), once its host is known.
+    /// Its own page (the VM page), once its host is known.
     page: String,
     state: String,
     disks: Vec<DiskView>,
@@ -175,44 +175,6 @@ struct Check {
     code: Option<String>,
     message: String,
     fix: Option<String>,
-}
-
-/// Severity as serialized (`ok`, `warning`, `error`) → rank and badge text.
-pub(crate) fn severity(s: &str) -> (u8, &'static str) {
-    match s {
-        "ok" => (0, "ok"),
-        "warning" => (1, "WARNING"),
-        "error" => (2, "ERROR"),
-        _ => (1, "WARNING"),
-    }
-}
-
-/// A severity's serialized name.
-pub(crate) fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Ok => "ok",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-    }
-}
-
-/// A guest agent's state in words (the host's and the VM's pages).
-pub(crate) fn guest_agent_text(state: &GuestAgentState) -> String {
-    match state {
-        GuestAgentState::NotConfigured => "not configured".to_string(),
-        GuestAgentState::NotResponding { reason } => format!("not responding ({reason})"),
-        GuestAgentState::Responding {
-            version,
-            can_freeze,
-        } => format!(
-            "responding, version {version}, {}",
-            if *can_freeze {
-                "can freeze file systems"
-            } else {
-                "cannot freeze file systems"
-            }
-        ),
-    }
 }
 
 impl VmView {

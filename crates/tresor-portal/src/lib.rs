@@ -79,6 +79,7 @@ pub mod urls;
 pub mod users;
 pub mod vaults;
 pub mod vm_page;
+pub mod vm_words;
 
 use std::sync::Arc;
 

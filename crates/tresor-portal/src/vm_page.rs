@@ -23,7 +23,6 @@ use tresor_api::ErrorCode;
 use tresor_service::usecases::vm_page::{ProtectedVm, VaultOffer, VmPage, VmProtection};
 use tresor_service::{Service, ServiceError};
 
-use crate::agents::{guest_agent_text, severity, severity_name};
 use crate::layout::{
     badge, bytes, csrf_field, empty, error_box, notice, page, redirect_done, time, wire_name,
     with_status, Done,
@@ -31,6 +30,7 @@ use crate::layout::{
 use crate::permissions::{on_vault_named, Permission};
 use crate::session::Operator;
 use crate::urls::{url_encode, vm_url};
+use crate::vm_words::{guest_agent_text, severity, severity_name};
 
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
