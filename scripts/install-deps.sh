@@ -8,7 +8,9 @@
 # portal's end-to-end tests, a headless browser (chromium with chromium-driver); for
 # tresor-libvirt, libvirt's daemon (libvirt-daemon-system: libvirtd and virtlogd, which
 # its discovery test starts when none runs) and its C library's headers (libvirt-dev,
-# with pkg-config, which the `virt` crate builds against). libvirt-daemon-system goes
+# with pkg-config, which the `virt` crate builds against), and swtpm (swtpm,
+# swtpm-tools: libvirt's emulated TPM, whose state the libvirt tests see saved with a
+# point; they touch no QEMU package). libvirt-daemon-system goes
 # without recommends (no dnsmasq, firewall or ebtables: the tests use no libvirt
 # network) and after QEMU is in place: it depends on the qemu-system-x86 already there.
 # qemu-system-x86, qemu-utils and qemu-guest-agent go in one apt-get call, all at the
@@ -41,6 +43,7 @@ ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || kernel=1
 libvirt=()
 command -v libvirtd >/dev/null 2>&1 || libvirt+=(libvirt-daemon-system)
 pkg-config --exists libvirt 2>/dev/null || libvirt+=(libvirt-dev pkg-config)
+command -v swtpm_setup >/dev/null 2>&1 || libvirt+=(swtpm swtpm-tools)
 
 if [ ${#need[@]} -eq 0 ] && [ "$qemu" -eq 0 ] && [ "$kernel" -eq 0 ] && [ ${#libvirt[@]} -eq 0 ]; then
   echo "install-deps: everything present"

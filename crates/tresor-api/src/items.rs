@@ -38,6 +38,11 @@ pub struct EnableProtection {
     /// Default: DefaultPolicy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Disks left out of the item's points, by the VM's name for each (a libvirt
+    /// disk's target: `vdb`); each one the VM reported, at least one disk left. Only
+    /// a libvirt domain's (`DiskExclusionNotSupported` otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_disks: Vec<String>,
 }
 
 /// A protected VM.
@@ -62,6 +67,9 @@ pub struct ProtectedItem {
     #[serde(default)]
     #[schema(required, value_type = Option<String>, format = DateTime)]
     pub delete_at: Option<Timestamp>,
+    /// Disks left out of its points (by the VM's name for each: `vdb`).
+    #[serde(default)]
+    pub excluded_disks: Vec<String>,
     /// The item's copy in the secondary region (shown for one item, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
@@ -88,12 +96,19 @@ pub struct Disable {
 
 /// `PUT .../items/{item}`: protect the item under another policy, or resume the
 /// protection of a stopped item (Azure's "modify protection" and "resume
-/// protection"). The item's scheduled points then expire as that policy says.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// protection"), and/or change which disks it leaves out. The item's scheduled
+/// points then expire as that policy says. At least one of the two is given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModifyProtection {
-    /// The backup policy's name.
-    pub policy: String,
+    /// The backup policy's name (left out: the policy and state stay as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The disks to leave out from the next backup on, replacing the item's list
+    /// (`[]`: back every disk up again; left out: unchanged). Checked as at
+    /// enabling protection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_disks: Option<Vec<String>>,
 }
 
 /// `?useSecondaryRegion=true`: the points as the secondary region holds them.

@@ -122,6 +122,9 @@ pub struct JobParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub retain_until: Option<Timestamp>,
+    /// Backup: the disks its item leaves out of the point (the VM's names: `vdb`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_disks: Vec<String>,
     /// Scheduled backup: the policy's window it runs for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]

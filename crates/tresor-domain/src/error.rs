@@ -86,6 +86,10 @@ pub mod codes {
     pub const PROTECTION_NOT_STOPPED: &str = "ProtectionNotStopped";
     pub const ITEM_SOFT_DELETED: &str = "ItemSoftDeleted";
     pub const ITEM_NOT_SOFT_DELETED: &str = "ItemNotSoftDeleted";
+    /// Disks to exclude that are malformed, unknown, named twice, or all of them.
+    pub const INVALID_EXCLUDED_DISKS: &str = "InvalidExcludedDisks";
+    /// Excluding disks of a VM whose provider cannot leave one out (plain QEMU).
+    pub const DISK_EXCLUSION_NOT_SUPPORTED: &str = "DiskExclusionNotSupported";
     // Access.
     pub const INVALID_SCOPE: &str = "InvalidScope";
     /// No role assignment grants the permission on the target (HTTP 403).
@@ -145,6 +149,8 @@ pub mod codes {
         PROTECTION_NOT_STOPPED,
         ITEM_SOFT_DELETED,
         ITEM_NOT_SOFT_DELETED,
+        INVALID_EXCLUDED_DISKS,
+        DISK_EXCLUSION_NOT_SUPPORTED,
         INVALID_SCOPE,
         MISSING_PERMISSION,
         TOKEN_ROLE_NOT_HELD,

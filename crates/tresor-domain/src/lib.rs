@@ -27,6 +27,7 @@
 //! - [`schedule`]: the instants a schedule runs at, across daylight saving;
 //! - [`retention`]: how long each recovery point is kept;
 //! - [`item`]: the protection state of a protected item;
+//! - [`disk_exclusion`]: which disks a protected item leaves out of its points;
 //! - [`job`]: jobs, their tasks and errors;
 //! - [`access`]: permissions, roles, scopes and role assignments: who may do
 //!   what, and where;
@@ -36,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod disk_exclusion;
 pub mod error;
 pub mod guard;
 pub mod item;
@@ -48,6 +50,7 @@ pub mod schedule;
 pub mod vault;
 
 pub use access::{authorize, Permission, Reach, Role, RoleAssignment, Scope, Target};
+pub use disk_exclusion::{excluded_disks, parse_excluded_disks};
 pub use error::{codes, RuleError};
 pub use guard::{CriticalOperation, RequestStatus};
 pub use item::ProtectionState;

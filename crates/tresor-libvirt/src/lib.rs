@@ -13,6 +13,8 @@
 //!   checkpoints named after recovery points, self-healing chains); its calls
 //!   `virt` does not wrap are in [`backup_api`], the XML in [`backup_xml`].
 //! * [`offline`]: a shut-off domain's images read directly.
+//! * [`firmware_state`]: the UEFI variable store and emulated TPM state saved with
+//!   each point.
 //!
 //! Domains are named to the vault by their UUID: a renamed domain keeps its backups,
 //! a new domain that takes an old name does not inherit them.
@@ -25,6 +27,7 @@
 pub mod backup_api;
 pub mod backup_xml;
 pub mod domain_xml;
+pub mod firmware_state;
 pub mod host;
 pub mod offline;
 pub mod provider;

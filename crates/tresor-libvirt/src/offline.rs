@@ -14,6 +14,7 @@ use tresor_vm::{BackupView, CheckCode, Consistency, ViewDisk, VmError, VmInfo};
 pub struct OfflineView {
     disks: Vec<ViewDisk>,
     vm_config: Value,
+    warnings: Vec<String>,
 }
 
 /// Opens every disk of `info` not in `exclude` (blocking: qemu-nbd may start).
@@ -64,6 +65,15 @@ pub fn open(
             ),
         ));
     }
+    // Shut off: nothing writes the UEFI variables or the TPM state while the images
+    // are held.
+    let uuid = info.uuid.as_deref().unwrap_or_default();
+    let firmware = crate::firmware_state::read(
+        uuid,
+        info.firmware.as_ref().and_then(|f| f.nvram.as_deref()),
+        info.tpm.as_ref(),
+        Path::new(crate::firmware_state::SWTPM_STATE_ROOT),
+    );
     let saved: Vec<_> = info
         .disks
         .iter()
@@ -79,7 +89,10 @@ pub fn open(
             "excluded_disks": excluded,
             "checkpoint": null,
             "domain_xml": definition,
+            "nvram": firmware.nvram,
+            "tpm_state": firmware.tpm,
         }),
+        warnings: firmware.warnings,
     })
 }
 
@@ -92,7 +105,7 @@ impl BackupView for OfflineView {
         Consistency::CrashConsistent
     }
     fn warnings(&self) -> Vec<String> {
-        Vec::new()
+        self.warnings.clone()
     }
     fn frozen_for(&self) -> Option<Duration> {
         None

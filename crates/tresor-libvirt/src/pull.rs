@@ -263,6 +263,16 @@ impl PullView {
                 begun = self.begin(&socket, &plans, &new_checkpoint);
             }
         }
+        // The UEFI variables and TPM state, read at once after the disks' instant and
+        // before the thaw (neither is frozen by libvirt: see FORMAT.md).
+        let firmware = begun.is_ok().then(|| {
+            crate::firmware_state::read(
+                &req.uuid,
+                parsed.firmware.nvram.as_deref(),
+                parsed.tpm.as_ref(),
+                Path::new(crate::firmware_state::SWTPM_STATE_ROOT),
+            )
+        });
         if let Some(count) = frozen {
             self.thaw();
             self.frozen_for = Some(frozen_at.elapsed());
@@ -276,6 +286,8 @@ impl PullView {
             }
         }
         begun?;
+        let firmware = firmware.unwrap_or_default();
+        self.warnings.extend(firmware.warnings.iter().cloned());
         for (disk, reason) in &reasons {
             self.warnings.push(format!(
                 "disk {disk}: {reason}: reading the whole disk, deduplicated against what is stored"
@@ -348,6 +360,8 @@ impl PullView {
             "excluded_disks": excluded,
             "checkpoint": self.checkpoint_made.then_some(new_checkpoint),
             "domain_xml": definition,
+            "nvram": firmware.nvram,
+            "tpm_state": firmware.tpm,
         });
         Ok(())
     }

@@ -134,6 +134,8 @@ pub struct ItemRow {
     pub soft_deleted: Option<Timestamp>,
     /// When the soft-deleted item and its points are purged.
     pub delete_at: Option<Timestamp>,
+    /// The disks left out of its points (the VM's names for them: `vdb`).
+    pub excluded_disks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

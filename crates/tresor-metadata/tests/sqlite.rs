@@ -40,6 +40,7 @@ fn item(id: &str, vault_id: &str, vm: &str) -> ItemRow {
         active: true,
         soft_deleted: None,
         delete_at: None,
+        excluded_disks: Vec::new(),
     }
 }
 

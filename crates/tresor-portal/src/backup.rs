@@ -523,6 +523,7 @@ async fn enable(
             host: host.to_string(),
             vm: vm.to_string(),
             policy: policy.clone(),
+            excluded_disks: Vec::new(),
         };
         match state
             .enable_protection(&op.principal, v.name.clone(), req)

@@ -83,6 +83,7 @@ async fn protect(
         host: p.agent_id.clone(),
         vm: p.vm.clone(),
         policy: Some(policy.trim().to_string()),
+        excluded_disks: Vec::new(),
     };
     match state
         .enable_protection(&op.principal, vault.trim().to_string(), req)

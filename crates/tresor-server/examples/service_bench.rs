@@ -116,6 +116,7 @@ async fn main() {
                 active: true,
                 soft_deleted: None,
                 delete_at: None,
+                excluded_disks: Vec::new(),
             })
             .unwrap();
     }

@@ -159,6 +159,7 @@ async fn contributor_tries_to_destroy(c: &ApiClient, kept: &Kept, spare: &str) {
         host: "kvm1".into(),
         vm: "vm1".into(),
         policy: Some("Short".into()),
+        excluded_disks: Vec::new(),
     };
     assert_eq!(
         code(c.enable_protection(VAULT, &again).await),

@@ -93,6 +93,7 @@ fn protect(state: &Service, time: &str, zone: &str, since: Timestamp) -> String 
             active: true,
             soft_deleted: None,
             delete_at: None,
+            excluded_disks: Vec::new(),
         })
         .unwrap();
     "i".into()

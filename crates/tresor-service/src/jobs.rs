@@ -81,6 +81,14 @@ pub fn new_job_at(
     params: JobParams,
     tasks: &[&str],
 ) -> ServiceResult<JobRow> {
+    let mut params = params;
+    if operation == JobOperation::Backup {
+        // Every backup (on demand or scheduled) leaves out the disks its item excludes
+        // as they are when it is made; the agent passes them to the provider.
+        if let Some(i) = item {
+            params.excluded_disks = i.excluded_disks.clone();
+        }
+    }
     let body = JobBody {
         vm_name: item.map(|i| i.vm_name.clone()).unwrap_or_default(),
         params,

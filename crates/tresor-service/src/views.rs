@@ -64,6 +64,7 @@ pub fn item(i: &ItemRow, host: &str, policy: Option<String>) -> ProtectedItem {
         last_backup_time: i.last_backup,
         created: i.created,
         delete_at: i.delete_at,
+        excluded_disks: i.excluded_disks.clone(),
         replication: None,
     }
 }

@@ -46,8 +46,13 @@ fn recommendation(code: CheckCode) -> &'static str {
 
 /// The libvirt provider when `vm` is one of its domains; `None` for other VMs. Its
 /// jobs' scratch folders go under the agent's `scratch_dir` (which the domains'
-/// QEMU must be able to reach), else libvirt's default.
-async fn libvirt_provider_for(config: &AgentConfig, vm: &str) -> Option<LibvirtProvider> {
+/// QEMU must be able to reach), else libvirt's default; it leaves the disks
+/// `excluded` (the item's, from the job's parameters) out of the point.
+async fn libvirt_provider_for(
+    config: &AgentConfig,
+    vm: &str,
+    excluded: &[String],
+) -> Option<LibvirtProvider> {
     if !tresor_libvirt::is_uuid(vm) {
         return None;
     }
@@ -56,7 +61,9 @@ async fn libvirt_provider_for(config: &AgentConfig, vm: &str) -> Option<LibvirtP
         .scratch_dir
         .clone()
         .unwrap_or_else(|| tresor_libvirt::DEFAULT_SCRATCH_DIR.into());
-    let provider = LibvirtProvider::new(uri).with_scratch_dir(scratch);
+    let provider = LibvirtProvider::new(uri)
+        .with_scratch_dir(scratch)
+        .with_excluded_disks(vm, excluded.to_vec());
     provider
         .inspect(&VmRef(vm.to_string()))
         .await
@@ -82,9 +89,22 @@ pub(super) async fn run_backup(
         Ok(r) => r,
         Err(end) => return *end,
     };
-    let libvirt = libvirt_provider_for(config, vm).await;
+    let excluded = &job.params.excluded_disks;
+    let libvirt = libvirt_provider_for(config, vm, excluded).await;
     let provider: &dyn VmProvider = match &libvirt {
         Some(l) => l,
+        // The QEMU provider reads every disk: a point without the excluded disks
+        // cannot be made, and one with them is not what was asked.
+        None if !excluded.is_empty() => {
+            return failed(
+                "DiskExclusionNotSupported",
+                format!(
+                    "VM {vm} is not a domain of this host's libvirt, and only libvirt domains can leave disks ({}) out",
+                    excluded.join(", ")
+                ),
+                "check that libvirtd runs and knows the domain ([libvirt] in agent.toml), or stop excluding disks (tresor item update --include-all-disks)",
+            )
+        }
         None => provider.as_ref(),
     };
     let outcome = backup_vm(

@@ -272,6 +272,10 @@ pub enum ProtectionCommand {
         host: String,
         #[arg(long, short = 'p', default_value = "DefaultPolicy")]
         policy_name: String,
+        /// Leave this disk out of the points, by its target as the VM reports it
+        /// (`vdb`); repeat for several. libvirt domains only.
+        #[arg(long = "exclude-disk", value_name = "DISK")]
+        exclude_disks: Vec<String>,
     },
     /// Back up now, keeping the point until a date (default 30 days from now).
     BackupNow {
@@ -338,6 +342,31 @@ pub enum ItemCommand {
         name: String,
         #[arg(long, short = 'p')]
         policy_name: String,
+        /// Leave these disks out from the next backup on (replacing the item's
+        /// list); repeat for several.
+        #[arg(long = "exclude-disk", value_name = "DISK")]
+        exclude_disks: Vec<String>,
+    },
+    /// Change how the item is protected: its policy (as set-policy) and/or the
+    /// disks its backups leave out.
+    Update {
+        #[command(flatten)]
+        vault: VaultName,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'p')]
+        policy_name: Option<String>,
+        /// Leave this disk out from the next backup on, by its target (`vdb`);
+        /// repeat for several. The list replaces the item's.
+        #[arg(
+            long = "exclude-disk",
+            value_name = "DISK",
+            conflicts_with = "include_all_disks"
+        )]
+        exclude_disks: Vec<String>,
+        /// Back every disk up again (no disk excluded).
+        #[arg(long)]
+        include_all_disks: bool,
     },
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::Row;
 
-use super::values::{hash32, json, opt_ts, ts};
+use super::values::{hash32, json, names, opt_ts, ts};
 use crate::{
     AgentRow, AuditRow, EnrollmentRow, ItemRow, JobRow, PointRow, PolicyRow, TokenRow, UserRow,
     VaultRow,
@@ -92,7 +92,7 @@ pub(super) fn agent_row(r: &Row) -> rusqlite::Result<AgentRow> {
 }
 
 pub(super) const ITEM_COLS: &str =
-    "id, vault_id, agent_id, vm, vm_name, policy_id, state, last_window, last_backup, created, active, soft_deleted, delete_at";
+    "id, vault_id, agent_id, vm, vm_name, policy_id, state, last_window, last_backup, created, active, soft_deleted, delete_at, excluded_disks";
 pub(super) fn item_row(r: &Row) -> rusqlite::Result<ItemRow> {
     Ok(ItemRow {
         id: r.get(0)?,
@@ -108,6 +108,7 @@ pub(super) fn item_row(r: &Row) -> rusqlite::Result<ItemRow> {
         active: r.get(10)?,
         soft_deleted: opt_ts(r.get(11)?)?,
         delete_at: opt_ts(r.get(12)?)?,
+        excluded_disks: names(r.get(13)?)?,
     })
 }
 

@@ -149,6 +149,11 @@ ALTER TABLE tokens ADD COLUMN expires INTEGER;
 ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
 ALTER TABLE agents ADD COLUMN vault_id TEXT REFERENCES vaults(id) ON DELETE SET NULL;
 "#,
+    r#"
+-- Selective disk backup: the disks a protected item leaves out of its points, a JSON
+-- list of the VM's names for them (["vdb"]); [] backs every disk up.
+ALTER TABLE items ADD COLUMN excluded_disks TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// Applies the migrations a database at `user_version` has not had yet, each in

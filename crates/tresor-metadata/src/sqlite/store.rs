@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
 use super::columns::*;
-use super::values::{db, hash32, json, ms, ts, unique};
+use super::values::{db, hash32, json, ms, names_text, ts, unique};
 use super::SqliteStore;
 use crate::{
     audit, AgentRow, AuditFilter, AuditRow, EnrollmentRow, ItemRow, JobFilter, JobRow,
@@ -381,8 +381,8 @@ impl MetadataStore for SqliteStore {
 
     fn insert_item(&self, i: &ItemRow) -> Result<()> {
         self.exec(
-            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-            params![i.id, i.vault_id, i.agent_id, i.vm, i.vm_name, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), ms(i.created), i.active, i.soft_deleted.map(ms), i.delete_at.map(ms)],
+            &format!("INSERT INTO items ({ITEM_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+            params![i.id, i.vault_id, i.agent_id, i.vm, i.vm_name, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), ms(i.created), i.active, i.soft_deleted.map(ms), i.delete_at.map(ms), names_text(&i.excluded_disks)],
             &format!("protection of VM {}", i.vm_name),
         )
     }
@@ -428,8 +428,8 @@ impl MetadataStore for SqliteStore {
         let conn = self.conn.lock();
         let n = conn
             .execute(
-                "UPDATE items SET policy_id = ?2, state = ?3, last_window = ?4, last_backup = ?5, active = ?6, vm_name = ?7, soft_deleted = ?8, delete_at = ?9 WHERE id = ?1",
-                params![i.id, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), i.active, i.vm_name, i.soft_deleted.map(ms), i.delete_at.map(ms)],
+                "UPDATE items SET policy_id = ?2, state = ?3, last_window = ?4, last_backup = ?5, active = ?6, vm_name = ?7, soft_deleted = ?8, delete_at = ?9, excluded_disks = ?10 WHERE id = ?1",
+                params![i.id, i.policy_id, i.state, i.last_window.map(ms), i.last_backup.map(ms), i.active, i.vm_name, i.soft_deleted.map(ms), i.delete_at.map(ms), names_text(&i.excluded_disks)],
             )
             .map_err(unique(format!("protection of VM {}", i.vm_name)))?;
         if n == 0 {

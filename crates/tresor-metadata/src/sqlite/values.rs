@@ -43,6 +43,17 @@ pub(super) fn json(text: String) -> rusqlite::Result<Value> {
     })
 }
 
+/// A list of names (an item's excluded disks) as its JSON text, and back.
+pub(super) fn names_text(names: &[String]) -> String {
+    serde_json::to_string(names).unwrap_or_else(|_| "[]".into())
+}
+
+pub(super) fn names(text: String) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 pub(super) fn not_found(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e {
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound { what },

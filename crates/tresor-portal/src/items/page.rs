@@ -216,6 +216,10 @@ pub(super) async fn details(
                     dt { "Host" } dd { (i.host) }
                     dt { "VM on the host" } dd { code { (i.vm) } }
                     dt { "Backup policy" } dd { @match &i.policy { Some(p) => (p), None => span.muted { "None" } } }
+                    dt { "Excluded disks" } dd {
+                        @if i.excluded_disks.is_empty() { span.muted { "None: every disk is backed up" } }
+                        @else { @for (n, d) in i.excluded_disks.iter().enumerate() { @if n > 0 { ", " } code { (d) } } }
+                    }
                     dt { "Last backup" } dd { (time(i.last_backup_time)) }
                     dt { "Last recovery point" } dd { (time(newest)) }
                     dt { "Protected since" } dd { (time(Some(i.created))) }

@@ -105,7 +105,8 @@ pub(super) async fn change_policy(
     }
     let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let req = ModifyProtection {
-        policy: f.policy.trim().to_string(),
+        policy: Some(f.policy.trim().to_string()),
+        excluded_disks: None,
     };
     match state
         .modify_protection(&op.principal, v.name.clone(), i.id.clone(), req)

@@ -41,6 +41,18 @@ pub(crate) fn item_dto(s: &Service, i: &ItemRow) -> ServiceResult<ProtectedItem>
     Ok(views::item(i, &host, policy))
 }
 
+/// The disks `requested` to leave out of the points of the VM `info` describes, by
+/// the domain's rules: each one it reported, one left at least, and only for a VM
+/// whose provider can leave a disk out (libvirt's).
+pub(crate) fn checked_exclusion(
+    info: &tresor_api::inventory::VmInfo,
+    requested: &[String],
+) -> ServiceResult<Vec<String>> {
+    let disks: Vec<&str> = info.disks.iter().map(|d| d.name.as_str()).collect();
+    let libvirt = info.provider == tresor_api::inventory::VmProviderKind::Libvirt;
+    Ok(tresor_domain::excluded_disks(requested, &disks, libvirt)?)
+}
+
 fn find_agent(s: &Service, host: &str) -> ServiceResult<AgentRow> {
     let agents = s.store.list_agents()?;
     let matching: Vec<_> = agents
@@ -207,6 +219,7 @@ impl Service {
                         vm: vm.vm.clone(),
                         host: req.host.clone(),
                         policy: req.policy.clone(),
+                        excluded_disks: req.excluded_disks.clone(),
                     };
                     if agent.location != v.location {
                         return Err(ServiceError::new(
@@ -249,7 +262,9 @@ impl Service {
                             "attach a disk to the VM",
                         ));
                     }
-                    for d in disks {
+                    let excluded = checked_exclusion(&report.info, &req.excluded_disks)?;
+                    // An excluded disk is never read: its format does not matter.
+                    for d in disks.iter().filter(|d| !excluded.contains(&d.name)) {
                         let format = d.format.as_str();
                         if !SUPPORTED_FORMATS.contains(&format) {
                             return Err(ServiceError::new(
@@ -278,6 +293,7 @@ impl Service {
                         active: true,
                         soft_deleted: None,
                         delete_at: None,
+                        excluded_disks: excluded,
                     };
                     s.store.insert_item(&item).map_err(|e| match e {
                         tresor_metadata::StoreError::Conflict { .. } => ServiceError::new(

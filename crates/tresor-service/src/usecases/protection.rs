@@ -20,7 +20,8 @@ use crate::catalogue::{find_item, find_policy, find_vault, parse_state, vault_ta
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
 use crate::usecases::guards::require_approvals;
-use crate::usecases::items::item_dto;
+use crate::usecases::agents::vm_report;
+use crate::usecases::items::{checked_exclusion, item_dto};
 use crate::views::{self, enum_name, parse_enum};
 
 /// The scheduled points of `items` with their expiry under `policy`, and whether any
@@ -64,6 +65,49 @@ pub(crate) fn expiry_under(
     Ok((changed, shortens))
 }
 
+/// What the audit log keeps of a change of protection: at most 100 characters of
+/// the policy's name and of the disks' names.
+fn modify_detail(req: &ModifyProtection) -> String {
+    let cut = |s: &str| s.trim().chars().take(100).collect::<String>();
+    let mut parts = Vec::new();
+    if let Some(p) = &req.policy {
+        parts.push(format!("policy {}", cut(p)));
+    }
+    if let Some(d) = &req.excluded_disks {
+        parts.push(format!("excluded disks [{}]", cut(&d.join(", "))));
+    }
+    parts.join("; ")
+}
+
+/// The disks `requested` (well formed) checked against what the item's agent last
+/// reported of its VM.
+fn reported_exclusion(
+    s: &Service,
+    item: &ItemRow,
+    requested: &[String],
+) -> ServiceResult<Vec<String>> {
+    if requested.is_empty() {
+        return Ok(Vec::new());
+    }
+    let report = s
+        .store
+        .list_inventory()?
+        .iter()
+        .find(|r| r.agent_id == item.agent_id && r.vm == item.vm)
+        .and_then(vm_report)
+        .ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::AgentOffline,
+                format!(
+                    "VM {} is not in its host agent's last report: its disks cannot be checked",
+                    item.vm_name
+                ),
+                "start the VM's host agent (tresor agent run) and try again after its next heartbeat",
+            )
+        })?;
+    checked_exclusion(&report.info, requested)
+}
+
 /// For `permission` on one point: its vault (the caller holding the permission
 /// there), its item (not soft-deleted as a whole) and the point `id` on the primary,
 /// or NotFound.
@@ -102,7 +146,8 @@ impl Service {
     /// Protects an item under another policy, or resumes protection of a stopped
     /// item. Its scheduled points then expire as the new policy says; one that would
     /// expire sooner needs `ReduceRetention` approved on a guarded vault and is
-    /// refused in an immutable one.
+    /// refused in an immutable one. Changes which disks its next backups leave out
+    /// (checked against what its agent last reported, as at enabling protection).
     pub async fn modify_protection(
         self: &Arc<Self>,
         who: &Principal,
@@ -110,13 +155,27 @@ impl Service {
         item: String,
         req: ModifyProtection,
     ) -> ServiceResult<ProtectedItem> {
-        let target = Target::in_vault(&vault, &item).detail(format!(
-            "policy {}",
-            req.policy.trim().chars().take(100).collect::<String>()
-        ));
+        let target = Target::in_vault(&vault, &item).detail(modify_detail(&req));
         let r: ServiceResult<ProtectedItem> = async {
-            // A policy's name by the domain's rules before it is looked up (and logged).
-            let policy_name = tresor_domain::PolicyName::parse(req.policy.trim())?;
+            // A policy's name and the disk names by the domain's rules before they are
+            // looked up (and logged).
+            let policy_name = req
+                .policy
+                .as_deref()
+                .map(|p| tresor_domain::PolicyName::parse(p.trim()))
+                .transpose()?;
+            let exclusion = req
+                .excluded_disks
+                .as_deref()
+                .map(tresor_domain::parse_excluded_disks)
+                .transpose()?;
+            if policy_name.is_none() && exclusion.is_none() {
+                return Err(ServiceError::new(
+                    ErrorCode::InvalidRequest,
+                    "the change names neither a policy nor the disks to exclude",
+                    "give policy, excludedDisks, or both",
+                ));
+            }
             let caller = who.clone();
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
@@ -124,6 +183,13 @@ impl Service {
                 let mut item = find_item(s, &v, &item)?;
                 let state = parse_state(&item.state);
                 state.not_soft_deleted()?;
+                if let Some(requested) = &exclusion {
+                    item.excluded_disks = reported_exclusion(s, &item, requested)?;
+                }
+                let Some(policy_name) = policy_name else {
+                    s.store.update_item(&item)?;
+                    return item_dto(s, &item);
+                };
                 let (policy_row, policy) = find_policy(s, &v, policy_name.as_str())?;
                 let points = s.store.list_points(&item.id)?;
                 let next = if state == ProtectionState::ProtectionStopped {

@@ -21,6 +21,17 @@ const ITEM_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
 ];
 
+/// One item's columns: the list's and the disks it leaves out.
+const ONE_ITEM_COLUMNS: &[(&str, &str)] = &[
+    ("NAME", "vmName"),
+    ("HOST", "host"),
+    ("POLICY", "policy"),
+    ("STATE", "protectionState"),
+    ("LAST BACKUP", "lastBackupTime"),
+    ("EXCLUDED DISKS", "excludedDisks"),
+    ("ID", "id"),
+];
+
 pub async fn protectable(api: &ApiClient, output: Output, cmd: ProtectableCommand) -> Result<()> {
     let ProtectableCommand::List { vault } = cmd;
     print(
@@ -43,7 +54,7 @@ pub async fn item(api: &ApiClient, output: Output, cmd: ItemCommand) -> Result<(
         }
         ItemCommand::Show { vault, name } => {
             let item = api.item(&vault.vault_name, &name).await?;
-            print(output, &item, ITEM_COLUMNS)?;
+            print(output, &item, ONE_ITEM_COLUMNS)?;
             if let (Output::Table, Some(r)) = (output, &item.replication) {
                 print_replication(r);
             }
@@ -53,7 +64,33 @@ pub async fn item(api: &ApiClient, output: Output, cmd: ItemCommand) -> Result<(
             vault,
             name,
             policy_name,
-        } => set_policy(api, output, &vault.vault_name, &name, policy_name).await,
+            exclude_disks,
+        } => {
+            let request = ModifyProtection {
+                policy: Some(policy_name),
+                excluded_disks: (!exclude_disks.is_empty()).then_some(exclude_disks),
+            };
+            modify(api, output, &vault.vault_name, &name, &request).await
+        }
+        ItemCommand::Update {
+            vault,
+            name,
+            policy_name,
+            exclude_disks,
+            include_all_disks,
+        } => {
+            let request = ModifyProtection {
+                policy: policy_name,
+                excluded_disks: (include_all_disks || !exclude_disks.is_empty())
+                    .then_some(exclude_disks),
+            };
+            if request.policy.is_none() && request.excluded_disks.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --policy-name, --exclude-disk or --include-all-disks"
+                );
+            }
+            modify(api, output, &vault.vault_name, &name, &request).await
+        }
     }
 }
 
@@ -64,16 +101,18 @@ pub async fn protection(api: &ApiClient, output: Output, cmd: ProtectionCommand)
             vm,
             host,
             policy_name,
+            exclude_disks,
         } => {
             let request = EnableProtection {
                 host,
                 vm,
                 policy: Some(policy_name),
+                excluded_disks: exclude_disks,
             };
             print(
                 output,
                 &api.enable_protection(&vault.vault_name, &request).await?,
-                ITEM_COLUMNS,
+                ONE_ITEM_COLUMNS,
             )
         }
         ProtectionCommand::BackupNow {
@@ -119,23 +158,29 @@ pub async fn protection(api: &ApiClient, output: Output, cmd: ProtectionCommand)
             vault,
             item,
             policy_name,
-        } => set_policy(api, output, &vault.vault_name, &item, policy_name).await,
+        } => {
+            let request = ModifyProtection {
+                policy: Some(policy_name),
+                excluded_disks: None,
+            };
+            modify(api, output, &vault.vault_name, &item, &request).await
+        }
     }
 }
 
-/// Another policy for an item, or resuming a stopped one: the same call.
-async fn set_policy(
+/// Another policy for an item, resuming a stopped one, other disks left out: the
+/// same call.
+async fn modify(
     api: &ApiClient,
     output: Output,
     vault: &str,
     item: &str,
-    policy: String,
+    request: &ModifyProtection,
 ) -> Result<()> {
-    let request = ModifyProtection { policy };
     print(
         output,
-        &api.modify_protection(vault, item, &request).await?,
-        ITEM_COLUMNS,
+        &api.modify_protection(vault, item, request).await?,
+        ONE_ITEM_COLUMNS,
     )
 }
 
