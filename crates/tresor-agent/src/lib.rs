@@ -20,6 +20,7 @@ mod backup;
 pub mod confine;
 pub mod daemon;
 pub mod images;
+pub mod libvirt_restore;
 pub mod remote;
 pub mod restore;
 

@@ -50,6 +50,8 @@ pub struct RestoreOutcome {
     pub definition: Option<PathBuf>,
     pub start_script: Option<PathBuf>,
     pub notes: Vec<String>,
+    /// A libvirt domain defined from the point (`crate::libvirt_restore`).
+    pub domain: Option<tresor_api::jobs::RestoredLibvirtDomain>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,21 @@ pub enum RestoreError {
     /// Replace-disks: a disk of the point that the host does not know the VM by.
     #[error("{0}")]
     UnknownDisk(String),
+    /// Replace-disks of a libvirt domain that is not shut off (the message names its
+    /// state).
+    #[error("{0}")]
+    NotShutOff(String),
+    /// Replace-disks of a libvirt domain this host does not know.
+    #[error("{0}")]
+    NoSuchDomain(String),
+    /// A new libvirt domain's name that a domain of the host has.
+    #[error("{0}")]
+    NameTaken(String),
+    /// A point's stored domain definition that cannot become a new domain's.
+    #[error("{0}")]
+    Definition(String),
+    #[error("{0}")]
+    Libvirt(String),
     #[error("{0}")]
     Engine(#[from] tresor_engine::Error),
     #[error("{what}: {source}")]
@@ -88,6 +105,11 @@ impl RestoreError {
             RestoreError::PathNotAllowed(_) => "RestorePathNotAllowed",
             RestoreError::Name(e) => e.code(),
             RestoreError::UnknownDisk(_) => "OriginalDiskUnknown",
+            RestoreError::NotShutOff(_) => "VmNotShutOff",
+            RestoreError::NoSuchDomain(_) => "VmNotFound",
+            RestoreError::NameTaken(_) => "VmNameExists",
+            RestoreError::Definition(_) => "InvalidDomainDefinition",
+            RestoreError::Libvirt(_) => "LibvirtFailed",
             RestoreError::Engine(_) | RestoreError::Io { .. } => "RestoreFailed",
         }
     }
@@ -100,6 +122,11 @@ impl RestoreError {
             RestoreError::PathNotAllowed(_) => "restore into a new folder under one of the host's restore roots, or add a root to restore_roots in the agent's configuration",
             RestoreError::Name(NewVmError::InvalidName(..)) => "give the new VM a name of 1 to 64 letters, digits, '-', '_' or '.'",
             RestoreError::Name(_) => "the recovery point's disk names cannot be file names; restore its disks one by one with tresor repo restore --output",
+            RestoreError::NotShutOff(_) => "shut the domain off (virsh shutdown), then restore again",
+            RestoreError::NoSuchDomain(_) => "restore as a new domain (CreateVm) or restore the disks into a folder",
+            RestoreError::NameTaken(_) => "give the new domain a name no domain of the host has (newName)",
+            RestoreError::Definition(_) => "restore the disks into a folder (RestoreDisks) and define a domain for them by hand",
+            RestoreError::Libvirt(_) => "check that libvirtd runs and what the message says, then restore again",
             RestoreError::UnknownDisk(_) => "add the VM's disk images to its entry in the agent's configuration (disks = [...]), or restore the disks into a folder and move them by hand",
             RestoreError::Engine(_) | RestoreError::Io { .. } => "check the target path and free space on the host, then restore again",
         }
@@ -170,6 +197,7 @@ pub fn restore_point(
                 definition: Some(definition),
                 start_script,
                 notes: new_vm.notes,
+                domain: None,
             })
         }
     }
@@ -184,6 +212,14 @@ fn disks_into(
     format: Option<OutputFormat>,
     progress: Option<&Progress>,
 ) -> Result<(PathBuf, Vec<RestoredDisk>), RestoreError> {
+    let folder = new_or_empty_folder(folder)?;
+    let planned = planned_disks(point, &folder, format, "");
+    let disks = write_disks(repo, point, planned, progress)?;
+    Ok((folder, disks))
+}
+
+/// `folder` made if missing, resolved; refused when it holds anything.
+pub(crate) fn new_or_empty_folder(folder: &Path) -> Result<PathBuf, RestoreError> {
     if folder.exists()
         && std::fs::read_dir(folder)
             .map_err(io(format!("reading {}", folder.display())))?
@@ -196,9 +232,19 @@ fn disks_into(
         )));
     }
     std::fs::create_dir_all(folder).map_err(io(format!("creating {}", folder.display())))?;
-    let folder = folder
+    folder
         .canonicalize()
-        .map_err(io(format!("resolving {}", folder.display())))?;
+        .map_err(io(format!("resolving {}", folder.display())))
+}
+
+/// Where each disk of `point` goes in `folder` (`PREFIX<disk>.<ext>`), in its VM's
+/// format unless `format` says otherwise. The disk names were checked.
+pub(crate) fn planned_disks(
+    point: &Manifest,
+    folder: &Path,
+    format: Option<OutputFormat>,
+    prefix: &str,
+) -> Vec<RestoredDisk> {
     let saved = point.vm_config.as_ref();
     let mut out = Vec::new();
     for disk in &point.disks {
@@ -215,18 +261,33 @@ fn disks_into(
             .iter()
             .find_map(|s| disk.name.strip_suffix(s))
             .unwrap_or(&disk.name);
-        let path = folder.join(format!("{stem}.{ext}"));
-        restore_disk(repo, point, &disk.name, &path, format, false, progress)?;
         out.push(RestoredDisk {
             name: disk.name.clone(),
-            path,
+            path: folder.join(format!("{prefix}{stem}.{ext}")),
             format: ext.to_string(),
         });
     }
-    Ok((folder, out))
+    out
 }
 
-fn replace_original(
+/// Writes the planned disks, each a new file.
+pub(crate) fn write_disks(
+    repo: &Repository,
+    point: &Manifest,
+    planned: Vec<RestoredDisk>,
+    progress: Option<&Progress>,
+) -> Result<Vec<RestoredDisk>, RestoreError> {
+    for d in &planned {
+        let format = match d.format.as_str() {
+            "qcow2" => OutputFormat::Qcow2,
+            _ => OutputFormat::Raw,
+        };
+        restore_disk(repo, point, &d.name, &d.path, format, false, progress)?;
+    }
+    Ok(planned)
+}
+
+pub(crate) fn replace_original(
     repo: &Repository,
     point: &Manifest,
     known: Option<&[VmDisk]>,
@@ -320,7 +381,7 @@ fn restore_disk(
 
 /// Writes a new file with `mode`: never over an existing one, never through a link
 /// (`O_CREAT|O_EXCL` fails on any existing name, a symbolic link included).
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RestoreError> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RestoreError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

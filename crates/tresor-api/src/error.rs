@@ -123,6 +123,7 @@ error_codes! {
     InvalidRequestBody 422 "The body does not have the fields and types of this call.",
     InvalidResourceGroupName 400 "A rule of the vault (tresor-domain) is broken.",
     InvalidRestoreMode 400 "The restore mode is not RestoreDisks, CreateVm or ReplaceDisks.",
+    InvalidRestoreOption 400 "A restore option is malformed or not of its mode (newName, targetPool and start are CreateVm's; targetPath or targetPool, not both).",
     InvalidScheduleTime 400 "A rule of the vault (tresor-domain) is broken.",
     InvalidScope 400 "A role assignment's scope is not /, /resourceGroups/G or /resourceGroups/G/vaults/V.",
     InvalidSignIn 401 "The user name, password or TOTP code is wrong (which one is not said).",

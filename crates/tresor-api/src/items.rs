@@ -137,9 +137,18 @@ pub struct RestoreRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = disk_format_schema)]
     pub format: Option<String>,
-    /// Name of the new VM (CreateVm).
+    /// Name of the new VM (CreateVm; 1 to 64 letters, digits, `-`, `_`, `.`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_name: Option<String>,
+    /// CreateVm of a libvirt domain's point, instead of `targetPath`: the libvirt
+    /// storage pool (of type dir, fs or netfs) whose folder receives the disks; that
+    /// folder must be under the host's restore roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_pool: Option<String>,
+    /// CreateVm of a libvirt domain's point: start the new domain once defined
+    /// (default: defined only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start: bool,
     /// Restore from the copy in the secondary region (cross-region restore).
     #[serde(default)]
     pub use_secondary_region: bool,

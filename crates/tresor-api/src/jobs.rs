@@ -147,6 +147,13 @@ pub struct JobParams {
     /// Restore (CreateVm): the new VM's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_name: Option<String>,
+    /// Restore (CreateVm of a libvirt domain's point): the storage pool receiving
+    /// the disks, instead of `target_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_pool: Option<String>,
+    /// Restore (CreateVm of a libvirt domain's point): start the new domain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start: bool,
     /// Restore, Verify: work on the copy in the secondary region.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub use_secondary_region: bool,
@@ -167,6 +174,8 @@ impl JobParams {
             target_path: req.target_path.clone(),
             format: req.format.clone(),
             new_name: req.new_name.clone(),
+            target_pool: req.target_pool.clone(),
+            start: req.start,
             use_secondary_region: req.use_secondary_region,
             ..JobParams::default()
         }
@@ -223,6 +232,21 @@ pub struct RestoreResult {
     /// CreateVm: the script that starts the new VM.
     #[schema(required)]
     pub start_script: Option<String>,
+    /// CreateVm of a libvirt domain's point: the domain defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<RestoredLibvirtDomain>,
+}
+
+/// A libvirt domain a restore defined: a new name, and the UUID and MAC addresses
+/// libvirt chose for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredLibvirtDomain {
+    pub name: String,
+    pub uuid: String,
+    pub macs: Vec<String>,
+    /// Started, as the request asked.
+    pub started: bool,
 }
 
 /// One disk a restore wrote.

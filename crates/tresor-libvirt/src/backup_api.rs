@@ -218,11 +218,25 @@ pub fn checkpoint_xml(domain: &Domain, name: &str) -> Result<Option<String>, Lib
 /// Deletes a checkpoint (its bitmaps merge into its parent's, so nothing older
 /// loses a change); `false` when there was none of that name.
 pub fn delete_checkpoint(domain: &Domain, name: &str) -> Result<bool, LibvirtError> {
+    delete_checkpoint_flags(domain, name, 0)
+}
+
+/// Forgets a checkpoint without touching the disks' bitmaps: for disks that were
+/// written anew (a restore over them), which no longer hold those bitmaps.
+pub fn forget_checkpoint(domain: &Domain, name: &str) -> Result<bool, LibvirtError> {
+    delete_checkpoint_flags(
+        domain,
+        name,
+        sys::VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY,
+    )
+}
+
+fn delete_checkpoint_flags(domain: &Domain, name: &str, flags: u32) -> Result<bool, LibvirtError> {
     let Some(checkpoint) = Checkpoint::lookup(domain, name)? else {
         return Ok(false);
     };
     // SAFETY: valid handle, freed by Drop after the call.
-    let ret = unsafe { sys::virDomainCheckpointDelete(checkpoint.0, 0) };
+    let ret = unsafe { sys::virDomainCheckpointDelete(checkpoint.0, flags) };
     if ret < 0 {
         return Err(call_error(
             format!("deleting checkpoint {name}"),

@@ -61,7 +61,7 @@ impl LibvirtHost {
 
     /// Runs `f` on the connection, opening it first if need be. Calls do not queue:
     /// while one hangs (libvirtd stuck), the next is refused at once.
-    fn with_connection<T>(
+    pub(crate) fn with_connection<T>(
         &self,
         f: impl FnOnce(&Connect) -> Result<T, LibvirtError>,
     ) -> Result<T, LibvirtError> {
@@ -184,7 +184,7 @@ fn silence_default_error_printing() {
     ONCE.call_once(virt::error::clear_error_callback);
 }
 
-fn call_error(what: &str, e: &virt::error::Error) -> LibvirtError {
+pub(crate) fn call_error(what: &str, e: &virt::error::Error) -> LibvirtError {
     LibvirtError::Call {
         what: what.into(),
         message: e.message().to_string(),

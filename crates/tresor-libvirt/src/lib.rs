@@ -15,6 +15,8 @@
 //! * [`offline`]: a shut-off domain's images read directly.
 //! * [`firmware_state`]: the UEFI variable store and emulated TPM state saved with
 //!   each point.
+//! * [`restore_xml`]: a point's stored definition made into a new domain's, from an
+//!   allow list (hostile input); [`restore`]: what a restore asks of libvirt.
 //!
 //! Domains are named to the vault by their UUID: a renamed domain keeps its backups,
 //! a new domain that takes an old name does not inherit them.
@@ -32,6 +34,8 @@ pub mod host;
 pub mod offline;
 pub mod provider;
 pub mod pull;
+pub mod restore;
+pub mod restore_xml;
 
 pub use host::{is_uuid, DiscoveredDomain, Discovery, LibvirtHost, MAX_DOMAINS};
 pub use provider::{preflight, LibvirtProvider, DEFAULT_SCRATCH_DIR};

@@ -1,5 +1,8 @@
 //! A restore job: its target checked against the host's restore roots (or the disks
-//! the host knows the VM by) before anything is read, then the point restored.
+//! the host knows the VM by) before anything is read, then the point restored. A
+//! libvirt domain's point restores as libvirt domains when the agent has libvirt
+//! (`crate::libvirt_restore`): CreateVm defines a new domain, ReplaceDisks writes
+//! over the shut-off domain's own disks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +17,14 @@ use tresor_vm::VmProvider;
 use super::assignment::{ended, failed, open_repo, Assignment};
 use super::config::AgentConfig;
 use super::inventory::host_known_disks;
+use crate::libvirt_restore::{self, DiskTarget, NewDomainRequest};
 use crate::restore::{restore_point, RestoreError, RestoreMode, RestoreOutcome};
+
+/// A restore that goes through libvirt, decided once the point is read.
+enum LibvirtPlan {
+    NewDomain(NewDomainRequest),
+    Replace { uuid: String },
+}
 
 pub(super) async fn run_restore(
     api: &Arc<ApiClient>,
@@ -34,7 +44,27 @@ pub(super) async fn run_restore(
     // Checked before anything is read or written; the folders are made later, once
     // the point is known to exist.
     let roots = config.restore_roots();
+    let libvirt_uri = config.libvirt.uri_now();
     let target = p.target_path.as_deref().map(Path::new);
+    if let (Some(pool), Some("CreateVm"), None) = (&p.target_pool, p.mode.as_deref(), target) {
+        // Only a libvirt domain's point can go into a pool; the pool's folder is
+        // checked against the roots once libvirt names it.
+        let Some(uri) = libvirt_uri else {
+            return failed(
+                "InvalidRestoreRequest",
+                format!("storage pool {pool} was asked for, but this agent uses no libvirt"),
+                "restore into a folder (targetPath), or configure [libvirt] in agent.toml",
+            );
+        };
+        let plan = LibvirtPlan::NewDomain(NewDomainRequest {
+            name: p.new_name.clone(),
+            target: DiskTarget::Pool(pool.clone()),
+            format,
+            start: p.start,
+            boot_dirs: libvirt_restore::default_boot_dirs(),
+        });
+        return run_libvirt(api, job, &roots, &uri, plan, point_id, progress).await;
+    }
     let mode = match (p.mode.as_deref(), target) {
         (Some("RestoreDisks"), Some(target)) => match roots.resolve(target) {
             Ok(folder) => RestoreMode::Disks { folder, format },
@@ -89,6 +119,30 @@ pub(super) async fn run_restore(
     };
     let result = tokio::task::block_in_place(|| {
         let manifest = repo.load_point(&point_id)?;
+        if let (true, Some(uri)) = (
+            libvirt_restore::is_libvirt_point(&manifest),
+            libvirt_uri.as_deref(),
+        ) {
+            let plan = match &mode {
+                RestoreMode::NewVm { folder, .. } => {
+                    Some(LibvirtPlan::NewDomain(NewDomainRequest {
+                        name: p.new_name.clone(),
+                        target: DiskTarget::Folder(roots.create(folder)?),
+                        format,
+                        start: p.start,
+                        boot_dirs: libvirt_restore::default_boot_dirs(),
+                    }))
+                }
+                RestoreMode::ReplaceOriginal { .. } => job
+                    .vm
+                    .as_ref()
+                    .map(|vm| LibvirtPlan::Replace { uuid: vm.clone() }),
+                RestoreMode::Disks { .. } => None,
+            };
+            if let Some(plan) = plan {
+                return run_libvirt_plan(&repo, &manifest, &roots, uri, plan, &progress);
+            }
+        }
         let mode = match mode {
             RestoreMode::Disks { folder, format } => RestoreMode::Disks {
                 folder: roots.create(&folder)?,
@@ -114,6 +168,55 @@ pub(super) async fn run_restore(
     }
 }
 
+/// A restore through libvirt whose point is read here (a pool target).
+async fn run_libvirt(
+    api: &Arc<ApiClient>,
+    job: &Assignment,
+    roots: &crate::confine::RestoreRoots,
+    uri: &str,
+    plan: LibvirtPlan,
+    point_id: String,
+    progress: Arc<Progress>,
+) -> Completion {
+    let (repo, _) = match open_repo(api, job) {
+        Ok(r) => r,
+        Err(end) => return *end,
+    };
+    let result = tokio::task::block_in_place(|| {
+        let manifest = repo.load_point(&point_id)?;
+        if !libvirt_restore::is_libvirt_point(&manifest) {
+            return Err(RestoreError::Invalid(format!(
+                "recovery point {point_id} is not a libvirt domain's: it cannot go into a storage pool; restore it into a folder"
+            )));
+        }
+        run_libvirt_plan(&repo, &manifest, roots, uri, plan, &progress)
+    });
+    match result {
+        Ok(out) => completed(out),
+        Err(e) if progress.cancelled() => ended(JobStatus::Cancelled, vec![e.to_string()]),
+        Err(e) => failed(e.code(), e.to_string(), e.recommendation()),
+    }
+}
+
+fn run_libvirt_plan(
+    repo: &tresor_engine::Repository,
+    manifest: &tresor_engine::Manifest,
+    roots: &crate::confine::RestoreRoots,
+    uri: &str,
+    plan: LibvirtPlan,
+    progress: &Progress,
+) -> Result<RestoreOutcome, RestoreError> {
+    let host = tresor_libvirt::LibvirtHost::new(uri);
+    match plan {
+        LibvirtPlan::NewDomain(req) => {
+            libvirt_restore::restore_new_domain(repo, manifest, &host, roots, &req, Some(progress))
+        }
+        LibvirtPlan::Replace { uuid } => {
+            libvirt_restore::replace_domain_disks(repo, manifest, &host, &uuid, Some(progress))
+        }
+    }
+}
+
 /// A restore's end: Completed, with what it made as the job's result.
 fn completed(out: RestoreOutcome) -> Completion {
     let shown = |p: &Path| p.to_string_lossy().into_owned();
@@ -129,6 +232,7 @@ fn completed(out: RestoreOutcome) -> Completion {
             .collect(),
         definition: out.definition.as_deref().map(shown),
         start_script: out.start_script.as_deref().map(shown),
+        domain: out.domain,
     };
     Completion {
         result: serde_json::to_value(result).expect("a restore's result serializes"),
@@ -157,6 +261,7 @@ mod tests {
             definition: Some(PathBuf::from("/srv/restore/a/vm.json")),
             start_script: None,
             notes: vec!["n".into()],
+            domain: None,
         });
         assert_eq!(end.status, JobStatus::Completed);
         assert_eq!(end.warnings, ["n"]);

@@ -308,6 +308,8 @@ pub(super) async fn restore(
         } else {
             None
         },
+        target_pool: None,
+        start: false,
         use_secondary_region: secondary,
     };
     match state

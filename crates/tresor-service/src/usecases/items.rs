@@ -584,37 +584,7 @@ impl Service {
             Target::in_vault(&vault, &item).detail(serde_json::to_string(&req).unwrap_or_default());
         let r: ServiceResult<Job> = async {
             let caller = who.clone();
-            match req.mode.as_str() {
-                "RestoreDisks" | "CreateVm"
-                    if req
-                        .target_path
-                        .as_deref()
-                        .is_none_or(|p| !p.starts_with('/')) =>
-                {
-                    return Err(ServiceError::new(
-                        ErrorCode::TargetPathRequired,
-                        format!("{} needs an absolute target folder on the host", req.mode),
-                        "give --target-path /some/folder",
-                    ))
-                }
-                "RestoreDisks" | "CreateVm" | "ReplaceDisks" => {}
-                other => {
-                    return Err(ServiceError::new(
-                        ErrorCode::InvalidRestoreMode,
-                        format!("unknown restore mode {other}"),
-                        "use RestoreDisks, CreateVm or ReplaceDisks",
-                    ))
-                }
-            }
-            if let Some(f) = &req.format {
-                if f != "qcow2" && f != "raw" {
-                    return Err(ServiceError::new(
-                        ErrorCode::InvalidFormat,
-                        format!("unknown disk format {f}"),
-                        "use qcow2 or raw",
-                    ));
-                }
-            }
+            check_restore_request(&req)?;
             self.blocking(move |s| {
                 let v = find_vault(s, &vault)?;
                 caller.require(Permission::Restore, &crate::catalogue::vault_target(&v)?)?;
@@ -652,4 +622,116 @@ impl Service {
         let target = target.with_job(&r);
         self.audited(who, "item.restore", target, r).await
     }
+}
+
+/// The longest target path a restore takes (the host checks it again).
+const MAX_TARGET_PATH: usize = 4096;
+
+/// What a restore request must be before a job is made: a known mode and format,
+/// each option of its mode, and every text bounded (the agent checks again where
+/// things go on its host). A new name and a pool name: 1 to 64 letters, digits,
+/// `-`, `_`, `.`, not `.` or `..` (a file and domain name on the host).
+fn check_restore_request(req: &RestoreRequest) -> ServiceResult<()> {
+    let option = |message: String, fix: &str| {
+        Err(ServiceError::new(
+            ErrorCode::InvalidRestoreOption,
+            message,
+            fix,
+        ))
+    };
+    let plain_name = |n: &str| {
+        (1..=64).contains(&n.len())
+            && n != "."
+            && n != ".."
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let create_vm = match req.mode.as_str() {
+        "CreateVm" => true,
+        "RestoreDisks" | "ReplaceDisks" => false,
+        other => {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidRestoreMode,
+                format!(
+                    "unknown restore mode {}",
+                    other.chars().take(64).collect::<String>()
+                ),
+                "use RestoreDisks, CreateVm or ReplaceDisks",
+            ))
+        }
+    };
+    if let Some(pool) = &req.target_pool {
+        if !create_vm {
+            return option(
+                format!("targetPool is for CreateVm, not {}", req.mode),
+                "leave targetPool out, or restore with mode CreateVm",
+            );
+        }
+        if req.target_path.is_some() {
+            return option(
+                "both targetPath and targetPool are given".into(),
+                "give the folder (targetPath) or the libvirt storage pool (targetPool), not both",
+            );
+        }
+        if !plain_name(pool) {
+            return option(
+                "targetPool is not a storage pool's name of 1 to 64 letters, digits, '-', '_' or '.'".into(),
+                "give the name of a libvirt storage pool of the host (virsh pool-list)",
+            );
+        }
+    } else if req.mode != "ReplaceDisks"
+        && req
+            .target_path
+            .as_deref()
+            .is_none_or(|p| !p.starts_with('/'))
+    {
+        return Err(ServiceError::new(
+            ErrorCode::TargetPathRequired,
+            format!("{} needs an absolute target folder on the host", req.mode),
+            "give --target-path /some/folder",
+        ));
+    }
+    if let Some(path) = &req.target_path {
+        if path.len() > MAX_TARGET_PATH || path.chars().any(char::is_control) {
+            return option(
+                format!(
+                    "targetPath is longer than {MAX_TARGET_PATH} bytes or holds control characters"
+                ),
+                "give a plain absolute folder under the host's restore roots",
+            );
+        }
+    }
+    if req.start && !create_vm {
+        return option(
+            format!("start is for CreateVm, not {}", req.mode),
+            "leave start out, or restore with mode CreateVm",
+        );
+    }
+    if let Some(name) = &req.new_name {
+        if !create_vm {
+            return option(
+                format!("newName is for CreateVm, not {}", req.mode),
+                "leave newName out, or restore with mode CreateVm",
+            );
+        }
+        if !plain_name(name) {
+            return option(
+                "newName is not 1 to 64 letters, digits, '-', '_' or '.' (nor '.' or '..')".into(),
+                "give the new VM a name such as web01-copy",
+            );
+        }
+    }
+    if let Some(f) = &req.format {
+        if f != "qcow2" && f != "raw" {
+            return Err(ServiceError::new(
+                ErrorCode::InvalidFormat,
+                format!(
+                    "unknown disk format {}",
+                    f.chars().take(64).collect::<String>()
+                ),
+                "use qcow2 or raw",
+            ));
+        }
+    }
+    Ok(())
 }

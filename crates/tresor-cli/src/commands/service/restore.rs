@@ -104,6 +104,8 @@ pub async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Re
         target_path,
         format,
         new_name,
+        target_pool: None,
+        start: false,
         use_secondary_region: target.use_secondary_region,
     };
     let job = api
