@@ -22,7 +22,7 @@ fi
 in_process=(
   architecture serve_shutdown api_rules access access_items audit users tokens resource_guard
   protection portal_roles portal_guards portal_vm
-  soft_delete immutability destroy hostile_agent hostile_http scheduler
+  soft_delete immutability destroy hostile_agent hostile_http scheduler excluded_disks
   client env_proxy intake pipeline replicate golden sqlite hostile_peers
   identity_and_pinning
 )

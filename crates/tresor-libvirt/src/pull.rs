@@ -432,11 +432,23 @@ impl PullView {
                 ),
             )
         };
-        std::fs::create_dir_all(self.scratch.parent().unwrap_or(Path::new("/")))
-            .map_err(missing)?;
+        let root = self.scratch.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(root).map_err(missing)?;
+        use std::os::unix::fs::PermissionsExt;
+        // The domain's QEMU (libvirt's user, not root) must pass through the scratch
+        // root to reach its job folder: the root may be 0700 (the agent makes its
+        // scratch_dir so). Search only (o+x), not listing; the job folder stays 0700.
+        let mode = std::fs::metadata(root)
+            .map_err(missing)?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode | 0o001))
+                .map_err(missing)?;
+            tracing::info!(dir = %root.display(), "scratch folder made passable (o+x) for libvirt's QEMU");
+        }
         let _ = std::fs::remove_dir_all(&self.scratch);
         std::fs::create_dir(&self.scratch).map_err(missing)?;
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&self.scratch, std::fs::Permissions::from_mode(0o700))
             .map_err(missing)?;
         if let Some((uid, gid)) = xml::dac_owner(live_xml) {

@@ -19,8 +19,8 @@ use crate::auth::Principal;
 use crate::catalogue::{find_item, find_policy, find_vault, parse_state, vault_target};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
-use crate::usecases::guards::require_approvals;
 use crate::usecases::agents::vm_report;
+use crate::usecases::guards::require_approvals;
 use crate::usecases::items::{checked_exclusion, item_dto};
 use crate::views::{self, enum_name, parse_enum};
 

@@ -1,0 +1,200 @@
+//! A libvirt host end to end, as an operator meets it: a real libvirtd (started as
+//! root if none runs) with a running TCG domain (the test guest, qemu-ga inside),
+//! `tresor serve --with-local-agent` whose agent.toml names no VM (libvirt on), and
+//! the CLI only. The domain is protectable by its name with no per-VM
+//! configuration; it is protected without its disk vdb (`--exclude-disk`), backed
+//! up now, the job completes, the point is listed, and `restore restore-disks`
+//! writes vda equal to the domain's disk at the backup, and no vdb.
+//!
+//! Not in the fast tier (scripts/test.sh): needs QEMU, libvirt and the test guest's
+//! packages (scripts/install-deps.sh).
+
+mod common;
+#[path = "../../tresor-libvirt/tests/common/mod.rs"]
+mod libvirt_common;
+#[path = "../../tresor-agent/tests/libvirt_guest/mod.rs"]
+mod libvirt_guest;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::service::{free_port, tresor_bin, wait_for, Cli, Proc};
+use libvirt_common::{Libvirtd, TestDomains};
+use libvirt_guest::{boot, domain_xml, image, write};
+use serde_json::Value;
+use tresor_testguest::GuestImage;
+
+const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000c1";
+const MIB: u64 = 1 << 20;
+const DATA_SIZE: u64 = 32 * MIB;
+const VAULT: &str = "v1";
+const HOST: &str = "kvm-libvirt";
+
+/// `tresor serve --with-local-agent` on `port`, its agent configured by `agent_toml`.
+fn serve(data: &Path, port: u16, agent_toml: &Path) -> Proc {
+    let p = Proc(
+        tresor_bin()
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--with-local-agent", "--agent-config"])
+            .arg(agent_toml)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the server", Duration::from_secs(30), || {
+        data.join("cli.json").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    p
+}
+
+#[test]
+fn a_libvirt_domain_is_protected_by_name_without_a_disk_backed_up_and_restored(
+) -> anyhow::Result<()> {
+    let _daemon = Libvirtd::ensure()?;
+    let t = TestDomains::new("cli")?;
+    let guest = GuestImage::build()?;
+    std::fs::copy(&guest.kernel, t.images.join("vmlinuz"))?;
+    std::fs::copy(&guest.initrd, t.images.join("initrd.img"))?;
+    image(&t.images, "data.qcow2", false, DATA_SIZE);
+    image(&t.images, "fs.qcow2", true, 16 * MIB);
+    let name = t.name("web");
+    let domain = t.define(&domain_xml(&name, UUID, &t.images, &t.images, ""))?;
+    boot(&domain)?;
+    let mut expected = vec![0u8; DATA_SIZE as usize];
+    write(&domain, &mut expected, 0, 2 * MIB, 7);
+    write(&domain, &mut expected, 17 * MIB, MIB / 2, 8);
+
+    let d = tempfile::tempdir()?;
+    let data = d.path().join("data");
+    let restores = d.path().join("restores");
+    std::fs::create_dir(&restores)?;
+    let agent_toml = d.path().join("agent.toml");
+    // No [[vm]]: libvirt finds the domain. Its backup job's scratch folder must be
+    // reachable by libvirt's QEMU: beside the domain's images.
+    std::fs::write(
+        &agent_toml,
+        format!(
+            "host = \"{HOST}\"\nlocation = \"local\"\nscratch_dir = \"{}\"\nrestore_roots = [\"{}\"]\n[libvirt]\nuri = \"qemu:///system\"\n",
+            t.images.join("scratch").display(),
+            restores.display()
+        ),
+    )?;
+    let _server = serve(&data, free_port(), &agent_toml);
+    let cli = Cli {
+        config: data.join("cli.json"),
+    };
+    cli.ok(&[
+        "vault",
+        "create",
+        "-n",
+        VAULT,
+        "-g",
+        "rg",
+        "-l",
+        "local",
+        "--storage-redundancy",
+        "LocallyRedundant",
+    ]);
+
+    // Listed as protectable by its name, under its UUID, with its two disks.
+    wait_for(
+        "the domain to be protectable",
+        Duration::from_secs(60),
+        || {
+            cli.json(&["protectable-item", "list", "-v", VAULT])
+                .as_array()
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|v| v["vm"] == UUID && v["name"] == name.as_str())
+                })
+        },
+    );
+
+    let item = cli.json(&[
+        "protection",
+        "enable-for-vm",
+        "-v",
+        VAULT,
+        "--vm",
+        &name,
+        "--host",
+        HOST,
+        "--exclude-disk",
+        "vdb",
+    ]);
+    assert_eq!(item["excludedDisks"], serde_json::json!(["vdb"]), "{item}");
+    let job = cli.json(&["protection", "backup-now", "-v", VAULT, "-i", &name]);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        VAULT,
+        "-n",
+        job["id"].as_str().unwrap(),
+        "--timeout",
+        "120",
+    ]);
+    let done = cli.json(&[
+        "job",
+        "show",
+        "-v",
+        VAULT,
+        "-n",
+        job["id"].as_str().unwrap(),
+    ]);
+    assert!(
+        done["status"] == "Completed" || done["status"] == "CompletedWithWarnings",
+        "{done}"
+    );
+
+    let points = cli.json(&["recoverypoint", "list", "-v", VAULT, "-i", &name]);
+    let points = points.as_array().expect("a list");
+    assert_eq!(points.len(), 1, "{points:?}");
+    let point: &Value = &points[0];
+    let disks = point["details"]["disks"].to_string();
+    assert!(disks.contains("vda") && !disks.contains("vdb"), "{disks}");
+
+    let out = restores.join("web");
+    let job = cli.json(&[
+        "restore",
+        "restore-disks",
+        "-v",
+        VAULT,
+        "-i",
+        &name,
+        "--rp-name",
+        point["id"].as_str().unwrap(),
+        "--target-path",
+        out.to_str().unwrap(),
+        "--format",
+        "raw",
+    ]);
+    cli.ok(&[
+        "job",
+        "wait",
+        "-v",
+        VAULT,
+        "-n",
+        job["id"].as_str().unwrap(),
+        "--timeout",
+        "120",
+    ]);
+    let restored = std::fs::read(out.join("vda.raw"))?;
+    assert!(
+        restored == expected,
+        "the restored vda differs from the domain's disk at the backup"
+    );
+    let files: Vec<String> = std::fs::read_dir(&out)?
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.starts_with("vdb")),
+        "the excluded disk was restored: {files:?}"
+    );
+    Ok(())
+}
