@@ -498,10 +498,23 @@ pub enum RestoreCommand {
     CreateVm {
         #[command(flatten)]
         target: RestoreTarget,
+        /// A new, empty folder under one of the host's restore roots.
+        #[arg(
+            long,
+            required_unless_present = "target_pool",
+            conflicts_with = "target_pool"
+        )]
+        target_path: Option<String>,
+        /// A libvirt domain's disks into this libvirt storage pool instead (a dir, fs
+        /// or netfs pool whose folder is under a restore root).
         #[arg(long)]
-        target_path: String,
+        target_pool: Option<String>,
+        /// The new VM's name (default: NAME-restored-TIME).
         #[arg(long)]
         new_name: Option<String>,
+        /// Start a restored libvirt domain once it is defined.
+        #[arg(long)]
+        start: bool,
     },
     /// Write the disks back over the stopped VM's own images.
     ReplaceDisks {

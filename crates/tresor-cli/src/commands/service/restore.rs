@@ -7,7 +7,7 @@ use tresor_client::{ApiClient, Region};
 
 use super::jobs::JOB_COLUMNS;
 use super::output::{confirm, print};
-use crate::cli::{FormatArg, Output, PointCommand, RestoreCommand};
+use crate::cli::{FormatArg, Output, PointCommand, RestoreCommand, RestoreTarget};
 
 const POINT_COLUMNS: &[(&str, &str)] = &[
     ("NAME", "id"),
@@ -70,7 +70,7 @@ pub async fn recovery_points(api: &ApiClient, output: Output, cmd: PointCommand)
 }
 
 pub async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Result<()> {
-    let (target, mode, target_path, format, new_name) = match cmd {
+    let (target, request) = match cmd {
         RestoreCommand::RestoreDisks {
             target,
             target_path,
@@ -80,13 +80,29 @@ pub async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Re
                 FormatArg::Qcow2 => "qcow2".to_string(),
                 FormatArg::Raw => "raw".to_string(),
             });
-            (target, "RestoreDisks", Some(target_path), format, None)
+            let request = RestoreRequest {
+                target_path: Some(target_path),
+                format,
+                ..request(&target, "RestoreDisks")
+            };
+            (target, request)
         }
         RestoreCommand::CreateVm {
             target,
             target_path,
+            target_pool,
             new_name,
-        } => (target, "CreateVm", Some(target_path), None, new_name),
+            start,
+        } => {
+            let request = RestoreRequest {
+                target_path,
+                target_pool,
+                new_name,
+                start,
+                ..request(&target, "CreateVm")
+            };
+            (target, request)
+        }
         RestoreCommand::ReplaceDisks { target, yes } => {
             confirm(
                 yes,
@@ -95,21 +111,26 @@ pub async fn restore(api: &ApiClient, output: Output, cmd: RestoreCommand) -> Re
                     target.item, target.rp_name
                 ),
             )?;
-            (target, "ReplaceDisks", None, None, None)
+            let request = request(&target, "ReplaceDisks");
+            (target, request)
         }
-    };
-    let request = RestoreRequest {
-        recovery_point: target.rp_name,
-        mode: mode.to_string(),
-        target_path,
-        format,
-        new_name,
-        target_pool: None,
-        start: false,
-        use_secondary_region: target.use_secondary_region,
     };
     let job = api
         .restore(&target.vault.vault_name, &target.item, &request)
         .await?;
     print(output, &job, JOB_COLUMNS)
+}
+
+/// A restore of `target`'s point in `mode`, with nothing else set.
+fn request(target: &RestoreTarget, mode: &str) -> RestoreRequest {
+    RestoreRequest {
+        recovery_point: target.rp_name.clone(),
+        mode: mode.to_string(),
+        target_path: None,
+        format: None,
+        new_name: None,
+        target_pool: None,
+        start: false,
+        use_secondary_region: target.use_secondary_region,
+    }
 }
