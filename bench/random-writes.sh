@@ -35,47 +35,6 @@ die() {
 [[ $BLOCK_KIB =~ ^[0-9]+$ && $BLOCK_KIB -gt 0 ]] || die "BLOCK_KIB must be a positive integer: $BLOCK_KIB"
 [[ $SEED =~ ^[0-9]+$ ]] || die "SEED must be a non-negative integer: $SEED"
 
-"$PY" - "$IMAGE" "$TOTAL_MIB" "$BLOCK_KIB" "$SEED" <<'EOF'
-import os, random, sys, time
-
-image, total_mib, block_kib, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-bs = block_kib * 1024
-total = total_mib * 1024 * 1024
-if total % bs:
-    sys.exit(f"random-writes: error: {total_mib} MiB is not a whole number of {block_kib} KiB blocks")
-n = total // bs
-size = os.path.getsize(image)
-nblocks = size // bs
-if n > nblocks:
-    sys.exit(f"random-writes: error: {n} distinct {block_kib} KiB blocks do not fit in a {size}-byte image")
-
-rng = random.Random(seed)
-blocks = rng.sample(range(nblocks), n)  # distinct: exactly TOTAL_MIB MiB change
-start = time.monotonic()
-fd = os.open(image, os.O_WRONLY)  # no O_TRUNC, no O_CREAT: the image keeps its size
-try:
-    with open("/dev/urandom", "rb", buffering=0) as ur:
-        for b in blocks:
-            data = ur.read(bs)
-            if os.pwrite(fd, data, b * bs) != bs:
-                sys.exit("random-writes: error: short write")
-    os.fsync(fd)
-finally:
-    os.close(fd)
-elapsed = time.monotonic() - start
-assert os.path.getsize(image) == size
-
-dirty = image + ".dirty"
-tmp = dirty + ".tmp"
-with open(tmp, "w") as f:
-    f.write(f"# random-writes.sh: {n} writes of {bs} bytes, seed {seed}: OFFSET LENGTH (bytes)\n")
-    for b in sorted(blocks):
-        f.write(f"{b * bs} {bs}\n")
-os.replace(tmp, dirty)
-
-offs = sorted(blocks)
-print(f"random-writes: wrote {n} x {block_kib} KiB = {total_mib} MiB of /dev/urandom data "
-      f"at random {block_kib} KiB-aligned offsets of {image} "
-      f"({size / 2**30:.2f} GiB, seed {seed}) in {elapsed:.2f} s; "
-      f"offsets {offs[0] * bs} .. {offs[-1] * bs}; extents listed in {dirty}")
-EOF
+# The choice of blocks and the writing are in random_writes.py, which bench/libvirt.sh
+# uses too (the same writes into a running domain's disk).
+exec "$PY" "$(dirname "${BASH_SOURCE[0]}")/random_writes.py" file "$IMAGE" "$TOTAL_MIB" "$BLOCK_KIB" "$SEED"

@@ -83,16 +83,29 @@ pub struct Managed<C: Subcommand> {
 #[derive(Args, Clone)]
 pub struct VmArgs {
     /// The VM's QMP socket (QEMU started with `-qmp unix:PATH,server=on,wait=off`).
-    #[arg(long = "vm-qmp", value_name = "SOCKET")]
+    #[arg(long = "vm-qmp", value_name = "SOCKET", group = "vm_source")]
     pub qmp: Option<PathBuf>,
+    /// A libvirt domain, by name or UUID: backed up through libvirt's backup API
+    /// (running: pull mode with checkpoints; shut off: its images read directly).
+    #[arg(
+        long = "libvirt-domain",
+        value_name = "NAME|UUID",
+        group = "vm_source",
+        conflicts_with = "qmp"
+    )]
+    pub libvirt_domain: Option<String>,
+    /// The libvirt connection that knows --libvirt-domain. Default: qemu:///system.
+    #[arg(long, value_name = "URI", requires = "libvirt_domain")]
+    pub libvirt_uri: Option<String>,
     /// The host end of the VM's guest agent port (`-chardev socket,path=PATH,...` with
     /// a virtserialport named org.qemu.guest_agent.0). Without it, points are
     /// crash-consistent.
     #[arg(long, value_name = "SOCKET", requires = "qmp")]
     pub guest_agent: Option<PathBuf>,
     /// Where point-in-time overlays of a running VM go (QEMU writes there what the
-    /// guest overwrites during the backup). Default: /var/tmp.
-    #[arg(long, requires = "qmp")]
+    /// guest overwrites during the backup). Default: /var/tmp, and for libvirt
+    /// domains /var/lib/libvirt/tresor-scratch (libvirt's QEMU must be able to write there).
+    #[arg(long, requires = "vm_source")]
     pub scratch_dir: Option<PathBuf>,
     /// The guest's freeze runs application hooks (qemu-ga --fsfreeze-hook, VSS):
     /// frozen points are recorded as application-consistent.
@@ -106,8 +119,8 @@ pub enum VmCommand {
     Inspect {
         #[command(flatten)]
         vm: VmArgs,
-        /// A stopped VM's disk images (instead of --vm-qmp).
-        #[arg(long = "disk", conflicts_with = "qmp")]
+        /// A stopped VM's disk images (instead of --vm-qmp or --libvirt-domain).
+        #[arg(long = "disk", conflicts_with = "vm_source")]
         disks: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
@@ -117,8 +130,9 @@ pub enum VmCommand {
     Preflight {
         #[command(flatten)]
         vm: VmArgs,
-        /// A stopped VM's disk images (instead of, or besides, --vm-qmp).
-        #[arg(long = "disk")]
+        /// A stopped VM's disk images (instead of, or besides, --vm-qmp; not with
+        /// --libvirt-domain, whose disks libvirt names).
+        #[arg(long = "disk", conflicts_with = "libvirt_domain")]
         disks: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
@@ -275,31 +289,33 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub vm: VmArgs,
     /// Name of what is backed up (the VM); points of one name form its history.
-    /// Required for images; for --vm-qmp the default is QEMU's -name.
-    #[arg(long, required_unless_present = "qmp")]
+    /// Required for images; for --vm-qmp the default is QEMU's -name, for
+    /// --libvirt-domain the domain's name.
+    #[arg(long, required_unless_present = "vm_source")]
     pub name: Option<String>,
-    /// With --vm-qmp: read every disk whole (deduplicated) even where the dirty
-    /// bitmaps could be used.
-    #[arg(long, requires = "qmp")]
+    /// With --vm-qmp or --libvirt-domain: read every disk whole (deduplicated) even
+    /// where the dirty bitmaps could be used.
+    #[arg(long, requires = "vm_source")]
     pub full: bool,
-    /// With --vm-qmp: do not freeze the guest's file systems (crash-consistent point).
-    #[arg(long, requires = "qmp")]
+    /// With --vm-qmp or --libvirt-domain: do not freeze the guest's file systems
+    /// (crash-consistent point).
+    #[arg(long, requires = "vm_source")]
     pub no_quiesce: bool,
     /// The point this backup follows: an id, or `latest` for the newest point of --name.
-    #[arg(long, conflicts_with = "qmp")]
+    #[arg(long, conflicts_with_all = ["qmp", "libvirt_domain"])]
     pub parent: Option<String>,
     /// Changed extents since the parent, one file per image in order (`OFFSET LENGTH`
     /// lines or qemu-img map JSON). Without it every image is read whole.
-    #[arg(long = "dirty-extents", conflicts_with_all = ["bitmaps", "qmp"])]
+    #[arg(long = "dirty-extents", conflicts_with_all = ["bitmaps", "qmp", "libvirt_domain"])]
     pub dirty_extents: Vec<PathBuf>,
     /// Incremental forever for a stopped VM's qcow2 images: with --parent, read only
     /// what the image's persistent dirty bitmap for that parent marks; after the
     /// backup, start the bitmap for the new point. Without a valid bitmap for the
     /// parent (none, inconsistent, another parent) the image is read whole.
-    #[arg(long, conflicts_with = "qmp")]
+    #[arg(long, conflicts_with_all = ["qmp", "libvirt_domain"])]
     pub bitmaps: bool,
     /// Consistency to record for this point (images only; a VM's backup knows its own).
-    #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash, conflicts_with = "qmp")]
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Crash, conflicts_with_all = ["qmp", "libvirt_domain"])]
     pub consistency: ConsistencyArg,
     /// Worker threads (reading, hashing, compressing); 0 means one more than the cores.
     /// Fewer leave CPU to the VMs on the host.
@@ -307,7 +323,7 @@ pub struct BackupArgs {
     pub threads: usize,
     /// Disk images to back up; each disk is named after its file name. Images other
     /// than raw are read through qemu-nbd, which refuses images a running VM holds.
-    #[arg(required_unless_present = "qmp", conflicts_with = "qmp")]
+    #[arg(required_unless_present = "vm_source", conflicts_with_all = ["qmp", "libvirt_domain"])]
     pub images: Vec<PathBuf>,
 }
 

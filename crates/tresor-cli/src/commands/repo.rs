@@ -121,7 +121,7 @@ fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
 }
 
 fn backup(args: BackupArgs) -> Result<()> {
-    if args.vm.qmp.is_some() {
+    if args.vm.qmp.is_some() || args.vm.libvirt_domain.is_some() {
         let repo = open(&args.repo.dir)?;
         return super::vm::backup(
             &repo,

@@ -1,11 +1,13 @@
-//! `tresor vm ...` and `tresor repo backup --vm-qmp`: VMs on this host through the
-//! QEMU provider.
+//! `tresor vm ...` and `tresor repo backup --vm-qmp | --libvirt-domain`: VMs on this
+//! host through the QEMU provider (a QMP socket, or disk images) or the libvirt one
+//! (a domain of a libvirt connection).
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tresor_agent::{backup_vm, VmBackupOptions};
 use tresor_engine::Repository;
+use tresor_libvirt::LibvirtProvider;
 use tresor_qemu::{QemuProvider, QemuVmConfig};
 use tresor_vm::{GuestAgentState, Severity, VmProvider, VmRef};
 
@@ -14,8 +16,20 @@ use crate::commands::repo::human;
 use crate::commands::runtime;
 use crate::progress_bar::with_progress;
 
-/// A provider that knows exactly the VM the command line names.
-fn provider(vm: &VmArgs, disks: Vec<PathBuf>) -> (QemuProvider, VmRef) {
+/// A provider that knows the VM the command line names, and the VM's reference in it.
+async fn provider(vm: &VmArgs, disks: Vec<PathBuf>) -> Result<(Box<dyn VmProvider>, VmRef)> {
+    if let Some(domain) = &vm.libvirt_domain {
+        let mut p = LibvirtProvider::new(
+            vm.libvirt_uri
+                .clone()
+                .unwrap_or_else(|| tresor_libvirt::SYSTEM_URI.to_string()),
+        );
+        if let Some(dir) = &vm.scratch_dir {
+            p = p.with_scratch_dir(dir);
+        }
+        let uuid = libvirt_uuid(&p, domain).await?;
+        return Ok((Box::new(p), VmRef(uuid)));
+    }
     let config = QemuVmConfig {
         name: None,
         qmp: vm.qmp.clone(),
@@ -25,17 +39,46 @@ fn provider(vm: &VmArgs, disks: Vec<PathBuf>) -> (QemuProvider, VmRef) {
         application_hooks: vm.application_hooks,
     };
     let vm_ref = config.vm_ref();
-    (QemuProvider::new(vec![config]), vm_ref)
+    Ok((Box::new(QemuProvider::new(vec![config])), vm_ref))
 }
+
+/// The UUID of the domain named `name_or_uuid` (its name or its UUID, as virsh takes them).
+async fn libvirt_uuid(p: &LibvirtProvider, name_or_uuid: &str) -> Result<String> {
+    let found = p
+        .discover()
+        .await
+        .with_context(|| format!("looking for the libvirt domain {name_or_uuid:?}"))?;
+    let hit = found
+        .domains
+        .iter()
+        .find(|d| d.info.name == name_or_uuid || d.vm.eq_ignore_ascii_case(name_or_uuid));
+    match hit {
+        Some(d) => Ok(d.vm.clone()),
+        None => {
+            let names: Vec<&str> = found.domains.iter().map(|d| d.info.name.as_str()).collect();
+            bail!(
+                "libvirt at {} has no domain named {name_or_uuid:?} (by name or UUID); it has: {}",
+                p.uri(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        }
+    }
+}
+
+const NAME_THE_VM: &str = "name the VM: --vm-qmp SOCKET for a running VM, --libvirt-domain NAME for a libvirt domain, or --disk IMAGE for each disk of a stopped one";
 
 pub fn run(cmd: VmCommand) -> Result<()> {
     let rt = runtime()?;
     match cmd {
         VmCommand::Inspect { vm, disks, json } => rt.block_on(async {
-            if vm.qmp.is_none() && disks.is_empty() {
-                bail!("name the VM: --vm-qmp SOCKET for a running VM, or --disk IMAGE for each disk of a stopped one");
+            if vm.qmp.is_none() && vm.libvirt_domain.is_none() && disks.is_empty() {
+                bail!(NAME_THE_VM);
             }
-            let (p, vm_ref) = provider(&vm, disks);
+            let (p, vm_ref) = provider(&vm, disks).await?;
             let info = p.inspect(&vm_ref).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -48,10 +91,18 @@ pub fn run(cmd: VmCommand) -> Result<()> {
                 "guest agent: {}",
                 match &info.guest_agent {
                     GuestAgentState::NotConfigured => "not configured".to_string(),
-                    GuestAgentState::NotResponding { reason } => format!("not responding ({reason})"),
-                    GuestAgentState::Responding { version, can_freeze } => format!(
+                    GuestAgentState::NotResponding { reason } =>
+                        format!("not responding ({reason})"),
+                    GuestAgentState::Responding {
+                        version,
+                        can_freeze,
+                    } => format!(
                         "qemu-ga {version}{}",
-                        if *can_freeze { ", can freeze" } else { ", cannot freeze" }
+                        if *can_freeze {
+                            ", can freeze"
+                        } else {
+                            ", cannot freeze"
+                        }
                     ),
                 }
             );
@@ -67,10 +118,10 @@ pub fn run(cmd: VmCommand) -> Result<()> {
             Ok(())
         }),
         VmCommand::Preflight { vm, disks, json } => rt.block_on(async {
-            if vm.qmp.is_none() && disks.is_empty() {
-                bail!("name the VM: --vm-qmp SOCKET for a running VM, or --disk IMAGE for each disk of a stopped one");
+            if vm.qmp.is_none() && vm.libvirt_domain.is_none() && disks.is_empty() {
+                bail!(NAME_THE_VM);
             }
-            let (p, vm_ref) = provider(&vm, disks);
+            let (p, vm_ref) = provider(&vm, disks).await?;
             let checks = p.preflight(&vm_ref).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&checks)?);
@@ -90,16 +141,23 @@ pub fn run(cmd: VmCommand) -> Result<()> {
                     }
                 }
             }
-            let errors = checks.iter().filter(|c| c.severity == Severity::Error).count();
+            let errors = checks
+                .iter()
+                .filter(|c| c.severity == Severity::Error)
+                .count();
             if errors > 0 {
-                bail!("{errors} checks failed: backups of this VM will not work until they are fixed");
+                bail!(
+                    "{errors} checks failed: backups of this VM will not work until they are fixed"
+                );
             }
             Ok(())
         }),
     }
 }
 
-/// `tresor repo backup DIR --vm-qmp SOCKET ...`: one backup of a running VM.
+/// `tresor repo backup DIR --vm-qmp SOCKET | --libvirt-domain NAME ...`: one backup
+/// of a VM: incremental after the newest point of its name where change tracking
+/// allows.
 pub fn backup(
     repo: &Repository,
     vm: &VmArgs,
@@ -109,13 +167,13 @@ pub fn backup(
     threads: usize,
 ) -> Result<()> {
     let rt = runtime()?;
-    let (p, vm_ref) = provider(vm, Vec::new());
-    // Without --name, the VM's own name (QEMU's -name, else the socket's file name)
-    // names its points.
+    let (p, vm_ref) = rt.block_on(provider(vm, Vec::new()))?;
+    // Without --name, the VM's own name (QEMU's -name, else the socket's file name;
+    // the libvirt domain's name) names its points.
     let outcome = with_progress("backup", |progress| {
         rt.block_on(backup_vm(
             repo,
-            &p,
+            p.as_ref(),
             &vm_ref,
             VmBackupOptions {
                 name,
