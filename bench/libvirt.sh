@@ -207,7 +207,7 @@ done
 
 # vnb_data_bytes: bytes of virtnbdbackup's disk data files (vda.*.data), without the
 # kernel, initrd, domain XML and logs it keeps beside them
-vnb_data_bytes() { find "$V_DIR" -maxdepth 1 -name '*.data' -printf '%s\n' | awk '{ s += $1 } END { printf "%d\n", s }'; }
+vnb_data_bytes() { find "$V_DIR" -maxdepth 1 -name '*.data' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 # ---------------------------------------------------------------------------- full
 timed tresor-init "$TRESOR" repo init "$T_REPO"
