@@ -50,7 +50,7 @@ pub struct RestoreOutcome {
     pub definition: Option<PathBuf>,
     pub start_script: Option<PathBuf>,
     pub notes: Vec<String>,
-    /// A libvirt domain defined from the point (`crate::libvirt_restore`).
+    /// A libvirt domain defined from the point (the libvirt restore, `libvirt_restore.rs`).
     pub domain: Option<tresor_api::jobs::RestoredLibvirtDomain>,
 }
 
