@@ -173,6 +173,15 @@ pub fn parse_state(s: &str) -> ProtectionState {
     parse_enum(s).unwrap_or(ProtectionState::ProtectionError)
 }
 
+/// Whether the vault is immutable (Enabled or Locked): no operation may shorten a
+/// recovery point's life. A value the catalogue cannot read counts as Disabled, as
+/// the vault view shows it.
+pub fn is_immutable(vault: &VaultRow) -> bool {
+    parse_enum::<tresor_domain::Immutability>(&vault.immutability)
+        .unwrap_or_default()
+        .protects()
+}
+
 /// Whether the vault keeps a copy in its paired location.
 pub fn is_geo(vault: &VaultRow) -> bool {
     vault.redundancy == "GeoRedundant"

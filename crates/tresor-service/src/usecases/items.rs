@@ -431,11 +431,7 @@ impl Service {
                 }
                 // Soft-deleted data is purged at the end of its period, perhaps before
                 // its points expire: an immutable vault keeps them until they do.
-                let immutable =
-                    crate::views::parse_enum::<tresor_domain::Immutability>(&v.immutability)
-                        .unwrap_or_default()
-                        .protects();
-                if delete && immutable {
+                if delete && crate::catalogue::is_immutable(&v) {
                     let now = s.now();
                     if let Some(last) = s
                         .store

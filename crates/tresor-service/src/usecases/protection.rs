@@ -16,13 +16,15 @@ use tresor_metadata::{ItemRow, PointRow, VaultRow};
 
 use crate::audit::Target;
 use crate::auth::Principal;
-use crate::catalogue::{find_item, find_policy, find_vault, parse_state, vault_target};
+use crate::catalogue::{
+    find_item, find_policy, find_vault, is_immutable, parse_state, vault_target,
+};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
 use crate::usecases::agents::vm_report;
 use crate::usecases::guards::require_approvals;
 use crate::usecases::items::{checked_exclusion, item_dto};
-use crate::views::{self, enum_name, parse_enum};
+use crate::views::{self, enum_name};
 
 /// The scheduled points of `items` with their expiry under `policy`, and whether any
 /// would expire sooner than it does now. In an immutable vault that is refused
@@ -34,9 +36,7 @@ pub(crate) fn expiry_under(
     policy: &BackupPolicy,
     items: &[ItemRow],
 ) -> ServiceResult<(Vec<PointRow>, bool)> {
-    let immutable = parse_enum::<Immutability>(&v.immutability)
-        .unwrap_or_default()
-        .protects();
+    let immutable = is_immutable(v);
     let mut changed = Vec::new();
     let mut shortens = false;
     for item in items {
@@ -250,10 +250,7 @@ impl Service {
                     ));
                 }
                 let now = s.now();
-                let immutable = parse_enum::<Immutability>(&v.immutability)
-                    .unwrap_or_default()
-                    .protects();
-                if immutable && p.expires.is_none_or(|t| t > now) {
+                if is_immutable(&v) && p.expires.is_none_or(|t| t > now) {
                     return Err(Immutability::refusal(
                         &v.name,
                         &format!(
