@@ -15,11 +15,9 @@ mod libvirt_common;
 #[path = "../../tresor-agent/tests/libvirt_guest/mod.rs"]
 mod libvirt_guest;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::service::{free_port, tresor_bin, wait_for, Cli, Proc};
+use common::service::{free_port, serve_with_local_agent, wait_for, Cli};
 use libvirt_common::{Libvirtd, TestDomains};
 use libvirt_guest::{boot, domain_xml, image, write};
 use serde_json::Value;
@@ -30,27 +28,6 @@ const MIB: u64 = 1 << 20;
 const DATA_SIZE: u64 = 32 * MIB;
 const VAULT: &str = "v1";
 const HOST: &str = "kvm-libvirt";
-
-/// `tresor serve --with-local-agent` on `port`, its agent configured by `agent_toml`.
-fn serve(data: &Path, port: u16, agent_toml: &Path) -> Proc {
-    let p = Proc(
-        tresor_bin()
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--with-local-agent", "--agent-config"])
-            .arg(agent_toml)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the server", Duration::from_secs(30), || {
-        data.join("cli.json").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    p
-}
 
 #[test]
 fn a_libvirt_domain_is_protected_by_name_without_a_disk_backed_up_and_restored(
@@ -84,7 +61,7 @@ fn a_libvirt_domain_is_protected_by_name_without_a_disk_backed_up_and_restored(
             restores.display()
         ),
     )?;
-    let _server = serve(&data, free_port(), &agent_toml);
+    let _server = serve_with_local_agent(&data, free_port(), &agent_toml);
     let cli = Cli {
         config: data.join("cli.json"),
     };

@@ -7,32 +7,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::service::*;
 use serde_json::Value;
-
-fn serve(data: &Path, port: u16, agent_toml: &Path) -> Proc {
-    let p = Proc(
-        tresor_bin()
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--with-local-agent", "--agent-config"])
-            .arg(agent_toml)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the server", Duration::from_secs(30), || {
-        data.join("cli.json").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    p
-}
 
 fn stop(mut p: Proc) {
     let pid = p.0.id().to_string();
@@ -87,7 +65,7 @@ fn the_local_agent_needs_no_registration_and_follows_the_server() {
     };
 
     let first = free_port();
-    let server = serve(&data, first, &agent_toml);
+    let server = serve_with_local_agent(&data, first, &agent_toml);
     assert_eq!(server_in_state(), format!("https://127.0.0.1:{first}"));
     let agent_id = {
         let s: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
@@ -135,7 +113,7 @@ fn the_local_agent_needs_no_registration_and_follows_the_server() {
     // Started again elsewhere: the agent's state names the new address, and the
     // same agent (no second registration) reports there.
     let second = free_port();
-    let server = serve(&data, second, &agent_toml);
+    let server = serve_with_local_agent(&data, second, &agent_toml);
     assert_eq!(server_in_state(), format!("https://127.0.0.1:{second}"));
     // (cli.json is written at the first start only: the CLI is pointed by hand.)
     let mut c: Value = serde_json::from_slice(&std::fs::read(&cli.config).unwrap()).unwrap();

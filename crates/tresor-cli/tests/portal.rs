@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::browser::Browser;
@@ -31,22 +30,7 @@ fn shots_dir(test: &str) -> PathBuf {
 fn start(d: &Path, agent_toml: &Path, test: &str) -> Portal {
     let data = d.join("server");
     let port = free_port();
-    let server = Proc(
-        tresor_bin()
-            .args(["serve", "--data-dir"])
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--with-local-agent", "--agent-config"])
-            .arg(agent_toml)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the server", Duration::from_secs(30), || {
-        data.join("cli.json").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let server = serve_with_local_agent(&data, port, agent_toml);
     let cli_json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("cli.json")).unwrap()).unwrap();
     let browser = Browser::start(&format!("https://127.0.0.1:{port}"), shots_dir(test));

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::service::*;
@@ -88,25 +88,11 @@ retry_max = "2s"
     }
 
     fn start(&mut self) {
-        let child = tresor_bin()
-            .args(["serve", "--data-dir"])
-            .arg(&self.data)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--with-local-agent", "--agent-config"])
-            .arg(&self.agent_toml)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.server = Some(Proc(child));
-        let port = self.port;
-        wait_for("the server to listen", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        wait_for("cli.json", Duration::from_secs(10), || {
-            self.data.join("cli.json").exists()
-        });
+        self.server = Some(serve_with_local_agent(
+            &self.data,
+            self.port,
+            &self.agent_toml,
+        ));
     }
 
     fn kill(&mut self) {

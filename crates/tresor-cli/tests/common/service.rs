@@ -390,6 +390,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `tresor serve --with-local-agent` on `port`, its agent configured by `agent_toml`,
+/// once it listens and has written `cli.json`.
+pub fn serve_with_local_agent(data: &Path, port: u16, agent_toml: &Path) -> Proc {
+    let p = Proc(
+        tresor_bin()
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--with-local-agent", "--agent-config"])
+            .arg(agent_toml)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the server", Duration::from_secs(30), || {
+        data.join("cli.json").exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    p
+}
+
 pub fn start_server_at(data: &Path, port: u16) -> Proc {
     let child = tresor_bin()
         .args(["serve", "--data-dir"])
