@@ -17,8 +17,9 @@ use tresor_api::users::User;
 use tresor_api::ErrorCode;
 use tresor_service::{Service, ServiceError};
 
-use crate::layout::field_error;
-use crate::layout::{badge, csrf_field, empty, error_box, notice, page, time, with_status, Field};
+use crate::layout::{
+    badge, csrf_field, empty, error_box, field_error, notice, page, time, with_status, Field,
+};
 use crate::permissions::{on_vault, Permission};
 use crate::session::Operator;
 use crate::urls::url_encode;

@@ -22,9 +22,9 @@ use tresor_service::{Service, ServiceError};
 use crate::guard_page::{
     approver_inputs, approvers_sent, guard_page, guard_url, validity_sent, Typed,
 };
-use crate::layout::field_error;
 use crate::layout::{
-    csrf_field, empty, error_box, form_value, notice, page, time, with_status, Done, Field,
+    csrf_field, empty, error_box, field_error, form_value, notice, page, time, with_status, Done,
+    Field,
 };
 use crate::permissions::Permission;
 use crate::session::Operator;

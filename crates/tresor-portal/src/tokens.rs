@@ -17,9 +17,9 @@ use tresor_api::users::User;
 use tresor_api::ErrorCode;
 use tresor_service::{Service, ServiceError};
 
-use crate::layout::field_error;
 use crate::layout::{
-    badge, csrf_field, empty, error_box, form_value, notice, page, time, with_status, Done, Field,
+    badge, csrf_field, empty, error_box, field_error, form_value, notice, page, time, with_status,
+    Done, Field,
 };
 use crate::session::Operator;
 use crate::urls::url_encode;

@@ -17,9 +17,8 @@ use tresor_api::ErrorCode;
 use tresor_domain::access::{Role, RoleAssignment, Scope};
 use tresor_service::{Service, ServiceError};
 
-use crate::layout::field_error;
 use crate::layout::{
-    badge, csrf_field, empty, error_box, notice, page, time, with_status, Done, Field,
+    badge, csrf_field, empty, error_box, field_error, notice, page, time, with_status, Done, Field,
 };
 use crate::session::Operator;
 use crate::urls::url_encode;
