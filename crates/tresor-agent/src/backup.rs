@@ -10,11 +10,12 @@ use tresor_engine::{Consistency, Manifest, Repository};
 use tresor_vm::{CheckCode, ViewDisk, ViewRequest, VmError, VmProvider, VmRef};
 
 /// Which recovery point a new one follows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Parent {
     /// None: every disk is read whole (deduplicated against what is stored).
     None,
     /// The newest point of the same name, if there is one.
+    #[default]
     Latest,
     /// The point with this id.
     Point(String),
@@ -102,8 +103,10 @@ pub(crate) fn full_read_reasons(disks: &[ViewDisk]) -> Vec<String> {
 pub struct VmBackupOptions<'a> {
     /// The recovery points' name. Default: the VM's name.
     pub name: Option<String>,
-    /// Read everything (deduplicated) even when change tracking could be used.
-    pub full: bool,
+    /// The point the new one follows. The agent's jobs name the server's newest
+    /// point of the item, never a manifest the server discarded (a backup whose
+    /// agent was killed after writing it).
+    pub parent: Parent,
     /// Do not freeze the guest's file systems.
     pub no_quiesce: bool,
     pub expires: Option<jiff::Timestamp>,
@@ -140,12 +143,26 @@ pub async fn backup_vm(
 ) -> Result<VmBackupOutcome, VmError> {
     let info = provider.inspect(vm).await?;
     let name = opts.name.clone().unwrap_or_else(|| info.name.clone());
-    let parent = if opts.full {
-        Parent::None
-    } else {
-        Parent::Latest
+    let mut parent_warnings = Vec::new();
+    let parent = match tokio::task::block_in_place(|| opts.parent.resolve(repo, &name)) {
+        Ok(Some(p)) if p.name != name => {
+            parent_warnings.push(format!(
+                "the parent point {} belongs to {}, not to {name}: reading every disk whole, deduplicated against what is stored",
+                p.id, p.name
+            ));
+            None
+        }
+        Ok(p) => p,
+        // A parent the server named but the repository no longer holds (deleted
+        // since, or the item's repository changed): the point is made whole.
+        Err(e) if matches!(opts.parent, Parent::Point(_)) => {
+            parent_warnings.push(format!(
+                "the parent point cannot be read ({e}): reading every disk whole, deduplicated against what is stored"
+            ));
+            None
+        }
+        Err(e) => return Err(failed(e)),
     };
-    let parent = tokio::task::block_in_place(|| parent.resolve(repo, &name)).map_err(failed)?;
     let point = backup::new_point_id();
     let view = provider
         .open_view(
@@ -157,7 +174,8 @@ pub async fn backup_vm(
             },
         )
         .await?;
-    let mut warnings = view.warnings();
+    let mut warnings = parent_warnings;
+    warnings.extend(view.warnings());
     let full_reads = full_read_reasons(view.disks());
     let full_read_count = full_reads.len();
     warnings.extend(full_reads);

@@ -125,6 +125,11 @@ pub struct JobParams {
     /// Backup: the disks its item leaves out of the point (the VM's names: `vdb`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excluded_disks: Vec<String>,
+    /// Backup: the item's newest recovery point when the job was made, which the new
+    /// one follows (its change tracking, its unchanged data); none: every disk is
+    /// read whole, deduplicated against what is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_point: Option<String>,
     /// Scheduled backup: the policy's window it runs for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]

@@ -392,6 +392,9 @@ fn random_sigkills_of_agent_server_and_qemu_leave_no_lying_point_and_no_running_
         } else if let Some(p) = new.first() {
             failed_with_point.push(format!("round {round}: job {status} yet point {p} listed"));
         }
+        // (A backup whose agent was killed may have written a manifest and taken a
+        // new bitmap; the next one still follows the server's newest point, so the
+        // whole read stays due.)
         // QEMU was killed after this backup's view was open (the job failed, or its
         // teardown found QEMU gone) or after the job ended: the next backup has no
         // bitmap to trust. (Killed before the view, the backup ran on the new QEMU and

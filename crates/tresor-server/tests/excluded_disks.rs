@@ -98,6 +98,8 @@ async fn a_libvirt_domain_is_protected_without_a_disk_and_bad_exclusions_are_ref
         .unwrap();
     assert_eq!(job["operation"], "Backup");
     assert_eq!(job["params"]["excludedDisks"], json!(["vdb"]));
+    // The item's first backup follows no point: every disk is read whole.
+    assert!(job["params"].get("parentPoint").is_none(), "{job}");
 
     // Changed alone: the policy stays; then every disk again; then with a policy.
     let modify = |policy: Option<&str>, disks: Option<&[&str]>| ModifyProtection {

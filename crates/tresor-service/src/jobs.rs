@@ -85,8 +85,11 @@ pub fn new_job_at(
     if operation == JobOperation::Backup {
         // Every backup (on demand or scheduled) leaves out the disks its item excludes
         // as they are when it is made; the agent passes them to the provider.
+        // It follows the item's newest point the catalogue holds: never a point
+        // the server did not accept (an agent killed after writing a manifest).
         if let Some(i) = item {
             params.excluded_disks = i.excluded_disks.clone();
+            params.parent_point = state.store.list_points(&i.id)?.pop().map(|p| p.id);
         }
     }
     let body = JobBody {

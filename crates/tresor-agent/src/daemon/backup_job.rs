@@ -16,7 +16,7 @@ use tresor_vm::{CheckCode, VmProvider, VmRef};
 
 use super::assignment::{ended, failed, open_repo, Assignment};
 use super::config::AgentConfig;
-use crate::{backup_vm, VmBackupOptions};
+use crate::{backup_vm, Parent, VmBackupOptions};
 
 /// A provider's stable code as a job error code (PascalCase, like the API's).
 fn job_code(code: CheckCode) -> String {
@@ -113,6 +113,11 @@ pub(super) async fn run_backup(
         &VmRef(vm.clone()),
         VmBackupOptions {
             name: job.point_name.clone(),
+            // The server's newest point of the item, or none: a whole read.
+            parent: match &job.params.parent_point {
+                Some(p) => Parent::Point(p.clone()),
+                None => Parent::None,
+            },
             progress: Some(&progress),
             ..VmBackupOptions::default()
         },

@@ -177,7 +177,11 @@ pub fn backup(
             &vm_ref,
             VmBackupOptions {
                 name,
-                full,
+                parent: if full {
+                    tresor_agent::Parent::None
+                } else {
+                    tresor_agent::Parent::Latest
+                },
                 no_quiesce,
                 progress: Some(progress),
                 workers: threads,
