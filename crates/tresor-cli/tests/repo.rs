@@ -454,6 +454,65 @@ fn key_export_and_import() {
     assert!(out.status.success() && text(&out).contains(&id));
 }
 
+/// The key file kinds of `repo` (`kdf.algorithm` of each).
+fn key_kinds(repo: &Path) -> Vec<String> {
+    let mut kinds: Vec<String> = files_in(repo, "keys")
+        .iter()
+        .map(|k| {
+            let v: serde_json::Value = serde_json::from_slice(&fs::read(k).unwrap()).unwrap();
+            v["kdf"]["algorithm"].as_str().unwrap().to_string()
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn a_generated_passphrase_opens_without_argon2_and_a_chosen_one_never_does() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path().join("repo");
+    let out = tresor()
+        .env_remove("TRESOR_PASSWORD")
+        .args(["repo", "init", s(&repo), "--generate-passphrase"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let secret = last_line(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        secret.starts_with("tresor_repo_") && secret.len() == 12 + 64,
+        "{secret}"
+    );
+    assert_eq!(key_kinds(&repo), ["hkdf-sha256"]);
+    let list = |pass: &str| {
+        tresor()
+            .env("TRESOR_PASSWORD", pass)
+            .args(["repo", "list", s(&repo)])
+            .output()
+            .unwrap()
+    };
+    assert!(list(&secret).status.success());
+    // Another secret of the same form, and a chosen passphrase, do not open it.
+    let mut other = secret.clone();
+    let last = if other.ends_with('0') { "1" } else { "0" };
+    other.replace_range(other.len() - 1.., last);
+    for wrong in [other.as_str(), "correct horse", &secret.to_uppercase()] {
+        let out = list(wrong);
+        assert!(!out.status.success(), "{wrong}");
+        assert!(text(&out).contains("wrong passphrase"), "{}", text(&out));
+    }
+    // A passphrase a person chooses is wrapped with Argon2id; both open it.
+    let out = tresor()
+        .env("TRESOR_PASSWORD", &secret)
+        .env("TRESOR_NEW_PASSWORD", "second passphrase")
+        .args(["repo", "key", "add", s(&repo)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(key_kinds(&repo), ["argon2id", "hkdf-sha256"]);
+    assert!(list("second passphrase").status.success());
+    assert!(list(&secret).status.success());
+}
+
 /// A loop device standing in for a block device; detached when dropped.
 struct LoopDevice(String);
 

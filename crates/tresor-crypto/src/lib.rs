@@ -5,7 +5,8 @@
 //!   someone who can read the storage but has no key cannot test whether a known
 //!   plaintext (a well-known disk image block) is stored.
 //! - The master key is stored only wrapped ([`WrappedKey`]) by a key derived from a
-//!   passphrase with Argon2id.
+//!   passphrase with Argon2id, or from a secret Tresor generated (256 random bits)
+//!   with HKDF-SHA256.
 //! - Sealing is AES-256-GCM with a random 96-bit nonce per object ([`Sealer`]).
 //!
 //! **Architecture invariant:** no I/O, no formats. Callers decide what bytes mean.
@@ -16,7 +17,7 @@ mod master_key;
 
 pub use aead::{Sealer, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
 pub use chunk_id::{ChunkId, ChunkIdKey};
-pub use master_key::{KdfParams, MasterKey, WrappedKey};
+pub use master_key::{generate_secret, is_generated_secret, Kdf, KdfParams, MasterKey, WrappedKey};
 
 /// Errors of the cryptographic layer. Messages say what failed, never a secret.
 #[derive(Debug, thiserror::Error)]

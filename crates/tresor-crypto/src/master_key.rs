@@ -47,14 +47,20 @@ impl MasterKey {
         out
     }
 
-    /// Wraps this key with a key derived from `passphrase`.
+    /// Wraps this key with a key derived from `passphrase`: by HKDF-SHA256 when it is a
+    /// secret Tresor generated ([`is_generated_secret`]), else by Argon2id with `params`.
     pub fn wrap(&self, passphrase: &[u8], params: KdfParams) -> Result<WrappedKey> {
+        let kdf = if is_generated_secret(passphrase) {
+            Kdf::HkdfSha256
+        } else {
+            Kdf::Argon2id(params)
+        };
         let mut salt = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
-        let kek = params.derive(passphrase, &salt)?;
+        let kek = kdf.derive(passphrase, &salt)?;
         let sealed = Sealer::new(&kek).seal(WRAP_AAD, &self.to_plain());
         Ok(WrappedKey {
-            kdf: params,
+            kdf,
             salt: salt.to_vec(),
             sealed,
         })
@@ -122,10 +128,89 @@ impl KdfParams {
     }
 }
 
+/// The prefix-free tail of a generated secret: 32 random bytes as 64 hex digits.
+const GENERATED_HEX_DIGITS: usize = 64;
+
+/// Whether `secret` is one Tresor generated: a prefix of at most 32 lowercase letters
+/// and underscores ending in `_` (`tresor_repo_`), then 64 lowercase hex digits, 256
+/// random bits. Guessing one is as hard as guessing the key it wraps, so it needs no
+/// slow derivation; a passphrase a person chose never has this form by accident.
+pub fn is_generated_secret(secret: &[u8]) -> bool {
+    let Some(split) = secret.len().checked_sub(GENERATED_HEX_DIGITS) else {
+        return false;
+    };
+    let (prefix, digits) = secret.split_at(split);
+    (2..=32).contains(&prefix.len())
+        && prefix.ends_with(b"_")
+        && prefix.iter().all(|b| b.is_ascii_lowercase() || *b == b'_')
+        && digits
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// A new generated secret: `prefix` (lowercase letters and underscores, ending in
+/// `_`) and 32 bytes of the operating system's generator as hex.
+pub fn generate_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; GENERATED_HEX_DIGITS / 2];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = format!("{prefix}{}", hex::encode(bytes));
+    debug_assert!(is_generated_secret(secret.as_bytes()), "{prefix:?}");
+    secret
+}
+
+/// How a wrapped key's key-encryption key comes from its secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kdf {
+    /// A passphrase a person chose: Argon2id, slow on purpose against guessing.
+    Argon2id(KdfParams),
+    /// A generated secret ([`is_generated_secret`]): HKDF-SHA256, no work factor,
+    /// since its 256 random bits cannot be guessed. An agent opening its repository
+    /// for every job is spared a quarter second and 64 MiB each time.
+    HkdfSha256,
+}
+
+/// HKDF's `info` for a key-encryption key; changing it makes old key files unreadable.
+const HKDF_INFO: &[u8] = b"tresor key-encryption key v1";
+
+struct Len32;
+
+impl ring::hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+impl Kdf {
+    fn derive(&self, secret: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
+        match self {
+            Kdf::Argon2id(params) => params.derive(secret, salt),
+            Kdf::HkdfSha256 => {
+                // Tried only with a generated secret: a person's passphrase must never
+                // meet a derivation this fast (a stolen key file would test guesses
+                // at millions a second).
+                if !is_generated_secret(secret) {
+                    return Err(Error::WrongPassphrase);
+                }
+                let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(secret);
+                let mut out = [0u8; 32];
+                prk.expand(&[HKDF_INFO], Len32)
+                    .and_then(|okm| okm.fill(&mut out))
+                    .map_err(|_| Error::KdfParams("HKDF-SHA256 expansion failed".into()))?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The cost of trying a secret against it: key files are tried cheapest first.
+    pub fn is_slow(&self) -> bool {
+        matches!(self, Kdf::Argon2id(_))
+    }
+}
+
 /// A master key sealed under a passphrase-derived key: what a key file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKey {
-    pub kdf: KdfParams,
+    pub kdf: Kdf,
     pub salt: Vec<u8>,
     pub sealed: Vec<u8>,
 }
@@ -168,6 +253,35 @@ mod tests {
             wrapped.unwrap_key(b"wrong"),
             Err(Error::WrongPassphrase)
         ));
+    }
+
+    #[test]
+    fn generated_secrets_use_hkdf_and_nothing_else_does() {
+        let key = MasterKey::generate();
+        let secret = generate_secret("tresor_repo_");
+        assert!(secret.starts_with("tresor_repo_") && secret.len() == 12 + 64);
+        let wrapped = key.wrap(secret.as_bytes(), FAST).unwrap();
+        assert_eq!(wrapped.kdf, Kdf::HkdfSha256);
+        let back = wrapped.unwrap_key(secret.as_bytes()).unwrap();
+        assert_eq!(back.to_plain(), key.to_plain());
+        let other = generate_secret("tresor_repo_");
+        assert!(matches!(
+            wrapped.unwrap_key(other.as_bytes()),
+            Err(Error::WrongPassphrase)
+        ));
+        // A person's passphrase is never tried against HKDF, even one that unwraps
+        // nothing: it stays Argon2id when wrapping.
+        for p in [
+            &b"correct horse"[..],
+            b"TRESOR_REPO_0123456789abcdef0123456789abcdef0123456789abcdef01234567",
+            b"tresor_repo_0123456789abcdef0123456789abcdef0123456789abcdef0123456",
+            b"tresor_repo_0123456789ABCDEF0123456789abcdef0123456789abcdef01234567",
+            b"_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(!is_generated_secret(p), "{}", String::from_utf8_lossy(p));
+            assert!(matches!(key.wrap(p, FAST).unwrap().kdf, Kdf::Argon2id(_)));
+            assert!(matches!(wrapped.unwrap_key(p), Err(Error::WrongPassphrase)));
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod verify;
 
 pub use repository::{InitOptions, PointScan, Repository};
 pub use tresor_blocksource as blocksource;
-pub use tresor_crypto::KdfParams;
+pub use tresor_crypto::{generate_secret, is_generated_secret, KdfParams};
 pub use tresor_format::manifest::{Consistency, DiskEntry, Manifest};
 pub use tresor_format::ChunkId;
 pub use tresor_storage::{Backend, LocalDir};

@@ -146,20 +146,21 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut names: Vec<String> = backend
-            .list(ObjectKind::Key)?
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
-        names.sort();
-        let mut opened = None;
-        for name in names {
-            let key_file = KeyFile::decode(&backend.get(ObjectKind::Key, &name)?)?;
+        let mut key_files = Vec::new();
+        for o in backend.list(ObjectKind::Key)? {
+            let key_file = KeyFile::decode(&backend.get(ObjectKind::Key, &o.name)?)?;
             if key_file.repository != config.id {
-                tracing::warn!(key = %name, "key file belongs to another repository; ignored");
+                tracing::warn!(key = %o.name, "key file belongs to another repository; ignored");
                 continue;
             }
-            match key_file.wrapped()?.unwrap_key(passphrase) {
+            key_files.push((key_file.wrapped()?, o.name));
+        }
+        // Cheap derivations first: a generated secret's key file opens at once, and
+        // a person's passphrase skips those without deriving anything.
+        key_files.sort_by(|(a, an), (b, bn)| (a.kdf.is_slow(), an).cmp(&(b.kdf.is_slow(), bn)));
+        let mut opened = None;
+        for (wrapped, name) in key_files {
+            match wrapped.unwrap_key(passphrase) {
                 Ok(key) => {
                     opened = Some((key, name));
                     break;

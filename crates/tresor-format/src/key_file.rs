@@ -4,6 +4,7 @@
 //! {"format":"tresor-key","version":1,"repository":"<repository id>",
 //!  "created":"2026-11-26T01:00:00Z","hostname":"kvm1",
 //!  "kdf":{"algorithm":"argon2id","m_cost":65536,"t_cost":3,"p_cost":1},
+//!  (or "kdf":{"algorithm":"hkdf-sha256"} for a secret Tresor generated)
 //!  "salt":"<hex>","sealed_key":"<hex: nonce | AES-256-GCM(data key | id key) | tag>"}
 //! ```
 //! A repository may have several key files (one per passphrase); each opens the same
@@ -11,19 +12,71 @@
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use tresor_crypto::{KdfParams, WrappedKey};
+use tresor_crypto::{Kdf, KdfParams, WrappedKey};
 
 use crate::{malformed, Error, FormatHeader, Result};
 
 pub const KEY_FORMAT: &str = "tresor-key";
 pub const KEY_VERSION: u32 = 1;
 
+/// `"argon2id"` with its three costs, or `"hkdf-sha256"` (a generated secret's key
+/// file) with none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KdfSpec {
     pub algorithm: String,
-    pub m_cost: u32,
-    pub t_cost: u32,
-    pub p_cost: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m_cost: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_cost: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_cost: Option<u32>,
+}
+
+const ARGON2ID: &str = "argon2id";
+const HKDF_SHA256: &str = "hkdf-sha256";
+
+impl KdfSpec {
+    fn of(kdf: &Kdf) -> KdfSpec {
+        match kdf {
+            Kdf::Argon2id(p) => KdfSpec {
+                algorithm: ARGON2ID.into(),
+                m_cost: Some(p.m_cost),
+                t_cost: Some(p.t_cost),
+                p_cost: Some(p.p_cost),
+            },
+            Kdf::HkdfSha256 => KdfSpec {
+                algorithm: HKDF_SHA256.into(),
+                m_cost: None,
+                t_cost: None,
+                p_cost: None,
+            },
+        }
+    }
+
+    /// The derivation it names; costs missing or present where they do not belong
+    /// are refused.
+    pub fn kdf(&self) -> Result<Kdf> {
+        const WHAT: &str = "key file";
+        match (
+            self.algorithm.as_str(),
+            self.m_cost,
+            self.t_cost,
+            self.p_cost,
+        ) {
+            (ARGON2ID, Some(m_cost), Some(t_cost), Some(p_cost)) => Ok(Kdf::Argon2id(KdfParams {
+                m_cost,
+                t_cost,
+                p_cost,
+            })),
+            (ARGON2ID, ..) => Err(malformed(
+                WHAT,
+                "argon2id without m_cost, t_cost and p_cost",
+            )),
+            (HKDF_SHA256, None, None, None) => Ok(Kdf::HkdfSha256),
+            (HKDF_SHA256, ..) => Err(malformed(WHAT, "hkdf-sha256 takes no costs")),
+            (other, ..) => Err(malformed(WHAT, format!("unknown key derivation {other:?}"))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,12 +104,7 @@ impl KeyFile {
             repository: repository.into(),
             created,
             hostname: hostname.into(),
-            kdf: KdfSpec {
-                algorithm: "argon2id".into(),
-                m_cost: wrapped.kdf.m_cost,
-                t_cost: wrapped.kdf.t_cost,
-                p_cost: wrapped.kdf.p_cost,
-            },
+            kdf: KdfSpec::of(&wrapped.kdf),
             salt: hex::encode(&wrapped.salt),
             sealed_key: hex::encode(&wrapped.sealed),
         }
@@ -83,23 +131,14 @@ impl KeyFile {
         }
         let k: KeyFile =
             serde_json::from_slice(bytes).map_err(|e| malformed(WHAT, e.to_string()))?;
-        if k.kdf.algorithm != "argon2id" {
-            return Err(malformed(
-                WHAT,
-                format!("unknown key derivation {:?}", k.kdf.algorithm),
-            ));
-        }
+        k.kdf.kdf()?;
         Ok(k)
     }
 
     pub fn wrapped(&self) -> Result<WrappedKey> {
         const WHAT: &str = "key file";
         Ok(WrappedKey {
-            kdf: KdfParams {
-                m_cost: self.kdf.m_cost,
-                t_cost: self.kdf.t_cost,
-                p_cost: self.kdf.p_cost,
-            },
+            kdf: self.kdf.kdf()?,
             salt: hex::decode(&self.salt).map_err(|_| malformed(WHAT, "salt is not hex"))?,
             sealed: hex::decode(&self.sealed_key)
                 .map_err(|_| malformed(WHAT, "sealed key is not hex"))?,

@@ -26,11 +26,10 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// A new secret: `PREFIX_` and 32 random bytes in hex. The prefix says what it is
-/// when one turns up in a log or a file.
+/// when one turns up in a log or a file; a repository's passphrase of this form gets
+/// a key file without Argon2id (`tresor_engine::is_generated_secret`).
 pub fn new_secret(prefix: &str) -> String {
-    let mut b = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut b);
-    format!("{prefix}_{}", hex::encode(b))
+    tresor_engine::generate_secret(&format!("{prefix}_"))
 }
 
 /// A short random id for catalogue rows.

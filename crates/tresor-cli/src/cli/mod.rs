@@ -161,6 +161,12 @@ pub enum RepoCommand {
         /// Passes of the Argon2id key derivation.
         #[arg(long, default_value_t = 3)]
         kdf_iterations: u32,
+        /// Generate the passphrase instead of reading one: `tresor_repo_` and 256 random
+        /// bits, printed once as the last line (keep it like a key). Its key file skips
+        /// Argon2id, so opening takes milliseconds: for scripts and hosts that open the
+        /// repository often. Vault servers make their repositories this way.
+        #[arg(long)]
+        generate_passphrase: bool,
     },
     /// Back up a running VM (--vm-qmp), or disk images (raw or qcow2 files, block
     /// devices), as one recovery point. Prints the point's id as the last line.

@@ -22,6 +22,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
             chunk_size,
             kdf_memory_mib,
             kdf_iterations,
+            generate_passphrase,
         } => init(
             &repo.dir,
             chunk_size,
@@ -30,6 +31,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
                 t_cost: kdf_iterations,
                 p_cost: 1,
             },
+            generate_passphrase,
         ),
         RepoCommand::Backup(args) => backup(args),
         RepoCommand::Restore {
@@ -93,7 +95,7 @@ pub fn open(dir: &Path) -> Result<Repository> {
     Ok(Repository::open(Arc::new(backend), &pass)?)
 }
 
-fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
+fn init(dir: &Path, chunk_size: u64, kdf: KdfParams, generate_passphrase: bool) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() && !dir.join("config").exists() {
         bail!(
             "{} is not empty; a repository needs an empty or new folder",
@@ -107,7 +109,11 @@ fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
         ..InitOptions::default()
     };
     opts.validate()?;
-    let pass = passphrase::get(true)?;
+    let pass = if generate_passphrase {
+        tresor_engine::generate_secret("tresor_repo_").into_bytes()
+    } else {
+        passphrase::get(true)?
+    };
     let backend = LocalDir::create(dir)?;
     let repo = Repository::init(Arc::new(backend), &pass, &opts)?;
     println!(
@@ -117,6 +123,10 @@ fn init(dir: &Path, chunk_size: u64, kdf: KdfParams) -> Result<()> {
         chunk_size / 1024
     );
     println!("Keep the passphrase safe: without it the backups cannot be read. `tresor repo key export` saves a copy of the key.");
+    if generate_passphrase {
+        println!("The generated passphrase (give it as TRESOR_PASSWORD; it is shown only now):");
+        println!("{}", String::from_utf8_lossy(&pass));
+    }
     Ok(())
 }
 
