@@ -10,7 +10,8 @@
 # its discovery test starts when none runs) and its C library's headers (libvirt-dev,
 # with pkg-config, which the `virt` crate builds against), and swtpm (swtpm,
 # swtpm-tools: libvirt's emulated TPM, whose state the libvirt tests see saved with a
-# point; they touch no QEMU package). libvirt-daemon-system goes
+# point and restored) and OVMF (ovmf: the UEFI firmware of the test domain whose
+# variable store is saved and restored; they touch no QEMU package). libvirt-daemon-system goes
 # without recommends (no dnsmasq, firewall or ebtables: the tests use no libvirt
 # network) and after QEMU is in place: it depends on the qemu-system-x86 already there.
 # qemu-system-x86, qemu-utils and qemu-guest-agent go in one apt-get call, all at the
@@ -44,6 +45,7 @@ libvirt=()
 command -v libvirtd >/dev/null 2>&1 || libvirt+=(libvirt-daemon-system)
 pkg-config --exists libvirt 2>/dev/null || libvirt+=(libvirt-dev pkg-config)
 command -v swtpm_setup >/dev/null 2>&1 || libvirt+=(swtpm swtpm-tools)
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || libvirt+=(ovmf)
 
 if [ ${#need[@]} -eq 0 ] && [ "$qemu" -eq 0 ] && [ "$kernel" -eq 0 ] && [ ${#libvirt[@]} -eq 0 ]; then
   echo "install-deps: everything present"

@@ -15,6 +15,8 @@ use tresor_api::jobs::RestoredLibvirtDomain;
 use tresor_engine::progress::Progress;
 use tresor_engine::restore::OutputFormat;
 use tresor_engine::{Manifest, Repository};
+use tresor_libvirt::firmware_restore::{swtpm_owner, write_nvram, write_tpm, NVRAM_DIR, QEMU_CONF};
+use tresor_libvirt::firmware_state::{SavedFile, SavedTpm, SWTPM_STATE_ROOT};
 use tresor_libvirt::restore_xml::{self, NewDisk, NewDomain};
 use tresor_libvirt::LibvirtHost;
 use tresor_qemu::{validate_disk_name, validate_vm_name};
@@ -206,7 +208,7 @@ pub fn restore_new_domain(
             tracing::warn!(error = %e, "refreshing the storage pool after a restore");
         }
     }
-    let defined = host.define_domain(&adapted.xml, req.start).map_err(|e| {
+    let defined = host.define_domain(&adapted.xml).map_err(|e| {
         RestoreError::Libvirt(format!(
             "the disks were restored ({}), but the new domain could not be defined: {e}",
             disks
@@ -217,11 +219,28 @@ pub fn restore_new_domain(
         ))
     })?;
     let mut notes = adapted.notes;
-    if let Some(e) = &defined.start_error {
-        notes.push(format!(
-            "domain {} is defined but did not start: {e}",
-            defined.name
-        ));
+    // Before the first start, or libvirt makes a fresh store and TPM of its own.
+    notes.extend(write_back_firmware(
+        point,
+        &FirmwareTargets {
+            domain: &defined.name,
+            nvram: defined.nvram.as_deref(),
+            tpm_dir: defined
+                .emulated_tpm
+                .then(|| Path::new(SWTPM_STATE_ROOT).join(&defined.uuid)),
+            nvram_dir: Path::new(NVRAM_DIR),
+        },
+        false,
+    ));
+    let mut started = false;
+    if req.start {
+        match host.start_domain(&defined.uuid) {
+            Ok(()) => started = true,
+            Err(e) => notes.push(format!(
+                "domain {} is defined but did not start: {e}",
+                defined.name
+            )),
+        }
     }
     Ok(RestoreOutcome {
         disks,
@@ -232,7 +251,7 @@ pub fn restore_new_domain(
             name: defined.name,
             uuid: defined.uuid,
             macs: defined.macs,
-            started: defined.started,
+            started,
         }),
     })
 }
@@ -281,6 +300,18 @@ pub fn replace_domain_disks(
         _ => host.forget_tresor_checkpoints(uuid),
     };
     let mut out = replaced?;
+    out.notes.extend(write_back_firmware(
+        point,
+        &FirmwareTargets {
+            domain: &domain.name,
+            nvram: domain.nvram.as_deref(),
+            tpm_dir: domain
+                .emulated_tpm
+                .then(|| Path::new(SWTPM_STATE_ROOT).join(uuid)),
+            nvram_dir: Path::new(NVRAM_DIR),
+        },
+        true,
+    ));
     match forgotten {
         Ok(names) if !names.is_empty() => out.notes.push(format!(
             "Tresor's checkpoints of domain {} were forgotten ({}): its next backup reads every disk whole",
@@ -294,6 +325,83 @@ pub fn replace_domain_disks(
         )),
     }
     Ok(out)
+}
+
+/// Where a domain keeps its UEFI variable store and TPM state.
+pub struct FirmwareTargets<'a> {
+    pub domain: &'a str,
+    /// The variable store libvirt names for it.
+    pub nvram: Option<&'a str>,
+    /// Its emulated TPM's state folder.
+    pub tpm_dir: Option<PathBuf>,
+    /// The one folder a variable store is written into.
+    pub nvram_dir: &'a Path,
+}
+
+/// A saved piece of the point's `vm_config` (`nvram`, `tpm_state`), when present.
+fn saved<T: serde::de::DeserializeOwned>(point: &Manifest, key: &str) -> Option<Result<T, String>> {
+    let value = point.vm_config.as_ref()?.get(key)?;
+    (!value.is_null()).then(|| serde_json::from_value(value.clone()).map_err(|e| e.to_string()))
+}
+
+/// Writes the point's saved UEFI variable store and TPM state to the domain's (a new
+/// domain's before its first start: `replace` false; a shut-off domain's own whose
+/// disks were replaced: `replace` true). What it did, or could not do, as notes: a
+/// domain without them still boots, only with a fresh store or TPM.
+pub fn write_back_firmware(
+    point: &Manifest,
+    to: &FirmwareTargets<'_>,
+    replace: bool,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let domain = to.domain;
+    match (saved::<SavedFile>(point, "nvram"), to.nvram) {
+        (None, Some(_)) if !replace => notes.push(format!(
+            "no UEFI variable store was saved with the point: domain {domain} starts with a fresh one"
+        )),
+        (None, _) => {}
+        (Some(_), None) => notes.push(format!(
+            "the point's UEFI variable store was not written: domain {domain} has none (its firmware was not kept)"
+        )),
+        (Some(Err(e)), Some(_)) => notes.push(format!(
+            "the point's UEFI variable store cannot be read ({e}): domain {domain} keeps {}",
+            if replace { "its own" } else { "a fresh one" }
+        )),
+        (Some(Ok(file)), Some(path)) => match write_nvram(&file, path, to.nvram_dir, replace) {
+            Ok(p) => notes.push(format!(
+                "the point's UEFI variable store was written to {}",
+                p.display()
+            )),
+            Err(e) => notes.push(format!(
+                "the point's UEFI variable store was not written ({e}): domain {domain} keeps {}",
+                if replace { "its own" } else { "a fresh one" }
+            )),
+        },
+    }
+    match (saved::<SavedTpm>(point, "tpm_state"), &to.tpm_dir) {
+        (None, Some(_)) if !replace => notes.push(format!(
+            "no TPM state was saved with the point: domain {domain} starts with a new, empty TPM"
+        )),
+        (None, _) => {}
+        (Some(_), None) => notes.push(format!(
+            "the point's TPM state was not written: domain {domain} has no emulated TPM"
+        )),
+        (Some(Err(e)), Some(_)) => notes.push(format!(
+            "the point's TPM state cannot be read ({e}): keys sealed to the old TPM are not available in domain {domain}"
+        )),
+        (Some(Ok(tpm)), Some(dir)) => match swtpm_owner(Path::new(QEMU_CONF))
+            .and_then(|owner| write_tpm(&tpm, dir, replace, owner))
+        {
+            Ok(n) => notes.push(format!(
+                "the point's TPM state ({n} files) was written to {}",
+                dir.display()
+            )),
+            Err(e) => notes.push(format!(
+                "the point's TPM state was not written ({e}): keys sealed to the old TPM are not available in domain {domain}"
+            )),
+        },
+    }
+    notes
 }
 
 /// The boot folders a new domain's kernel may come from on this host.

@@ -14,7 +14,7 @@
 //!   `virt` does not wrap are in [`backup_api`], the XML in [`backup_xml`].
 //! * [`offline`]: a shut-off domain's images read directly.
 //! * [`firmware_state`]: the UEFI variable store and emulated TPM state saved with
-//!   each point.
+//!   each point; [`firmware_restore`]: written back by a restore.
 //! * [`restore_xml`]: a point's stored definition made into a new domain's, from an
 //!   allow list (hostile input); [`restore`]: what a restore asks of libvirt.
 //!
@@ -29,6 +29,7 @@
 pub mod backup_api;
 pub mod backup_xml;
 pub mod domain_xml;
+pub mod firmware_restore;
 pub mod firmware_state;
 pub mod host;
 pub mod offline;

@@ -26,9 +26,11 @@ pub struct DefinedDomain {
     pub uuid: String,
     /// Chosen by libvirt, one per interface.
     pub macs: Vec<String>,
-    pub started: bool,
-    /// Why it did not start when asked to.
-    pub start_error: Option<String>,
+    /// The UEFI variable store libvirt gave it (made from the template at its first
+    /// start unless it exists by then).
+    pub nvram: Option<String>,
+    /// It has an emulated TPM (swtpm, state under `SWTPM_STATE_ROOT/<uuid>`).
+    pub emulated_tpm: bool,
 }
 
 /// A domain whose disks a restore would replace.
@@ -39,6 +41,10 @@ pub struct ExistingDomain {
     pub state: &'static str,
     pub shut_off: bool,
     pub disks: Vec<VmDisk>,
+    /// Its UEFI variable store, when it has one.
+    pub nvram: Option<String>,
+    /// It has an emulated TPM.
+    pub emulated_tpm: bool,
 }
 
 /// libvirt's state, in `virsh domstate`'s words.
@@ -68,9 +74,8 @@ impl LibvirtHost {
         })
     }
 
-    /// Defines `xml` as a new persistent domain, and starts it when `start` says so.
-    /// A start that fails leaves the domain defined (said in `start_error`).
-    pub fn define_domain(&self, xml: &str, start: bool) -> Result<DefinedDomain, LibvirtError> {
+    /// Defines `xml` as a new persistent domain (not started).
+    pub fn define_domain(&self, xml: &str) -> Result<DefinedDomain, LibvirtError> {
         self.with_connection(|conn| {
             let domain = Domain::define_xml(conn, xml)
                 .map_err(|e| call_error("defining the new domain", &e))?;
@@ -83,21 +88,32 @@ impl LibvirtHost {
             let defined = domain
                 .get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
                 .map_err(|e| call_error("reading the new domain's definition", &e))?;
-            let macs = domain_xml::parse(&defined)
-                .map(|d| d.nics.into_iter().filter_map(|n| n.mac).collect())
-                .unwrap_or_default();
-            let start_error = if start {
-                domain.create().err().map(|e| e.message().to_string())
-            } else {
-                None
-            };
+            let parsed = domain_xml::parse(&defined).ok();
             Ok(DefinedDomain {
                 name,
                 uuid,
-                macs,
-                started: start && start_error.is_none(),
-                start_error,
+                macs: parsed
+                    .as_ref()
+                    .map(|d| d.nics.iter().filter_map(|n| n.mac.clone()).collect())
+                    .unwrap_or_default(),
+                nvram: parsed.as_ref().and_then(|d| d.firmware.nvram.clone()),
+                emulated_tpm: parsed
+                    .as_ref()
+                    .and_then(|d| d.tpm.as_ref())
+                    .is_some_and(|t| t.backend == "emulator"),
             })
+        })
+    }
+
+    /// Starts the defined domain `uuid`; the error is libvirt's message.
+    pub fn start_domain(&self, uuid: &str) -> Result<(), LibvirtError> {
+        self.with_connection(|conn| {
+            let domain = Domain::lookup_by_uuid_string(conn, uuid)
+                .map_err(|e| call_error("looking up the domain", &e))?;
+            domain
+                .create()
+                .map(|_| ())
+                .map_err(|e| call_error("starting the domain", &e))
         })
     }
 
@@ -159,6 +175,12 @@ impl LibvirtHost {
                 state: state_name(info.state),
                 shut_off: info.state == sys::VIR_DOMAIN_SHUTOFF,
                 disks: found.info.disks.clone(),
+                nvram: found.info.firmware.as_ref().and_then(|f| f.nvram.clone()),
+                emulated_tpm: found
+                    .info
+                    .tpm
+                    .as_ref()
+                    .is_some_and(|t| t.backend == "emulator"),
             }))
         })
     }

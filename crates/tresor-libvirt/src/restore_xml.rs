@@ -454,11 +454,11 @@ fn os(node: Node, new: &NewDomain, notes: &mut Vec<String>) -> Result<El, XmlErr
                         )),
                     }
                 }
-                // No path: libvirt makes a new variable store for the new domain.
+                // No path: libvirt names a new variable store for the new domain, which
+                // the restore fills with the point's saved one before the first start.
                 if !n.attrs.is_empty() {
                     el.push(n);
                 }
-                notes.push("the new domain starts with a new UEFI variable store".into());
             }
             "firmware" => {
                 let mut f = El::new("firmware");
@@ -739,8 +739,8 @@ fn devices(
                     {
                         t = t.attr("model", m);
                     }
+                    // Its state: the point's saved one, written by the restore.
                     el.push(t.child(b));
-                    notes.push("the new domain has a new, empty TPM".into());
                 } else {
                     dropped.insert("tpm (not emulated)".into());
                 }
