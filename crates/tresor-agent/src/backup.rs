@@ -170,6 +170,12 @@ pub async fn backup_vm(
             &ViewRequest {
                 point: point.clone(),
                 parent: parent.as_ref().map(|p| p.id.clone()),
+                parent_tracking: parent
+                    .as_ref()
+                    .and_then(|p| p.vm_config.as_ref())
+                    .and_then(|c| c.get("checkpoint"))
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
                 quiesce: !opts.no_quiesce,
             },
         )

@@ -128,6 +128,7 @@ async fn writes_during_a_backup_land_in_the_next_point() {
             &ViewRequest {
                 point: point.clone(),
                 parent: None,
+                parent_tracking: None,
                 quiesce: true,
             },
         )
@@ -184,6 +185,7 @@ async fn a_failed_backup_loses_no_change() {
             &ViewRequest {
                 point: backup::new_point_id(),
                 parent: Some(full.manifest.id.clone()),
+                parent_tracking: None,
                 quiesce: false,
             },
         )
@@ -322,6 +324,7 @@ async fn a_view_left_by_a_crashed_agent_is_cleared() {
             &ViewRequest {
                 point: backup::new_point_id(),
                 parent: None,
+                parent_tracking: None,
                 quiesce: false,
             },
         )

@@ -287,7 +287,13 @@ impl VmProvider for LibvirtProvider {
                 .await
                 .ok()
                 .flatten();
-            let view = tokio::task::block_in_place(|| offline::open(&info, &exclude, definition))?;
+            let tracking = crate::pull::parent_checkpoint(
+                req.parent.as_deref(),
+                req.parent_tracking.as_deref(),
+            );
+            let view = tokio::task::block_in_place(|| {
+                offline::open(&info, &exclude, definition, tracking.as_deref())
+            })?;
             return Ok(Box::new(view));
         }
         let pull = PullRequest {
@@ -295,6 +301,7 @@ impl VmProvider for LibvirtProvider {
             uuid: vm.0.clone(),
             point: req.point.clone(),
             parent: req.parent.clone(),
+            parent_tracking: req.parent_tracking.clone(),
             quiesce: req.quiesce,
             scratch_dir: self.scratch_dir.clone(),
             exclude,

@@ -49,6 +49,9 @@ pub struct PullRequest {
     pub uuid: String,
     pub point: String,
     pub parent: Option<String>,
+    /// The checkpoint the parent point recorded as tracking its changes, when it is
+    /// not its own (a shut-off domain's point names its parent's).
+    pub parent_tracking: Option<String>,
     pub quiesce: bool,
     /// Where the job's scratch files and NBD socket go (a folder per job).
     pub scratch_dir: PathBuf,
@@ -57,6 +60,17 @@ pub struct PullRequest {
     /// The disks as discovered (saved with the point).
     pub disks: Vec<VmDisk>,
     pub name: String,
+}
+
+/// The checkpoint whose bitmaps hold every change since the parent point: the one
+/// its point recorded (a shut-off domain's point names its parent's, which tracks a
+/// superset), when it is one of Tresor's names, else the parent's own.
+pub fn parent_checkpoint(parent: Option<&str>, recorded: Option<&str>) -> Option<String> {
+    let parent = parent?;
+    Some(match recorded.filter(|r| xml::is_tresor_checkpoint(r)) {
+        Some(r) => r.to_string(),
+        None => xml::checkpoint_name(parent),
+    })
 }
 
 /// An open pull-mode backup of one domain.
@@ -150,7 +164,8 @@ impl PullView {
             .unwrap_or_else(|_| live.clone());
         self.clear_leftover_job(&req.scratch_dir)?;
 
-        let parent_checkpoint = req.parent.as_deref().map(xml::checkpoint_name);
+        let parent_checkpoint =
+            parent_checkpoint(req.parent.as_deref(), req.parent_tracking.as_deref());
         let tracked = match &parent_checkpoint {
             Some(name) => self.tracked_disks(name)?,
             None => Ok(Vec::new()),

@@ -69,6 +69,11 @@ pub struct ViewRequest {
     /// The parent recovery point, when one exists: the view reports what changed
     /// since it, where the provider still tracks that.
     pub parent: Option<String>,
+    /// The change tracking the parent point recorded as covering every change since
+    /// its instant (a libvirt checkpoint of an older point, when the parent was a
+    /// shut-off domain's and made none); `None`: the provider derives it from
+    /// `parent`. Read from the repository: a provider checks it before use.
+    pub parent_tracking: Option<String>,
     /// Freeze the guest's file systems around the instant (when an agent answers).
     pub quiesce: bool,
 }
