@@ -9,7 +9,8 @@
 //! between two backups (still incremental), the checkpoint deleted by hand (a full
 //! read, deduplicated, saying why), a disk excluded, and the domain shut off (its
 //! images read directly, incrementally from the checkpoints' bitmaps QEMU saved in
-//! them, and the next backup of the running domain incremental again). Needs QEMU, libvirt and the test guest's packages
+//! them, and the next backup of the running domain incremental again); and the
+//! domain's QEMU killed between two backups (one whole read, saying why). Needs QEMU, libvirt and the test guest's packages
 //! (scripts/install-deps.sh).
 
 mod common;
@@ -30,10 +31,14 @@ const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000b1";
 const DATA_SIZE: u64 = 32 * MIB;
 
 async fn backup(repo: &Repository, p: &LibvirtProvider) -> VmBackupOutcome {
+    backup_of(repo, p, UUID).await
+}
+
+async fn backup_of(repo: &Repository, p: &LibvirtProvider, uuid: &str) -> VmBackupOutcome {
     backup_vm(
         repo,
         p,
-        &VmRef(UUID.into()),
+        &VmRef(uuid.into()),
         VmBackupOptions {
             workers: 2,
             ..VmBackupOptions::default()
@@ -220,6 +225,77 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
     );
     assert_same(&restored(&repo, m, "vda", work.path()), &expected);
     assert_eq!(tresor_checkpoints(&domain), [format!("tresor-{}", m.id)]);
+    domain.destroy()?;
+    Ok(())
+}
+
+/// The domain's QEMU killed (SIGKILL: no chance to save its bitmaps into the
+/// images): libvirt still lists the checkpoint, but its bitmaps are gone or
+/// inconsistent. The next backup reads the disks whole, deduplicated, saying why,
+/// and never makes a point that misses the writes of before the kill; the one after
+/// is incremental again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_killed_between_backups_means_one_whole_read_never_a_short_point() -> anyhow::Result<()>
+{
+    const KILLED_UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000b2";
+    let _daemon = Libvirtd::ensure()?;
+    let t = TestDomains::new("killed")?;
+    let guest = GuestImage::build()?;
+    std::fs::copy(&guest.kernel, t.images.join("vmlinuz"))?;
+    std::fs::copy(&guest.initrd, t.images.join("initrd.img"))?;
+    image(&t.images, "data.qcow2", false, DATA_SIZE);
+    image(&t.images, "fs.qcow2", true, 16 * MIB);
+    let name = t.name("vm");
+    let domain = t.define(&domain_xml(&name, KILLED_UUID, &t.images, &t.images, ""))?;
+    boot(&domain)?;
+    let work = tempfile::tempdir()?;
+    let repo = repo(work.path());
+    let provider =
+        LibvirtProvider::new("qemu:///system").with_scratch_dir(t.images.join("scratch"));
+    let mut expected = vec![0u8; DATA_SIZE as usize];
+    write(&domain, &mut expected, 0, 2 * MIB, 11);
+    let first = backup_of(&repo, &provider, KILLED_UUID).await;
+    assert_eq!(first.full_reads, 0);
+
+    // Written after the checkpoint, then QEMU killed before it saved anything.
+    write(&domain, &mut expected, 6 * MIB, MIB, 12);
+    let pid: i32 = std::fs::read_to_string(format!("/run/libvirt/qemu/{name}.pid"))?
+        .trim()
+        .parse()?;
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while domain.is_active()? {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "libvirt did not see its QEMU die"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    boot(&domain)?;
+    write(&domain, &mut expected, 10 * MIB, MIB / 2, 13);
+    let healed = backup_of(&repo, &provider, KILLED_UUID).await;
+    let m = &healed.manifest;
+    assert_eq!(m.parent.as_deref(), Some(first.manifest.id.as_str()));
+    assert!(healed.full_reads >= 1, "{:?}", healed.warnings);
+    assert!(
+        healed
+            .warnings
+            .iter()
+            .any(|w| w.contains("vda") && w.contains("reading the whole disk")),
+        "{:?}",
+        healed.warnings
+    );
+    assert_same(&restored(&repo, m, "vda", work.path()), &expected);
+
+    write(&domain, &mut expected, 14 * MIB, MIB / 4, 14);
+    let next = backup_of(&repo, &provider, KILLED_UUID).await;
+    assert_eq!(next.full_reads, 0, "{:?}", next.warnings);
+    assert_same(
+        &restored(&repo, &next.manifest, "vda", work.path()),
+        &expected,
+    );
     domain.destroy()?;
     Ok(())
 }
