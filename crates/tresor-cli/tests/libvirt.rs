@@ -4,7 +4,9 @@
 //! the CLI only. The domain is protectable by its name with no per-VM
 //! configuration; it is protected without its disk vdb (`--exclude-disk`), backed
 //! up now, the job completes, the point is listed, and `restore restore-disks`
-//! writes vda equal to the domain's disk at the backup, and no vdb.
+//! writes vda equal to the domain's disk at the backup, and no vdb. Then, without
+//! the server, `tresor repo backup --libvirt-domain` backs the domain up by its name
+//! into a repository of its own, and `repo restore` gives vda back.
 //!
 //! Not in the fast tier (scripts/test.sh): needs QEMU, libvirt and the test guest's
 //! packages (scripts/install-deps.sh).
@@ -172,6 +174,49 @@ fn a_libvirt_domain_is_protected_by_name_without_a_disk_backed_up_and_restored(
     assert!(
         !files.iter().any(|f| f.starts_with("vdb")),
         "the excluded disk was restored: {files:?}"
+    );
+
+    // The same domain without a server (scripts, disaster recovery): `tresor repo
+    // backup --libvirt-domain` by its name into a repository of its own, whose
+    // generated passphrase opens it, and `repo restore` gives vda back.
+    let repo = d.path().join("standalone");
+    let run = |pass: Option<&str>, args: &[&str]| {
+        let mut cmd = common::tresor();
+        match pass {
+            Some(p) => cmd.env("TRESOR_PASSWORD", p),
+            None => cmd.env_remove("TRESOR_PASSWORD"),
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "tresor {args:?}: {}",
+            common::text(&out)
+        );
+        common::last_line(&String::from_utf8_lossy(&out.stdout))
+    };
+    let repo_arg = repo.to_str().unwrap();
+    let secret = run(None, &["repo", "init", repo_arg, "--generate-passphrase"]);
+    let point = run(
+        Some(&secret),
+        &["repo", "backup", repo_arg, "--libvirt-domain", &name],
+    );
+    let vda = d.path().join("standalone-vda.raw");
+    run(
+        Some(&secret),
+        &[
+            "repo",
+            "restore",
+            repo_arg,
+            &point,
+            "--disk",
+            "vda",
+            "--output",
+            vda.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&vda)? == expected,
+        "repo backup --libvirt-domain: the restored vda differs from the domain's disk"
     );
     Ok(())
 }
