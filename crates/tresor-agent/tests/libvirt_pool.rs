@@ -165,7 +165,7 @@ async fn a_new_domain_restored_into_a_storage_pool() -> anyhow::Result<()> {
         )
     })?;
     let volume = format!("{name}-vda.qcow2");
-    assert_eq!(pool.volumes(), [volume.clone()]);
+    assert_eq!(pool.volumes(), std::slice::from_ref(&volume));
     let path: PathBuf = pool_dir.canonicalize()?.join(&volume);
     assert_eq!(out.disks.len(), 1);
     assert_eq!(out.disks[0].path, path);
