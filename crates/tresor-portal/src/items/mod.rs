@@ -2,7 +2,8 @@
 //! (in the primary region, and in the secondary one with cross-region restore),
 //! "Back up now" with a retention date, restore (new VM, disks, or over the original),
 //! "Stop backup" (keeping or deleting the data), "Undelete" (soft-deleted data),
-//! "Change policy" and "Resume backup", and deleting or undeleting one point.
+//! "Change policy" and "Resume backup", a libvirt domain's "Disks to back up", and
+//! deleting or undeleting one point.
 //! Each page shows only what the operator may do (`crate::permissions`).
 //!
 //! Every page reads through the service's use cases and every form builds the API's
@@ -10,10 +11,12 @@
 //!
 //! - `page.rs`: the list and one item's page.
 //! - `shared.rs`: what those pages share.
-//! - `backup_now.rs`, `restore.rs`, `stop.rs`, `undelete.rs`, `policy.rs`: the forms.
+//! - `backup_now.rs`, `restore.rs`, `stop.rs`, `undelete.rs`, `policy.rs`, `disks.rs`:
+//!   the forms (`disks.rs` also tells whether the item's VM is a libvirt domain).
 //! - `points.rs`: the recovery points table, deleting and undeleting one point.
 
 mod backup_now;
+mod disks;
 mod page;
 mod points;
 mod policy;
@@ -29,6 +32,7 @@ use axum::Router;
 use tresor_service::Service;
 
 use crate::items::backup_now::{backup, backup_form};
+use crate::items::disks::{change_disks, disks_form};
 use crate::items::page::{details, list};
 use crate::items::points::{
     delete as delete_point, delete_form as delete_point_form, undelete as undelete_point,
@@ -58,6 +62,10 @@ pub fn routes() -> Router<Arc<Service>> {
         .route(
             "/vaults/{vault}/items/{item}/policy",
             get(policy_form).post(change_policy),
+        )
+        .route(
+            "/vaults/{vault}/items/{item}/disks",
+            get(disks_form).post(change_disks),
         )
         .route(
             "/vaults/{vault}/items/{item}/points/{point}/delete",

@@ -12,6 +12,7 @@ use tresor_api::items::{ProtectedItem, ProtectionState};
 use tresor_api::vaults::StorageRedundancy;
 use tresor_service::Service;
 
+use crate::items::disks::{is_libvirt, reported_vm};
 use crate::items::points::points_table;
 use crate::items::shared::{item_url, points_of, vault_and_item};
 use crate::items::undelete::undelete_form;
@@ -183,6 +184,10 @@ pub(super) async fn details(
         .to_string();
     let can = on_vault(&state, &op, &v);
     let deleted = i.protection_state == ProtectionState::SoftDeleted;
+    // Only a libvirt domain's disks can be left out: the form is offered for one.
+    let choose_disks = !deleted
+        && can.allows(Permission::ModifyProtection)
+        && is_libvirt(&reported_vm(&state, &op, &i).await);
     let body = html! {
         h1 { (i.vm_name) }
         p.muted { "Protected virtual machine · host " (i.host) " · vault " (v.name) }
@@ -219,6 +224,7 @@ pub(super) async fn details(
                     dt { "Excluded disks" } dd {
                         @if i.excluded_disks.is_empty() { span.muted { "None: every disk is backed up" } }
                         @else { @for (n, d) in i.excluded_disks.iter().enumerate() { @if n > 0 { ", " } code { (d) } } }
+                        @if choose_disks { " · " a #item-disks href={ (url) "/disks" } { "Choose disks" } }
                     }
                     dt { "Last backup" } dd { (time(i.last_backup_time)) }
                     dt { "Last recovery point" } dd { (time(newest)) }

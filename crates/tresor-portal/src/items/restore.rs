@@ -1,6 +1,7 @@
 //! Restoring a recovery point: as a new VM, as disks in a folder on the host, or
 //! over the original VM's disks; from the primary region or, with cross-region
-//! restore, from the secondary one.
+//! restore, from the secondary one. A libvirt domain's point restored as a new VM
+//! may put its disks into a libvirt storage pool and start the new domain.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use tresor_api::vaults::Vault;
 use tresor_api::ErrorCode;
 use tresor_service::{Service, ServiceError, ServiceResult};
 
+use crate::items::disks::{is_libvirt, reported_vm};
 use crate::items::shared::{
     field_message, form_error, item_subpage, item_url, points_of, redirect_done, short_id,
     vault_and_item,
@@ -45,6 +47,10 @@ pub struct RestoreForm {
     new_name: String,
     #[serde(default)]
     format: String,
+    #[serde(default)]
+    target_pool: String,
+    #[serde(default)]
+    start: Option<String>,
     #[serde(default)]
     confirm_replace: Option<String>,
     #[serde(default)]
@@ -83,12 +89,27 @@ fn mode_label(mode: &str) -> &str {
         .unwrap_or(mode)
 }
 
+/// The message of `error` if it is a refused restore option naming `option` (the
+/// service's messages name the request's fields: "targetPool is ...").
+fn option_message(error: Option<&ServiceError>, option: &str) -> Option<String> {
+    field_message(error, &[ErrorCode::InvalidRestoreOption]).filter(|_| {
+        error.is_some_and(|e| {
+            e.message
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == option)
+        })
+    })
+}
+
+/// `libvirt`: the item's VM is a libvirt domain, so a new VM may go into a storage
+/// pool and be started.
 fn restore_page(
     op: &Operator,
     v: &Vault,
     i: &ProtectedItem,
     points: &ServiceResult<Vec<RecoveryPoint>>,
     f: &RestoreForm,
+    libvirt: bool,
     error: Option<&ServiceError>,
 ) -> Response {
     let secondary = f.secondary();
@@ -107,7 +128,10 @@ fn restore_page(
         ],
     );
     let mode_error = field_message(error, &[ErrorCode::InvalidRestoreMode]);
-    let path_error = field_message(error, &[ErrorCode::TargetPathRequired]);
+    let path_error = field_message(error, &[ErrorCode::TargetPathRequired])
+        .or_else(|| option_message(error, "targetPath"));
+    let pool_error = option_message(error, "targetPool");
+    let start_error = option_message(error, "start");
     let format_error = field_message(error, &[ErrorCode::InvalidFormat]);
     let confirm_error = field_message(error, &[ErrorCode::ConfirmationRequired]);
     let new_name = if f.new_name.is_empty() && f.mode.is_empty() {
@@ -190,6 +214,21 @@ fn restore_page(
                             aria-describedby="new_name-hint";
                         p.hint #new_name-hint { "For Create new virtual machine. Empty: " (i.vm_name) "-restored." }
                     }
+                    @if libvirt {
+                        (Field::new("target_pool", "Storage pool", &f.target_pool,
+                            "For Create new virtual machine on a libvirt host: the disks go into this pool's folder instead of the target folder; empty: the target folder.",
+                            pool_error.as_deref()).class("for-create").no_autocomplete().placeholder("default"))
+                        div.field.for-create {
+                            label.choice for="start" {
+                                input #start type="checkbox" name="start" value="yes"
+                                    checked[f.start.is_some()]
+                                    aria-describedby="start-error"
+                                    aria-invalid=[start_error.as_ref().map(|_| "true")];
+                                span { "Start the new VM" }
+                            }
+                            p.error #start-error aria-live="polite" { @if let Some(m) = &start_error { (m) } }
+                        }
+                    }
                     div.field.for-create.for-disks {
                         label for="format" { "Disk format" }
                         select #format name="format" aria-describedby="format-hint format-error"
@@ -233,12 +272,13 @@ pub(super) async fn restore_form(
 ) -> Response {
     let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let points = points_of(&state, &op, &v.name, &i.id, q.use_secondary_region).await;
+    let libvirt = is_libvirt(&reported_vm(&state, &op, &i).await);
     let f = RestoreForm {
         point: q.point.unwrap_or_default(),
         use_secondary_region: q.use_secondary_region.then(|| "true".to_string()),
         ..RestoreForm::default()
     };
-    let r = restore_page(&op, &v, &i, &points, &f, None);
+    let r = restore_page(&op, &v, &i, &points, &f, libvirt, None);
     match &points {
         Err(e) => with_status(r, Some(e)),
         Ok(_) => r,
@@ -261,13 +301,14 @@ pub(super) async fn restore(
     }
     let (v, i) = or_return!(vault_and_item(&state, &op, &vault, &item).await);
     let secondary = f.secondary();
+    let libvirt = is_libvirt(&reported_vm(&state, &op, &i).await);
     let again = |e: ServiceError| {
         let state = state.clone();
         let (op, v, i) = (&op, &v, &i);
         let f = &f;
         async move {
             let points = points_of(&state, op, &v.name, &i.id, secondary).await;
-            restore_page(op, v, i, &points, f, Some(&e))
+            restore_page(op, v, i, &points, f, libvirt, Some(&e))
         }
     };
     if f.point.trim().is_empty() {
@@ -290,10 +331,17 @@ pub(super) async fn restore(
         .await;
     }
     let to_folder = matches!(f.mode.as_str(), "CreateVm" | "RestoreDisks");
+    let create_vm = f.mode == "CreateVm";
+    let target_pool = if create_vm {
+        non_empty(&f.target_pool)
+    } else {
+        None
+    };
     let req = RestoreRequest {
         recovery_point: f.point.trim().to_string(),
         mode: f.mode.clone(),
-        target_path: if to_folder {
+        // A pool takes the folder's place (the service refuses both).
+        target_path: if to_folder && target_pool.is_none() {
             non_empty(&f.target_path)
         } else {
             None
@@ -303,13 +351,13 @@ pub(super) async fn restore(
         } else {
             None
         },
-        new_name: if f.mode == "CreateVm" {
+        new_name: if create_vm {
             non_empty(&f.new_name)
         } else {
             None
         },
-        target_pool: None,
-        start: false,
+        target_pool,
+        start: create_vm && f.start.is_some(),
         use_secondary_region: secondary,
     };
     match state
