@@ -1,7 +1,8 @@
 //! A restore's options over HTTP: a new libvirt domain's storage pool and start,
 //! handed to the agent in the job's parameters as they were asked; options of
 //! another mode, both a folder and a pool, and malformed names refused with
-//! `InvalidRestoreOption` before any job is made.
+//! `InvalidRestoreOption` before any job is made, as are a pool and a start for a
+//! VM its host reports as plain QEMU.
 
 mod common;
 
@@ -77,16 +78,23 @@ async fn new_domain_options_reach_the_agent_and_bad_ones_are_refused() {
         "a refused restore made a job: {jobs}"
     );
 
-    // A new domain into a pool, started: the agent is told so.
-    let job: Value = w
-        .admin
-        .post_json(
-            url,
-            &json!({"mode": "CreateVm", "recoveryPoint": point, "targetPool": "default",
-                    "newName": "web-copy.1", "start": true, "format": "qcow2"}),
-        )
+    // Its host reports vm1 as a plain QEMU VM: a pool and a start are libvirt's.
+    let pooled = json!({"mode": "CreateVm", "recoveryPoint": point, "targetPool": "default",
+                        "newName": "web-copy.1", "start": true, "format": "qcow2"});
+    let refused = w.admin.post_json::<_, Value>(url, &pooled).await;
+    assert_eq!(code(refused), "InvalidRestoreOption");
+
+    // Reported as a libvirt domain, a new domain into a pool, started: the agent is
+    // told so.
+    let report = json!({"vms": [{"vm": "vm1", "info": {"name": "vm1", "uuid": null,
+        "state": "running", "provider": "libvirt", "guest_agent": {"state": "not-configured"},
+        "disks": []}}]});
+    let _: Value = host
+        .api
+        .post_json("api/v1/agent/heartbeat", &report)
         .await
         .unwrap();
+    let job: Value = w.admin.post_json(url, &pooled).await.unwrap();
     assert_eq!(job["operation"], "Restore", "{job}");
     let taken: Assignment = host
         .api

@@ -41,6 +41,18 @@ pub(crate) fn item_dto(s: &Service, i: &ItemRow) -> ServiceResult<ProtectedItem>
     Ok(views::item(i, &host, policy))
 }
 
+/// The item's VM as its host agent last reported it, if it did.
+pub(crate) fn reported_item_vm(
+    s: &Service,
+    item: &ItemRow,
+) -> ServiceResult<Option<tresor_api::inventory::VmReport>> {
+    Ok(s.store
+        .list_inventory()?
+        .iter()
+        .find(|r| r.agent_id == item.agent_id && r.vm == item.vm)
+        .and_then(vm_report))
+}
+
 /// The disks `requested` to leave out of the points of the VM `info` describes, by
 /// the domain's rules: each one it reported, one left at least, and only for a VM
 /// whose provider can leave a disk out (libvirt's).
@@ -587,6 +599,21 @@ impl Service {
                 let item = find_item(s, &v, &item)?;
                 parse_state(&item.state).not_soft_deleted()?;
                 let p = region_point(s, &v, &item, &req.recovery_point, req.use_secondary_region)?;
+                // A pool and a start are libvirt's: refused here for a VM its host
+                // reports as plain QEMU (unreported, the host decides).
+                if req.target_pool.is_some() || req.start {
+                    let provider = reported_item_vm(s, &item)?.map(|r| r.info.provider);
+                    if provider.is_some_and(|p| p != tresor_api::inventory::VmProviderKind::Libvirt) {
+                        return Err(ServiceError::new(
+                            ErrorCode::InvalidRestoreOption,
+                            format!(
+                                "targetPool and start are for a libvirt domain's restore; {} is a plain QEMU VM",
+                                item.vm_name
+                            ),
+                            "leave targetPool and start out: the new VM's disks go into targetPath with a start script",
+                        ));
+                    }
+                }
                 if p.soft_deleted.is_some() {
                     return Err(ServiceError::new(
                         ErrorCode::RecoveryPointSoftDeleted,

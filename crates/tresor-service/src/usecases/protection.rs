@@ -21,9 +21,8 @@ use crate::catalogue::{
 };
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::Service;
-use crate::usecases::agents::vm_report;
 use crate::usecases::guards::require_approvals;
-use crate::usecases::items::{checked_exclusion, item_dto};
+use crate::usecases::items::{checked_exclusion, item_dto, reported_item_vm};
 use crate::views::{self, enum_name};
 
 /// The scheduled points of `items` with their expiry under `policy`, and whether any
@@ -89,22 +88,16 @@ fn reported_exclusion(
     if requested.is_empty() {
         return Ok(Vec::new());
     }
-    let report = s
-        .store
-        .list_inventory()?
-        .iter()
-        .find(|r| r.agent_id == item.agent_id && r.vm == item.vm)
-        .and_then(vm_report)
-        .ok_or_else(|| {
-            ServiceError::new(
-                ErrorCode::AgentOffline,
-                format!(
-                    "VM {} is not in its host agent's last report: its disks cannot be checked",
-                    item.vm_name
-                ),
-                "start the VM's host agent (tresor agent run) and try again after its next heartbeat",
-            )
-        })?;
+    let report = reported_item_vm(s, item)?.ok_or_else(|| {
+        ServiceError::new(
+            ErrorCode::AgentOffline,
+            format!(
+                "VM {} is not in its host agent's last report: its disks cannot be checked",
+                item.vm_name
+            ),
+            "start the VM's host agent (tresor agent run) and try again after its next heartbeat",
+        )
+    })?;
     checked_exclusion(&report.info, requested)
 }
 
