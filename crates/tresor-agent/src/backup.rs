@@ -7,7 +7,7 @@ use std::time::Duration;
 use tresor_engine::backup::{self, BackupRequest, DiskSource};
 use tresor_engine::progress::Progress;
 use tresor_engine::{Consistency, Manifest, Repository};
-use tresor_vm::{CheckCode, ViewDisk, ViewRequest, VmError, VmProvider, VmRef};
+use tresor_vm::{CheckCode, ViewDisk, ViewRequest, VmConfig, VmError, VmProvider, VmRef};
 
 /// Which recovery point a new one follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,7 +57,8 @@ pub(crate) struct NewPoint<'d> {
     pub parent: Option<Manifest>,
     pub disks: &'d [ViewDisk],
     pub consistency: Consistency,
-    pub vm_config: Option<serde_json::Value>,
+    /// Stored as the point's `vm_config` JSON (the engine keeps it opaque).
+    pub vm_config: Option<VmConfig>,
 }
 
 /// Runs the engine's backup of `point` and commits it: dirty extents where the disks
@@ -71,7 +72,7 @@ pub(crate) fn write_point(
     req.id = Some(point.id);
     req.parent = point.parent;
     req.consistency = point.consistency;
-    req.vm_config = point.vm_config;
+    req.vm_config = point.vm_config.as_ref().map(VmConfig::to_value);
     req.expires = opts.expires;
     req.progress = opts.progress;
     req.workers = opts.workers;
@@ -131,6 +132,22 @@ fn failed(message: impl std::fmt::Display) -> VmError {
     VmError::new(CheckCode::BackupFailed, message.to_string())
 }
 
+/// The change tracking `parent` recorded as its own (a libvirt point's checkpoint);
+/// `None` lets the provider derive it from the parent's id, also when the parent's
+/// saved configuration cannot be read (said in `warnings`).
+fn parent_tracking(parent: &Manifest, warnings: &mut Vec<String>) -> Option<String> {
+    match VmConfig::of_point(parent.vm_config.as_ref())? {
+        Ok(config) => config.as_libvirt()?.checkpoint.clone(),
+        Err(e) => {
+            warnings.push(format!(
+                "the parent point {}: {e}; its change tracking is looked for by its id (where that finds none, disks are read whole, deduplicated)",
+                parent.id
+            ));
+            None
+        }
+    }
+}
+
 /// Backs up `vm` into `repo` as one recovery point.
 ///
 /// Must run on a multi-threaded tokio runtime: the engine's pipeline runs on this
@@ -163,6 +180,9 @@ pub async fn backup_vm(
         }
         Err(e) => return Err(failed(e)),
     };
+    let parent_tracking = parent
+        .as_ref()
+        .and_then(|p| parent_tracking(p, &mut parent_warnings));
     let point = backup::new_point_id();
     let view = provider
         .open_view(
@@ -170,12 +190,7 @@ pub async fn backup_vm(
             &ViewRequest {
                 point: point.clone(),
                 parent: parent.as_ref().map(|p| p.id.clone()),
-                parent_tracking: parent
-                    .as_ref()
-                    .and_then(|p| p.vm_config.as_ref())
-                    .and_then(|c| c.get("checkpoint"))
-                    .and_then(|c| c.as_str())
-                    .map(str::to_string),
+                parent_tracking,
                 quiesce: !opts.no_quiesce,
             },
         )
@@ -216,4 +231,36 @@ pub async fn backup_vm(
         frozen_for,
         full_reads: full_read_count,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::restore::point_with;
+
+    /// A libvirt parent's checkpoint is handed on; a QEMU parent has none; a parent
+    /// whose config cannot be read has none either, and a warning says why.
+    #[test]
+    fn the_parent_tracking_comes_from_its_saved_checkpoint() {
+        let checkpoint = "tresor-0123456789abcdef0123456789abcdef";
+        let mut warnings = Vec::new();
+        let libvirt = point_with(json!({"provider": "libvirt", "checkpoint": checkpoint}));
+        assert_eq!(
+            parent_tracking(&libvirt, &mut warnings).as_deref(),
+            Some(checkpoint)
+        );
+        let qemu = point_with(json!({"provider": "qemu", "checkpoint": checkpoint}));
+        assert_eq!(parent_tracking(&qemu, &mut warnings), None);
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let broken = point_with(json!({"provider": "libvirt", "checkpoint": 1}));
+        assert_eq!(parent_tracking(&broken, &mut warnings), None);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains(&broken.id) && warnings[0].contains("\"checkpoint\""),
+            "{warnings:?}"
+        );
+    }
 }

@@ -16,24 +16,51 @@ use tresor_engine::progress::Progress;
 use tresor_engine::restore::OutputFormat;
 use tresor_engine::{Manifest, Repository};
 use tresor_libvirt::firmware_restore::{swtpm_owner, write_nvram, write_tpm, NVRAM_DIR, QEMU_CONF};
-use tresor_libvirt::firmware_state::{SavedFile, SavedTpm, SWTPM_STATE_ROOT};
+use tresor_libvirt::firmware_state::SWTPM_STATE_ROOT;
 use tresor_libvirt::restore_xml::{self, NewDisk, NewDomain};
 use tresor_libvirt::LibvirtHost;
 use tresor_qemu::{validate_disk_name, validate_vm_name};
-use tresor_vm::VmDisk;
+use tresor_vm::{LibvirtPointConfig, VmConfig, VmDisk};
 
 use crate::confine::RestoreRoots;
 use crate::restore::{
     new_or_empty_folder, planned_disks, replace_original, write_disks, write_new, RestoreError,
-    RestoreOutcome,
+    RestoreOutcome, SavedConfig,
 };
 
-/// Whether `point` is a libvirt domain's (its saved configuration says so).
+/// Whether `point` is a libvirt domain's (its saved configuration says so). A
+/// configuration whose `provider` is libvirt but whose rest cannot be read counts:
+/// the libvirt restore then says what cannot be read, rather than the point being
+/// made into a QEMU VM.
 pub fn is_libvirt_point(point: &Manifest) -> bool {
-    point
-        .vm_config
-        .as_ref()
-        .is_some_and(|c| c["provider"] == "libvirt")
+    match VmConfig::of_point(point.vm_config.as_ref()) {
+        Some(Ok(config)) => config.as_libvirt().is_some(),
+        Some(Err(e)) => e.provider.as_deref() == Some("libvirt"),
+        None => false,
+    }
+}
+
+/// The point's saved libvirt configuration, or why it has none that a new domain can
+/// be defined from.
+fn libvirt_config<'a>(
+    point: &Manifest,
+    saved: &'a SavedConfig,
+) -> Result<&'a LibvirtPointConfig, RestoreError> {
+    if let Some(e) = saved.unreadable() {
+        return Err(RestoreError::Definition(format!(
+            "recovery point {}: {e}",
+            point.id
+        )));
+    }
+    saved
+        .config()
+        .and_then(VmConfig::as_libvirt)
+        .ok_or_else(|| {
+            RestoreError::Definition(format!(
+                "recovery point {} is not a libvirt domain's (its saved configuration does not say so)",
+                point.id
+            ))
+        })
 }
 
 /// Where a new domain's disks go.
@@ -64,10 +91,11 @@ fn libvirt(e: tresor_libvirt::LibvirtError) -> RestoreError {
 /// The default name of a new domain: the point's domain's name (letters, digits,
 /// `-`, `_`, `.` kept), `-restored-` and the time, at most 64 characters.
 pub fn default_name(point: &Manifest, now: jiff::Timestamp) -> String {
-    let saved = point
-        .vm_config
-        .as_ref()
-        .and_then(|c| c["name"].as_str())
+    let config = SavedConfig::of(point);
+    let saved = config
+        .config()
+        .map(VmConfig::name)
+        .filter(|n| !n.is_empty())
         .unwrap_or(&point.name);
     let suffix = format!("-restored-{}", now.strftime("%Y%m%d-%H%M%S"));
     let base: String = saved
@@ -137,21 +165,19 @@ pub fn restore_new_domain(
             host.uri()
         )));
     }
-    let stored = point
-        .vm_config
-        .as_ref()
-        .and_then(|c| c["domain_xml"].as_str())
-        .ok_or_else(|| {
-            RestoreError::Definition(format!(
-                "recovery point {} holds no domain definition (a transient domain's, or an older point)",
-                point.id
-            ))
-        })?;
+    let saved = SavedConfig::of(point);
+    let config = libvirt_config(point, &saved)?;
+    let stored = config.domain_xml.as_deref().ok_or_else(|| {
+        RestoreError::Definition(format!(
+            "recovery point {} holds no domain definition (a transient domain's, or an older point)",
+            point.id
+        ))
+    })?;
     let (folder, prefix) = match &req.target {
         DiskTarget::Folder(f) => (f.clone(), String::new()),
         DiskTarget::Pool(pool) => (pool_folder(host, roots, pool)?, format!("{name}-")),
     };
-    let planned = planned_disks(point, &folder, req.format, &prefix);
+    let planned = planned_disks(point, saved.config(), &folder, req.format, &prefix);
     let new_disks: Vec<NewDisk> = planned
         .iter()
         .map(|d| NewDisk {
@@ -221,7 +247,7 @@ pub fn restore_new_domain(
     let mut notes = adapted.notes;
     // Before the first start, or libvirt makes a fresh store and TPM of its own.
     notes.extend(write_back_firmware(
-        point,
+        Some(config),
         &FirmwareTargets {
             domain: &defined.name,
             nvram: defined.nvram.as_deref(),
@@ -293,25 +319,32 @@ pub fn replace_domain_disks(
         )));
     }
     let known = image_disks(domain.disks);
-    let replaced = replace_original(repo, point, Some(&known), progress);
+    let saved = SavedConfig::of(point);
+    let replaced = replace_original(repo, point, &saved, Some(&known), progress);
     // Written or partly written, the disks no longer hold the checkpoints' bitmaps.
     let forgotten = match &replaced {
         Err(RestoreError::UnknownDisk(_) | RestoreError::InUse(_)) => Ok(Vec::new()),
         _ => host.forget_tresor_checkpoints(uuid),
     };
     let mut out = replaced?;
-    out.notes.extend(write_back_firmware(
-        point,
-        &FirmwareTargets {
-            domain: &domain.name,
-            nvram: domain.nvram.as_deref(),
-            tpm_dir: domain
-                .emulated_tpm
-                .then(|| Path::new(SWTPM_STATE_ROOT).join(uuid)),
-            nvram_dir: Path::new(NVRAM_DIR),
-        },
-        true,
-    ));
+    if let Some(note) =
+        saved.note("the domain's UEFI variable store and TPM state were left as they are")
+    {
+        out.notes.push(note);
+    } else {
+        out.notes.extend(write_back_firmware(
+            saved.config().and_then(VmConfig::as_libvirt),
+            &FirmwareTargets {
+                domain: &domain.name,
+                nvram: domain.nvram.as_deref(),
+                tpm_dir: domain
+                    .emulated_tpm
+                    .then(|| Path::new(SWTPM_STATE_ROOT).join(uuid)),
+                nvram_dir: Path::new(NVRAM_DIR),
+            },
+            true,
+        ));
+    }
     match forgotten {
         Ok(names) if !names.is_empty() => out.notes.push(format!(
             "Tresor's checkpoints of domain {} were forgotten ({}): its next backup reads every disk whole",
@@ -338,24 +371,18 @@ pub struct FirmwareTargets<'a> {
     pub nvram_dir: &'a Path,
 }
 
-/// A saved piece of the point's `vm_config` (`nvram`, `tpm_state`), when present.
-fn saved<T: serde::de::DeserializeOwned>(point: &Manifest, key: &str) -> Option<Result<T, String>> {
-    let value = point.vm_config.as_ref()?.get(key)?;
-    (!value.is_null()).then(|| serde_json::from_value(value.clone()).map_err(|e| e.to_string()))
-}
-
 /// Writes the point's saved UEFI variable store and TPM state to the domain's (a new
 /// domain's before its first start: `replace` false; a shut-off domain's own whose
 /// disks were replaced: `replace` true). What it did, or could not do, as notes: a
 /// domain without them still boots, only with a fresh store or TPM.
 pub fn write_back_firmware(
-    point: &Manifest,
+    saved: Option<&LibvirtPointConfig>,
     to: &FirmwareTargets<'_>,
     replace: bool,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     let domain = to.domain;
-    match (saved::<SavedFile>(point, "nvram"), to.nvram) {
+    match (saved.and_then(|c| c.nvram.as_ref()), to.nvram) {
         (None, Some(_)) if !replace => notes.push(format!(
             "no UEFI variable store was saved with the point: domain {domain} starts with a fresh one"
         )),
@@ -363,11 +390,7 @@ pub fn write_back_firmware(
         (Some(_), None) => notes.push(format!(
             "the point's UEFI variable store was not written: domain {domain} has none (its firmware was not kept)"
         )),
-        (Some(Err(e)), Some(_)) => notes.push(format!(
-            "the point's UEFI variable store cannot be read ({e}): domain {domain} keeps {}",
-            if replace { "its own" } else { "a fresh one" }
-        )),
-        (Some(Ok(file)), Some(path)) => match write_nvram(&file, path, to.nvram_dir, replace) {
+        (Some(file), Some(path)) => match write_nvram(file, path, to.nvram_dir, replace) {
             Ok(p) => notes.push(format!(
                 "the point's UEFI variable store was written to {}",
                 p.display()
@@ -378,7 +401,7 @@ pub fn write_back_firmware(
             )),
         },
     }
-    match (saved::<SavedTpm>(point, "tpm_state"), &to.tpm_dir) {
+    match (saved.and_then(|c| c.tpm_state.as_ref()), &to.tpm_dir) {
         (None, Some(_)) if !replace => notes.push(format!(
             "no TPM state was saved with the point: domain {domain} starts with a new, empty TPM"
         )),
@@ -386,11 +409,8 @@ pub fn write_back_firmware(
         (Some(_), None) => notes.push(format!(
             "the point's TPM state was not written: domain {domain} has no emulated TPM"
         )),
-        (Some(Err(e)), Some(_)) => notes.push(format!(
-            "the point's TPM state cannot be read ({e}): keys sealed to the old TPM are not available in domain {domain}"
-        )),
-        (Some(Ok(tpm)), Some(dir)) => match swtpm_owner(Path::new(QEMU_CONF))
-            .and_then(|owner| write_tpm(&tpm, dir, replace, owner))
+        (Some(tpm), Some(dir)) => match swtpm_owner(Path::new(QEMU_CONF))
+            .and_then(|owner| write_tpm(tpm, dir, replace, owner))
         {
             Ok(n) => notes.push(format!(
                 "the point's TPM state ({n} files) was written to {}",

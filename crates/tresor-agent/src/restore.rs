@@ -14,10 +14,9 @@ use tresor_engine::progress::Progress;
 use tresor_engine::restore::{self, OutputFormat, RestoreRequest};
 use tresor_engine::{Manifest, Repository};
 use tresor_qemu::{
-    new_vm_definition, saved_disk_format, saved_disk_image, start_script, validate_disk_name,
-    validate_vm_name, NewVmError, RestoredDisk,
+    new_vm_definition, start_script, validate_disk_name, validate_vm_name, NewVmError, RestoredDisk,
 };
-use tresor_vm::VmDisk;
+use tresor_vm::{VmConfig, VmConfigError, VmDisk};
 
 use crate::confine::PathRefused;
 
@@ -133,6 +132,48 @@ impl RestoreError {
     }
 }
 
+/// A point's saved VM configuration as a restore reads it: typed, or, when the point
+/// has one that cannot be read, treated as missing with the reason kept for a note.
+#[derive(Debug, Clone)]
+pub struct SavedConfig {
+    point: String,
+    config: Option<VmConfig>,
+    unreadable: Option<VmConfigError>,
+}
+
+impl SavedConfig {
+    pub fn of(point: &Manifest) -> SavedConfig {
+        let (config, unreadable) = match VmConfig::of_point(point.vm_config.as_ref()) {
+            None => (None, None),
+            Some(Ok(c)) => (Some(c), None),
+            Some(Err(e)) => (None, Some(e)),
+        };
+        SavedConfig {
+            point: point.id.clone(),
+            config,
+            unreadable,
+        }
+    }
+
+    /// The configuration, when the point has one that reads.
+    pub fn config(&self) -> Option<&VmConfig> {
+        self.config.as_ref()
+    }
+
+    /// Why the point's configuration cannot be read, when it cannot.
+    pub fn unreadable(&self) -> Option<&VmConfigError> {
+        self.unreadable.as_ref()
+    }
+
+    /// The note a restore gives when the configuration cannot be read: the reason,
+    /// then `consequence` (what the restore did without it).
+    pub fn note(&self, consequence: &str) -> Option<String> {
+        self.unreadable
+            .as_ref()
+            .map(|e| format!("recovery point {}: {e}; {consequence}", self.point))
+    }
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
     let what = what.into();
     move |source| RestoreError::Io { what, source }
@@ -154,12 +195,20 @@ pub fn restore_point(
             validate_disk_name(&disk.name)?;
         }
     }
-    match mode {
+    let saved = SavedConfig::of(point);
+    // What a restore without the configuration does differently (a replace reads it
+    // only without the host's own disks, and then fails saying why).
+    let consequence = match mode {
+        RestoreMode::ReplaceOriginal { .. } => None,
+        RestoreMode::Disks { .. } => Some("the disks were restored as qcow2 unless a format was asked for"),
+        RestoreMode::NewVm { .. } => Some("the new VM's definition carries nothing over from the original (its disks in qcow2 unless a format was asked for)"),
+    };
+    let mut out = match mode {
         RestoreMode::ReplaceOriginal { known } => {
-            replace_original(repo, point, known.as_deref(), progress)
+            replace_original(repo, point, &saved, known.as_deref(), progress)
         }
         RestoreMode::Disks { folder, format } => {
-            let (_, disks) = disks_into(repo, point, folder, *format, progress)?;
+            let (_, disks) = disks_into(repo, point, saved.config(), folder, *format, progress)?;
             Ok(RestoreOutcome {
                 disks,
                 ..RestoreOutcome::default()
@@ -170,14 +219,15 @@ pub fn restore_point(
             name,
             format,
         } => {
-            let (folder, disks) = disks_into(repo, point, folder, *format, progress)?;
-            let saved = point.vm_config.as_ref();
-            let new_vm = new_vm_definition(saved, name, &folder, &disks)?;
+            let (folder, disks) =
+                disks_into(repo, point, saved.config(), folder, *format, progress)?;
+            let new_vm = new_vm_definition(saved.config(), name, &folder, &disks)?;
             let definition = folder.join("vm.json");
             let json = serde_json::to_vec_pretty(&new_vm.config)
                 .map_err(|e| RestoreError::Invalid(e.to_string()))?;
             write_new(&definition, &json, 0o600)?;
-            if let Some(config) = saved {
+            // The configuration as the point stores it, unread members and all.
+            if let Some(config) = point.vm_config.as_ref().filter(|c| !c.is_null()) {
                 let path = folder.join("original-config.json");
                 let json = serde_json::to_vec_pretty(config)
                     .map_err(|e| RestoreError::Invalid(e.to_string()))?;
@@ -200,7 +250,10 @@ pub fn restore_point(
                 domain: None,
             })
         }
-    }
+    }?;
+    out.notes
+        .splice(0..0, consequence.and_then(|c| saved.note(c)));
+    Ok(out)
 }
 
 /// Restores every disk into `folder` (created; must be new or empty), each in its
@@ -208,12 +261,13 @@ pub fn restore_point(
 fn disks_into(
     repo: &Repository,
     point: &Manifest,
+    saved: Option<&VmConfig>,
     folder: &Path,
     format: Option<OutputFormat>,
     progress: Option<&Progress>,
 ) -> Result<(PathBuf, Vec<RestoredDisk>), RestoreError> {
     let folder = new_or_empty_folder(folder)?;
-    let planned = planned_disks(point, &folder, format, "");
+    let planned = planned_disks(point, saved, &folder, format, "");
     let disks = write_disks(repo, point, planned, progress)?;
     Ok((folder, disks))
 }
@@ -238,17 +292,21 @@ pub(crate) fn new_or_empty_folder(folder: &Path) -> Result<PathBuf, RestoreError
 }
 
 /// Where each disk of `point` goes in `folder` (`PREFIX<disk>.<ext>`), in its VM's
-/// format unless `format` says otherwise. The disk names were checked.
+/// format as `saved` (the point's configuration) says unless `format` says otherwise
+/// (qcow2 without a configuration). The disk names were checked.
 pub(crate) fn planned_disks(
     point: &Manifest,
+    saved: Option<&VmConfig>,
     folder: &Path,
     format: Option<OutputFormat>,
     prefix: &str,
 ) -> Vec<RestoredDisk> {
-    let saved = point.vm_config.as_ref();
     let mut out = Vec::new();
     for disk in &point.disks {
-        let format = format.unwrap_or(match saved_disk_format(saved, &disk.name).as_deref() {
+        let saved_format = saved
+            .and_then(|c| c.disk(&disk.name))
+            .map(|d| d.format.as_str());
+        let format = format.unwrap_or(match saved_format {
             Some("qcow2") => OutputFormat::Qcow2,
             None if saved.is_none() => OutputFormat::Qcow2,
             _ => OutputFormat::Raw,
@@ -290,10 +348,10 @@ pub(crate) fn write_disks(
 pub(crate) fn replace_original(
     repo: &Repository,
     point: &Manifest,
+    saved: &SavedConfig,
     known: Option<&[VmDisk]>,
     progress: Option<&Progress>,
 ) -> Result<RestoreOutcome, RestoreError> {
-    let saved = point.vm_config.as_ref();
     let mut plan = Vec::new();
     for disk in &point.disks {
         let (image, format) = match known {
@@ -313,15 +371,17 @@ pub(crate) fn replace_original(
                 };
                 (PathBuf::from(&k.image), Some(k.format.clone()))
             }
-            None => (
-                saved_disk_image(saved, &disk.name).ok_or_else(|| {
-                    RestoreError::Invalid(format!(
-                        "recovery point {} does not say where disk {} lived; restore its disks into a folder instead",
-                        point.id, disk.name
-                    ))
-                })?,
-                saved_disk_format(saved, &disk.name),
-            ),
+            None => {
+                let Some(d) = saved.config().and_then(|c| c.disk(&disk.name)) else {
+                    return Err(RestoreError::Invalid(format!(
+                        "recovery point {} does not say where disk {} lived{}; restore its disks into a folder instead",
+                        point.id,
+                        disk.name,
+                        saved.unreadable().map(|e| format!(" ({e})")).unwrap_or_default()
+                    )));
+                };
+                (PathBuf::from(&d.image), Some(d.format.clone()))
+            }
         };
         if image.exists() {
             if let Err(e) = tresor_qemu::ensure_not_in_use(&image) {
@@ -393,6 +453,31 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Rest
         .map_err(io(format!("writing {}", path.display())))
 }
 
+/// A point of one disk, `vda`, with `vm_config`.
+#[cfg(test)]
+pub(crate) fn point_with(vm_config: serde_json::Value) -> Manifest {
+    Manifest {
+        version: 1,
+        id: "0123456789abcdef0123456789abcdef".into(),
+        name: "web".into(),
+        created: jiff::Timestamp::UNIX_EPOCH,
+        consistency: tresor_engine::Consistency::CrashConsistent,
+        parent: None,
+        expires: None,
+        disks: vec![tresor_engine::DiskEntry {
+            name: "vda".into(),
+            size: 1 << 20,
+            chunk_size: 1 << 16,
+            fanout: 64,
+            depth: 1,
+            root: tresor_engine::ChunkId::ZERO,
+        }],
+        host: String::new(),
+        vm_config: Some(vm_config),
+        stats: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -402,6 +487,66 @@ mod tests {
     use tresor_qemu::{new_vm_definition, start_script, RestoredDisk};
 
     use super::*;
+
+    /// A config that does not decode is read as none (disks in qcow2, as for a point
+    /// without one), and the note says why; one that decodes gives the disks' formats.
+    #[test]
+    fn an_unreadable_config_is_taken_as_none_and_said() {
+        let folder = Path::new("/restore/web");
+        let raw_disk = json!([{"name": "vda", "node": null, "image": "/vms/web.raw",
+                               "format": "raw", "virtual_size": 1048576}]);
+        let good = point_with(json!({"provider": "qemu", "name": "web", "disks": raw_disk}));
+        let saved = SavedConfig::of(&good);
+        assert!(saved.note("x").is_none());
+        let planned = planned_disks(&good, saved.config(), folder, None, "");
+        assert_eq!(planned[0].format, "raw");
+
+        let broken = point_with(json!({"provider": "qemu", "name": "web", "disks": raw_disk,
+                                       "command_line": "qemu-system-x86_64 -m 1"}));
+        let saved = SavedConfig::of(&broken);
+        assert!(saved.config().is_none());
+        let note = saved.note("went on without it").unwrap();
+        assert!(
+            note.contains(&broken.id) && note.contains("cannot be read"),
+            "{note}"
+        );
+        assert!(
+            note.contains("member \"command_line\": invalid type")
+                && note.ends_with("went on without it"),
+            "{note}"
+        );
+        let planned = planned_disks(&broken, saved.config(), folder, None, "");
+        assert_eq!(planned[0].format, "qcow2");
+        assert_eq!(planned[0].path, folder.join("vda.qcow2"));
+
+        let none = point_with(serde_json::Value::Null);
+        assert!(SavedConfig::of(&none).config().is_none());
+        assert!(SavedConfig::of(&none).note("x").is_none());
+    }
+
+    /// A libvirt point goes to the libvirt restore, also when the rest of its config
+    /// cannot be read (which then says why); its domain's name names the new domain.
+    #[test]
+    fn libvirt_points_are_known_by_their_provider() {
+        use crate::libvirt_restore::{default_name, is_libvirt_point};
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let libvirt = point_with(json!({"provider": "libvirt", "name": "db/../x"}));
+        assert!(is_libvirt_point(&libvirt));
+        assert_eq!(
+            default_name(&libvirt, now),
+            "db..x-restored-19700101-000000"
+        );
+        let broken = point_with(json!({"provider": "libvirt", "name": "db", "nvram": 7}));
+        assert!(is_libvirt_point(&broken));
+        assert_eq!(default_name(&broken, now), "web-restored-19700101-000000");
+        for other in [
+            json!({"provider": "qemu"}),
+            json!({"provider": "xen"}),
+            json!(null),
+        ] {
+            assert!(!is_libvirt_point(&point_with(other)));
+        }
+    }
 
     /// The start script of a VM restored from a hostile point, run with a stand-in for
     /// QEMU that records its arguments: each value arrives as one literal argument,
@@ -431,9 +576,11 @@ mod tests {
             format!("exec:touch {p}"),
         ]);
         let saved = json!({
-            "disks": [{"name": "vda", "image": "/vms/a.raw", "format": "raw"}],
+            "provider": "qemu",
+            "disks": [{"name": "vda", "image": "/vms/a.raw", "format": "raw", "virtual_size": 1}],
             "command_line": command_line,
         });
+        let saved = VmConfig::of_point(Some(&saved)).unwrap().unwrap();
         let folder = d.join("vm $(touch x)");
         let new = new_vm_definition(
             Some(&saved),

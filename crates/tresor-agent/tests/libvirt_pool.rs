@@ -169,7 +169,10 @@ async fn a_new_domain_restored_into_a_storage_pool() -> anyhow::Result<()> {
     let path: PathBuf = pool_dir.canonicalize()?.join(&volume);
     assert_eq!(out.disks.len(), 1);
     assert_eq!(out.disks[0].path, path);
-    assert!(out.definition.is_none(), "a pool restore keeps no domain.xml");
+    assert!(
+        out.definition.is_none(),
+        "a pool restore keeps no domain.xml"
+    );
     let copy = Domain::lookup_by_name(&t.conn, &name)?;
     let xml = copy.get_xml_desc(0)?;
     assert!(xml.contains(&path.display().to_string()), "{xml}");

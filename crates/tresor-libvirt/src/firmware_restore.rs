@@ -11,7 +11,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::firmware_state::{SavedFile, SavedTpm};
+use tresor_vm::{SavedFile, SavedTpm};
+
+use crate::firmware_state::SavedFileBytes;
 
 /// Where libvirt keeps the domains' UEFI variable stores (`<name>_VARS.fd`).
 pub const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
@@ -223,7 +225,7 @@ fn remove_others(root: &Path, dir: &Path, kept: &[(PathBuf, Vec<u8>)]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firmware_state::{read, SavedTpm};
+    use crate::firmware_state::read;
     use tresor_api::inventory::VmTpm;
 
     fn saved_state(dir: &Path) -> (SavedFile, SavedTpm) {

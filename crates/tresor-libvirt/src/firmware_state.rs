@@ -7,15 +7,17 @@
 //!
 //! Each file is read whole, bounded ([`MAX_NVRAM_BYTES`], [`MAX_TPM_BYTES`] in
 //! [`MAX_TPM_FILES`] files), compressed (zstd) and kept in the point's `vm_config`
-//! as base64 with its BLAKE3 hash (FORMAT.md: "vm_config of the libvirt provider").
-//! A file that cannot be read is a warning on the point, never a failed backup.
+//! as base64 with its BLAKE3 hash (FORMAT.md: "vm_config of the libvirt provider"):
+//! a [`SavedFile`], plain data in `tresor-vm`, packed by [`encode_file`] and unpacked
+//! by [`SavedFileBytes::bytes`]. A file that cannot be read is a warning on the point,
+//! never a failed backup.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 use tresor_api::inventory::VmTpm;
+use tresor_vm::{SavedFile, SavedTpm};
 
 /// The largest UEFI variable store saved (OVMF's are 128 KiB to 4 MiB).
 pub const MAX_NVRAM_BYTES: u64 = 16 << 20;
@@ -28,34 +30,27 @@ pub const SWTPM_STATE_ROOT: &str = "/var/lib/libvirt/swtpm";
 /// How a saved file's bytes are written in `vm_config`.
 pub const ENCODING: &str = "zstd+base64";
 
-/// One file saved with a point.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedFile {
-    /// The nvram's path on the host; a TPM file's path under the TPM's folder.
-    pub path: String,
-    /// Its length, bytes.
-    pub size: u64,
-    /// BLAKE3 of its bytes, hex.
-    pub blake3: String,
-    /// Always [`ENCODING`].
-    pub encoding: String,
-    pub data: String,
+/// A file's bytes packed for a point: zstd-compressed, base64, with their size and
+/// BLAKE3 hash.
+pub fn encode_file(path: String, bytes: &[u8]) -> Result<SavedFile, String> {
+    let packed = zstd::encode_all(bytes, 3).map_err(|e| format!("compressing: {e}"))?;
+    Ok(SavedFile {
+        path,
+        size: bytes.len() as u64,
+        blake3: blake3::hash(bytes).to_hex().to_string(),
+        encoding: ENCODING.into(),
+        data: base64::engine::general_purpose::STANDARD.encode(packed),
+    })
 }
 
-impl SavedFile {
-    fn of(path: String, bytes: &[u8]) -> Result<SavedFile, String> {
-        let packed = zstd::encode_all(bytes, 3).map_err(|e| format!("compressing: {e}"))?;
-        Ok(SavedFile {
-            path,
-            size: bytes.len() as u64,
-            blake3: blake3::hash(bytes).to_hex().to_string(),
-            encoding: ENCODING.into(),
-            data: base64::engine::general_purpose::STANDARD.encode(packed),
-        })
-    }
-
+/// A saved file's bytes unpacked ([`SavedFile`] is plain data in `tresor-vm`).
+pub trait SavedFileBytes {
     /// The file's bytes, checked against its size and hash.
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+    fn bytes(&self) -> Result<Vec<u8>, String>;
+}
+
+impl SavedFileBytes for SavedFile {
+    fn bytes(&self) -> Result<Vec<u8>, String> {
         if self.encoding != ENCODING {
             return Err(format!(
                 "{}: unknown encoding {:?}",
@@ -78,14 +73,6 @@ impl SavedFile {
         }
         Ok(out)
     }
-}
-
-/// An emulated TPM's state folder, saved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedTpm {
-    /// The folder on the host (`/var/lib/libvirt/swtpm/<uuid>`).
-    pub dir: String,
-    pub files: Vec<SavedFile>,
 }
 
 /// What is saved of a domain beside its disks, and what could not be.
@@ -146,7 +133,7 @@ fn read_tree(dir: &Path) -> Result<Vec<SavedFile>, String> {
         let bytes = read_bounded(&dir.join(&rel), MAX_TPM_BYTES - total)
             .map_err(|e| format!("{}: {e}", rel.display()))?;
         total += bytes.len() as u64;
-        out.push(SavedFile::of(rel.to_string_lossy().into_owned(), &bytes)?);
+        out.push(encode_file(rel.to_string_lossy().into_owned(), &bytes)?);
     }
     Ok(out)
 }
@@ -162,7 +149,7 @@ pub fn read(
     let mut out = FirmwareState::default();
     if let Some(path) = nvram {
         match read_bounded(Path::new(path), MAX_NVRAM_BYTES)
-            .and_then(|b| SavedFile::of(path.to_string(), &b))
+            .and_then(|b| encode_file(path.to_string(), &b))
         {
             Ok(saved) => out.nvram = Some(saved),
             Err(e) => out.warnings.push(format!(

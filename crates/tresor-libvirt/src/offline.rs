@@ -14,14 +14,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
 use tresor_api::inventory::DiskSource;
-use tresor_vm::{BackupView, CheckCode, Consistency, ViewDisk, VmError, VmInfo};
+use tresor_vm::{
+    BackupView, CheckCode, Consistency, LibvirtPointConfig, ViewDisk, VmConfig, VmError, VmInfo,
+};
 
 /// The images of a shut-off domain, open for reading.
 pub struct OfflineView {
     disks: Vec<ViewDisk>,
-    vm_config: Value,
+    vm_config: VmConfig,
     warnings: Vec<String>,
 }
 
@@ -88,23 +89,23 @@ pub fn open(
         info.tpm.as_ref(),
         Path::new(crate::firmware_state::SWTPM_STATE_ROOT),
     );
-    let saved: Vec<_> = info
+    let saved = info
         .disks
         .iter()
         .filter(|d| !excluded.contains(&d.name))
+        .cloned()
         .collect();
     Ok(OfflineView {
         disks,
-        vm_config: json!({
-            "provider": "libvirt",
-            "name": info.name,
-            "uuid": info.uuid,
-            "disks": saved,
-            "excluded_disks": excluded,
-            "checkpoint": parent_checkpoint,
-            "domain_xml": definition,
-            "nvram": firmware.nvram,
-            "tpm_state": firmware.tpm,
+        vm_config: VmConfig::Libvirt(LibvirtPointConfig {
+            name: info.name.clone(),
+            uuid: info.uuid.clone(),
+            disks: saved,
+            excluded_disks: excluded,
+            checkpoint: parent_checkpoint.map(str::to_string),
+            domain_xml: definition,
+            nvram: firmware.nvram,
+            tpm_state: firmware.tpm,
         }),
         warnings: firmware.warnings,
     })
@@ -124,7 +125,7 @@ impl BackupView for OfflineView {
     fn frozen_for(&self) -> Option<Duration> {
         None
     }
-    fn vm_config(&self) -> Value {
+    fn vm_config(&self) -> VmConfig {
         self.vm_config.clone()
     }
     async fn finish(self: Box<Self>, _committed: bool) -> tresor_vm::Result<()> {

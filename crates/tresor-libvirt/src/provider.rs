@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tresor_api::inventory::{DiskSource, GuestAgentState, VmState};
 use tresor_vm::{
-    BackupView, CheckCode, CheckResult, Consistency, Severity, ViewDisk, ViewRequest, VmError,
-    VmInfo, VmProvider, VmRef,
+    BackupView, CheckCode, CheckResult, Consistency, Severity, ViewDisk, ViewRequest, VmConfig,
+    VmError, VmInfo, VmProvider, VmRef,
 };
 
 use crate::host::{Discovery, LibvirtHost};
@@ -220,8 +220,8 @@ impl BackupView for LibvirtView {
     fn frozen_for(&self) -> Option<Duration> {
         self.view().frozen_for
     }
-    fn vm_config(&self) -> serde_json::Value {
-        self.view().vm_config.clone()
+    fn vm_config(&self) -> VmConfig {
+        VmConfig::Libvirt(self.view().vm_config.clone())
     }
     async fn finish(mut self: Box<Self>, committed: bool) -> tresor_vm::Result<()> {
         let Some(mut view) = self.0.take() else {

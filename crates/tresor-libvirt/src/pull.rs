@@ -26,9 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use tresor_qemu::NbdSource;
-use tresor_vm::{CheckCode, Consistency, ViewDisk, VmDisk, VmError};
+use tresor_vm::{CheckCode, Consistency, LibvirtPointConfig, ViewDisk, VmDisk, VmError};
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::sys;
@@ -85,7 +84,8 @@ pub struct PullView {
     pub(crate) consistency: Consistency,
     pub(crate) warnings: Vec<String>,
     pub(crate) frozen_for: Option<Duration>,
-    pub(crate) vm_config: Value,
+    /// Set once the view is taken.
+    pub(crate) vm_config: LibvirtPointConfig,
 }
 
 fn failure(code: CheckCode, message: impl std::fmt::Display) -> VmError {
@@ -129,7 +129,7 @@ pub fn open(req: PullRequest) -> Result<PullView, VmError> {
         consistency: Consistency::CrashConsistent,
         warnings: Vec::new(),
         frozen_for: None,
-        vm_config: Value::Null,
+        vm_config: LibvirtPointConfig::default(),
     };
     match view.take(&req) {
         Ok(()) => Ok(view),
@@ -362,22 +362,22 @@ impl PullView {
             .filter(|p| p.role == DiskRole::Skipped)
             .map(|p| p.target.as_str())
             .collect();
-        let saved_disks: Vec<&VmDisk> = req
+        let saved_disks: Vec<VmDisk> = req
             .disks
             .iter()
             .filter(|d| !excluded.contains(&d.name.as_str()))
+            .cloned()
             .collect();
-        self.vm_config = json!({
-            "provider": "libvirt",
-            "name": req.name,
-            "uuid": req.uuid,
-            "disks": saved_disks,
-            "excluded_disks": excluded,
-            "checkpoint": self.checkpoint_made.then_some(new_checkpoint),
-            "domain_xml": definition,
-            "nvram": firmware.nvram,
-            "tpm_state": firmware.tpm,
-        });
+        self.vm_config = LibvirtPointConfig {
+            name: req.name.clone(),
+            uuid: Some(req.uuid.clone()),
+            disks: saved_disks,
+            excluded_disks: excluded.iter().map(|d| d.to_string()).collect(),
+            checkpoint: self.checkpoint_made.then_some(new_checkpoint),
+            domain_xml: Some(definition),
+            nvram: firmware.nvram,
+            tpm_state: firmware.tpm,
+        };
         Ok(())
     }
 

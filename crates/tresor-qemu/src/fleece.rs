@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use tresor_qmp::{BlockDeviceInfo, GuestAgent, Qmp, QmpError, TransactionAction};
-use tresor_vm::{BackupView, CheckCode, Consistency, ViewDisk, VmDisk, VmError};
+use tresor_vm::{BackupView, CheckCode, Consistency, ViewDisk, VmConfig, VmDisk, VmError};
 
 use crate::{point_bitmap_name, NbdSource};
 
@@ -60,7 +60,7 @@ pub(crate) struct ViewPlan<'a> {
     pub agent: Option<GuestAgent>,
     /// Freezing runs the guest's application hooks (fsfreeze-hook, VSS).
     pub application_hooks: bool,
-    pub vm_config: Value,
+    pub vm_config: VmConfig,
     pub warnings: Vec<String>,
 }
 
@@ -88,7 +88,7 @@ pub struct PointInTimeView {
     consistency: Consistency,
     warnings: Vec<String>,
     frozen_for: Option<Duration>,
-    vm_config: Value,
+    vm_config: VmConfig,
 }
 
 fn qmp_failure(what: &str, e: QmpError) -> VmError {
@@ -151,7 +151,7 @@ pub(crate) async fn open(qmp: Qmp, mut plan: ViewPlan<'_>) -> Result<PointInTime
         consistency: Consistency::CrashConsistent,
         warnings: std::mem::take(&mut plan.warnings),
         frozen_for: None,
-        vm_config: plan.vm_config.take(),
+        vm_config: plan.vm_config.clone(),
     };
     match view.take(staged, &mut plan).await {
         Ok(()) => Ok(view),
@@ -673,7 +673,7 @@ impl BackupView for PointInTimeView {
         self.frozen_for
     }
 
-    fn vm_config(&self) -> Value {
+    fn vm_config(&self) -> VmConfig {
         self.vm_config.clone()
     }
 

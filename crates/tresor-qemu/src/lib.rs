@@ -43,9 +43,8 @@ pub use image::{
 pub use image_lock::ImageReadLock;
 pub use nbd_source::NbdSource;
 pub use new_vm::{
-    new_vm_definition, sanitize_command_line, saved_disk_format, saved_disk_image, shell_command,
-    shell_quote, start_script, validate_disk_name, validate_vm_name, NewVm, NewVmError,
-    RestoredDisk,
+    new_vm_definition, sanitize_command_line, shell_command, shell_quote, start_script,
+    validate_disk_name, validate_vm_name, NewVm, NewVmError, RestoredDisk,
 };
 pub use offline::{open_offline_disk, OfflineDisk};
 pub use provider::{OfflineView, QemuProvider, QemuVmConfig};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use serde_json::Value;
+use tresor_vm::VmConfig;
 
 use crate::QemuVmConfig;
 
@@ -30,27 +31,6 @@ pub struct NewVm {
     pub command_line: Option<Vec<String>>,
     /// What could not be carried over and needs a look.
     pub notes: Vec<String>,
-}
-
-/// A disk's format in `saved` (a point's `vm_config`).
-pub fn saved_disk_format(saved: Option<&Value>, disk: &str) -> Option<String> {
-    saved_disk_field(saved, disk, "format")
-}
-
-/// The image a disk lived in, as `saved` (a point's `vm_config`) says.
-pub fn saved_disk_image(saved: Option<&Value>, disk: &str) -> Option<PathBuf> {
-    saved_disk_field(saved, disk, "image").map(PathBuf::from)
-}
-
-fn saved_disk_field(saved: Option<&Value>, disk: &str, field: &str) -> Option<String> {
-    saved?
-        .get("disks")?
-        .as_array()?
-        .iter()
-        .find(|d| d.get("name").and_then(Value::as_str) == Some(disk))?
-        .get(field)?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// Why a new VM cannot be defined.
@@ -118,9 +98,10 @@ pub fn validate_disk_name(name: &str) -> Result<(), NewVmError> {
 /// The saved configuration is treated as hostile: it was written by the host that was
 /// backed up (and is handed back by the server), either of which may have been
 /// compromised. Options that would run host programs or load code are dropped (see
-/// [`sanitize_command_line`]), and the program must be a QEMU system emulator.
+/// [`sanitize_command_line`]), and the program must be a QEMU system emulator. A
+/// libvirt domain's point has no QEMU command line: only its disks are carried over.
 pub fn new_vm_definition(
-    saved: Option<&Value>,
+    saved: Option<&VmConfig>,
     new_name: &str,
     folder: &Path,
     disks: &[RestoredDisk],
@@ -129,14 +110,9 @@ pub fn new_vm_definition(
     let mut notes = Vec::new();
     let qmp = folder.join("qmp.sock");
     let agent = folder.join("qga.sock");
-    let saved_socket = |key: &str| {
-        saved
-            .and_then(|s| s.get("sockets"))
-            .and_then(|s| s.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let had_agent = saved_socket("guest_agent").is_some();
+    let qemu = saved.and_then(VmConfig::as_qemu);
+    let sockets = qemu.map(|q| &q.sockets);
+    let had_agent = sockets.is_some_and(|s| s.guest_agent.is_some());
     let config = QemuVmConfig {
         name: Some(new_name.to_string()),
         qmp: Some(qmp.clone()),
@@ -144,21 +120,14 @@ pub fn new_vm_definition(
         disks: disks.iter().map(|d| d.path.clone()).collect(),
         ..QemuVmConfig::default()
     };
-    let original = saved
-        .and_then(|s| s.get("command_line"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+    let original = qemu
+        .and_then(|q| q.command_line.clone())
         .filter(|a| !a.is_empty());
     let Some(original) = original else {
-        notes.push(
-            "the point saved no QEMU command line (the VM was stopped when backed up): attach the restored disks to a new VM by hand"
-                .to_string(),
-        );
+        notes.push(match saved {
+            Some(VmConfig::Libvirt(_)) => "the point is a libvirt domain's and saved no QEMU command line: restore it as a libvirt domain on a host with libvirt, or attach the restored disks to a new VM by hand",
+            _ => "the point saved no QEMU command line (the VM was stopped when backed up): attach the restored disks to a new VM by hand",
+        }.to_string());
         return Ok(NewVm {
             config,
             command_line: None,
@@ -171,14 +140,14 @@ pub fn new_vm_definition(
     // Text replacements: old image paths and sockets.
     let mut replace: Vec<Replacement> = Vec::new();
     for d in disks {
-        match saved_disk_image(saved, &d.name) {
+        match saved.and_then(|s| s.disk(&d.name)) {
             // An empty "old path" would match every argument.
-            Some(old) if !old.as_os_str().is_empty() => {
-                let old_format = saved_disk_format(saved, &d.name).unwrap_or_default();
+            Some(old) if !old.image.is_empty() => {
+                let old_format = old.format.clone();
                 let format_change = (old_format != d.format && !old_format.is_empty())
                     .then(|| (old_format, d.format.clone()));
                 replace.push((
-                    old.display().to_string(),
+                    old.image.clone(),
                     d.path.display().to_string(),
                     format_change,
                 ));
@@ -189,10 +158,11 @@ pub fn new_vm_definition(
             )),
         }
     }
-    if let Some(old) = saved_socket("qmp").filter(|s| !s.is_empty()) {
+    let saved_socket = |socket: &Option<String>| socket.clone().filter(|s| !s.is_empty());
+    if let Some(old) = sockets.and_then(|s| saved_socket(&s.qmp)) {
         replace.push((old, qmp.display().to_string(), None));
     }
-    if let Some(old) = saved_socket("guest_agent").filter(|s| !s.is_empty()) {
+    if let Some(old) = sockets.and_then(|s| saved_socket(&s.guest_agent)) {
         replace.push((old, agent.display().to_string(), None));
     }
 
@@ -582,9 +552,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A saved configuration as a point stores it.
+    fn saved(json: Value) -> VmConfig {
+        VmConfig::of_point(Some(&json)).unwrap().unwrap()
+    }
+
     #[test]
     fn command_line_is_rewritten_for_the_new_vm() {
-        let saved = json!({
+        let saved = saved(json!({
             "provider": "qemu",
             "disks": [{"name": "vda", "image": "/vms/web.qcow2", "format": "qcow2", "node": "disk0", "virtual_size": 1}],
             "sockets": {"qmp": "/run/web.qmp", "guest_agent": "/run/web.qga"},
@@ -594,7 +569,7 @@ mod tests {
                 "-qmp", "unix:/run/web.qmp,server=on,wait=off",
                 "-chardev", "socket,path=/run/web.qga,server=on,wait=off,id=qga0",
                 "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
-        });
+        }));
         let folder = Path::new("/restore/web2");
         let new = new_vm_definition(
             Some(&saved),
@@ -745,12 +720,13 @@ mod tests {
 
     #[test]
     fn the_start_script_quotes_every_argument() {
-        let saved = json!({
-            "disks": [{"name": "vda", "image": "/vms/web.raw", "format": "raw"}],
+        let saved = saved(json!({
+            "provider": "qemu",
+            "disks": [{"name": "vda", "image": "/vms/web.raw", "format": "raw", "virtual_size": 1}],
             "command_line": ["qemu-system-x86_64", "-name", "web",
                 "-drive", "file=/vms/web.raw,format=raw",
                 "-append", "$(touch /tmp/pwned) `id` ; rm -rf / 'x' \"y\"\nz"],
-        });
+        }));
         let folder = Path::new("/restore/it's here");
         let new = new_vm_definition(
             Some(&saved),

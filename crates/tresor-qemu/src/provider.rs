@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use tresor_vm::{
-    BackupView, CheckCode, CheckResult, Consistency, GuestAgentState, Severity, ViewDisk,
-    ViewRequest, VmDisk, VmError, VmInfo, VmProvider, VmRef, VmState,
+    BackupView, CheckCode, CheckResult, Consistency, GuestAgentState, QemuPointConfig, QemuSockets,
+    Severity, ViewDisk, ViewRequest, VmConfig, VmDisk, VmError, VmInfo, VmProvider, VmRef, VmState,
 };
 
 use crate::fleece::{self, ViewPlan};
@@ -261,15 +260,18 @@ fn vm_config(
     config: &QemuVmConfig,
     qemu_version: Option<String>,
     command_line: Option<Vec<String>>,
-) -> Value {
-    json!({
-        "provider": "qemu",
-        "name": info.name,
-        "uuid": info.uuid,
-        "qemu_version": qemu_version,
-        "disks": info.disks,
-        "sockets": { "qmp": config.qmp, "guest_agent": config.guest_agent },
-        "command_line": command_line,
+) -> VmConfig {
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+    VmConfig::Qemu(QemuPointConfig {
+        name: info.name.clone(),
+        uuid: info.uuid.clone(),
+        qemu_version,
+        disks: info.disks.clone(),
+        sockets: QemuSockets {
+            qmp: path(&config.qmp),
+            guest_agent: path(&config.guest_agent),
+        },
+        command_line,
     })
 }
 
@@ -431,7 +433,7 @@ impl<V: BackupView> BackupView for Locked<V> {
     fn frozen_for(&self) -> Option<Duration> {
         self.view.frozen_for()
     }
-    fn vm_config(&self) -> Value {
+    fn vm_config(&self) -> VmConfig {
         self.view.vm_config()
     }
     async fn finish(self: Box<Self>, committed: bool) -> Result<(), VmError> {
@@ -494,7 +496,7 @@ pub struct OfflineView {
     images: Vec<(PathBuf, bool)>,
     point: String,
     warnings: Vec<String>,
-    vm_config: Value,
+    vm_config: VmConfig,
 }
 
 #[async_trait]
@@ -511,7 +513,7 @@ impl BackupView for OfflineView {
     fn frozen_for(&self) -> Option<Duration> {
         None
     }
-    fn vm_config(&self) -> Value {
+    fn vm_config(&self) -> VmConfig {
         self.vm_config.clone()
     }
     async fn finish(mut self: Box<Self>, committed: bool) -> Result<(), VmError> {

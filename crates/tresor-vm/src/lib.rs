@@ -15,8 +15,14 @@
 //! drops the parent's tracking; a failed backup keeps it, so the next backup still
 //! covers every change.
 //!
+//! A view also hands over the VM's configuration saved with the point
+//! ([`VmConfig`], module [`vm_config`]): plain data per provider, which a restore
+//! reads back.
+//!
 //! **Architecture invariant:** knows nothing of QEMU, repositories or HTTP. It is the
 //! vocabulary the agent and the vault share with providers.
+
+pub mod vm_config;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +31,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tresor_blocksource::{BlockSource, DirtyExtents};
 pub use tresor_format::manifest::Consistency;
+
+pub use vm_config::{
+    LibvirtPointConfig, QemuPointConfig, QemuSockets, SavedFile, SavedTpm, VmConfig, VmConfigError,
+};
 
 pub use tresor_api::inventory::{
     CheckCode, CheckResult, GuestAgentState, Severity, VmDisk, VmInfo, VmState,
@@ -100,7 +110,7 @@ pub trait BackupView: Send + Sync {
     /// How long the guest's file systems stayed frozen, if they were.
     fn frozen_for(&self) -> Option<std::time::Duration>;
     /// A copy of the VM's configuration for a restore as a new VM.
-    fn vm_config(&self) -> serde_json::Value;
+    fn vm_config(&self) -> VmConfig;
     /// Tears the view down. With `committed`, the new point is durable: tracking
     /// named after older points is dropped. Without it, tracking named after the new
     /// point is dropped and the parent's kept.
