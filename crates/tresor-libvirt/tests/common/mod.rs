@@ -2,7 +2,8 @@
 //!
 //! [`Libvirtd::ensure`] uses the daemon that runs, else (as root) starts one the
 //! way this machine allows (no systemd): `virtlogd -d`, then `libvirtd -d`, waits
-//! for its socket, and stops both by the PIDs in their PID files when dropped.
+//! for its socket, and stops both by the PIDs in their PID files when the last test
+//! of the process holding it drops it.
 //! Domains are TCG (`type='qemu'`: no /dev/kvm needed) and their images sit under
 //! `/var/lib/libvirt/images`, where libvirt's QEMU user reaches them. Everything a
 //! test makes is named with a prefix of its own and removed when [`TestDomains`]
@@ -11,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -23,23 +25,37 @@ const SOCKET: &str = "/run/libvirt/libvirt-sock";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
-/// The daemon the tests talk to; stops it on drop when this started it.
+/// The daemons this test process started, stopped when the last test holding them
+/// drops its [`Libvirtd`] (tests of one binary run in parallel and share them).
+struct Started(Vec<(&'static str, PathBuf)>);
+
+/// What the running tests share: the daemons one of them started, while any holds it.
+static SHARED: Mutex<Weak<Started>> = Mutex::new(Weak::new());
+
+/// The daemon the tests talk to; the last holder stops it when this process started it.
 pub struct Libvirtd {
-    started: Vec<(&'static str, PathBuf)>,
+    _started: Option<Arc<Started>>,
 }
 
 impl Libvirtd {
-    /// A running `qemu:///system`: the one there is, else one started here.
+    /// A running `qemu:///system`: the one there is, else one started here (once for
+    /// every test of this process that runs meanwhile).
     pub fn ensure() -> Result<Libvirtd> {
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(started) = shared.upgrade() {
+            return Ok(Libvirtd {
+                _started: Some(started),
+            });
+        }
         if tresor_libvirt::system_daemon_present() && Connect::open(Some("qemu:///system")).is_ok()
         {
-            return Ok(Libvirtd { started: vec![] });
+            return Ok(Libvirtd { _started: None });
         }
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             bail!("no libvirtd runs and only root can start the system daemon: run the tests as root, or start libvirtd");
         }
-        let mut me = Libvirtd { started: vec![] };
+        let mut started = Started(Vec::new());
         for (daemon, pid_file) in [
             ("virtlogd", "/run/virtlogd.pid"),
             ("libvirtd", "/run/libvirtd.pid"),
@@ -50,7 +66,7 @@ impl Libvirtd {
             if !status.success() {
                 bail!("{daemon} -d failed: {status}");
             }
-            me.started.push((daemon, PathBuf::from(pid_file)));
+            started.0.push((daemon, PathBuf::from(pid_file)));
         }
         let deadline = Instant::now() + START_TIMEOUT;
         while !(Path::new(SOCKET).exists() && Connect::open(Some("qemu:///system")).is_ok()) {
@@ -59,14 +75,18 @@ impl Libvirtd {
             }
             sleep(POLL);
         }
-        Ok(me)
+        let started = Arc::new(started);
+        *shared = Arc::downgrade(&started);
+        Ok(Libvirtd {
+            _started: Some(started),
+        })
     }
 }
 
-impl Drop for Libvirtd {
+impl Drop for Started {
     fn drop(&mut self) {
         // libvirtd first (it holds virtlogd's connections), each by its own PID.
-        for (daemon, pid_file) in self.started.iter().rev() {
+        for (daemon, pid_file) in self.0.iter().rev() {
             let Some(pid) = std::fs::read_to_string(pid_file)
                 .ok()
                 .and_then(|p| p.trim().parse::<u32>().ok())
