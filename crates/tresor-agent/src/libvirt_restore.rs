@@ -428,3 +428,34 @@ pub fn write_back_firmware(
 pub fn default_boot_dirs() -> Vec<PathBuf> {
     vec![Path::new(restore_xml::BOOT_DIR).to_path_buf()]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{default_name, is_libvirt_point};
+    use crate::restore::point_with;
+
+    /// A libvirt point goes to the libvirt restore, also when the rest of its config
+    /// cannot be read (which then says why); its domain's name names the new domain.
+    #[test]
+    fn libvirt_points_are_known_by_their_provider() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let libvirt = point_with(json!({"provider": "libvirt", "name": "db/../x"}));
+        assert!(is_libvirt_point(&libvirt));
+        assert_eq!(
+            default_name(&libvirt, now),
+            "db..x-restored-19700101-000000"
+        );
+        let broken = point_with(json!({"provider": "libvirt", "name": "db", "nvram": 7}));
+        assert!(is_libvirt_point(&broken));
+        assert_eq!(default_name(&broken, now), "web-restored-19700101-000000");
+        for other in [
+            json!({"provider": "qemu"}),
+            json!({"provider": "xen"}),
+            json!(null),
+        ] {
+            assert!(!is_libvirt_point(&point_with(other)));
+        }
+    }
+}

@@ -524,30 +524,6 @@ mod tests {
         assert!(SavedConfig::of(&none).note("x").is_none());
     }
 
-    /// A libvirt point goes to the libvirt restore, also when the rest of its config
-    /// cannot be read (which then says why); its domain's name names the new domain.
-    #[test]
-    fn libvirt_points_are_known_by_their_provider() {
-        use crate::libvirt_restore::{default_name, is_libvirt_point};
-        let now = jiff::Timestamp::UNIX_EPOCH;
-        let libvirt = point_with(json!({"provider": "libvirt", "name": "db/../x"}));
-        assert!(is_libvirt_point(&libvirt));
-        assert_eq!(
-            default_name(&libvirt, now),
-            "db..x-restored-19700101-000000"
-        );
-        let broken = point_with(json!({"provider": "libvirt", "name": "db", "nvram": 7}));
-        assert!(is_libvirt_point(&broken));
-        assert_eq!(default_name(&broken, now), "web-restored-19700101-000000");
-        for other in [
-            json!({"provider": "qemu"}),
-            json!({"provider": "xen"}),
-            json!(null),
-        ] {
-            assert!(!is_libvirt_point(&point_with(other)));
-        }
-    }
-
     /// The start script of a VM restored from a hostile point, run with a stand-in for
     /// QEMU that records its arguments: each value arrives as one literal argument,
     /// nothing runs, and the options that run host programs are gone.
