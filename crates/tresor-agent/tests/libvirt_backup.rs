@@ -18,48 +18,21 @@ mod common;
 mod libvirt_common;
 mod libvirt_guest;
 
-use common::{assert_same, repo, restored, MIB};
+use common::{assert_same, backup_of, repo, restored, MIB};
 use libvirt_common::{Libvirtd, TestDomains};
-use libvirt_guest::{boot, domain_xml, image, tresor_checkpoints, write};
-use tresor_agent::{backup_vm, VmBackupOptions, VmBackupOutcome};
-use tresor_engine::{Consistency, Repository};
+use libvirt_guest::{boot, booted_guest, tresor_checkpoints, write};
+use tresor_engine::Consistency;
 use tresor_libvirt::{backup_api, LibvirtProvider};
-use tresor_testguest::GuestImage;
-use tresor_vm::VmRef;
 
 const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000b1";
 const DATA_SIZE: u64 = 32 * MIB;
-
-async fn backup(repo: &Repository, p: &LibvirtProvider) -> VmBackupOutcome {
-    backup_of(repo, p, UUID).await
-}
-
-async fn backup_of(repo: &Repository, p: &LibvirtProvider, uuid: &str) -> VmBackupOutcome {
-    backup_vm(
-        repo,
-        p,
-        &VmRef(uuid.into()),
-        VmBackupOptions {
-            workers: 2,
-            ..VmBackupOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_off(
 ) -> anyhow::Result<()> {
     let _daemon = Libvirtd::ensure()?;
     let t = TestDomains::new("backup")?;
-    let guest = GuestImage::build()?;
-    std::fs::copy(&guest.kernel, t.images.join("vmlinuz"))?;
-    std::fs::copy(&guest.initrd, t.images.join("initrd.img"))?;
-    image(&t.images, "data.qcow2", false, DATA_SIZE);
-    image(&t.images, "fs.qcow2", true, 16 * MIB);
-    let domain = t.define(&domain_xml(&t.name("vm"), UUID, &t.images, &t.images, ""))?;
-    boot(&domain)?;
+    let domain = booted_guest(&t, "vm", UUID, DATA_SIZE)?;
 
     let work = tempfile::tempdir()?;
     let repo = repo(work.path());
@@ -70,7 +43,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
     write(&domain, &mut expected, 20 * MIB, MIB / 2, 2);
 
     // Full: frozen through libvirt, the disk as written, the checkpoint kept.
-    let full = backup(&repo, &provider).await;
+    let full = backup_of(&repo, &provider, UUID).await;
     let m = &full.manifest;
     assert_eq!(m.parent, None);
     assert!(full.warnings.is_empty(), "{:?}", full.warnings);
@@ -102,7 +75,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
 
     // Incremental: only what changed is read.
     write(&domain, &mut expected, 8 * MIB, MIB / 2, 3);
-    let inc = backup(&repo, &provider).await;
+    let inc = backup_of(&repo, &provider, UUID).await;
     let m = &inc.manifest;
     assert_eq!(m.parent.as_deref(), Some(full.manifest.id.as_str()));
     assert_eq!(inc.full_reads, 0, "{:?}", inc.warnings);
@@ -122,7 +95,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
     domain.destroy()?;
     boot(&domain)?;
     write(&domain, &mut expected, 12 * MIB, MIB / 4, 4);
-    let after_restart = backup(&repo, &provider).await;
+    let after_restart = backup_of(&repo, &provider, UUID).await;
     let m = &after_restart.manifest;
     assert_eq!(after_restart.full_reads, 0, "{:?}", after_restart.warnings);
     assert!(
@@ -138,7 +111,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
         &format!("tresor-{}", m.id)
     )?);
     write(&domain, &mut expected, 16 * MIB, MIB / 8, 5);
-    let healed = backup(&repo, &provider).await;
+    let healed = backup_of(&repo, &provider, UUID).await;
     let m = &healed.manifest;
     assert_eq!(
         m.parent.as_deref(),
@@ -165,7 +138,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
     let without_fs = provider
         .clone()
         .with_excluded_disks(UUID, vec!["vdb".into()]);
-    let selective = backup(&repo, &without_fs).await;
+    let selective = backup_of(&repo, &without_fs, UUID).await;
     let names: Vec<_> = selective
         .manifest
         .disks
@@ -188,7 +161,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
     // has no bitmap of it: read whole, saying so.
     write(&domain, &mut expected, 20 * MIB, MIB / 2, 6);
     domain.destroy()?;
-    let off = backup(&repo, &provider).await;
+    let off = backup_of(&repo, &provider, UUID).await;
     let m = &off.manifest;
     assert_eq!(m.consistency, Consistency::CrashConsistent);
     assert_eq!(off.full_reads, 1, "{:?}", off.warnings);
@@ -215,7 +188,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
     // checkpoint it named; vda is still read incrementally.
     boot(&domain)?;
     write(&domain, &mut expected, 24 * MIB, MIB / 4, 7);
-    let back = backup(&repo, &provider).await;
+    let back = backup_of(&repo, &provider, UUID).await;
     let m = &back.manifest;
     assert_eq!(m.parent.as_deref(), Some(off.manifest.id.as_str()));
     assert!(
@@ -240,14 +213,8 @@ async fn qemu_killed_between_backups_means_one_whole_read_never_a_short_point() 
     const KILLED_UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000b2";
     let _daemon = Libvirtd::ensure()?;
     let t = TestDomains::new("killed")?;
-    let guest = GuestImage::build()?;
-    std::fs::copy(&guest.kernel, t.images.join("vmlinuz"))?;
-    std::fs::copy(&guest.initrd, t.images.join("initrd.img"))?;
-    image(&t.images, "data.qcow2", false, DATA_SIZE);
-    image(&t.images, "fs.qcow2", true, 16 * MIB);
     let name = t.name("vm");
-    let domain = t.define(&domain_xml(&name, KILLED_UUID, &t.images, &t.images, ""))?;
-    boot(&domain)?;
+    let domain = booted_guest(&t, "vm", KILLED_UUID, DATA_SIZE)?;
     let work = tempfile::tempdir()?;
     let repo = repo(work.path());
     let provider =

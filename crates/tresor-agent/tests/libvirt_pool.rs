@@ -14,7 +14,7 @@ mod libvirt_common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_same, repo, MIB};
+use common::{assert_same, image_bytes, repo, MIB};
 use libvirt_common::{Libvirtd, TestDomains};
 use rand::{RngCore, SeedableRng};
 use tresor_agent::confine::RestoreRoots;
@@ -57,18 +57,6 @@ impl Drop for Pool {
         let _ = self.0.destroy();
         let _ = self.0.undefine();
     }
-}
-
-/// The guest's bytes of a qcow2 image.
-fn image_bytes(path: &Path, out: &Path) -> Vec<u8> {
-    let st = Command::new("qemu-img")
-        .args(["convert", "-U", "-O", "raw"])
-        .arg(path)
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(st.success(), "qemu-img convert {}", path.display());
-    std::fs::read(out).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

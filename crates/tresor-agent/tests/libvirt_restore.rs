@@ -16,11 +16,10 @@ mod common;
 mod libvirt_common;
 mod libvirt_guest;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{assert_same, repo, MIB};
+use common::{assert_same, backup_of, image_bytes, repo, MIB};
 use libvirt_common::{Libvirtd, TestDomains};
 use libvirt_guest::{agent, boot, domain_xml, image, tresor_checkpoints, write};
 use tresor_agent::confine::RestoreRoots;
@@ -28,11 +27,8 @@ use tresor_agent::libvirt_restore::{
     replace_domain_disks, restore_new_domain, DiskTarget, NewDomainRequest,
 };
 use tresor_agent::restore::{restore_point, RestoreMode};
-use tresor_agent::{backup_vm, VmBackupOptions, VmBackupOutcome};
-use tresor_engine::Repository;
 use tresor_libvirt::{LibvirtHost, LibvirtProvider};
 use tresor_testguest::GuestImage;
-use tresor_vm::VmRef;
 use virt::domain::Domain;
 
 const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000c1";
@@ -47,33 +43,6 @@ impl Drop for BootDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-async fn backup(repo: &Repository, p: &LibvirtProvider) -> VmBackupOutcome {
-    backup_vm(
-        repo,
-        p,
-        &VmRef(UUID.into()),
-        VmBackupOptions {
-            workers: 2,
-            ..VmBackupOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
-
-/// The guest's bytes of an image (read while a domain may hold it).
-fn image_bytes(path: &Path, out: &Path) -> Vec<u8> {
-    let _ = std::fs::remove_file(out);
-    let st = Command::new("qemu-img")
-        .args(["convert", "-U", "-O", "raw"])
-        .arg(path)
-        .arg(out)
-        .status()
-        .unwrap();
-    assert!(st.success(), "qemu-img convert {}", path.display());
-    std::fs::read(out).unwrap()
 }
 
 fn wait_for_agent(domain: &Domain) {
@@ -117,7 +86,7 @@ async fn new_domain_that_boots_and_replaced_disks_of_the_shut_off_original() -> 
     let mut expected = vec![0u8; DATA_SIZE as usize];
     write(&domain, &mut expected, 0, MIB, 1);
     write(&domain, &mut expected, 9 * MIB, MIB / 2, 2);
-    let point = backup(&repo, &provider).await.manifest;
+    let point = backup_of(&repo, &provider, UUID).await.manifest;
     assert_eq!(point.disks.len(), 2);
 
     // Restore roots as an agent has them; libvirt's QEMU must pass through.
@@ -217,7 +186,7 @@ async fn new_domain_that_boots_and_replaced_disks_of_the_shut_off_original() -> 
 
     // It boots from its replaced disks, and its next backup reads them whole.
     boot(&domain)?;
-    let next = backup(&repo, &provider).await;
+    let next = backup_of(&repo, &provider, UUID).await;
     assert!(next.full_reads >= 2, "{:?}", next.warnings);
     assert_same(
         &common::restored(&repo, &next.manifest, "vda", work.path()),

@@ -14,13 +14,11 @@ mod libvirt_common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_same, repo, restored, MIB};
+use common::{assert_same, backup_of, repo, restored, MIB};
 use libvirt_common::{Libvirtd, TestDomains};
 use rand::{RngCore, SeedableRng};
-use tresor_agent::{backup_vm, VmBackupOptions, VmBackupOutcome};
-use tresor_engine::{Consistency, Repository};
+use tresor_engine::Consistency;
 use tresor_libvirt::LibvirtProvider;
-use tresor_vm::VmRef;
 
 const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000e1";
 const SIZE: u64 = 8 * MIB;
@@ -60,20 +58,6 @@ fn random(seed: u64) -> Vec<u8> {
     data
 }
 
-async fn backup(repo: &Repository, p: &LibvirtProvider) -> VmBackupOutcome {
-    backup_vm(
-        repo,
-        p,
-        &VmRef(UUID.into()),
-        VmBackupOptions {
-            workers: 2,
-            ..VmBackupOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_file_and_block_device_disks_running_and_shut_off() -> anyhow::Result<()> {
     let _daemon = Libvirtd::ensure()?;
@@ -108,7 +92,7 @@ async fn raw_file_and_block_device_disks_running_and_shut_off() -> anyhow::Resul
         LibvirtProvider::new("qemu:///system").with_scratch_dir(t.images.join("scratch"));
 
     // Running: through libvirt's backup job; both disks as they are.
-    let first = backup(&repo, &provider).await;
+    let first = backup_of(&repo, &provider, UUID).await;
     let m = &first.manifest;
     assert_eq!(m.disks.len(), 2, "{:?}", m.disks);
     assert_same(&restored(&repo, m, "vda", work.path()), &file_bytes);
@@ -116,7 +100,7 @@ async fn raw_file_and_block_device_disks_running_and_shut_off() -> anyhow::Resul
 
     // Again: no change tracking on raw sources, so both are read whole, saying
     // why, and nothing new is stored.
-    let second = backup(&repo, &provider).await;
+    let second = backup_of(&repo, &provider, UUID).await;
     let m = &second.manifest;
     assert_eq!(second.full_reads, 2, "{:?}", second.warnings);
     for disk in ["vda", "vdb"] {
@@ -134,7 +118,7 @@ async fn raw_file_and_block_device_disks_running_and_shut_off() -> anyhow::Resul
 
     // Shut off: read directly, the block device as the file is.
     domain.destroy()?;
-    let off = backup(&repo, &provider).await;
+    let off = backup_of(&repo, &provider, UUID).await;
     let m = &off.manifest;
     assert_eq!(m.consistency, Consistency::CrashConsistent);
     assert_same(&restored(&repo, m, "vda", work.path()), &file_bytes);

@@ -21,9 +21,8 @@ use std::time::Duration;
 
 use common::service::{free_port, serve_with_local_agent, wait_for, Cli};
 use libvirt_common::{Libvirtd, TestDomains};
-use libvirt_guest::{boot, domain_xml, image, write};
+use libvirt_guest::{booted_guest, write};
 use serde_json::Value;
-use tresor_testguest::GuestImage;
 
 const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000c1";
 const MIB: u64 = 1 << 20;
@@ -36,14 +35,8 @@ fn a_libvirt_domain_is_protected_by_name_without_a_disk_backed_up_and_restored(
 ) -> anyhow::Result<()> {
     let _daemon = Libvirtd::ensure()?;
     let t = TestDomains::new("cli")?;
-    let guest = GuestImage::build()?;
-    std::fs::copy(&guest.kernel, t.images.join("vmlinuz"))?;
-    std::fs::copy(&guest.initrd, t.images.join("initrd.img"))?;
-    image(&t.images, "data.qcow2", false, DATA_SIZE);
-    image(&t.images, "fs.qcow2", true, 16 * MIB);
     let name = t.name("web");
-    let domain = t.define(&domain_xml(&name, UUID, &t.images, &t.images, ""))?;
-    boot(&domain)?;
+    let domain = booted_guest(&t, "web", UUID, DATA_SIZE)?;
     let mut expected = vec![0u8; DATA_SIZE as usize];
     write(&domain, &mut expected, 0, 2 * MIB, 7);
     write(&domain, &mut expected, 17 * MIB, MIB / 2, 8);

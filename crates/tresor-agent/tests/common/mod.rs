@@ -150,6 +150,38 @@ pub fn repo(dir: &Path) -> Arc<Repository> {
 }
 
 /// Disk `disk` of `point`, restored to a raw file and read back.
+/// A backup of `vm` by `provider` as the agent makes one (two workers); panics on failure.
+pub async fn backup_of(
+    repo: &Repository,
+    provider: &dyn tresor_vm::VmProvider,
+    vm: &str,
+) -> tresor_agent::VmBackupOutcome {
+    tresor_agent::backup_vm(
+        repo,
+        provider,
+        &tresor_vm::VmRef(vm.into()),
+        tresor_agent::VmBackupOptions {
+            workers: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// The guest's bytes of an image file (read while a VM may hold it: `qemu-img -U`).
+pub fn image_bytes(path: &Path, out: &Path) -> Vec<u8> {
+    let _ = std::fs::remove_file(out);
+    let st = Command::new("qemu-img")
+        .args(["convert", "-U", "-O", "raw"])
+        .arg(path)
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "qemu-img convert {}", path.display());
+    std::fs::read(out).unwrap()
+}
+
 pub fn restored(repo: &Repository, point: &Manifest, disk: &str, dir: &Path) -> Vec<u8> {
     let out = dir.join(format!("{}-{disk}.raw", point.id));
     restore::run(

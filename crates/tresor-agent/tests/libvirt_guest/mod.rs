@@ -13,6 +13,24 @@ use serde_json::Value;
 use tresor_libvirt::backup_api;
 use virt::domain::Domain;
 
+/// The test guest defined as domain `short` of `t` with UUID `uuid` (kernel and
+/// initrd beside its images, `vda` of `data_size` bytes, `vdb` ext4) and booted.
+pub fn booted_guest(
+    t: &crate::libvirt_common::TestDomains,
+    short: &str,
+    uuid: &str,
+    data_size: u64,
+) -> anyhow::Result<Domain> {
+    let guest = tresor_testguest::GuestImage::build()?;
+    std::fs::copy(&guest.kernel, t.images.join("vmlinuz"))?;
+    std::fs::copy(&guest.initrd, t.images.join("initrd.img"))?;
+    image(&t.images, "data.qcow2", false, data_size);
+    image(&t.images, "fs.qcow2", true, 16 << 20);
+    let domain = t.define(&domain_xml(&t.name(short), uuid, &t.images, &t.images, ""))?;
+    boot(&domain)?;
+    Ok(domain)
+}
+
 /// Bytes handed to the guest per command.
 const PIECE: usize = 48 << 10;
 
