@@ -25,11 +25,16 @@ use tresor_engine::Consistency;
 use tresor_libvirt::{backup_api, LibvirtProvider};
 
 const UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000b1";
+
+/// Held by each test while it runs: one TCG guest at a time on a 2-core machine
+/// (two booting at once under a loaded CI left both without an answering agent).
+static ONE_GUEST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const DATA_SIZE: u64 = 32 * MIB;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_off(
 ) -> anyhow::Result<()> {
+    let _one = ONE_GUEST.lock().await;
     let _daemon = Libvirtd::ensure()?;
     let t = TestDomains::new("backup")?;
     let domain = booted_guest(&t, "vm", UUID, DATA_SIZE)?;
@@ -211,6 +216,7 @@ async fn running_domain_full_incremental_restart_self_healing_excluded_and_shut_
 async fn qemu_killed_between_backups_means_one_whole_read_never_a_short_point() -> anyhow::Result<()>
 {
     const KILLED_UUID: &str = "5e0c9f4e-0000-4000-8000-0000000000b2";
+    let _one = ONE_GUEST.lock().await;
     let _daemon = Libvirtd::ensure()?;
     let t = TestDomains::new("killed")?;
     let name = t.name("vm");

@@ -166,7 +166,8 @@ pub fn boot(domain: &Domain) -> anyhow::Result<()> {
     while agent(domain, "guest-ping", serde_json::json!({})).is_err() {
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the guest agent did not answer within 90 s"
+            "the guest agent did not answer within 90 s; the guest's console said:\n{}",
+            serial_tail(domain)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -176,6 +177,23 @@ pub fn boot(domain: &Domain) -> anyhow::Result<()> {
         &[],
     )?;
     Ok(())
+}
+
+/// The last lines of the domain's serial console file (`<serial type='file'>`), to
+/// say why a guest did not come up.
+fn serial_tail(domain: &Domain) -> String {
+    let xml = domain.get_xml_desc(0).unwrap_or_default();
+    let Some(path) = xml
+        .split("<source path='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .filter(|p| p.ends_with("serial.log"))
+    else {
+        return "(no serial console file)".into();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// Writes `len` random bytes at `offset` of the guest's `/dev/vda` (synced to the
