@@ -393,10 +393,13 @@ pub fn free_port() -> u16 {
 /// `tresor serve --with-local-agent` on `port`, its agent configured by `agent_toml`,
 /// once it listens and has written `cli.json`.
 pub fn serve_with_local_agent(data: &Path, port: u16, agent_toml: &Path) -> Proc {
+    // The data folder given relative to the working folder, as scripts/try.sh does:
+    // the local agent's state folder must still come out absolute.
     let p = Proc(
         tresor_bin()
+            .current_dir(data.parent().expect("a data folder inside another"))
             .args(["serve", "--data-dir"])
-            .arg(data)
+            .arg(data.file_name().expect("a data folder's name"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--with-local-agent", "--agent-config"])
             .arg(agent_toml)

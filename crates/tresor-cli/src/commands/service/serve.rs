@@ -73,7 +73,11 @@ fn local_agent(
         .agent_config
         .as_ref()
         .context("--with-local-agent needs --agent-config FILE (docs/agent.md; its credentials and state_dir are not needed)")?;
-    let config = AgentConfig::load_local(cfg, &args.data_dir.join("local-agent"))?;
+    // Absolute: the agent's configuration refuses a relative state folder, and
+    // `--data-dir` may well be one (scripts/try.sh gives `tresor-data/server`).
+    let state_dir = std::path::absolute(args.data_dir.join("local-agent"))
+        .context("resolving the local agent's state folder under --data-dir")?;
+    let config = AgentConfig::load_local(cfg, &state_dir)?;
     let state = match load_state(&config)? {
         Some(state) => AgentState {
             server: server.url.clone(),
