@@ -31,6 +31,7 @@ use std::path::{Component, Path, PathBuf};
 
 use roxmltree::{Document, Node, ParsingOptions};
 
+use crate::backup_xml::escape;
 use crate::domain_xml::{XmlError, MAX_XML_BYTES};
 
 /// Where a new domain's direct-boot kernel, initrd and DTB may come from: libvirt's
@@ -160,21 +161,6 @@ impl Copied {
         }
         out.push_str(&format!("</{}>", self.name));
     }
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A short word (`virtio`, `pc-q35-7.2`, `host-passthrough`).
