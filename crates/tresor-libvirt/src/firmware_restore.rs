@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use tresor_vm::{SavedFile, SavedTpm};
 
-use crate::firmware_state::SavedFileBytes;
+use crate::firmware_state::{SavedFileBytes, MAX_TPM_BYTES, MAX_TPM_FILES};
 
 /// Where libvirt keeps the domains' UEFI variable stores (`<name>_VARS.fd`).
 pub const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
@@ -146,6 +146,18 @@ pub fn write_tpm(
     replace: bool,
     new_owner: (u32, u32),
 ) -> Result<usize, String> {
+    // The bounds a backup saves within: a point from a hostile host may claim more.
+    let declared = saved
+        .files
+        .iter()
+        .map(|f| f.size)
+        .fold(0u64, u64::saturating_add);
+    if saved.files.len() > MAX_TPM_FILES || declared > MAX_TPM_BYTES {
+        return Err(format!(
+            "the saved TPM state has {} files of {declared} bytes, more than the {MAX_TPM_FILES} files of {MAX_TPM_BYTES} bytes a backup saves",
+            saved.files.len()
+        ));
+    }
     let files: Vec<(PathBuf, &SavedFile)> = saved
         .files
         .iter()
@@ -296,6 +308,15 @@ mod tests {
         write_tpm(&tpm, &dir, true, me).unwrap();
         assert_eq!(std::fs::read(&permall).unwrap(), b"sealed");
         assert!(!dir.join("tpm2/tpm2-00.volatilestate").exists());
+
+        let mut many = tpm.clone();
+        many.files = vec![tpm.files[0].clone(); MAX_TPM_FILES + 1];
+        let err = write_tpm(&many, &root.path().join("many"), false, me).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        let mut large = tpm.clone();
+        large.files[0].size = MAX_TPM_BYTES + 1;
+        assert!(write_tpm(&large, &root.path().join("large"), false, me).is_err());
+        assert!(!root.path().join("many").exists() && !root.path().join("large").exists());
 
         let mut hostile = tpm.clone();
         hostile.files[0].path = "../escape".into();
